@@ -1,0 +1,320 @@
+"""Reading and validating ``[tool.mlfunnel]``: every problem at once, each with its key path."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from pytest_mlfunnel.funnel import DEFAULT_FUNNEL
+from pytest_mlfunnel.kinds import KindRegistry
+from pytest_mlfunnel.kinds.base import CheckConfig, slug
+from pytest_mlfunnel.sources.spec import SourceSpec, declare_sources
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SECTION = "tool.mlfunnel"
+TOP_LEVEL_KEYS = ("require", "funnel", "history", "project", "sources")
+DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+class ConfigError(Exception):
+    """One or more problems in the config; each is (key path, message)."""
+
+    def __init__(self, file_label: str, problems: list[tuple[str, str]]) -> None:
+        self.file_label = file_label
+        self.problems = problems
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [f"{self.file_label}: {path}: {message}" if path else f"{self.file_label}: {message}"
+                for path, message in self.problems]
+
+
+@dataclass(frozen=True)
+class CheckEntry:
+    gate: str
+    name: str  # as written
+    kind: str  # the kind key
+    config: CheckConfig
+    key_path: str
+    line: int  # 1-based line of the check in the file, 0 when unknown
+
+    @property
+    def slug(self) -> str:
+        return slug(self.name)
+
+
+@dataclass
+class FunnelConfig:
+    path: Path
+    file_label: str
+    funnel: list[str]
+    require: str | None  # a gate, "none", or None when absent
+    history: Path
+    project: str
+    sources: dict[str, SourceSpec]
+    checks: list[CheckEntry] = field(default_factory=list)
+
+
+def read_toml(path: Path, file_label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(file_label, [("", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError(file_label, [("", f"cannot read: {exc.strerror or exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file_label, [("", f"not valid TOML: {exc}")]) from None
+
+
+def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
+               environ: dict[str, str] | os._Environ[str] = os.environ) -> Any:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string, recording unset names."""
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append((key_path, f"environment variable {name} is not set "
+                                       f"(write ${{{name}:-default}} to give a default)"))
+            return match.group(0)
+        return _ENV_RE.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, f"{key_path}.{k}", problems, environ) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, f"{key_path}[{i}]", problems, environ) for i, v in enumerate(value)]
+    return value
+
+
+def load_config(path: Path, rootdir: Path, registry: KindRegistry,
+                file_label: str | None = None) -> FunnelConfig:
+    label = file_label or _label(path, rootdir)
+    document = read_toml(path, label)
+    section = document.get("tool", {}).get("mlfunnel") if isinstance(
+        document.get("tool"), dict) else None
+    if section is None:
+        raise ConfigError(label, [("", f"no [{SECTION}] section (run 'mlfunnel init' to "
+                                       "write a starter one)")])
+    if not isinstance(section, dict):
+        raise ConfigError(label, [(SECTION, "expected a table")])
+    problems: list[tuple[str, str]] = []
+    section = expand_env(section, SECTION, problems)
+    text = _read_text(path)
+
+    funnel = _parse_funnel(section.get("funnel"), problems)
+    require = _parse_require(section.get("require"), funnel, problems)
+    history = section.get("history", DEFAULT_HISTORY)
+    if not isinstance(history, str) or not history.strip():
+        problems.append((f"{SECTION}.history", "expected a path string"))
+        history = DEFAULT_HISTORY
+    project = section.get("project")
+    if project is not None and not isinstance(project, str):
+        problems.append((f"{SECTION}.project", "expected a string"))
+        project = None
+    if project is None:
+        meta = document.get("project")
+        project = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(project, str) or not project:
+        project = rootdir.name
+
+    raw_sources = section.get("sources", {})
+    sources: dict[str, SourceSpec] = {}
+    if not isinstance(raw_sources, dict):
+        problems.append((f"{SECTION}.sources", "expected a table of named sources"))
+    else:
+        sources, source_problems = declare_sources(raw_sources, f"{SECTION}.sources")
+        problems.extend(source_problems)
+
+    checks: list[CheckEntry] = []
+    for key, value in section.items():
+        if key in TOP_LEVEL_KEYS:
+            continue
+        if key not in funnel:
+            if isinstance(value, dict):
+                problems.append((f"{SECTION}.{key}", f"unknown gate {key!r} (the funnel is: "
+                                                     f"{', '.join(funnel)})"))
+            else:
+                allowed = ", ".join(TOP_LEVEL_KEYS)
+                problems.append((f"{SECTION}.{key}", f"unknown key (allowed: {allowed}, "
+                                                     "or a gate table)"))
+            continue
+        if not isinstance(value, dict):
+            problems.append((f"{SECTION}.{key}", "expected a table of checks, e.g. "
+                                                 f"[{SECTION}.{key}.<check-name>]"))
+            continue
+        for name, check_table in value.items():
+            entry = _parse_check(key, name, check_table, registry, sources, text, problems)
+            if entry is not None:
+                checks.append(entry)
+
+    if problems:
+        raise ConfigError(label, problems)
+    return FunnelConfig(path=path, file_label=label, funnel=funnel, require=require,
+                        history=(rootdir / history), project=project, sources=sources,
+                        checks=checks)
+
+
+def _label(path: Path, rootdir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(rootdir.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _parse_funnel(raw: Any, problems: list[tuple[str, str]]) -> list[str]:
+    if raw is None:
+        return list(DEFAULT_FUNNEL)
+    where = f"{SECTION}.funnel"
+    if not isinstance(raw, list) or not raw or not all(isinstance(g, str) for g in raw):
+        problems.append((where, "expected a non-empty list of gate names"))
+        return list(DEFAULT_FUNNEL)
+    seen: set[str] = set()
+    for gate in raw:
+        if gate in seen:
+            problems.append((where, f"gate {gate!r} appears twice"))
+        elif not _NAME_RE.match(gate) or gate in TOP_LEVEL_KEYS or gate == "none":
+            problems.append((where, f"{gate!r} cannot be a gate name (letters, digits, "
+                                    "_ . - only; not a reserved key)"))
+        seen.add(gate)
+    return list(dict.fromkeys(raw))
+
+
+def _parse_require(raw: Any, funnel: list[str], problems: list[tuple[str, str]]) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or (raw != "none" and raw not in funnel):
+        problems.append((f"{SECTION}.require",
+                         f"expected a gate name or 'none', got {raw!r} (gates: "
+                         f"{', '.join(funnel)})"))
+        return None
+    return raw
+
+
+def _parse_check(gate: str, name: str, table: Any, registry: KindRegistry,
+                 sources: dict[str, SourceSpec], text: str,
+                 problems: list[tuple[str, str]]) -> CheckEntry | None:
+    key_path = f"{SECTION}.{gate}.{name}"
+    if not isinstance(table, dict):
+        problems.append((key_path, f"expected a check table with one kind key "
+                                   f"({', '.join(registry.keys)})"))
+        return None
+    if not _NAME_RE.match(name):
+        problems.append((key_path, "a check name may use letters, digits, _ . - only"))
+        return None
+    kinds = [k for k in table if k in registry.keys]
+    if not kinds:
+        problems.append((key_path, f"no check kind: give exactly one of "
+                                   f"{', '.join(registry.keys)}"))
+        return None
+    if len(kinds) > 1:
+        problems.append((key_path, f"two kind keys in one check: {', '.join(kinds)} "
+                                   "(split it into two checks)"))
+        return None
+    kind_key = kinds[0]
+    try:
+        kind = registry.get(kind_key)
+    except Exception as exc:  # a broken third-party kind must not crash collection
+        problems.append((key_path, f"check kind {kind_key!r} cannot be loaded: {exc}"))
+        return None
+    try:
+        config = kind.config_model.model_validate(
+            table, context={"sources": sources, "key_path": key_path})
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, key_path, kind.config_model))
+        return None
+    return CheckEntry(gate=gate, name=name, kind=kind_key, config=config, key_path=key_path,
+                      line=find_line(text, gate, name))
+
+
+def _pydantic_problems(exc: ValidationError, key_path: str, model: type[CheckConfig]
+                       ) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"] if not _is_union_tag(part)]
+        path = key_path
+        for part in loc:
+            path += f"[{part}]" if part.isdigit() else f".{part}"
+        kind = error["type"]
+        message = str(error["msg"])
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(model, loc[:-1])
+            message = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        elif kind == "missing":
+            message = "missing required key"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        elif message.startswith("Assertion failed, "):
+            message = message[len("Assertion failed, "):]
+        if "input" in error and kind not in ("extra_forbidden", "missing", "value_error"):
+            message += f" (got {error['input']!r})"
+        entry = (path, message)
+        if entry not in problems:
+            problems.append(entry)
+    return problems
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic puts the union member's name in the loc (e.g. "str", "list[str]")
+    return isinstance(part, str) and (part in {"str", "int", "float", "bool"}
+                                      or "[" in part or part.startswith(("function-", "lax-")))
+
+
+def _allowed_keys(model: type[CheckConfig], loc: list[str]) -> list[str]:
+    current: Any = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        current = _model_in(fields[part].annotation)
+        if current is None:
+            return []
+    fields = getattr(current, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def find_line(text: str, gate: str, name: str) -> int:
+    """The 1-based line where a check is written (its table header, else its key)."""
+    part = r"""(?:%s|"%s"|'%s')"""
+    gate_re, name_re = (part % ((re.escape(x),) * 3) for x in (gate, name))
+    patterns = [
+        rf"^\s*\[\s*tool\s*\.\s*mlfunnel\s*\.\s*{gate_re}\s*\.\s*{name_re}\s*\]",
+        rf"^\s*\[\s*tool\s*\.\s*mlfunnel\s*\.\s*{gate_re}\s*\.\s*{name_re}\s*\.",
+        rf"^\s*{gate_re}\s*\.\s*{name_re}\s*[.=]",
+        rf"^\s*{name_re}\s*[.=]",
+    ]
+    for pattern in patterns:
+        match = re.search(pattern, text, re.MULTILINE)
+        if match:
+            return text.count("\n", 0, match.start()) + 1
+    return 0

@@ -1,0 +1,195 @@
+"""Funnel semantics: gate status, stage reached, the verdict. Pure Python, no pytest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DEFAULT_FUNNEL: tuple[str, ...] = (
+    "data", "problem", "model", "organization",
+    "deployment", "usage", "effectiveness", "maintenance",
+)
+
+GATE_QUESTIONS: dict[str, str] = {
+    "data": "enough data, of good quality, joinable?",
+    "problem": "an important, well-articulated business problem?",
+    "model": "is the model well built?",
+    "organization": "do politics, economics, culture permit it?",
+    "deployment": "deployed well?",
+    "usage": "is it used?",
+    "effectiveness": "does it move the real-world KPI?",
+    "maintenance": "is it maintained well?",
+}
+
+CriterionStatus = Literal["passed", "failed", "error", "warned", "waived", "skipped"]
+GateStatus = Literal["passed", "warned", "failed", "empty", "not run"]
+NOT_PASSED = ("failed", "error")
+
+
+@dataclass
+class CriterionResult:
+    id: str
+    gate: str
+    check: str
+    kind: str
+    status: CriterionStatus
+    evidence: str = "measured"
+    observed: Any = None
+    expected: str | None = None
+    message: str = ""
+    duration_s: float = 0.0
+    details: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GateResult:
+    name: str
+    status: GateStatus
+    passed: int
+    total: int
+    criteria: list[CriterionResult]
+    configured: int  # criteria planned for this gate (0: empty)
+
+    @property
+    def first_failure(self) -> CriterionResult | None:
+        return next((c for c in self.criteria if c.status in NOT_PASSED), None)
+
+
+@dataclass
+class Verdict:
+    funnel: list[str]
+    required: str | None  # a gate, "none", or None
+    stage: int  # number of gates reached
+    reached: str | None  # the last gate reached, None when none
+    funnel_ok: bool  # the funnel alone: required gate reached / no blocking criterion failed
+    partial: bool
+    tests_failed: int  # ordinary (non-funnel) tests that failed
+    reasons: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.funnel_ok and self.tests_failed == 0
+
+    @property
+    def enforced(self) -> bool:
+        """The required gate is enforced: a full run with a real required gate."""
+        return self.required not in (None, "none") and not self.partial
+
+    def line(self) -> str:
+        total = len(self.funnel)
+        reached = self.reached or "none"
+        parts = [f"stage reached: {reached} ({self.stage}/{total})"]
+        if self.required is None:
+            parts.append("required: none set")
+        else:
+            parts.append(f"required: {self.required}")
+        if self.partial:
+            parts.append("partial run")
+        elif self.required == "none":
+            parts.append("REPORT ONLY")
+        elif self.required is not None and not self.funnel_ok:
+            parts.append("BELOW REQUIRED GATE")
+        elif self.required is None and not self.funnel_ok:
+            parts.append("CRITERIA FAILED")
+        else:
+            parts.append("OK")
+        if self.tests_failed:
+            plural = "s" if self.tests_failed != 1 else ""
+            parts.append(f"{self.tests_failed} test{plural} failed")
+        return " · ".join(parts)
+
+
+def gate_index(funnel: Sequence[str], gate: str) -> int:
+    return list(funnel).index(gate)
+
+
+def blocks(gate: str, funnel: Sequence[str], required: str | None) -> bool:
+    """Does a failure of a criterion in ``gate`` fail the run?"""
+    if required is None:
+        return True
+    if required == "none":
+        return False
+    return gate_index(funnel, gate) <= gate_index(funnel, required)
+
+
+def gate_status(ran: Sequence[CriterionResult], configured: int) -> GateStatus:
+    counted = [c for c in ran if c.status != "skipped"]
+    if configured == 0 and not counted:
+        return "empty"
+    if not counted:
+        return "not run"
+    if any(c.status in NOT_PASSED for c in counted):
+        return "failed"
+    if any(c.status in ("warned", "waived") for c in counted):
+        return "warned"
+    return "passed"
+
+
+def build_gates(funnel: Sequence[str], results: Iterable[CriterionResult],
+                configured: dict[str, int]) -> list[GateResult]:
+    by_gate: dict[str, list[CriterionResult]] = {g: [] for g in funnel}
+    for result in results:
+        by_gate.setdefault(result.gate, []).append(result)
+    gates = []
+    for name in funnel:
+        ran = by_gate[name]
+        counted = [c for c in ran if c.status != "skipped"]
+        gates.append(GateResult(
+            name=name,
+            status=gate_status(ran, configured.get(name, 0)),
+            passed=sum(c.status == "passed" for c in counted),
+            total=len(counted),
+            criteria=ran,
+            configured=max(configured.get(name, 0), len(ran)),
+        ))
+    return gates
+
+
+def stage_reached(gates: Sequence[GateResult]) -> int:
+    stage = 0
+    for gate in gates:
+        if gate.status not in ("passed", "warned"):
+            break
+        stage += 1
+    return stage
+
+
+def decide(funnel: Sequence[str], required: str | None, gates: Sequence[GateResult],
+           partial: bool, tests_failed: int = 0) -> Verdict:
+    stage = stage_reached(gates)
+    reached = gates[stage - 1].name if stage else None
+    reasons: list[str] = []
+    blocking_failures = [
+        c for g in gates for c in g.criteria
+        if c.status in NOT_PASSED and blocks(g.name, funnel, required)
+    ]
+    if required == "none":
+        funnel_ok = True
+    elif required is None or partial:
+        funnel_ok = not blocking_failures
+        if blocking_failures:
+            n = len(blocking_failures)
+            reasons.append(f"{n} blocking criteri{'on' if n == 1 else 'a'} failed")
+    else:
+        needed = gate_index(funnel, required) + 1
+        funnel_ok = stage >= needed
+        if not funnel_ok:
+            stopper = gates[stage]
+            if stopper.status == "empty":
+                reasons.append(f"gate {stopper.name} is empty (nothing configured for it) "
+                               f"and the required gate is {required}")
+            elif stopper.status == "not run":
+                reasons.append(f"gate {stopper.name} was not run and the required gate is "
+                               f"{required}")
+            else:
+                reasons.append(f"gate {stopper.name} failed and the required gate is "
+                               f"{required}")
+            for gate in gates[stage + 1:needed]:
+                if gate.status == "empty":
+                    reasons.append(f"gate {gate.name} is empty (nothing configured for it) "
+                                   f"and the required gate is {required}")
+    return Verdict(funnel=list(funnel), required=required, stage=stage, reached=reached,
+                   funnel_ok=funnel_ok, partial=partial, tests_failed=tests_failed,
+                   reasons=reasons)

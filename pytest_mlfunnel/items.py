@@ -1,0 +1,132 @@
+"""Collection tree: the config file -> one collector per gate -> per check -> criterion items."""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_mlfunnel.kinds.base import Criterion, EvalContext
+from pytest_mlfunnel.outcome import CriterionError, Outcome, to_builtin
+from pytest_mlfunnel.sources.spec import mask_urls_in
+
+if TYPE_CHECKING:
+    from _pytest._code.code import ExceptionInfo, TerminalRepr
+
+    from pytest_mlfunnel.config import CheckEntry
+    from pytest_mlfunnel.session import FunnelSession
+
+
+class CriterionFailed(Exception):
+    """Raised by a criterion item that did not pass; carries its outcome."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+class ConfigFile(pytest.File):
+    """The TOML file holding ``[tool.mlfunnel]``: its children are the gates."""
+
+    funnel: FunnelSession
+
+    def collect(self) -> Iterator[GateCollector]:
+        for gate in self.funnel.config.funnel:
+            if any(entry.gate == gate for entry in self.funnel.config.checks):
+                yield GateCollector.from_parent(self, name=gate)
+
+
+class GateCollector(pytest.Collector):
+    def collect(self) -> Iterator[CheckCollector]:
+        funnel = self.parent.funnel  # type: ignore[union-attr]
+        for entry in funnel.config.checks:
+            if entry.gate == self.name:
+                node = CheckCollector.from_parent(self, name=entry.slug)
+                node.entry = entry
+                yield node
+
+
+class CheckCollector(pytest.Collector):
+    entry: CheckEntry
+
+    def collect(self) -> Iterator[CriterionItem]:
+        funnel: FunnelSession = self.parent.parent.funnel  # type: ignore[union-attr]
+        for criterion in funnel.plan(self.entry):
+            yield CriterionItem.from_parent(self, name=criterion.name, entry=self.entry,
+                                            criterion=criterion, funnel=funnel)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, self.entry.line - 1 if self.entry.line else None, self.entry.key_path
+
+
+def _callobj_for(fixtures: tuple[str, ...]) -> Any:
+    """A function whose parameters are the fixture names, so pytest resolves them."""
+
+    def criterion(**kwargs: Any) -> None:  # pragma: no cover - never called directly
+        pass
+
+    params = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in fixtures]
+    criterion.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    return criterion
+
+
+class CriterionItem(pytest.Function):
+    """One criterion. A ``pytest.Function`` so it can receive fixtures."""
+
+    def __init__(self, *, entry: CheckEntry, criterion: Criterion, funnel: FunnelSession,
+                 **kwargs: Any) -> None:
+        super().__init__(callobj=_callobj_for(criterion.fixtures), **kwargs)
+        self.entry = entry
+        self.criterion = criterion
+        self.funnel = funnel
+        self.outcome: Outcome | None = None
+        self.add_marker(pytest.mark.funnel(entry.gate))
+        self.user_properties.extend([
+            ("gate", entry.gate), ("check", entry.name), ("kind", entry.kind),
+        ])
+
+    @property
+    def evidence(self) -> str:
+        return self.criterion.evidence or self.funnel.evidence_of(self.entry.kind)
+
+    def runtest(self) -> None:
+        fixtures = {name: self.funcargs[name] for name in self.criterion.fixtures}
+        context = EvalContext(rootdir=self.funnel.rootdir, fixtures=fixtures,
+                              shared=self.funnel.shared)
+        started = time.perf_counter()
+        try:
+            outcome = self.criterion.evaluate(context)
+            if not isinstance(outcome, Outcome):
+                raise TypeError(f"check kind {self.entry.kind!r} returned {outcome!r}, "
+                                "not an Outcome")
+        except CriterionError as exc:
+            outcome = Outcome.error(str(exc), self.criterion.expected)
+        except Exception as exc:  # a crash in a check must not lose the rest of the run
+            outcome = Outcome.error(f"{type(exc).__name__}: {exc}", self.criterion.expected)
+        outcome.message = mask_urls_in(outcome.message)
+        outcome.details = [mask_urls_in(line) for line in outcome.details]
+        outcome.observed = to_builtin(outcome.observed)
+        if outcome.expected is None:
+            outcome.expected = self.criterion.expected
+        self.duration_s = time.perf_counter() - started
+        self.outcome = outcome
+        self.user_properties.extend([
+            ("observed", "" if outcome.observed is None else str(outcome.observed)),
+            ("expected", outcome.expected or ""),
+        ])
+        if outcome.status != "passed":
+            raise CriterionFailed(outcome)
+
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException],
+                     style: Any = None) -> str | TerminalRepr:
+        if isinstance(excinfo.value, CriterionFailed):
+            return self.funnel.describe_failure(self, excinfo.value.outcome)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        line = self.entry.line - 1 if self.entry.line else None
+        # not a suffix of the node id: pytest would turn the dots of "slices.north.r2" into "::"
+        return self.path, line, f"[{self.entry.key_path}] {self.name}"

@@ -1,0 +1,174 @@
+"""The shape every check kind has: a config model, a plan of criteria, an evaluation.
+
+A kind is one module with one ``CheckKind`` subclass::
+
+    class OwnersConfig(CheckConfig):
+        owners: ExpectationField
+        file: str | None = None
+
+    class OwnersKind(CheckKind):
+        key = "owners"               # the key only this kind has
+        evidence = "attested"
+        config_model = OwnersConfig
+
+        def plan(self, check, ctx):
+            return [Criterion("owners", lambda ev: evaluate(check, ev), expected=check.owners.text)]
+
+and one line in ``kinds/__init__.py``'s ``BUILTIN_KINDS`` (third-party kinds return their
+class from the ``pytest_mlfunnel_check_kinds`` hook). ``plan`` runs at collection time, on
+every xdist worker, and must give the same criteria everywhere; ``evaluate`` runs when the
+item runs. Criteria of one source share work through ``ctx.shared``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, model_validator
+
+from pytest_mlfunnel.expectations import Expectation, ExpectationError, parse_duration
+from pytest_mlfunnel.outcome import Outcome
+from pytest_mlfunnel.sources.spec import SourceError, SourceSpec, parse_source
+
+Evidence = Literal["measured", "attested"]
+
+
+# --------------------------------------------------------------------------- field types
+def _expectation(value: Any) -> Expectation:
+    try:
+        return Expectation.parse(value)
+    except ExpectationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _source(value: Any, info: ValidationInfo) -> SourceSpec:
+    context = info.context or {}
+    declared: dict[str, SourceSpec] = context.get("sources", {})
+    try:
+        return parse_source(value, declared, context.get("key_path", ""))
+    except SourceError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration such as '30 days', got {value!r}")
+    if isinstance(value, int | float):
+        raise ValueError(f"a duration needs a unit: '{value} days'?")
+    try:
+        return parse_duration(value)
+    except ExpectationError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _iso_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise ValueError(f"expected an ISO date such as 2027-03-31, got {value!r}")
+
+
+#: ``">= 0.8"`` parsed into an :class:`Expectation`.
+ExpectationField = Annotated[Expectation, PlainValidator(_expectation)]
+#: A source name from ``[tool.mlfunnel.sources]``, a path, a URL or an inline table.
+Source = Annotated[SourceSpec, PlainValidator(_source)]
+#: ``"30 days"`` in seconds.
+Duration = Annotated[float, PlainValidator(_duration)]
+IsoDate = Annotated[dt.date, PlainValidator(_iso_date)]
+
+
+class Waiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str
+    until: IsoDate
+
+    @model_validator(mode="after")
+    def _reason_given(self) -> Waiver:
+        if not self.reason.strip():
+            raise ValueError("a waiver needs a reason")
+        return self
+
+
+class CheckConfig(BaseModel):
+    """Keys every check accepts. Kind models subclass it and add their own keys."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+    description: str | None = None
+    severity: Literal["block", "warn"] = "block"
+    waive: Waiver | None = None
+
+
+# --------------------------------------------------------------------------- criteria
+@dataclass
+class PlanContext:
+    """What a kind may use while planning (collection time)."""
+
+    rootdir: Path
+    config_path: Path
+    gate: str
+    check: str
+    key_path: str  # e.g. "tool.mlfunnel.data.train"
+    shared: dict[Any, Any]  # per-process store shared by all checks of the session
+
+    def shared_value(self, key: Any, factory: Callable[[], Any]) -> Any:
+        if key not in self.shared:
+            self.shared[key] = factory()
+        return self.shared[key]
+
+
+@dataclass
+class EvalContext:
+    """What a criterion receives when its item runs."""
+
+    rootdir: Path
+    fixtures: dict[str, Any]  # the values of the fixtures the criterion asked for
+    shared: dict[Any, Any]
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+    def shared_value(self, key: Any, factory: Callable[[], Any]) -> Any:
+        if key not in self.shared:
+            self.shared[key] = factory()
+        return self.shared[key]
+
+
+@dataclass
+class Criterion:
+    """One collected item: ``name`` becomes the last part of the node id."""
+
+    name: str
+    evaluate: Callable[[EvalContext], Outcome]
+    fixtures: tuple[str, ...] = ()
+    expected: str | None = None  # shown before the run (collect-only, junit properties)
+    evidence: Evidence | None = None  # None: the kind's evidence
+
+
+class CheckKind:
+    """Base class of a check kind. Subclasses set ``key``, ``config_model``, ``plan``."""
+
+    key: ClassVar[str]
+    evidence: ClassVar[Evidence] = "measured"
+    config_model: ClassVar[type[CheckConfig]]
+
+    def plan(self, check: Any, ctx: PlanContext) -> list[Criterion]:
+        raise NotImplementedError
+
+
+_SLUG_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def slug(text: str) -> str:
+    """A node-id-safe name: letters, digits, ``_ . -`` only."""
+    cleaned = _SLUG_RE.sub("-", text.strip()).strip("-")
+    return cleaned or "item"

@@ -1,0 +1,81 @@
+"""pytest entry point of pytest-mlfunnel: options, the marker, and the switch.
+
+PYTEST_DONT_REWRITE
+
+Nothing heavy is imported here: pydantic, DuckDB and narwhals load only with ``--funnel``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_mlfunnel.session import FunnelSession
+
+funnel_session_key = pytest.StashKey["FunnelSession"]()
+
+_ACTIVATING_OPTIONS = ("funnel_only", "funnel_require", "funnel_config", "funnel_json",
+                       "funnel_html", "funnel_record", "funnel_no_regress")
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_mlfunnel import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlfunnel", "ML funnel (pytest-mlfunnel)")
+    group.addoption("--funnel", action="store_true", default=False,
+                    help="Run the [tool.mlfunnel] criteria with the tests and print the funnel.")
+    group.addoption("--funnel-only", action="store_true", default=False,
+                    help="Run only funnel criteria and funnel-marked tests (implies --funnel).")
+    group.addoption("--funnel-require", metavar="GATE", default=None,
+                    help="Override 'require': the gate the project must reach, or 'none' to "
+                         "only report.")
+    group.addoption("--funnel-config", metavar="PATH", default=None,
+                    help="Read [tool.mlfunnel] from this TOML file instead of pyproject.toml.")
+    group.addoption("--funnel-json", metavar="PATH", default=None,
+                    help="Write the JSON report (schema mlfunnel-report/1).")
+    group.addoption("--funnel-html", metavar="PATH", default=None,
+                    help="Write a self-contained HTML report.")
+    group.addoption("--funnel-record", metavar="RELEASE", nargs="?", const="", default=None,
+                    help="Append this run to the history; release defaults to the git tag at "
+                         "HEAD, else the short commit.")
+    group.addoption("--funnel-no-regress", action="store_true", default=False,
+                    help="Fail when the stage reached is below the last recorded release's.")
+
+
+def funnel_enabled(config: pytest.Config) -> bool:
+    if config.getoption("funnel", False):
+        return True
+    return any(config.getoption(name, None) not in (None, False) for name in _ACTIVATING_OPTIONS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "funnel(gate, severity='block'): make this test a criterion of a funnel gate "
+        "(pytest-mlfunnel).",
+    )
+    if not funnel_enabled(config):
+        return
+    from pytest_mlfunnel.session import FunnelSession
+
+    session = FunnelSession.from_config(config)
+    config.stash[funnel_session_key] = session
+    config.pluginmanager.register(session, "mlfunnel-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(funnel_session_key, None)
+    if session is not None:
+        config.pluginmanager.unregister(session)
+        del config.stash[funnel_session_key]
+
+
+def pytest_report_header(config: pytest.Config) -> Any:
+    session = config.stash.get(funnel_session_key, None)
+    return session.header() if session is not None else None

@@ -1,0 +1,45 @@
+"""Which release a run belongs to: the hook, --funnel-record=RELEASE, the git tag, the commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def git(rootdir: Path, *args: str) -> str | None:
+    """Run a git command in rootdir; None when git is missing or the command fails."""
+    try:
+        done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def short_commit(rootdir: Path) -> str | None:
+    return git(rootdir, "rev-parse", "--short", "HEAD")
+
+
+def tag_at_head(rootdir: Path) -> str | None:
+    return git(rootdir, "describe", "--tags", "--exact-match", "HEAD")
+
+
+def detect_release(config: Any, rootdir: Path) -> tuple[str | None, str | None]:
+    """(release, commit). Release: hook answer, given name, tag at HEAD, short commit, date."""
+    commit = short_commit(rootdir)
+    answer = config.hook.pytest_mlfunnel_release(config=config)
+    if answer:
+        return str(answer), commit
+    given = config.getoption("funnel_record", None)
+    if given:
+        return str(given), commit
+    tag = tag_at_head(rootdir)
+    if tag:
+        return tag, commit
+    if commit:
+        return commit, commit
+    return dt.date.today().isoformat(), None

@@ -1,0 +1,1 @@
+"""Renderers: each reads one Report and never live state."""

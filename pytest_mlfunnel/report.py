@@ -1,0 +1,87 @@
+"""The one report object every renderer reads (schema ``mlfunnel-report/1``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pytest_mlfunnel.funnel import CriterionResult, GateResult, Verdict
+
+SCHEMA = "mlfunnel-report/1"
+
+
+@dataclass
+class Report:
+    project: str
+    release: str | None
+    commit: str | None
+    created: str
+    verdict: Verdict
+    gates: list[GateResult]
+    config_file: str = "pyproject.toml"
+    previous: dict[str, Any] | None = None  # the last recorded release, when history exists
+    notes: list[str] = field(default_factory=list)  # e.g. corrupt history lines skipped
+
+    @property
+    def funnel(self) -> list[str]:
+        return self.verdict.funnel
+
+    def to_dict(self, with_criteria: bool = True) -> dict[str, Any]:
+        verdict = self.verdict
+        data: dict[str, Any] = {
+            "schema": SCHEMA,
+            "project": self.project,
+            "release": self.release,
+            "commit": self.commit,
+            "created": self.created,
+            "funnel": list(verdict.funnel),
+            "required": verdict.required,
+            "reached": verdict.reached,
+            "stage": verdict.stage,
+            "ok": verdict.ok,
+            "partial": verdict.partial,
+            "verdict": verdict.line(),
+            "reasons": list(verdict.reasons),
+            "gates": [],
+        }
+        for gate in self.gates:
+            entry: dict[str, Any] = {
+                "name": gate.name,
+                "status": gate.status,
+                "passed": gate.passed,
+                "total": gate.total,
+            }
+            if with_criteria:
+                entry["criteria"] = [criterion_dict(c) for c in gate.criteria]
+            data["gates"].append(entry)
+        return data
+
+    def to_json(self, with_criteria: bool = True) -> str:
+        return json.dumps(self.to_dict(with_criteria), indent=2, sort_keys=False, default=str)
+
+
+def criterion_dict(result: CriterionResult) -> dict[str, Any]:
+    data = asdict(result)
+    data.pop("gate", None)
+    if not data["details"]:
+        data.pop("details")
+    if not data["extra"]:
+        data.pop("extra")
+    data["duration_s"] = round(float(data["duration_s"]), 6)
+    return data
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace(
+        "+00:00", "Z")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file so that a reader never sees half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

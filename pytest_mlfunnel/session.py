@@ -1,0 +1,362 @@
+"""The funnel session: one object per pytest run, registered as a plugin when ``--funnel`` is on.
+
+Hooks here stay thin; the funnel logic is in ``funnel.py``, rendering in ``render/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
+from pytest_mlfunnel.funnel import (
+    CriterionResult,
+    Verdict,
+    blocks,
+    build_gates,
+    decide,
+)
+from pytest_mlfunnel.items import ConfigFile, CriterionItem
+from pytest_mlfunnel.kinds import KindRegistry
+from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
+from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.report import Report, utc_now, write_atomic
+from pytest_mlfunnel.sources.spec import mask_urls_in
+
+_FINAL_FIELDS = ("id", "gate", "check", "kind", "status", "evidence", "observed", "expected",
+                 "message", "duration_s", "details", "extra")
+
+
+def is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class FunnelSession:
+    def __init__(self, pytest_config: pytest.Config, config: FunnelConfig,
+                 registry: KindRegistry, require: str | None) -> None:
+        self.pytest_config = pytest_config
+        self.config = config
+        self.registry = registry
+        self.require = require
+        self.rootdir = Path(pytest_config.rootpath)
+        self.shared: dict[Any, Any] = {}
+        self.today = dt.date.today()
+        self._plans: dict[str, list[Criterion]] = {}
+        self._config_collected = False
+        self.results: dict[str, dict[str, Any]] = {}
+        self.failed_tests: set[str] = set()
+        self.report: Report | None = None
+        self.file_nodeid = self._nodeid_of(config.path)
+
+    # ------------------------------------------------------------------ setup
+    @classmethod
+    def from_config(cls, pytest_config: pytest.Config) -> FunnelSession:
+        registry = KindRegistry()
+        for kinds in pytest_config.hook.pytest_mlfunnel_check_kinds():
+            try:
+                registry.extend(kinds or [], origin="pytest_mlfunnel_check_kinds")
+            except (ValueError, TypeError) as exc:
+                raise pytest.UsageError(f"mlfunnel: {exc}") from None
+        rootdir = Path(pytest_config.rootpath)
+        option = pytest_config.getoption("funnel_config")
+        if option:
+            path = Path(option)
+            path = path if path.is_absolute() else Path(pytest_config.invocation_params.dir) / path
+            if not path.is_file():
+                raise pytest.UsageError(f"--funnel-config: {option}: file not found")
+        else:
+            path = rootdir / "pyproject.toml"
+        try:
+            funnel_config = load_config(path, rootdir, registry)
+        except ConfigError as exc:
+            raise pytest.UsageError(*exc.lines()) from None
+        require = funnel_config.require
+        override = pytest_config.getoption("funnel_require")
+        if override is not None:
+            if override != "none" and override not in funnel_config.funnel:
+                raise pytest.UsageError(
+                    f"--funnel-require: unknown gate {override!r} (gates: "
+                    f"{', '.join(funnel_config.funnel)}, or 'none')")
+            require = override
+        return cls(pytest_config, funnel_config, registry, require)
+
+    def _nodeid_of(self, path: Path) -> str:
+        try:
+            return path.resolve().relative_to(self.rootdir.resolve()).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    def header(self) -> str:
+        required = self.require if self.require is not None else "none set"
+        return (f"mlfunnel: {self.config.file_label} · {len(self.config.funnel)} gates · "
+                f"{len(self.config.checks)} checks · required: {required}")
+
+    def evidence_of(self, kind: str) -> str:
+        return self.registry.get(kind).evidence
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, entry: CheckEntry) -> list[Criterion]:
+        """The criteria of one check, planned once per process (cheap, deterministic)."""
+        if entry.key_path in self._plans:
+            return self._plans[entry.key_path]
+        context = PlanContext(rootdir=self.rootdir, config_path=self.config.path,
+                              gate=entry.gate, check=entry.name, key_path=entry.key_path,
+                              shared=self.shared)
+        try:
+            criteria = list(self.registry.get(entry.kind).plan(entry.config, context))
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, CriterionError) else (
+                f"{type(exc).__name__}: {exc}")
+
+            def failing(_: Any, message: str = message) -> Outcome:
+                return Outcome.error(message)
+
+            criteria = [Criterion("check", failing)]
+        seen: dict[str, int] = {}
+        for criterion in criteria:
+            name = slug(criterion.name)
+            if name in seen:
+                seen[name] += 1
+                name = f"{name}-{seen[name]}"
+            else:
+                seen[name] = 1
+            criterion.name = name
+        self._plans[entry.key_path] = criteria
+        return criteria
+
+    def planned_ids(self) -> dict[str, str]:
+        """Every criterion the config yields: node id -> gate."""
+        ids: dict[str, str] = {}
+        for entry in self.config.checks:
+            for criterion in self.plan(entry):
+                ids[f"{self.file_nodeid}::{entry.gate}::{entry.slug}::{criterion.name}"] = (
+                    entry.gate)
+        return ids
+
+    # ------------------------------------------------------------------ collection
+    def pytest_collect_file(self, file_path: Path, parent: pytest.Collector
+                            ) -> ConfigFile | None:
+        if file_path.resolve() == self.config.path.resolve():
+            self._config_collected = True
+            node: ConfigFile = ConfigFile.from_parent(parent, path=file_path)
+            node.funnel = self
+            return node
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
+                                      items: list[pytest.Item]) -> None:
+        if not self._config_collected:
+            # pytest was pointed at tests/ or a file: the criteria still belong to the run.
+            node = ConfigFile.from_parent(session, path=self.config.path)
+            node.funnel = self
+            self._config_collected = True
+            items[:0] = list(session.genitems(node))
+        problems = []
+        for item in items:
+            if isinstance(item, CriterionItem):
+                continue
+            marker = item.get_closest_marker("funnel")
+            if marker is None:
+                continue
+            gate = marker.args[0] if marker.args else marker.kwargs.get("gate")
+            if gate not in self.config.funnel:
+                problems.append(f"{item.nodeid}: @pytest.mark.funnel({gate!r}): unknown gate "
+                                f"(gates: {', '.join(self.config.funnel)})")
+                continue
+            item.user_properties.append(("gate", gate))
+        if problems:
+            raise pytest.UsageError(*problems)
+        if config.getoption("funnel_only"):
+            keep = [i for i in items if isinstance(i, CriterionItem)
+                    or i.get_closest_marker("funnel") is not None]
+            dropped = [i for i in items if i not in keep]
+            if dropped:
+                items[:] = keep
+                config.hook.pytest_deselected(items=dropped)
+
+    # ------------------------------------------------------------------ running
+    def _gate_of(self, item: pytest.Item) -> tuple[str, str] | None:
+        """(gate, severity) for funnel items, None for ordinary tests."""
+        if isinstance(item, CriterionItem):
+            return item.entry.gate, item.entry.config.severity
+        marker = item.get_closest_marker("funnel")
+        if marker is None:
+            return None
+        gate = marker.args[0] if marker.args else marker.kwargs.get("gate")
+        return str(gate), str(marker.kwargs.get("severity", "block"))
+
+    def finalize(self, status: str, message: str, gate: str, severity: str,
+                 waiver: Any) -> tuple[str, str, str | None]:
+        """Apply waiver and severity: (status, message, xfail reason or None)."""
+        if status not in ("failed", "error"):
+            return status, message, None
+        if waiver is not None:
+            if waiver.until >= self.today:
+                return "waived", message, f"waived until {waiver.until}: {waiver.reason}"
+            message = (f"{message} (the waiver expired on {waiver.until}: "
+                       f"{waiver.reason})").strip()
+        if severity == "warn":
+            return "warned", message, f"warn: {message}"
+        if not blocks(gate, self.config.funnel, self.require):
+            if self.require == "none":
+                return status, message, "report only (require = none)"
+            return status, message, f"above required gate {self.require}"
+        return status, message, None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
+                                  ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report: pytest.TestReport = yield
+        where = self._gate_of(item)
+        if where is None:
+            return report
+        gate, severity = where
+        record = self._record(item, call, report, gate)
+        if record is None:
+            return report
+        waiver = item.entry.config.waive if isinstance(item, CriterionItem) else None
+        status, message, xfail_reason = self.finalize(record["status"], record["message"],
+                                                      gate, severity, waiver)
+        record["status"], record["message"] = status, message
+        if xfail_reason is not None and report.failed:
+            report.outcome = "skipped"
+            report.wasxfail = xfail_reason  # type: ignore[attr-defined]
+        report.mlfunnel = record  # type: ignore[attr-defined]
+        return report
+
+    def _record(self, item: pytest.Item, call: pytest.CallInfo[None],
+                report: pytest.TestReport, gate: str) -> dict[str, Any] | None:
+        """The plain-builtin record of this phase, or None when the phase says nothing."""
+        if report.when != "call" and report.passed:
+            return None
+        if isinstance(item, CriterionItem):
+            check, kind, evidence = item.entry.name, item.entry.kind, item.evidence
+        else:
+            check, kind, evidence = item.name, "test", "measured"
+        record: dict[str, Any] = {
+            "id": item.nodeid, "gate": gate, "check": check, "kind": kind, "phase": report.when,
+            "evidence": evidence, "observed": None, "expected": None, "message": "",
+            "duration_s": float(report.duration), "details": [], "extra": {},
+        }
+        if report.skipped and not hasattr(report, "wasxfail"):
+            record["status"] = "skipped"
+            return record
+        if hasattr(report, "wasxfail"):  # the test's own xfail mark
+            record["status"] = "skipped"
+            record["message"] = f"xfail: {report.wasxfail}"
+            return record
+        outcome = getattr(item, "outcome", None) if report.when == "call" else None
+        if isinstance(item, CriterionItem) and isinstance(outcome, Outcome):
+            record.update(status=outcome.status, observed=outcome.observed,
+                          expected=outcome.expected, message=outcome.message,
+                          details=list(outcome.details), extra=dict(outcome.extra),
+                          duration_s=float(getattr(item, "duration_s", report.duration)))
+            return record
+        if isinstance(item, CriterionItem):
+            record["expected"] = item.criterion.expected
+        if report.passed:
+            record["status"] = "passed"
+        elif report.when == "call" and not isinstance(item, CriterionItem):
+            record["status"] = "failed"
+            record["message"] = _first_line(call)
+        else:
+            record["status"] = "error"
+            record["message"] = f"{report.when} failed: {_first_line(call)}"
+        return record
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "mlfunnel", None)
+        if record is None:
+            if report.failed and not hasattr(report, "wasxfail"):
+                self.failed_tests.add(report.nodeid)
+            return
+        previous = self.results.get(record["id"])
+        if record["phase"] == "teardown" and previous is not None:
+            if previous["status"] in ("passed", "warned", "waived"):
+                self.results[record["id"]] = record
+            return
+        if record["phase"] == "call" or previous is None:
+            self.results[record["id"]] = record
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.failed_tests.add(report.nodeid or "<collection>")
+
+    # ------------------------------------------------------------------ verdict
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if is_worker(self.pytest_config):
+            return
+        if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
+                          pytest.ExitCode.USAGE_ERROR):
+            return
+        self.report = self.build_report()
+        verdict = self.report.verdict
+        if verdict.enforced and not verdict.funnel_ok and session.exitstatus in (
+                pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        json_path = self.pytest_config.getoption("funnel_json")
+        if json_path:
+            target = Path(self.pytest_config.invocation_params.dir) / json_path
+            try:
+                write_atomic(target, self.report.to_json() + "\n")
+            except OSError as exc:
+                self.report.notes.append(f"could not write {json_path}: {exc.strerror or exc}")
+        self.pytest_config.hook.pytest_mlfunnel_report(report=self.report)
+
+    def build_report(self) -> Report:
+        planned = self.planned_ids()
+        configured: dict[str, int] = {}
+        for gate in planned.values():
+            configured[gate] = configured.get(gate, 0) + 1
+        order = {nodeid: i for i, nodeid in enumerate(planned)}
+        records = sorted(self.results.values(),
+                         key=lambda r: (order.get(r["id"], len(order)), r["id"]))
+        results = [CriterionResult(**{k: r[k] for k in _FINAL_FIELDS}) for r in records
+                   if r["gate"] in self.config.funnel]
+        partial = any(nodeid not in self.results for nodeid in planned)
+        gates = build_gates(self.config.funnel, results, configured)
+        verdict: Verdict = decide(self.config.funnel, self.require, gates, partial,
+                                  tests_failed=len(self.failed_tests))
+        release, commit = self._release()
+        return Report(project=self.config.project, release=release, commit=commit,
+                      created=utc_now(), verdict=verdict, gates=gates,
+                      config_file=self.config.file_label)
+
+    def _release(self) -> tuple[str | None, str | None]:
+        from pytest_mlfunnel.release import detect_release
+
+        return detect_release(self.pytest_config, self.rootdir)
+
+    # ------------------------------------------------------------------ output
+    def describe_failure(self, item: CriterionItem, outcome: Outcome) -> str:
+        entry = item.entry
+        where = f"{self.config.file_label}:{entry.line}" if entry.line else self.config.file_label
+        lines = [mask_urls_in(outcome.message) or outcome.status,
+                 f"  ({outcome.status} · {where} [{entry.key_path}] {item.name})"]
+        lines += [f"    {line}" for line in outcome.details]
+        return "\n".join(lines)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.report is None or is_worker(self.pytest_config):
+            return
+        from pytest_mlfunnel.render.terminal import render_terminal
+
+        terminalreporter.write_sep("=", "ml funnel")
+        encoding = getattr(getattr(terminalreporter, "_tw", None), "_file", None)
+        encoding = getattr(encoding, "encoding", None) or "utf-8"
+        for text, markup in render_terminal(self.report, terminalreporter._tw.fullwidth,
+                                            encoding):
+            terminalreporter.write_line(text, **markup)
+
+
+def _first_line(call: pytest.CallInfo[None]) -> str:
+    if call.excinfo is None:
+        return ""
+    text = call.excinfo.exconly().strip()
+    return text.splitlines()[0] if text else call.excinfo.typename

@@ -1,0 +1,1 @@
+"""Sources of evidence, kept apart from checks: a check asks, a source answers."""

@@ -1,0 +1,188 @@
+"""Named numbers: metrics files (.json, .toml), fixtures returning mappings, and the readers
+other modules register (SQL first row, Prometheus text, JSON over HTTP).
+
+A reader turns a SourceSpec into a ``MetricSet``; ``MetricSet.resolve`` answers a metric name
+(dotted path, ``*`` for one level). Readers for more formats register in ``READERS`` by
+format (``"prom"``) or URL scheme (``"sqlite"``, ``"http"``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_mlfunnel.kinds.base import EvalContext
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.spec import SourceSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MAX_NAMES_SHOWN = 12
+
+
+class MetricSet:
+    """Flat ``dotted.name -> value`` metrics with wildcard lookup."""
+
+    def __init__(self, values: Mapping[str, Any], origin: str) -> None:
+        self.values = dict(values)
+        self.origin = origin
+
+    def names(self) -> list[str]:
+        return list(self.values)
+
+    def resolve(self, pattern: str) -> list[tuple[str, Any]]:
+        """Every (name, value) the pattern matches; ``*`` matches exactly one level."""
+        if "*" not in pattern:
+            return [(pattern, self.values[pattern])] if pattern in self.values else []
+        wanted = pattern.split(".")
+        found = []
+        for name, value in self.values.items():
+            parts = name.split(".")
+            if len(parts) == len(wanted) and all(
+                    w == "*" or w == p for w, p in zip(wanted, parts, strict=True)):
+                found.append((name, value))
+        return found
+
+    def describe_names(self) -> str:
+        names = self.names()
+        shown = ", ".join(names[:MAX_NAMES_SHOWN])
+        more = f" and {len(names) - MAX_NAMES_SHOWN} more" if len(names) > MAX_NAMES_SHOWN else ""
+        return shown + more if names else "none"
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings (and lists) -> dotted names."""
+    flat: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        items: list[tuple[str, Any]] = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, list | tuple):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return {prefix: value} if prefix else {}
+    for key, inner in items:
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(inner, Mapping | list | tuple):
+            flat.update(flatten(inner, name))
+        else:
+            flat[name] = inner
+    return flat
+
+
+Reader = Callable[[SourceSpec, Path], MetricSet]
+#: format or URL scheme -> reader. Other modules add entries (see ``register_reader``).
+READERS: dict[str, Reader] = {}
+_LOADED_OPTIONAL = False
+
+
+def register_reader(*keys: str) -> Callable[[Reader], Reader]:
+    def decorate(reader: Reader) -> Reader:
+        for key in keys:
+            READERS[key] = reader
+        return reader
+    return decorate
+
+
+def _load_optional_readers() -> None:
+    """Readers for SQL and Prometheus live in their own modules; import them on first use."""
+    global _LOADED_OPTIONAL
+    if _LOADED_OPTIONAL:
+        return
+    _LOADED_OPTIONAL = True
+    import importlib
+
+    for module in ("pytest_mlfunnel.sources.sql", "pytest_mlfunnel.sources.prometheus",
+                   "pytest_mlfunnel.sources.http_metrics"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def from_object(value: Any, origin: str) -> MetricSet:
+    if isinstance(value, MetricSet):
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    elif hasattr(value, "model_dump"):
+        value = value.model_dump()
+    if not isinstance(value, Mapping):
+        raise CriterionError(f"{origin} returned {type(value).__name__}, expected a mapping "
+                             "of metric names to numbers")
+    return MetricSet(flatten(value), origin)
+
+
+@register_reader("json")
+def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
+    path = _existing(spec, rootdir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CriterionError(f"{spec.display()}: not valid JSON (line {exc.lineno}: "
+                             f"{exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise CriterionError(f"{spec.display()}: expected a JSON object of metrics, "
+                             f"got {type(data).__name__}")
+    return MetricSet(flatten(data), spec.display())
+
+
+@register_reader("toml")
+def read_toml_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
+    path = _existing(spec, rootdir)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise CriterionError(f"{spec.display()}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
+    return MetricSet(flatten(data), spec.display())
+
+
+def _existing(spec: SourceSpec, rootdir: Path) -> Path:
+    path = spec.resolve_path(rootdir)
+    if not path.exists():
+        raise CriterionError(f"{spec.display()}: file not found (expected at {path}; "
+                             "an earlier CI step should write it)")
+    if path.is_dir():
+        raise CriterionError(f"{spec.display()}: is a directory, expected a metrics file")
+    return path
+
+
+def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = None
+                 ) -> MetricSet:
+    """Read a metrics source. Files, databases and URLs are read once per session."""
+    if spec.fixture is not None:
+        if context is None or spec.fixture not in context.fixtures:
+            raise CriterionError(f"fixture {spec.fixture!r} is not available here")
+        return from_object(context.fixtures[spec.fixture], f"fixture {spec.fixture!r}")
+    if context is not None:
+        return context.shared_value(("metrics", spec.cache_key()),
+                                    lambda: _read(spec, rootdir))
+    return _read(spec, rootdir)
+
+
+def _read(spec: SourceSpec, rootdir: Path) -> MetricSet:
+    _load_optional_readers()
+    if spec.url is not None:
+        scheme = spec.url_scheme.split("+", 1)[0]
+        reader = READERS.get(scheme)
+        if reader is None:
+            raise CriterionError(f"{spec.display()}: no metrics reader for {scheme}:// URLs")
+        return reader(spec, rootdir)
+    suffix = spec.suffix
+    reader = READERS.get(suffix)
+    if reader is None:
+        known = ", ".join(sorted(k for k in READERS if k.isalpha() and len(k) <= 5))
+        raise CriterionError(f"{spec.display()}: cannot read metrics from a .{suffix or '?'} "
+                             f"file (metrics files: {known})")
+    return reader(spec, rootdir)
