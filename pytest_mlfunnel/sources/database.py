@@ -1,0 +1,74 @@
+"""Databases and warehouses: SQLite through the standard library, everything else through
+SQLAlchemy (the optional ``sql`` extra). Queries run in the database; only results come back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.spec import SourceSpec
+
+SQL_EXTRA_HINT = "pip install 'pytest-mlfunnel[sql]' (SQLAlchemy and a driver)"
+
+
+def is_database_url(url: str) -> bool:
+    scheme = urlsplit(url).scheme.lower()
+    return bool(scheme) and scheme not in ("http", "https", "file")
+
+
+def sqlite_path(url: str, rootdir: Path) -> Path:
+    """``sqlite:///ops/usage.db`` is relative to the rootdir; ``sqlite:////abs`` is absolute."""
+    rest = url.split(":///", 1)[1] if ":///" in url else url.split("://", 1)[1]
+    rest = unquote(rest.split("?", 1)[0])
+    path = Path(rest)
+    return path if path.is_absolute() else rootdir / path
+
+
+def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] = ()
+              ) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one query; returns (column names, rows). Errors become one CriterionError line."""
+    assert spec.url is not None
+    scheme = spec.url_scheme
+    if scheme == "sqlite":
+        path = sqlite_path(spec.url, rootdir)
+        if not path.exists():
+            raise CriterionError(f"{spec.display()}: database file not found ({path})")
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
+                cursor = conn.execute(sql, tuple(params))
+                columns = [d[0] for d in cursor.description or ()]
+                return columns, [tuple(row) for row in cursor.fetchall()]
+        except sqlite3.Error as exc:
+            raise CriterionError(f"{spec.display()}: SQL error: {exc}") from None
+    try:
+        import sqlalchemy
+    except ModuleNotFoundError:
+        raise CriterionError(f"{spec.display()}: {scheme}:// needs SQLAlchemy: "
+                             f"{SQL_EXTRA_HINT}") from None
+    try:
+        engine = sqlalchemy.create_engine(spec.url, pool_pre_ping=False)
+    except Exception as exc:  # unknown dialect, missing driver
+        raise CriterionError(f"{spec.display()}: cannot open: {_short(exc)} "
+                             f"({SQL_EXTRA_HINT})") from None
+    try:
+        with engine.connect() as conn:
+            result = conn.exec_driver_sql(sql, tuple(params)) if params else conn.exec_driver_sql(sql)
+            columns = list(result.keys())
+            return columns, [tuple(row) for row in result.fetchall()]
+    except Exception as exc:
+        raise CriterionError(f"{spec.display()}: {_short(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _short(exc: Exception) -> str:
+    """The first line of a driver error, without SQLAlchemy's background links."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first.split("(Background on this error")[0].strip()
