@@ -1,0 +1,551 @@
+"""Tables answered in SQL: files and eager frames in DuckDB, databases in their own SQL.
+
+One ``SqlEngine`` writes the aggregate pass for three dialects (``duckdb``, ``sqlite``,
+``postgresql``; other SQLAlchemy databases get the PostgreSQL/ANSI forms). Everything runs
+where the data is; only aggregate rows come back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import glob
+import itertools
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.database import run_query
+from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.tabular import OFFENDING_LIMIT, Agg, Engine, log_query
+
+Executor = Callable[[str, str], list[tuple[Any, ...]]]  # (sql, purpose) -> rows
+
+_DUCK_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+              "UINTEGER", "UBIGINT", "UHUGEINT"}
+_PG_INTS = {"smallint", "integer", "bigint"}
+_PG_FLOATS = {"real", "double precision", "numeric"}
+_PG_STRINGS = {"text", "character varying", "character", "name", "\"char\"", "citext", "uuid"}
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def duckdb_dtype(type_name: str) -> str:
+    t = type_name.upper()
+    if t in _DUCK_INTS:
+        return "int"
+    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "float"
+    if t == "VARCHAR" or t.startswith("ENUM"):
+        return "string"
+    if t == "BOOLEAN":
+        return "bool"
+    if t.startswith("TIMESTAMP"):
+        return "datetime"
+    if t == "DATE":
+        return "date"
+    return "other"
+
+
+def sqlite_declared_dtype(declared: str) -> str:
+    """SQLite's affinity rules, plus the names people use for booleans and dates."""
+    t = declared.upper()
+    if "BOOL" in t:
+        return "bool"
+    if "DATETIME" in t or "TIMESTAMP" in t:
+        return "datetime"
+    if t == "DATE":
+        return "date"
+    if "INT" in t:
+        return "int"
+    if any(word in t for word in ("CHAR", "CLOB", "TEXT")):
+        return "string"
+    if any(word in t for word in ("REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL")):
+        return "float"
+    return "other"
+
+
+def postgres_dtype(type_name: str) -> str:
+    t = type_name.lower()
+    base = t.split("(")[0].strip()
+    if base in _PG_INTS:
+        return "int"
+    if base in _PG_FLOATS:
+        return "float"
+    if base in _PG_STRINGS:
+        return "string"
+    if base == "boolean":
+        return "bool"
+    if base.startswith("timestamp"):
+        return "datetime"
+    if base == "date":
+        return "date"
+    return "other"
+
+
+def python_dtype(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float | decimal.Decimal):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dt.datetime):
+        return "datetime"
+    if isinstance(value, dt.date):
+        return "date"
+    return "other"
+
+
+def plain(value: Any) -> Any:
+    """Database scalars as Python numbers: Decimal -> float (int when whole-valued ints)."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+class SqlEngine(Engine):
+    """Aggregates over ``source`` (a table/view name or a parenthesised query) in one SELECT."""
+
+    def __init__(self, display: str, source: str, dialect: str, execute: Executor,
+                 schema_loader: Callable[[], dict[str, str]], connection_id: Any = None) -> None:
+        self.display = display
+        self.source = source
+        self.dialect = dialect
+        self._execute = execute
+        self._schema_loader = schema_loader
+        self._schema: dict[str, str] | None = None
+        self.connection_id = connection_id  # engines on one connection join in one query
+
+    # ------------------------------------------------------------------ basics
+    def run(self, sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        log_query(purpose, self.display, sql)
+        return self._execute(sql, purpose)
+
+    def schema(self) -> dict[str, str]:
+        if self._schema is None:
+            self._schema = self._schema_loader()
+        return self._schema
+
+    def _from(self) -> str:
+        return f"{self.source} AS t"
+
+    def _clean(self, column: str) -> str:
+        """The column with NaN turned into NULL (NaN counts as a null everywhere)."""
+        name = quote(column)
+        if self.schema().get(column) != "float":
+            return name
+        if self.dialect == "duckdb":
+            return f"CASE WHEN NOT isnan({name}) THEN {name} END"
+        if self.dialect == "postgresql":
+            return f"CASE WHEN {name} <> 'NaN' THEN {name} END"
+        return name  # SQLite stores NaN as NULL
+
+    def literal(self, value: Any, dtype: str) -> str:
+        if value is None:
+            return "NULL"
+        if dtype == "string":
+            text = value if isinstance(value, str) else (
+                str(value).lower() if isinstance(value, bool) else str(value))
+            return "'" + text.replace("'", "''") + "'"
+        if dtype == "bool":
+            if isinstance(value, bool) or value in (0, 1):
+                truth = bool(value)
+                if self.dialect == "sqlite":
+                    return "1" if truth else "0"
+                return "TRUE" if truth else "FALSE"
+            raise CriterionError(f"{value!r} is not a boolean")
+        if dtype in ("int", "float"):
+            if isinstance(value, bool):
+                return "1" if value else "0"
+            if isinstance(value, int | float) and math.isfinite(value):
+                return repr(value)
+            raise CriterionError(f"{value!r} is not a number")
+        if dtype in ("datetime", "date") and isinstance(value, str | dt.date):
+            text = value.isoformat() if isinstance(value, dt.date) else value
+            kind = "DATE" if dtype == "date" else "TIMESTAMP"
+            if self.dialect == "sqlite":
+                return "'" + text.replace("'", "''") + "'"
+            return f"CAST('{text}' AS {kind})"
+        raise CriterionError(f"{value!r} cannot be compared with a {dtype} column")
+
+    def _in_list(self, column: str, values: list[Any]) -> str:
+        dtype = self.schema()[column]
+        try:
+            items = [self.literal(v, dtype) for v in values if v is not None]
+        except CriterionError as exc:
+            raise CriterionError(f"{column}: {exc}, but {column} is {dtype}") from None
+        return ", ".join(dict.fromkeys(items)) or "NULL"
+
+    # ------------------------------------------------------------------ the pass
+    def _expressions(self, agg: Agg) -> list[str]:
+        """SELECT expressions for one aggregate (histograms take several)."""
+        op, column = agg.op, agg.column
+        if op == "rows":
+            return ["count(*)"]
+        if op == "duplicate_rows":
+            if self.dialect == "duckdb":
+                return ["count(*) - count(DISTINCT t)"]
+            return [f"count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {self.source} "
+                    "AS s) AS d)"]
+        assert column is not None
+        x = self._clean(column)
+        if op == "count":
+            return [f"count({x})"]
+        if op == "nulls":
+            return [f"count(*) - count({x})"]
+        if op in ("min", "max", "sum"):
+            return [f"{op}({x})"]
+        if op == "mean":
+            return [f"avg({x})"]
+        if op == "var":
+            if self.dialect == "sqlite":
+                mean = f"(SELECT avg({x}) FROM {self.source} AS m)"
+                return [f"CASE WHEN count({x}) > 1 THEN sum(({x} - {mean}) * ({x} - {mean})) "
+                        f"/ (count({x}) - 1) END"]
+            return [f"var_samp({x})"]
+        if op == "distinct":
+            return [f"count(DISTINCT {x})"]
+        if op == "quantiles":
+            qs = ", ".join(repr(float(q)) for q in agg.arg)
+            if self.dialect == "duckdb":
+                return [f"quantile_cont({x}, [{qs}])"]
+            if self.dialect == "postgresql":
+                return [f"percentile_cont(ARRAY[{qs}]::float8[]) WITHIN GROUP (ORDER BY {x})"]
+            return []  # SQLite: its own window query
+        if op == "histogram":
+            edges = [float(e) for e in agg.arg]
+            parts = [f"count(CASE WHEN {x} < {edges[0]!r} THEN 1 END)"]
+            parts += [f"count(CASE WHEN {x} >= {lo!r} AND {x} < {hi!r} THEN 1 END)"
+                      for lo, hi in itertools.pairwise(edges)]
+            parts.append(f"count(CASE WHEN {x} >= {edges[-1]!r} THEN 1 END)")
+            return parts
+        if op == "value_counts":
+            return [f"histogram({x})"] if self.dialect == "duckdb" else []
+        if op == "not_in":
+            return [f"count(CASE WHEN {x} IS NOT NULL AND {x} NOT IN "
+                    f"({self._in_list(column, list(agg.arg))}) THEN 1 END)"]
+        raise CriterionError(f"unknown aggregate {op!r}")
+
+    def compute(self, aggs: list[Agg], purpose: str = "aggregate") -> list[Any]:
+        plans = [(agg, self._expressions(agg)) for agg in aggs]
+        columns = [e for _, exprs in plans for e in exprs]
+        row: tuple[Any, ...] = ()
+        if columns:
+            row = self.run(f"SELECT {', '.join(columns)} FROM {self._from()}", purpose)[0]
+        results: list[Any] = []
+        position = 0
+        for agg, exprs in plans:
+            values = row[position:position + len(exprs)]
+            position += len(exprs)
+            if not exprs:
+                results.append(self._separately(agg))
+            else:
+                results.append(self._shape(agg, list(values)))
+        return results
+
+    def _shape(self, agg: Agg, values: list[Any]) -> Any:
+        op = agg.op
+        if op == "histogram":
+            return [int(v) for v in values]
+        value = values[0]
+        if op in ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in"):
+            return int(value or 0)
+        if op in ("sum", "mean", "var"):
+            return None if value is None else float(value)
+        if op == "quantiles":
+            return [None if v is None else float(v) for v in (value or [None] * len(agg.arg))]
+        if op == "value_counts":
+            counts = sorted(((k, int(v)) for k, v in (value or {}).items() if k is not None),
+                            key=lambda kv: -kv[1])
+            return dict(counts[:int(agg.arg or len(counts) or 1)])
+        return plain(value)
+
+    def _separately(self, agg: Agg) -> Any:
+        """The few aggregates a dialect cannot put in the pass: one more query each."""
+        assert agg.column is not None
+        x = self._clean(agg.column)
+        if agg.op == "value_counts":
+            cap = int(agg.arg) if agg.arg else 10_000
+            rows = self.run(f"SELECT {x} AS v, count(*) AS n FROM {self._from()} WHERE {x} IS "
+                            f"NOT NULL GROUP BY {x} ORDER BY n DESC LIMIT {cap}",
+                            "value_counts")
+            return {plain(v): int(n) for v, n in rows}
+        if agg.op == "quantiles":
+            return self._window_quantiles(x, [float(q) for q in agg.arg], self._from())
+        raise CriterionError(f"unknown aggregate {agg.op!r}")
+
+    def _window_quantiles(self, x: str, qs: list[float], source: str) -> list[float | None]:
+        """Exact linear-interpolated quantiles with window functions (SQLite)."""
+        picks = " OR ".join(f"r = CAST({q!r} * (n - 1) AS INTEGER) OR "
+                            f"r = CAST({q!r} * (n - 1) AS INTEGER) + 1" for q in qs)
+        rows = self.run(f"SELECT r, n, v FROM (SELECT {x} AS v, row_number() OVER (ORDER BY {x})"
+                        f" - 1 AS r, count(*) OVER () AS n FROM {source} WHERE {x} IS NOT NULL)"
+                        f" AS w WHERE {picks}", "quantiles")
+        if not rows:
+            return [None] * len(qs)
+        n = int(rows[0][1])
+        by_rank = {int(r): float(v) for r, _, v in rows}
+        out: list[float | None] = []
+        for q in qs:
+            pos = q * (n - 1)
+            lo = int(pos)
+            hi = min(lo + 1, n - 1)
+            out.append(by_rank[lo] + (by_rank[hi] - by_rank[lo]) * (pos - lo))
+        return out
+
+    # ------------------------------------------------------------------ on demand
+    def offending(self, column: str, mode: str, arg: Any, dtype: str) -> list[Any]:
+        x = self._clean(column)
+        name = quote(column)
+        if mode == "null":
+            # rows whose column is null: show the other columns of a few such rows
+            rows = self.run(f"SELECT * FROM {self._from()} WHERE {x} IS NULL LIMIT "
+                            f"{OFFENDING_LIMIT}", "offending")
+            return [list(map(plain, r)) for r in rows]
+        if mode == "duplicated":
+            rows = self.run(f"SELECT {name} FROM {self._from()} WHERE {name} IS NOT NULL "
+                            f"GROUP BY {name} HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT "
+                            f"{OFFENDING_LIMIT}", "offending")
+            return [plain(r[0]) for r in rows]
+        if mode == "not_in":
+            cond = f"{x} NOT IN ({self._in_list(column, list(arg))})"
+        elif mode in ("below", "above"):
+            op = "<" if mode == "below" else ">"
+            cond = f"{x} {op} {self.literal(arg, dtype)}"
+        else:
+            raise CriterionError(f"unknown offending mode {mode!r}")
+        order = "ASC" if mode == "below" else "DESC"
+        if mode == "not_in":
+            sql = (f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL AND {cond} "
+                   f"GROUP BY {x} ORDER BY count(*) DESC LIMIT {OFFENDING_LIMIT}")
+        else:
+            sql = (f"SELECT DISTINCT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL AND "
+                   f"{cond} ORDER BY v {order} LIMIT {OFFENDING_LIMIT}")
+        return [plain(r[0]) for r in self.run(sql, "offending")]
+
+    def grouped(self, by: str, aggs: list[Agg]) -> dict[Any, list[Any]]:
+        plans = [(agg, self._expressions(agg)) for agg in aggs]
+        if any(not exprs for _, exprs in plans):
+            raise CriterionError(f"{self.display}: this database cannot compute "
+                                 f"{next(a.op for a, e in plans if not e)} per group")
+        columns = [e for _, exprs in plans for e in exprs]
+        key = quote(by)
+        rows = self.run(f"SELECT {key}, {', '.join(columns)} FROM {self._from()} GROUP BY {key}",
+                        "grouped")
+        out: dict[Any, list[Any]] = {}
+        for row in rows:
+            values, position = [], 1
+            for agg, exprs in plans:
+                values.append(self._shape(agg, list(row[position:position + len(exprs)])))
+                position += len(exprs)
+            out[plain(row[0])] = values
+        return out
+
+    def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
+        cols = ", ".join(quote(c) for c in columns)
+        numbered = f"(SELECT {cols}, row_number() OVER () AS mlfunnel_rn FROM {self._from()}) AS s"
+        if self.dialect == "duckdb":
+            order = f"hash(mlfunnel_rn + {int(seed)})"
+        elif self.dialect == "postgresql":
+            order = f"md5(mlfunnel_rn::text || '-{int(seed)}')"
+        else:  # a multiplicative hash in 31 bits: reproducible without extensions
+            order = f"((mlfunnel_rn + {int(seed)}) * 2654435761) % 2147483647"
+        rows = self.run(f"SELECT {cols} FROM {numbered} ORDER BY {order} LIMIT {int(limit)}",
+                        "sample")
+        return {c: [plain(r[i]) for r in rows] for i, c in enumerate(columns)}
+
+    def join_match_native(self, on: list[str], other: Engine, other_on: list[str]
+                          ) -> tuple[int, int] | None:
+        if not isinstance(other, SqlEngine) or self.connection_id is None or (
+                other.connection_id != self.connection_id):
+            return None
+        mine, theirs = self.schema(), other.schema()
+        text = "VARCHAR" if self.dialect == "duckdb" else "TEXT"
+        keys, conds = [], []
+        for i, (a, b) in enumerate(zip(on, other_on, strict=True)):
+            left, right = f"t.{quote(a)}", quote(b)
+            if mine[a] != theirs[b]:
+                left, right = f"CAST({left} AS {text})", f"CAST({right} AS {text})"
+            keys.append(f"{right} AS k{i}")
+            conds.append(f"{left} = o.k{i}")
+        sql = (f"SELECT count(*), count(o.mlfunnel_hit) FROM {self._from()} LEFT JOIN "
+               f"(SELECT DISTINCT {', '.join(keys)}, 1 AS mlfunnel_hit FROM {other.source} AS u)"
+               f" AS o ON {' AND '.join(conds)}")
+        row = self.run(sql, "join")[0]
+        return int(row[0]), int(row[1])
+
+    def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
+        keys = ", ".join(quote(c) for c in on)
+        present = " AND ".join(f"{quote(c)} IS NOT NULL" for c in on)
+        return [tuple(plain(v) for v in row) for row in self.run(
+            f"SELECT {keys}, count(*) FROM {self._from()} WHERE {present} GROUP BY {keys}",
+            "join keys")]
+
+    def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
+        keys = ", ".join(quote(c) for c in by)
+        groups = f"(SELECT count(*) AS n FROM {self._from()} GROUP BY {keys})"
+        sizes = SqlEngine(self.display, groups, self.dialect, self._execute,
+                          lambda: {"n": "int"}, self.connection_id)
+        wanted = [Agg("mean", "n"), Agg("min", "n"), Agg("max", "n"),
+                  Agg("quantiles", "n", [0.5])]
+        mean, low, high, quantiles = sizes.compute(wanted, "group sizes")
+        found = {"mean": mean, "min": low, "max": high, "median": quantiles[0]}
+        return {s: (0.0 if found[s] is None else float(found[s])) for s in stats}
+
+
+# --------------------------------------------------------------------------- DuckDB
+def duckdb_connection(shared: dict[Any, Any]) -> Any:
+    """One in-memory DuckDB per process: every file and eager frame is a view on it."""
+    def connect() -> Any:
+        import duckdb
+
+        return duckdb.connect(":memory:")
+
+    key = ("tabular", "duckdb")
+    if key not in shared:
+        shared[key] = connect()
+    return shared[key]
+
+
+def duckdb_executor(connection: Any, display: str, prefix: str = "") -> Executor:
+    import duckdb
+
+    def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        try:
+            rows: list[tuple[Any, ...]] = connection.execute(sql).fetchall()
+            return rows
+        except duckdb.Error as exc:
+            raise CriterionError(f"{display}: {prefix}{_first_line(exc)}") from None
+    return execute
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def duckdb_schema(execute: Executor, source: str, display: str) -> Callable[[], dict[str, str]]:
+    def load() -> dict[str, str]:
+        log_query("schema", display, f"DESCRIBE SELECT * FROM {source}")
+        rows = execute(f"DESCRIBE SELECT * FROM {source}", "schema")
+        return {str(r[0]): duckdb_dtype(str(r[1])) for r in rows}
+    return load
+
+
+_FILE_READERS = {
+    "parquet": "read_parquet", "pq": "read_parquet",
+    "csv": "read_csv", "csv.gz": "read_csv", "txt": "read_csv",
+    "tsv": "read_csv", "tsv.gz": "read_csv", "tab": "read_csv",
+    "jsonl": "read_json", "ndjson": "read_json", "json": "read_json",
+    "jsonl.gz": "read_json", "ndjson.gz": "read_json", "json.gz": "read_json",
+}
+
+
+def _duck_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_duck_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"'{k}': {_duck_literal(v)}" for k, v in value.items()) + "}"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEngine:
+    """A view over the file(s) in the process's DuckDB; nothing is read until a query runs."""
+    display = spec.display()
+    path = spec.resolve_path(rootdir)
+    pattern = str(path)
+    if glob.has_magic(pattern):
+        files = sorted(glob.glob(pattern, recursive=True))
+        if not files:
+            raise CriterionError(f"{display}: no file matches {spec.path}")
+    elif not path.exists():
+        raise CriterionError(f"{display}: file not found (expected at {path}; an earlier CI "
+                             "step should write it)")
+    elif path.is_dir():
+        raise CriterionError(f"{display}: is a directory; give a glob such as "
+                             f"{spec.path}/*.parquet")
+    suffix = spec.suffix if spec.format or not glob.has_magic(pattern) else (
+        SourceSpec(path=Path(pattern).name).suffix)
+    reader = _FILE_READERS.get(suffix)
+    if reader is None:
+        known = ", ".join(sorted({"." + k for k in _FILE_READERS}))
+        raise CriterionError(f"{display}: cannot read a table from a .{suffix or '?'} file "
+                             f"(tables: {known}; or set format = ...)")
+    options = dict(spec.options)
+    if suffix.startswith("tsv") or suffix == "tab":
+        options.setdefault("delim", "\t")
+    if reader == "read_json" and suffix != "json" and suffix != "json.gz":
+        options.setdefault("format", "newline_delimited")
+    args = "".join(f", {k} = {_duck_literal(v)}" for k, v in options.items())
+    connection = duckdb_connection(shared)
+    counter = shared.setdefault(("tabular", "views"), itertools.count())
+    view = f"mlfunnel_t{next(counter)}"
+    fmt = suffix.split(".")[0]
+    execute = duckdb_executor(connection, display, prefix=f"cannot read as {fmt}: ")
+    source = f"{reader}({_duck_literal(pattern)}{args})"
+    try:
+        connection.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+    except Exception as exc:
+        raise CriterionError(f"{display}: cannot read as {fmt}: {_first_line(exc)}") from None
+    return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
+                     connection_id=id(connection))
+
+
+# --------------------------------------------------------------------------- databases
+def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
+    """``url`` + ``table`` or ``query``: every aggregate runs in the database."""
+    display = spec.display()
+    if spec.table:
+        source = ".".join(quote(part) for part in spec.table.split("."))
+    elif spec.query:
+        source = f"({spec.query.strip().rstrip(';')})"
+    else:
+        raise CriterionError(f"{display}: a database table source needs table = ... or "
+                             "query = ...")
+    scheme = spec.url_scheme.split("+", 1)[0]
+    dialect = "sqlite" if scheme == "sqlite" else "postgresql"
+
+    def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        if dialect == "postgresql" and scheme.startswith("postgres"):
+            sql = sql.replace("%", "%%")  # psycopg reads % as a placeholder
+        return run_query(spec, sql, rootdir)[1]
+
+    def schema() -> dict[str, str]:
+        names = [c for c in _column_names(spec, source, rootdir)]
+        log_query("schema", display, f"SELECT * FROM {source} LIMIT 0")
+        if scheme == "sqlite" and spec.table:
+            rows = execute(f"SELECT name, type FROM pragma_table_info('"
+                           f"{spec.table.replace(chr(39), chr(39) * 2)}')", "schema")
+            declared = {str(r[0]): sqlite_declared_dtype(str(r[1] or "")) for r in rows}
+            if all(v != "other" for v in declared.values()):
+                return {n: declared.get(n, "other") for n in names}
+        if scheme.startswith("postgres"):
+            types = ", ".join(f"pg_typeof(t.{quote(n)})::text" for n in names)
+            rows = execute(f"SELECT {types} FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM "
+                           f"{source} AS s LIMIT 1) AS t ON TRUE", "schema")
+            return {n: postgres_dtype(str(v)) for n, v in zip(names, rows[0], strict=True)}
+        # Dynamic types (SQLite queries, other databases): the first non-null value says.
+        firsts = ", ".join(f"(SELECT {quote(n)} FROM {source} AS s WHERE {quote(n)} IS NOT "
+                           "NULL LIMIT 1)" for n in names)
+        row = execute(f"SELECT {firsts}", "schema")[0] if names else ()
+        return {n: python_dtype(v) if v is not None else "other"
+                for n, v in zip(names, row, strict=True)}
+
+    return SqlEngine(display, source, dialect, execute, schema,
+                     connection_id=("db", spec.url))
+
+
+def _column_names(spec: SourceSpec, source: str, rootdir: Path) -> list[str]:
+    columns, _ = run_query(spec, f"SELECT * FROM {source} AS s LIMIT 0", rootdir)
+    return columns
