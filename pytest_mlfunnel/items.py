@@ -83,6 +83,8 @@ class CriterionItem(pytest.Function):
         self.criterion = criterion
         self.funnel = funnel
         self.outcome: Outcome | None = None
+        self.final_status: str | None = None
+        self.xfail_reason: str | None = None
         self.add_marker(pytest.mark.funnel(entry.gate))
         self.user_properties.extend([
             ("gate", entry.gate), ("check", entry.name), ("kind", entry.kind),
@@ -112,6 +114,10 @@ class CriterionItem(pytest.Function):
         if outcome.expected is None:
             outcome.expected = self.criterion.expected
         self.duration_s = time.perf_counter() - started
+        status, outcome.message, self.xfail_reason = self.funnel.finalize(
+            outcome.status, outcome.message, self.entry.gate, self.entry.config.severity,
+            self.entry.config.waive)
+        self.final_status = status
         self.outcome = outcome
         self.user_properties.extend([
             ("observed", "" if outcome.observed is None else str(outcome.observed)),

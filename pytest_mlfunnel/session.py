@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.fixtures import FixtureLookupError
 
 from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
 from pytest_mlfunnel.funnel import (
@@ -19,7 +20,9 @@ from pytest_mlfunnel.funnel import (
     blocks,
     build_gates,
     decide,
+    fold_regression,
 )
+from pytest_mlfunnel.history import History
 from pytest_mlfunnel.items import ConfigFile, CriterionItem
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
@@ -50,6 +53,8 @@ class FunnelSession:
         self.results: dict[str, dict[str, Any]] = {}
         self.failed_tests: set[str] = set()
         self.report: Report | None = None
+        self.history: History | None = None
+        self.history_error: str | None = None
         self.file_nodeid = self._nodeid_of(config.path)
 
     # ------------------------------------------------------------------ setup
@@ -150,7 +155,7 @@ class FunnelSession:
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config,
                                       items: list[pytest.Item]) -> None:
-        if not self._config_collected:
+        if not any(isinstance(item, CriterionItem) for item in items):
             # pytest was pointed at tests/ or a file: the criteria still belong to the run.
             node = ConfigFile.from_parent(session, path=self.config.path)
             node.funnel = self
@@ -219,10 +224,15 @@ class FunnelSession:
         record = self._record(item, call, report, gate)
         if record is None:
             return report
-        waiver = item.entry.config.waive if isinstance(item, CriterionItem) else None
-        status, message, xfail_reason = self.finalize(record["status"], record["message"],
-                                                      gate, severity, waiver)
-        record["status"], record["message"] = status, message
+        if isinstance(item, CriterionItem) and item.final_status is not None and (
+                report.when == "call"):
+            xfail_reason = item.xfail_reason  # finalized by the item before it raised
+            record["status"] = item.final_status
+        else:
+            waiver = item.entry.config.waive if isinstance(item, CriterionItem) else None
+            status, message, xfail_reason = self.finalize(record["status"], record["message"],
+                                                          gate, severity, waiver)
+            record["status"], record["message"] = status, message
         if xfail_reason is not None and report.failed:
             report.outcome = "skipped"
             report.wasxfail = xfail_reason  # type: ignore[attr-defined]
@@ -297,7 +307,7 @@ class FunnelSession:
             return
         self.report = self.build_report()
         verdict = self.report.verdict
-        if verdict.enforced and not verdict.funnel_ok and session.exitstatus in (
+        if verdict.fails_run and session.exitstatus in (
                 pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         json_path = self.pytest_config.getoption("funnel_json")
@@ -307,6 +317,7 @@ class FunnelSession:
                 write_atomic(target, self.report.to_json() + "\n")
             except OSError as exc:
                 self.report.notes.append(f"could not write {json_path}: {exc.strerror or exc}")
+        self._write_outputs(self.report)
         self.pytest_config.hook.pytest_mlfunnel_report(report=self.report)
 
     def build_report(self) -> Report:
@@ -324,14 +335,54 @@ class FunnelSession:
         verdict: Verdict = decide(self.config.funnel, self.require, gates, partial,
                                   tests_failed=len(self.failed_tests))
         release, commit = self._release()
+        history = self._read_history()
+        notes = history.notes(self._nodeid_of(history.path))
+        previous = history.previous_to(release)
+        if self.pytest_config.getoption("funnel_no_regress"):
+            if previous is None:
+                notes.append(f"--funnel-no-regress: no earlier release recorded in "
+                             f"{self._nodeid_of(history.path)} to compare with")
+            else:
+                verdict = fold_regression(verdict, str(previous["release"]),
+                                          int(previous["stage"]), previous.get("reached"),
+                                          len(previous.get("funnel") or verdict.funnel))
         return Report(project=self.config.project, release=release, commit=commit,
                       created=utc_now(), verdict=verdict, gates=gates,
-                      config_file=self.config.file_label)
+                      config_file=self.config.file_label, previous=previous, notes=notes)
 
     def _release(self) -> tuple[str | None, str | None]:
         from pytest_mlfunnel.release import detect_release
 
         return detect_release(self.pytest_config, self.rootdir)
+
+    def _read_history(self) -> History:
+        from pytest_mlfunnel.history import History, read_history
+
+        try:
+            self.history = read_history(self.config.history)
+        except OSError as exc:
+            self.history = History(self.config.history)
+            self.history_error = f"cannot read {self.config.history}: {exc.strerror or exc}"
+        return self.history
+
+    def _write_outputs(self, report: Report) -> None:
+        """--funnel-record, --funnel-html, the GitHub step summary; problems become notes."""
+        from pytest_mlfunnel.history import record_run
+        from pytest_mlfunnel.render.html import write_html
+        from pytest_mlfunnel.render.markdown import append_step_summary
+
+        option = self.pytest_config.getoption
+        invocation = Path(self.pytest_config.invocation_params.dir)
+        history = self.history if self.history is not None else self._read_history()
+        if self.history_error:
+            report.notes.append(self.history_error)
+        if option("funnel_record") is not None:
+            report.notes.extend(record_run(self.config.history, report.to_dict(),
+                                           self._nodeid_of(self.config.history)))
+        if option("funnel_html"):
+            report.notes.extend(write_html(invocation / option("funnel_html"), report,
+                                           history.entries))
+        report.notes.extend(append_step_summary(report))
 
     # ------------------------------------------------------------------ output
     def describe_failure(self, item: CriterionItem, outcome: Outcome) -> str:
@@ -358,5 +409,8 @@ class FunnelSession:
 def _first_line(call: pytest.CallInfo[None]) -> str:
     if call.excinfo is None:
         return ""
+    if isinstance(call.excinfo.value, FixtureLookupError):
+        error = call.excinfo.value
+        return error.msg or f"fixture {error.argname!r} not found"
     text = call.excinfo.exconly().strip()
     return text.splitlines()[0] if text else call.excinfo.typename

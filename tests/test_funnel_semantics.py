@@ -1,0 +1,100 @@
+"""The funnel logic is pure Python: gate status, stage reached, verdict."""
+
+from __future__ import annotations
+
+from pytest_mlfunnel.funnel import (
+    DEFAULT_FUNNEL,
+    CriterionResult,
+    blocks,
+    build_gates,
+    decide,
+    gate_status,
+)
+
+FUNNEL = ["data", "problem", "model", "deployment"]
+
+
+def result(gate: str, status: str, name: str = "c") -> CriterionResult:
+    return CriterionResult(id=f"pyproject.toml::{gate}::{name}", gate=gate, check="chk",
+                           kind="metrics", status=status)  # type: ignore[arg-type]
+
+
+def test_default_funnel_has_the_eight_gates_in_order() -> None:
+    assert DEFAULT_FUNNEL == ("data", "problem", "model", "organization", "deployment", "usage",
+                              "effectiveness", "maintenance")
+
+
+def test_gate_status_words() -> None:
+    assert gate_status([], 0) == "empty"
+    assert gate_status([], 3) == "not run"
+    assert gate_status([result("data", "passed")], 1) == "passed"
+    assert gate_status([result("data", "passed"), result("data", "warned")], 2) == "warned"
+    assert gate_status([result("data", "waived")], 1) == "warned"
+    assert gate_status([result("data", "passed"), result("data", "error")], 2) == "failed"
+    assert gate_status([result("data", "skipped")], 1) == "not run"
+
+
+def test_stage_reached_is_the_longest_run_of_passed_gates_from_the_top() -> None:
+    results = [result("data", "passed"), result("problem", "warned"), result("model", "failed"),
+               result("deployment", "passed")]
+    gates = build_gates(FUNNEL, results, {"data": 1, "problem": 1, "model": 1, "deployment": 1})
+    verdict = decide(FUNNEL, "problem", gates, partial=False)
+    assert verdict.stage == 2
+    assert verdict.reached == "problem"
+    assert verdict.funnel_ok
+    assert verdict.line() == "stage reached: problem (2/4) · required: problem · OK"
+
+
+def test_an_empty_gate_stops_the_funnel_and_is_named_when_required() -> None:
+    results = [result("data", "passed"), result("model", "passed")]
+    gates = build_gates(FUNNEL, results, {"data": 1, "model": 1})
+    verdict = decide(FUNNEL, "model", gates, partial=False)
+    assert verdict.stage == 1
+    assert not verdict.funnel_ok
+    assert verdict.line() == "stage reached: data (1/4) · required: model · BELOW REQUIRED GATE"
+    assert verdict.reasons == [
+        "gate problem is empty (nothing configured for it) and the required gate is model"]
+
+
+def test_no_gate_passed_reads_none() -> None:
+    gates = build_gates(FUNNEL, [result("data", "failed")], {"data": 1})
+    verdict = decide(FUNNEL, "data", gates, partial=False)
+    assert verdict.line().startswith("stage reached: none (0/4)")
+
+
+def test_a_partial_run_reports_but_does_not_enforce() -> None:
+    gates = build_gates(FUNNEL, [result("data", "passed")], {"data": 1, "problem": 2})
+    verdict = decide(FUNNEL, "model", gates, partial=True)
+    assert verdict.funnel_ok
+    assert not verdict.enforced
+    assert verdict.line().endswith("· partial run")
+
+
+def test_require_none_only_reports() -> None:
+    gates = build_gates(FUNNEL, [result("data", "failed")], {"data": 1})
+    verdict = decide(FUNNEL, "none", gates, partial=False)
+    assert verdict.funnel_ok
+    assert verdict.line().endswith("REPORT ONLY")
+
+
+def test_without_require_every_failure_blocks() -> None:
+    gates = build_gates(FUNNEL, [result("data", "passed"), result("deployment", "error")],
+                        {"data": 1, "deployment": 1})
+    verdict = decide(FUNNEL, None, gates, partial=False)
+    assert not verdict.funnel_ok
+    assert verdict.line() == "stage reached: data (1/4) · required: none set · CRITERIA FAILED"
+
+
+def test_which_gates_block() -> None:
+    assert blocks("model", FUNNEL, "model")
+    assert blocks("data", FUNNEL, "model")
+    assert not blocks("deployment", FUNNEL, "model")
+    assert blocks("deployment", FUNNEL, None)
+    assert not blocks("data", FUNNEL, "none")
+
+
+def test_ordinary_test_failures_make_the_verdict_not_ok() -> None:
+    gates = build_gates(FUNNEL, [result("data", "passed")], {"data": 1})
+    verdict = decide(FUNNEL, "data", gates, partial=False, tests_failed=2)
+    assert verdict.funnel_ok and not verdict.ok
+    assert verdict.line().endswith("· OK · 2 tests failed")
