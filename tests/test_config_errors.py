@@ -1,0 +1,202 @@
+"""Every broken config stops the run before collection: exit 4, one line per problem."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+BROKEN = [
+    pytest.param(
+        '[tool.mlfunnel]\nrequire = "modle"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.require: expected a gate name or 'none', got "
+         "'modle' (gates: data, problem, model, organization, deployment, usage, effectiveness, "
+         "maintenance)"],
+        id="unknown-required-gate"),
+    pytest.param(
+        '[tool.mlfunnel.modle.quality]\nmetrics = "r.json"\nexpect = { a = ">= 1" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.modle: unknown gate 'modle' (the funnel is: "
+         "data, problem, model, organization, deployment, usage, effectiveness, maintenance)"],
+        id="unknown-gate"),
+    pytest.param(
+        '[tool.mlfunnel]\nthreshold = 3\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.threshold: unknown key (allowed: require, funnel, "
+         "history, project, sources, or a gate table)"],
+        id="unknown-top-level-key"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\ndocument = "card.md"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: two kind keys in one check: "
+         "metrics, document (split it into two checks)"],
+        id="two-kind-keys"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nexpect = { a = ">= 1" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: no check kind: give exactly one of "
+         "*"],
+        id="no-kind-key"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { accuracy = "0.8" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.expect.accuracy: not a valid "
+         "expectation: '0.8' (OP VALUE, e.g. '>= 0.8', '<= 5%', '<= 30 days', "
+         "'>= baseline + 0.01')"],
+        id="malformed-expectation"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "evl"\nexpect = { accuracy = ">= 0.8" }\n'
+        '[tool.mlfunnel.sources]\neval = "reports/eval.json"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.metrics: unknown source 'evl': not a "
+         "declared source and not a path (declared sources: eval)"],
+        id="unknown-source"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { accuracy = ">= 0.8" }\n'
+        'severity = "fatal"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.severity: Input should be 'block' or "
+         "'warn'*"],
+        id="bad-severity"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { accuracy = ">= 0.8" }\n'
+        'waive = { reason = "x", until = "next spring" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.waive.until: expected an ISO date "
+         "such as 2027-03-31, got 'next spring'"],
+        id="bad-waiver-date"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { accuracy = ">= 0.8" }\n'
+        'waive = { until = 2027-03-31 }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.waive.reason: missing required key"],
+        id="waiver-without-reason"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { f1 = ">= baseline" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: expect.f1: '>= baseline' compares "
+         "with the baseline, but no 'baseline' source is given"],
+        id="baseline-missing"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { a = ">= 1" }\n'
+        'treshold = 3\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.treshold: unknown key (allowed: "
+         "description, severity, waive, metrics, expect, baseline)"],
+        id="typo-key"),
+    pytest.param(
+        '[tool.mlfunnel]\nfunnel = ["data", "data"]\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.funnel: gate 'data' appears twice"],
+        id="duplicate-gate"),
+    pytest.param(
+        '[tool.mlfunnel]\nfunnel = "data"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.funnel: expected a non-empty list of gate names"],
+        id="funnel-not-a-list"),
+    pytest.param(
+        '[tool.mlfunnel.sources]\nusage = { url = "${NO_SUCH_VAR_XYZ}", query = "select 1" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.sources.usage.url: environment variable "
+         "NO_SUCH_VAR_XYZ is not set (write ${NO_SUCH_VAR_XYZ:-default} to give a default)"],
+        id="unset-env-var"),
+    pytest.param(
+        '[tool.mlfunnel.sources]\ntrain = { path = "a.csv", fixture = "f" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.sources.train: a source needs exactly one of path, "
+         "fixture, url (got path, fixture)"],
+        id="source-two-locations"),
+    pytest.param(
+        '[tool.mlfunnel.sources]\ntrain = { query = "select 1", path = "a.csv" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.sources.train: query and table go with url "
+         "(a database)"],
+        id="query-without-url"),
+    pytest.param(
+        '[tool.mlfunnel.data]\ntrain = "data/train.csv"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.data.train: expected a check table with one kind "
+         "key (*)"],
+        id="check-not-a-table"),
+    pytest.param(
+        '[tool.mlfunnel]\ndata = 5\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.data: expected a table of checks, e.g. "
+         "[tool.mlfunnel.data.<check-name>]"],
+        id="gate-not-a-table"),
+    pytest.param(
+        '[tool.mlfunnel.problem.statement]\ndocument = "docs/problem.md"\nmax_age = 30\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.problem.statement.max_age: a duration needs a "
+         "unit: '30 days'?"],
+        id="duration-without-unit"),
+    pytest.param(
+        '[tool.mlfunnel.maintenance.artifacts]\nfiles = []\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.maintenance.artifacts.files: give one or more "
+         "paths or globs, e.g. ['docs/runbook.md']"],
+        id="files-empty"),
+    pytest.param(
+        '[tool.mlfunnel.maintenance.owners]\nowners = 2\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.maintenance.owners.owners: expected a string such "
+         "as '>= 0.8', got int 2"],
+        id="owners-not-an-expectation"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = {}\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: expect: give at least one metric, "
+         "e.g. expect = { accuracy = \">= 0.8\" }"],
+        id="empty-expect"),
+]
+
+
+@pytest.mark.parametrize(("config", "lines"), BROKEN)
+def test_a_broken_config_is_a_usage_error_naming_the_key(pytester: pytest.Pytester, config: str,
+                                                         lines: list[str]) -> None:
+    (pytester.path / "pyproject.toml").write_text(textwrap.dedent(config))
+    pytester.makepyfile(test_a="def test_a(): pass")
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(lines)
+    output = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in output
+    assert "INTERNALERROR" not in output
+    assert "collected" not in output
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
+def test_all_problems_are_reported_at_once(pytester: pytest.Pytester, extra: list[str]) -> None:
+    pytester.makepyprojecttoml("""
+        [tool.mlfunnel]
+        require = "deploy"
+        [tool.mlfunnel.data.train]
+        metrics = "m.json"
+        expect = { rows = "lots" }
+        [tool.mlfunnel.model.card]
+        document = "MODEL_CARD.md"
+        sections = "Intended use"
+    """)
+    result = pytester.runpytest("--funnel", *extra)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([
+        "ERROR: pyproject.toml: tool.mlfunnel.require: expected a gate name or 'none'*",
+        "ERROR: pyproject.toml: tool.mlfunnel.data.train.expect.rows: not a valid expectation*",
+        "ERROR: pyproject.toml: tool.mlfunnel.model.card.sections: Input should be a valid list*",
+    ])
+
+
+def test_env_defaults_fill_unset_variables(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("""
+        [tool.mlfunnel]
+        funnel = ["model"]
+        [tool.mlfunnel.model.quality]
+        metrics = "${EVAL_FILE_XYZ:-reports/eval.json}"
+        expect = { accuracy = ">= 0.5" }
+    """)
+    (pytester.path / "reports").mkdir()
+    (pytester.path / "reports" / "eval.json").write_text('{"accuracy": 0.9}')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1)
+
+
+def test_a_path_that_does_not_exist_yet_is_an_error_criterion_not_a_config_error(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("""
+        [tool.mlfunnel]
+        funnel = ["model"]
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect = { accuracy = ">= 0.5" }
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["reports/eval.json: file not found (expected at *; an earlier "
+                                 "CI step should write it)"])
+    assert result.ret == 1
+
+
+def test_a_config_file_that_is_not_toml_is_named(pytester: pytest.Pytester) -> None:
+    (pytester.path / "funnel.toml").write_text('[tool.mlfunnel\nrequire = "model"\n')
+    result = pytester.runpytest("--funnel-config=funnel.toml")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: funnel.toml: not valid TOML: Expected ']' at the end of a "
+                                 "table declaration (at line 1, column 15)"])
