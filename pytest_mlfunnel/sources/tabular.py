@@ -207,23 +207,23 @@ class SharedTable:
         self._schema: dict[str, str] | None = None
         self._broken: str | None = None
 
-    def _guard(self, action: Callable[[], Any]) -> Any:
+    def _guard(self, action: Callable[[], Any], remember: bool = False) -> Any:
         if self._broken is not None:
             raise CriterionError(self._broken)
         try:
             return action()
         except CriterionError as exc:
-            self._broken = str(exc)  # unreadable file, unreachable database: say it once per item
+            if remember:  # unreadable file, unreachable database: do not try again per item
+                self._broken = str(exc)
             raise
 
     def schema(self) -> dict[str, str]:
         if self._schema is None:
-            self._schema = dict(self._guard(self.engine.schema))
+            self._schema = dict(self._guard(self.engine.schema, remember=True))
         return self._schema
 
     def aggregate(self, aggs: list[Agg]) -> list[Any]:
         schema = self.schema()
-        offending = [a for a in aggs if a.op == "offending"]
         missing = [a for a in aggs if a.op != "offending" and a.key() not in self._results]
         if missing:
             batch: dict[tuple[Any, ...], Agg] = {}
@@ -238,7 +238,7 @@ class SharedTable:
                 else:
                     self._results[key] = _Failed(problem)
             if valid:
-                values = self._guard(lambda: self.engine.compute(valid))
+                values = self._guard(lambda: self.engine.compute(valid), remember=True)
                 for agg, value in zip(valid, values, strict=True):
                     self._results[agg.key()] = value
         answers = []
@@ -250,7 +250,6 @@ class SharedTable:
             if isinstance(value, _Failed):
                 raise CriterionError(value.message)
             answers.append(value)
-        del offending
         return answers
 
     def _offending(self, agg: Agg, schema: dict[str, str]) -> list[Any]:
@@ -295,8 +294,8 @@ class SharedTable:
         # Different engines: each side answers with aggregated keys, matched here.
         mine = self._guard(lambda: self.engine.key_counts(on))
         theirs = other._guard(lambda: other.engine.key_counts(other_on))
-        as_text = any(self.schema()[a] != other.schema()[b] for a, b in zip(on, other_on,
-                                                                          strict=True))
+        as_text = any(not comparable(self.schema()[a], other.schema()[b])
+                      for a, b in zip(on, other_on, strict=True))
         found = {_join_key(row[:-1], as_text) for row in theirs}
         rows = self.aggregate([Agg("rows")])[0]
         matched = sum(int(row[-1]) for row in mine if _join_key(row[:-1], as_text) in found)
@@ -308,6 +307,11 @@ class SharedTable:
         if unknown:
             raise CriterionError(f"group sizes: unknown statistic {unknown[0]!r}")
         return dict(self._guard(lambda: self.engine.group_sizes(by, stats)))
+
+
+def comparable(left: str, right: str) -> bool:
+    """Join keys compare as they are when both are numbers or of one type, else as text."""
+    return left == right or (left in NUMERIC and right in NUMERIC)
 
 
 def _join_key(values: tuple[Any, ...], as_text: bool) -> tuple[Any, ...]:

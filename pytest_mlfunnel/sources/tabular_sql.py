@@ -19,7 +19,13 @@ from typing import Any
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.tabular import OFFENDING_LIMIT, Agg, Engine, log_query
+from pytest_mlfunnel.sources.tabular import (
+    OFFENDING_LIMIT,
+    Agg,
+    Engine,
+    comparable,
+    log_query,
+)
 
 Executor = Callable[[str, str], list[tuple[Any, ...]]]  # (sql, purpose) -> rows
 
@@ -371,7 +377,7 @@ class SqlEngine(Engine):
         keys, conds = [], []
         for i, (a, b) in enumerate(zip(on, other_on, strict=True)):
             left, right = f"t.{quote(a)}", quote(b)
-            if mine[a] != theirs[b]:
+            if not comparable(mine[a], theirs[b]):
                 left, right = f"CAST({left} AS {text})", f"CAST({right} AS {text})"
             keys.append(f"{right} AS k{i}")
             conds.append(f"{left} = o.k{i}")

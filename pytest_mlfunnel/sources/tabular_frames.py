@@ -1,0 +1,338 @@
+"""Frames a fixture returns: eager frames go to DuckDB, lazy frames stay in their own engine.
+
+pandas, polars and pyarrow frames are registered as DuckDB views (DuckDB scans them over
+Arrow; nothing is computed in pandas). A DuckDB relation is queried on its own connection.
+Every other lazy frame narwhals knows (polars LazyFrame, Dask, PySpark, Ibis ...) is
+aggregated through narwhals, so the work runs on the user's engine or cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import random
+import warnings
+from typing import Any
+
+import narwhals.stable.v2 as nw
+
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.tabular import (
+    OFFENDING_LIMIT,
+    Agg,
+    Engine,
+    comparable,
+    log_query,
+)
+from pytest_mlfunnel.sources.tabular_sql import (
+    SqlEngine,
+    duckdb_connection,
+    duckdb_dtype,
+    duckdb_executor,
+    duckdb_schema,
+)
+
+
+def open_frame(frame: Any, display: str, shared: dict[Any, Any]) -> Engine:
+    try:
+        with warnings.catch_warnings():
+            # narwhals announces that Dask support moves to a separate package; not the
+            # user's concern while it works.
+            warnings.simplefilter("ignore", FutureWarning)
+            wrapped = nw.from_native(frame)
+    except TypeError:
+        raise CriterionError(f"{display} returned {type(frame).__name__}, not a data frame "
+                             "(pandas, polars, pyarrow, DuckDB, Dask, PySpark ...)") from None
+    implementation = wrapped.implementation
+    if implementation is nw.Implementation.DUCKDB:
+        return _duckdb_relation(frame, display)
+    if isinstance(wrapped, nw.DataFrame):
+        native = frame
+        if implementation not in (nw.Implementation.PANDAS, nw.Implementation.POLARS,
+                                  nw.Implementation.PYARROW):
+            native = wrapped.to_arrow()
+        connection = duckdb_connection(shared)
+        counter = shared.setdefault(("tabular", "views"), itertools.count())
+        view = f"mlfunnel_t{next(counter)}"
+        connection.register(view, native)
+        execute = duckdb_executor(connection, display)
+        return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
+                         connection_id=id(connection))
+    return NarwhalsEngine(wrapped, display)
+
+
+def _duckdb_relation(relation: Any, display: str) -> SqlEngine:
+    import duckdb
+
+    name = "mlfunnel_relation"
+
+    def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        try:
+            rows: list[tuple[Any, ...]] = relation.query(name, sql).fetchall()
+            return rows
+        except duckdb.Error as exc:
+            text = str(exc).strip()
+            raise CriterionError(f"{display}: {text.splitlines()[0] if text else exc}") from None
+
+    def schema() -> dict[str, str]:
+        return {str(c): duckdb_dtype(str(t)) for c, t in zip(relation.columns, relation.types,
+                                                             strict=True)}
+
+    return SqlEngine(display, name, "duckdb", execute, schema, connection_id=None)
+
+
+def narwhals_dtype(dtype: Any) -> str:
+    if dtype.is_integer():
+        return "int"
+    if dtype.is_float() or dtype.is_decimal():
+        return "float"
+    if dtype == nw.Boolean:
+        return "bool"
+    if dtype in (nw.String, nw.Categorical, nw.Enum):
+        return "string"
+    if dtype == nw.Datetime:
+        return "datetime"
+    if dtype == nw.Date:
+        return "date"
+    return "other"
+
+
+def _py(value: Any) -> Any:
+    """numpy / pandas scalars as Python values."""
+    if value is None:
+        return None
+    if hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime()
+    item = getattr(value, "item", None)
+    if callable(item) and not isinstance(value, str | bytes | dt.date):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            return value
+    if isinstance(value, float) and value != value:  # NaN from an empty reduction
+        return None
+    return value
+
+
+class NarwhalsEngine(Engine):
+    """Aggregates as one narwhals ``select`` on a lazy frame, collected once."""
+
+    def __init__(self, frame: Any, display: str) -> None:
+        self.frame = frame if isinstance(frame, nw.LazyFrame) else frame.lazy()
+        self.display = display
+        self._schema: dict[str, str] | None = None
+        self.backend = str(self.frame.implementation).split(".")[-1].lower()
+
+    def _collect(self, lazy: Any, purpose: str) -> list[tuple[Any, ...]]:
+        log_query(purpose, self.display, f"{self.backend} plan")
+        try:
+            rows: list[tuple[Any, ...]] = lazy.collect().rows()
+        except Exception as exc:  # each engine has its own error types
+            text = str(exc).strip()
+            raise CriterionError(f"{self.display}: {type(exc).__name__}: "
+                                 f"{text.splitlines()[0] if text else ''}") from None
+        return [tuple(_py(v) for v in row) for row in rows]
+
+    def schema(self) -> dict[str, str]:
+        if self._schema is None:
+            self._schema = {str(name): narwhals_dtype(dtype)
+                            for name, dtype in self.frame.collect_schema().items()}
+        return self._schema
+
+    def _clean(self, column: str) -> Any:
+        expr = nw.col(column)
+        if self.schema().get(column) == "float":
+            return nw.when(~expr.is_nan()).then(expr)
+        return expr
+
+    def _values(self, column: str, values: list[Any]) -> list[Any]:
+        dtype = self.schema()[column]
+        out: list[Any] = []
+        for value in values:
+            if value is None:
+                continue
+            if dtype == "string":
+                out.append(str(value).lower() if isinstance(value, bool) else str(value))
+            elif dtype in ("int", "float"):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise CriterionError(f"{column}: {value!r} is not a number, but {column} is "
+                                         f"{dtype}")
+                out.append(value)
+            elif dtype == "bool":
+                out.append(bool(value))
+            else:
+                out.append(value)
+        return out
+
+    def _expressions(self, agg: Agg) -> list[Any]:
+        op, column = agg.op, agg.column
+        if op == "rows":
+            return [nw.len()]
+        if op == "duplicate_rows":
+            parts = [nw.col(c).cast(nw.String).fill_null("\x00") for c in self.schema()]
+            return [nw.len() - nw.concat_str(parts, separator="\x1f").n_unique()]
+        assert column is not None
+        x = self._clean(column)
+        if op == "count":
+            return [x.count()]
+        if op == "nulls":
+            return [nw.len() - x.count()]
+        if op in ("min", "max", "sum", "mean"):
+            return [getattr(x, op)()]
+        if op == "var":
+            return [x.var(ddof=1)]
+        if op == "distinct":
+            return [x.n_unique() - (x.null_count() > 0).cast(nw.Int64)]
+        if op == "quantiles":
+            if self.backend == "dask":
+                return []  # Dask's quantiles are its own (approximate) computation
+            return [x.quantile(float(q), interpolation="linear") for q in agg.arg]
+        if op == "histogram":
+            edges = [float(e) for e in agg.arg]
+            parts = [(x < edges[0]).cast(nw.Int64).sum()]
+            parts += [((x >= lo) & (x < hi)).cast(nw.Int64).sum()
+                      for lo, hi in itertools.pairwise(edges)]
+            parts.append((x >= edges[-1]).cast(nw.Int64).sum())
+            return parts
+        if op == "value_counts":
+            return []
+        if op == "not_in":
+            allowed = self._values(column, list(agg.arg))
+            return [(~x.is_null() & ~x.is_in(allowed)).cast(nw.Int64).sum()]
+        raise CriterionError(f"unknown aggregate {op!r}")
+
+    def _plans(self, aggs: list[Agg]) -> tuple[list[tuple[Agg, int]], list[Any]]:
+        plans: list[tuple[Agg, int]] = []
+        exprs: list[Any] = []
+        for agg in aggs:
+            parts = self._expressions(agg)
+            plans.append((agg, len(parts)))
+            exprs += [e.alias(f"a{len(exprs) + i}") for i, e in enumerate(parts)]
+        return plans, exprs
+
+    def compute(self, aggs: list[Agg]) -> list[Any]:
+        plans, exprs = self._plans(aggs)
+        row: tuple[Any, ...] = self._collect(self.frame.select(*exprs), "aggregate")[0] \
+            if exprs else ()
+        results: list[Any] = []
+        position = 0
+        for agg, width in plans:
+            if width == 0 and agg.op == "quantiles":
+                results.append(self._dask_quantiles(agg))
+            elif width == 0:
+                results.append(self._value_counts(agg))
+            else:
+                results.append(_shape(agg, list(row[position:position + width])))
+            position += width
+        return results
+
+    def _dask_quantiles(self, agg: Agg) -> list[float | None]:
+        assert agg.column is not None
+        qs = [float(q) for q in agg.arg]
+        log_query("quantiles", self.display, "dask quantile")
+        series = self.frame.to_native()[agg.column].dropna()
+        values = series.quantile(qs).compute()
+        return [None if v != v else float(v) for v in values.tolist()]
+
+    def _value_counts(self, agg: Agg) -> dict[Any, int]:
+        assert agg.column is not None
+        cap = int(agg.arg) if agg.arg else 10_000
+        lazy = (self.frame.select(self._clean(agg.column).alias("v")).drop_nulls()
+                .group_by("v").agg(nw.len().alias("n")).sort("n", descending=True).head(cap))
+        return {v: int(n) for v, n in self._collect(lazy, "value_counts")}
+
+    def offending(self, column: str, mode: str, arg: Any, dtype: str) -> list[Any]:
+        x = self._clean(column)
+        if mode == "null":
+            lazy = self.frame.filter(x.is_null()).head(OFFENDING_LIMIT)
+            return [list(r) for r in self._collect(lazy, "offending")]
+        if mode == "duplicated":
+            lazy = (self.frame.select(nw.col(column).alias("v")).drop_nulls().group_by("v")
+                    .agg(nw.len().alias("n")).filter(nw.col("n") > 1)
+                    .sort("n", descending=True).head(OFFENDING_LIMIT))
+            return [r[0] for r in self._collect(lazy, "offending")]
+        if mode == "not_in":
+            cond = ~x.is_in(self._values(column, list(arg)))
+        elif mode == "below":
+            cond = x < arg
+        elif mode == "above":
+            cond = x > arg
+        else:
+            raise CriterionError(f"unknown offending mode {mode!r}")
+        lazy = (self.frame.filter(~x.is_null() & cond).select(x.alias("v")).unique()
+                .sort("v", descending=(mode == "above")).head(OFFENDING_LIMIT))
+        return [r[0] for r in self._collect(lazy, "offending")]
+
+    def grouped(self, by: str, aggs: list[Agg]) -> dict[Any, list[Any]]:
+        plans, exprs = self._plans(aggs)
+        if any(width == 0 for _, width in plans):
+            raise CriterionError(f"{self.display}: value_counts per group is not supported")
+        rows = self._collect(self.frame.group_by(by).agg(*exprs), "grouped")
+        out: dict[Any, list[Any]] = {}
+        for row in rows:
+            values, position = [], 1
+            for agg, width in plans:
+                values.append(_shape(agg, list(row[position:position + width])))
+                position += width
+            out[row[0]] = values
+        return out
+
+    def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
+        # Lazy engines have no portable reproducible sample: bring the asked columns over,
+        # then pick rows by seed. Only statistical tests that need raw values ask for this.
+        rows = self._collect(self.frame.select(*columns), "sample")
+        if len(rows) > limit:
+            picked = sorted(random.Random(seed).sample(range(len(rows)), limit))
+            rows = [rows[i] for i in picked]
+        return {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+
+    def join_match_native(self, on: list[str], other: Engine, other_on: list[str]
+                          ) -> tuple[int, int] | None:
+        if not isinstance(other, NarwhalsEngine) or other.backend != self.backend:
+            return None
+        mine, theirs = self.schema(), other.schema()
+        if any(not comparable(mine[a], theirs[b]) for a, b in zip(on, other_on, strict=True)):
+            return None
+        keys = [f"mlfunnel_k{i}" for i in range(len(on))]
+        lefts, rights = [], []
+        left_names = [f"mlfunnel_l{i}" for i in range(len(on))]
+        for a, b, k, name in zip(on, other_on, keys, left_names, strict=True):
+            left, right = nw.col(a), nw.col(b)
+            if mine[a] != theirs[b]:  # int against float: compare as floats
+                left, right = left.cast(nw.Float64), right.cast(nw.Float64)
+            lefts.append(left.alias(name))
+            rights.append(right.alias(k))
+        right_keys = (other.frame.select(*rights).drop_nulls().unique()
+                      .with_columns(nw.lit(1).alias("mlfunnel_hit")))
+        joined = self.frame.select(*lefts).join(right_keys, how="left", left_on=left_names,
+                                                 right_on=keys)
+        row = self._collect(joined.select(nw.len(), nw.col("mlfunnel_hit").count()), "join")[0]
+        return int(row[0]), int(row[1])
+
+    def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
+        lazy = self.frame.select(*on).drop_nulls().group_by(*on).agg(nw.len().alias(
+            "mlfunnel_n"))
+        return self._collect(lazy, "join keys")
+
+    def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
+        n = nw.col("n").cast(nw.Float64)  # Dask's nullable Int64 counts break its mean
+        lazy = self.frame.group_by(*by).agg(nw.len().alias("n")).select(
+            n.median().alias("median"), n.mean().alias("mean"), n.min().alias("min"),
+            n.max().alias("max"))
+        row = self._collect(lazy, "group sizes")[0]
+        found = dict(zip(("median", "mean", "min", "max"), row, strict=True))
+        return {s: 0.0 if found[s] is None else float(found[s]) for s in stats}
+
+
+def _shape(agg: Agg, values: list[Any]) -> Any:
+    op = agg.op
+    if op == "histogram":
+        return [int(v or 0) for v in values]
+    if op == "quantiles":
+        return [None if v is None else float(v) for v in values]
+    value = values[0]
+    if op in ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in"):
+        return int(value or 0)
+    if op in ("sum", "mean", "var"):
+        return None if value is None else float(value)
+    return value
