@@ -165,10 +165,10 @@ class CheckKind:
         raise NotImplementedError
 
 
-_SLUG_RE = re.compile(r"[^A-Za-z0-9_.\-]+")
+_SLUG_RE = re.compile(r"[^A-Za-z0-9_.\-/]+")
 
 
 def slug(text: str) -> str:
-    """A node-id-safe name: letters, digits, ``_ . -`` only."""
-    cleaned = _SLUG_RE.sub("-", text.strip()).strip("-")
+    """A node-id-safe name that ``-k`` can match: letters, digits, ``_ . - /``; ``*`` reads "any"."""
+    cleaned = _SLUG_RE.sub("-", text.strip().replace("*", "any")).strip("-")
     return cleaned or "item"
