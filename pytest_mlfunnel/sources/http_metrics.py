@@ -1,0 +1,189 @@
+"""Metrics over HTTP, and the one HTTP call every live check makes.
+
+An ``http(s)`` metrics source is read by what the server says it sent: Prometheus text
+exposition (``text/plain; version=0.0.4``) or OpenMetrics go to the Prometheus reader, JSON
+is flattened into dotted names like a metrics file. Only the standard library speaks HTTP here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pytest_mlfunnel.expectations import ExpectationError, format_duration, parse_duration
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.metrics import MetricSet, flatten, register_reader
+from pytest_mlfunnel.sources.spec import SourceSpec
+
+DEFAULT_TIMEOUT_S = 10.0
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_ACCEPT_METRICS = "text/plain;version=0.0.4;q=0.9, application/json;q=0.8, */*;q=0.1"
+
+
+@dataclass
+class HttpAnswer:
+    """What one HTTP call gave back: an answer (any status), or why there was none."""
+
+    status: int | None = None
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+    elapsed_s: float = 0.0
+    failure: str | None = None  # "connection refused", "no answer within 5 s", ...
+    timed_out: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.failure is None
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").lower()
+
+
+def http_call(method: str, url: str, *, body: bytes | None = None,
+              headers: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT_S
+              ) -> HttpAnswer:
+    """One request, bounded by ``timeout`` seconds from start to the last body byte.
+
+    The call runs on a daemon thread so that nothing -- a DNS lookup, a server that accepts
+    and never answers, a body that trickles in -- can hold the test run past the deadline.
+    """
+    result: list[HttpAnswer] = []
+    worker = threading.Thread(target=lambda: result.append(
+        _call(method, url, body, dict(headers or {}), timeout)), daemon=True,
+        name="mlfunnel-http")
+    worker.start()
+    worker.join(timeout + 0.25)
+    if result:
+        return result[0]
+    return HttpAnswer(failure=f"no answer within {format_duration(timeout)}",
+                      elapsed_s=timeout, timed_out=True)
+
+
+def _call(method: str, url: str, body: bytes | None, headers: dict[str, str],
+          timeout: float) -> HttpAnswer:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    target = parts.path or "/"
+    if parts.query:
+        target += f"?{parts.query}"
+    deadline_text = f"no answer within {format_duration(timeout)}"
+    started = time.perf_counter()
+    connection: http.client.HTTPConnection
+    try:
+        port = parts.port
+    except ValueError:
+        return HttpAnswer(failure="the URL has an invalid port")
+    if parts.scheme.lower() == "https":
+        connection = http.client.HTTPSConnection(host, port, timeout=timeout,
+                                                 context=ssl.create_default_context())
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    headers.setdefault("Connection", "close")
+    headers.setdefault("User-Agent", "pytest-mlfunnel")
+    if parts.username is not None:
+        import base64
+
+        token = base64.b64encode(
+            f"{parts.username}:{parts.password or ''}".encode()).decode("ascii")
+        headers.setdefault("Authorization", f"Basic {token}")
+    try:
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            remaining = timeout - (time.perf_counter() - started)
+            if remaining <= 0:
+                raise TimeoutError
+            if connection.sock is not None:
+                connection.sock.settimeout(remaining)
+            chunk = response.read1(65536) if method != "HEAD" else b""
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return HttpAnswer(failure=f"answer larger than {MAX_BODY_BYTES // 2**20} MiB",
+                                  elapsed_s=time.perf_counter() - started)
+            chunks.append(chunk)
+        elapsed = time.perf_counter() - started
+        return HttpAnswer(status=response.status, reason=response.reason,
+                          headers={k.lower(): v for k, v in response.getheaders()},
+                          body=b"".join(chunks), elapsed_s=elapsed)
+    except TimeoutError:
+        return HttpAnswer(failure=deadline_text, elapsed_s=timeout, timed_out=True)
+    except ConnectionRefusedError:
+        return HttpAnswer(failure="connection refused", elapsed_s=time.perf_counter() - started)
+    except socket.gaierror:
+        return HttpAnswer(failure=f"cannot resolve host {host!r}",
+                          elapsed_s=time.perf_counter() - started)
+    except ssl.SSLError as exc:
+        return HttpAnswer(failure=f"TLS error: {exc.reason or exc}",
+                          elapsed_s=time.perf_counter() - started)
+    except (ConnectionError, http.client.HTTPException, OSError) as exc:
+        words = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return HttpAnswer(failure=f"connection failed: {words}",
+                          elapsed_s=time.perf_counter() - started)
+    finally:
+        connection.close()
+
+
+def source_timeout(spec: SourceSpec) -> float:
+    """``options = { timeout = "5 s" }`` on a URL source; 10 s when not given."""
+    raw = spec.options.get("timeout")
+    if raw is None:
+        return DEFAULT_TIMEOUT_S
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0:
+        return float(raw)
+    if isinstance(raw, str):
+        try:
+            return parse_duration(raw)
+        except ExpectationError:
+            pass
+    raise CriterionError(f"{spec.display()}: options.timeout must be seconds or a duration "
+                         f"such as '5 s', got {raw!r}")
+
+
+@register_reader("http", "https")
+def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
+    """GET the URL; Prometheus text or OpenMetrics -> series, JSON -> dotted names."""
+    assert spec.url is not None
+    answer = http_call("GET", spec.url, headers={"Accept": _ACCEPT_METRICS},
+                       timeout=source_timeout(spec))
+    where = spec.display()
+    if not answer.answered:
+        raise CriterionError(f"{where}: {answer.failure}")
+    if answer.status is None or not 200 <= answer.status < 300:
+        raise CriterionError(f"{where}: HTTP {answer.status} {answer.reason}".rstrip())
+    content_type = answer.content_type
+    text = answer.body.decode("utf-8", errors="replace")
+    forced = (spec.format or "").lower()
+    if forced == "json" or (not forced and "json" in content_type):
+        try:
+            data: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CriterionError(f"{where}: the answer is not valid JSON (line {exc.lineno}: "
+                                 f"{exc.msg})") from None
+        if not isinstance(data, Mapping):
+            raise CriterionError(f"{where}: expected a JSON object of metrics, got "
+                                 f"{type(data).__name__}")
+        return MetricSet(flatten(data), where)
+    if forced in ("prom", "openmetrics") or (not forced and (
+            "text/plain" in content_type or "openmetrics" in content_type)):
+        from pytest_mlfunnel.sources.prometheus import parse_exposition
+
+        openmetrics = forced == "openmetrics" or "openmetrics" in content_type
+        return parse_exposition(text, where, openmetrics=openmetrics)
+    shown = content_type or "no Content-Type"
+    raise CriterionError(f"{where}: answered {shown}; expected Prometheus text exposition "
+                         "(text/plain; version=0.0.4), OpenMetrics or JSON")
