@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pytest_mlfunnel.expectations import (
     Expectation,
@@ -158,7 +158,7 @@ class DatasetConfig(CheckConfig):
     dataset: Source
     rows: ExpectationField | None = None
     duplicates: ExpectationField | None = None
-    columns: dict[str, ColumnRules] = {}
+    columns: dict[str, ColumnRules] = Field(default_factory=dict)
     join: JoinRule | None = None
     group_size: GroupSizeRule | None = None
 
@@ -368,10 +368,10 @@ def _parse_bound(column: str, bound: int | float | str, dtype: str, which: str) 
 
 def _comparable_time(value: Any, bound: Any) -> tuple[Any, Any]:
     """Naive and aware datetimes compare in UTC."""
-    if isinstance(value, dt.datetime) and isinstance(bound, dt.datetime):
-        if (value.tzinfo is None) != (bound.tzinfo is None):
-            value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-            bound = bound if bound.tzinfo else bound.replace(tzinfo=dt.timezone.utc)
+    if (isinstance(value, dt.datetime) and isinstance(bound, dt.datetime)
+            and (value.tzinfo is None) != (bound.tzinfo is None)):
+        value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        bound = bound if bound.tzinfo else bound.replace(tzinfo=dt.timezone.utc)
     return value, bound
 
 
