@@ -1,0 +1,220 @@
+"""Every engine answers the aggregate vocabulary the same way, checked against numpy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pytest_mlfunnel.kinds.base import EvalContext
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.tabular import Agg, open_table, plan_aggregates
+
+pl = pytest.importorskip("polars")
+
+N = 400
+
+
+def make_frame() -> Any:
+    rng = np.random.default_rng(7)
+    spend = rng.normal(50, 10, N)
+    spend[::37] = np.nan
+    spend_list: list[float | None] = [float(v) for v in spend]
+    spend_list[5] = None
+    return pl.DataFrame({
+        "id": list(range(N)),
+        "age": [None if i % 25 == 0 else int(v) for i, v in enumerate(rng.integers(18, 90, N))],
+        "plan": rng.choice(["basic", "pro", "team"], N, p=[0.5, 0.3, 0.2]).tolist(),
+        "spend": spend_list,
+        "ts": [dt.datetime(2026, 1, 1) + dt.timedelta(hours=3 * i) for i in range(N)],
+        "session": [i // 4 for i in range(N)],
+    })
+
+
+FRAME = make_frame()
+ENGINES = ["parquet", "csv", "jsonl", "pandas", "polars", "polars-lazy", "pyarrow", "duckdb",
+           "dask", "sqlite", "postgres"]
+
+
+def _sqlite(path: Path, frame: Any) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER, age INTEGER, plan TEXT, spend REAL, "
+                     "ts DATETIME, session INTEGER)")
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)", [
+            (r["id"], r["age"], r["plan"],
+             None if r["spend"] is None or math.isnan(r["spend"]) else r["spend"],
+             r["ts"].isoformat(sep=" "), r["session"]) for r in frame.iter_rows(named=True)])
+
+
+@pytest.fixture
+def table_of(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Opens FRAME (or another polars frame) in the named engine; returns (table, ctx)."""
+    cleanups: list[Any] = []
+
+    def open_in(engine: str, frame: Any = FRAME, name: str = "t") -> tuple[Any, EvalContext]:
+        shared: dict[Any, Any] = request.node.stash.setdefault(_SHARED, {})
+        fixtures: dict[str, Any] = {}
+        spec: SourceSpec
+        if engine in ("parquet", "csv", "jsonl"):
+            path = tmp_path / f"{name}.{engine}"
+            getattr(frame, f"write_{'ndjson' if engine == 'jsonl' else engine}")(path)
+            spec = SourceSpec(path=str(path))
+        elif engine == "sqlite":
+            path = tmp_path / f"{name}.db"
+            _sqlite(path, frame)
+            spec = SourceSpec(url=f"sqlite:///{path}", table="t")
+        elif engine == "postgres":
+            url = request.getfixturevalue("postgres_url")
+            sqlalchemy = pytest.importorskip("sqlalchemy")
+            table = f"t_{uuid.uuid4().hex[:10]}"
+            db = sqlalchemy.create_engine(url)
+            with db.begin() as conn:
+                conn.exec_driver_sql(f"CREATE TABLE {table} (id BIGINT, age INTEGER, plan TEXT, "
+                                     "spend DOUBLE PRECISION, ts TIMESTAMP, session BIGINT)")
+                conn.execute(sqlalchemy.text(
+                    f"INSERT INTO {table} VALUES (:id, :age, :plan, :spend, :ts, :session)"),
+                    list(frame.iter_rows(named=True)))
+
+            def drop(db: Any = db, table: str = table) -> None:
+                with db.begin() as conn:
+                    conn.exec_driver_sql(f"DROP TABLE {table}")
+                db.dispose()
+            cleanups.append(drop)
+            spec = SourceSpec(url=url, table=table)
+        else:
+            fixtures["frame"] = frame_in(engine, frame)
+            spec = SourceSpec(fixture="frame")
+        ctx = EvalContext(rootdir=tmp_path, fixtures=fixtures, shared=shared)
+        return open_table(spec, ctx), ctx
+
+    yield open_in
+    for cleanup in cleanups:
+        cleanup()
+
+
+_SHARED = pytest.StashKey[dict[Any, Any]]()
+
+
+def frame_in(engine: str, frame: Any) -> Any:
+    if engine == "pandas":
+        return frame.to_pandas()
+    if engine == "polars":
+        return frame
+    if engine == "polars-lazy":
+        return frame.lazy()
+    if engine == "pyarrow":
+        return frame.to_arrow()
+    if engine == "duckdb":
+        import duckdb
+
+        return duckdb.from_arrow(frame.to_arrow())
+    if engine == "dask":
+        dd = pytest.importorskip("dask.dataframe")
+        return dd.from_pandas(frame.to_pandas(), npartitions=3)
+    raise AssertionError(engine)
+
+
+def _clean(column: str) -> np.ndarray:
+    values = np.array([np.nan if v is None else v for v in FRAME[column].to_list()], float)
+    return values[~np.isnan(values)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_matches_numpy(engine: str, table_of: Any) -> None:
+    table, _ = table_of(engine)
+    schema = table.schema()
+    assert schema["plan"] == "string" and schema["spend"] == "float"
+    assert schema["id"] == "int"
+    assert schema["ts"] in ("datetime", "string")  # SQLite declares DATETIME
+    spend, age = _clean("spend"), _clean("age")
+    edges = [40.0, 50.0, 60.0]
+    (rows, count, nulls, low, high, total, mean, var, distinct, duplicated, quantiles,
+     histogram, counts, outside) = table.aggregate([
+        Agg("rows"), Agg("count", "spend"), Agg("nulls", "spend"), Agg("min", "age"),
+        Agg("max", "plan"), Agg("sum", "spend"), Agg("mean", "spend"), Agg("var", "spend"),
+        Agg("distinct", "age"), Agg("duplicate_rows"), Agg("quantiles", "spend", [0.1, 0.5]),
+        Agg("histogram", "spend", edges), Agg("value_counts", "plan", 10),
+        Agg("not_in", "plan", ["basic", "pro"])])
+    assert rows == N
+    assert count == len(spend) and nulls == N - len(spend)
+    assert low == int(age.min()) and high == "team"
+    assert total == pytest.approx(spend.sum()) and mean == pytest.approx(spend.mean())
+    assert var == pytest.approx(np.var(spend, ddof=1))
+    assert distinct == len(set(age.tolist()))
+    assert duplicated == 0
+    expected_q = np.quantile(spend, [0.1, 0.5])
+    tolerance = 0.05 if engine == "dask" else 1e-9  # Dask's quantiles are approximate
+    assert quantiles == pytest.approx(expected_q.tolist(), rel=tolerance)
+    reference = np.histogram(spend, [-np.inf, *edges, np.inf])[0].tolist()
+    assert histogram == reference
+    plans = FRAME["plan"].to_list()
+    assert counts == {p: plans.count(p) for p in ("basic", "pro", "team")}
+    assert list(counts) == sorted(counts, key=lambda p: -counts[p])
+    assert outside == plans.count("team")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_answers_groups_samples_joins_and_examples(engine: str, table_of: Any
+                                                                ) -> None:
+    table, _ = table_of(engine)
+    groups = table.grouped("plan", [Agg("rows"), Agg("mean", "spend")])
+    plans = FRAME["plan"].to_list()
+    assert {k: v[0] for k, v in groups.items()} == {p: plans.count(p) for p in set(plans)}
+    sample = table.sample(["id", "plan"], 25, seed=3)
+    assert len(sample["id"]) == 25 and len(set(sample["id"])) == 25
+    assert sample == table.sample(["id", "plan"], 25, seed=3)  # reproducible
+    assert len(table.sample(["id"], 10_000)["id"]) == N  # all rows when fewer
+    sizes = table.group_sizes(["session"], ["median", "mean", "min", "max"])
+    assert sizes == {"median": 4.0, "mean": 4.0, "min": 4.0, "max": 4.0}
+    other = FRAME.filter(pl.col("id") % 5 != 0)
+    other_table, _ = table_of(engine, other, name="other")
+    assert table.join_match(["id"], other_table, ["id"]) == (N, other.height)
+    (above,) = table.aggregate([Agg("offending", "age", ("above", 85))])
+    assert above == sorted({a for a in FRAME["age"].to_list() if a is not None and a > 85},
+                           reverse=True)[:5]
+    (outside,) = table.aggregate([Agg("offending", "plan", ("not_in", ["basic"]))])
+    assert sorted(outside) == ["pro", "team"]
+
+
+def test_a_file_joins_a_frame_across_engines(table_of: Any) -> None:
+    table, _ = table_of("parquet")
+    other, _ = table_of("polars-lazy", FRAME.head(100), name="other")
+    assert table.join_match(["id"], other, ["id"]) == (N, 100)
+
+
+def test_aggregates_planned_at_collection_share_one_query(table_of: Any, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    log = tmp_path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    path = tmp_path / "one.parquet"
+    FRAME.write_parquet(path)
+    spec = SourceSpec(path=str(path))
+    shared: dict[Any, Any] = {}
+    planned = [Agg("rows"), Agg("nulls", "age"), Agg("max", "ts"),
+               Agg("value_counts", "plan", 5), Agg("quantiles", "spend", [0.5])]
+    plan_aggregates(shared, spec, planned)
+    ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared=shared)
+    for agg in planned:
+        open_table(spec, ctx).aggregate([agg])
+    purposes = [line.split("\t")[1] for line in log.read_text().splitlines()]
+    assert purposes.count("aggregate") == 1
+
+
+def test_wrong_type_and_missing_column_name_the_problem(table_of: Any) -> None:
+    table, _ = table_of("parquet")
+    with pytest.raises(CriterionError, match=r"^plan: mean needs a numeric column, plan is "
+                                             r"string$"):
+        table.aggregate([Agg("mean", "plan")])
+    with pytest.raises(CriterionError, match=r"^nope: no such column in .*t\.parquet "
+                                             r"\(columns: id, age, plan, spend, ts, session\)$"):
+        table.aggregate([Agg("nulls", "nope")])
+    assert table.aggregate([Agg("rows")]) == [N]  # the rest of the table still answers
