@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 DEFAULT_FUNNEL: tuple[str, ...] = (
@@ -67,10 +67,17 @@ class Verdict:
     partial: bool
     tests_failed: int  # ordinary (non-funnel) tests that failed
     reasons: list[str]
+    regressed: bool = False  # --funnel-no-regress: the stage is below the last release's
+    regressed_since: str | None = None  # that release
 
     @property
     def ok(self) -> bool:
-        return self.funnel_ok and self.tests_failed == 0
+        return self.funnel_ok and self.tests_failed == 0 and not self.regressed
+
+    @property
+    def fails_run(self) -> bool:
+        """Must the funnel itself turn the exit code to 1 (beyond failing items)?"""
+        return (self.enforced and not self.funnel_ok) or self.regressed
 
     @property
     def enforced(self) -> bool:
@@ -93,8 +100,10 @@ class Verdict:
             parts.append("BELOW REQUIRED GATE")
         elif self.required is None and not self.funnel_ok:
             parts.append("CRITERIA FAILED")
-        else:
+        elif not self.regressed:
             parts.append("OK")
+        if self.regressed:
+            parts.append(f"REGRESSED since {self.regressed_since}")
         if self.tests_failed:
             plural = "s" if self.tests_failed != 1 else ""
             parts.append(f"{self.tests_failed} test{plural} failed")
@@ -193,3 +202,21 @@ def decide(funnel: Sequence[str], required: str | None, gates: Sequence[GateResu
     return Verdict(funnel=list(funnel), required=required, stage=stage, reached=reached,
                    funnel_ok=funnel_ok, partial=partial, tests_failed=tests_failed,
                    reasons=reasons)
+
+
+def fold_regression(verdict: Verdict, release: str, stage: int, reached: str | None,
+                    total: int) -> Verdict:
+    """The verdict with ``--funnel-no-regress`` applied against a recorded release.
+
+    A partial run does not enforce it (its stage counts only what ran), as with the
+    required gate.
+    """
+    if verdict.partial or verdict.stage >= stage:
+        return verdict
+    drop = stage - verdict.stage
+    reason = (f"regressed: stage reached {verdict.reached or 'none'} "
+              f"({verdict.stage}/{len(verdict.funnel)}) is {drop} stage{'s' if drop != 1 else ''} "
+              f"below {release}'s {reached or 'none'} ({stage}/{total}) "
+              "(--funnel-no-regress)")
+    return replace(verdict, regressed=True, regressed_since=release,
+                   reasons=[*verdict.reasons, reason])

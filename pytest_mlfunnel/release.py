@@ -29,14 +29,21 @@ def tag_at_head(rootdir: Path) -> str | None:
 
 
 def detect_release(config: Any, rootdir: Path) -> tuple[str | None, str | None]:
-    """(release, commit). Release: hook answer, given name, tag at HEAD, short commit, date."""
+    """(release, commit). Release: hook answer, given name, tag at HEAD, short commit, date.
+
+    The ``pytest_mlfunnel_release`` hook wins over ``--funnel-record=NAME``: a project that
+    names its releases in code (from ``CI_COMMIT_TAG``, a version file …) gets one naming
+    rule everywhere, and the hook receives ``config`` so it can still defer to the command
+    line (``return config.getoption("funnel_record") or ...``). A hook answering None
+    passes the decision on.
+    """
     commit = short_commit(rootdir)
     answer = config.hook.pytest_mlfunnel_release(config=config)
-    if answer:
-        return str(answer), commit
+    if answer is not None and str(answer).strip():
+        return str(answer).strip(), commit
     given = config.getoption("funnel_record", None)
-    if given:
-        return str(given), commit
+    if given and given.strip():
+        return given.strip(), commit
     tag = tag_at_head(rootdir)
     if tag:
         return tag, commit

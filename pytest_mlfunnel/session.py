@@ -22,7 +22,7 @@ from pytest_mlfunnel.funnel import (
     decide,
     fold_regression,
 )
-from pytest_mlfunnel.history import History
+from pytest_mlfunnel.history import History, read_history, record_run
 from pytest_mlfunnel.items import ConfigFile, CriterionItem
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
@@ -337,6 +337,8 @@ class FunnelSession:
         release, commit = self._release()
         history = self._read_history()
         notes = history.notes(self._nodeid_of(history.path))
+        if self.history_error:
+            notes.append(self.history_error)
         previous = history.previous_to(release)
         if self.pytest_config.getoption("funnel_no_regress"):
             if previous is None:
@@ -356,26 +358,22 @@ class FunnelSession:
         return detect_release(self.pytest_config, self.rootdir)
 
     def _read_history(self) -> History:
-        from pytest_mlfunnel.history import History, read_history
-
         try:
             self.history = read_history(self.config.history)
         except OSError as exc:
             self.history = History(self.config.history)
-            self.history_error = f"cannot read {self.config.history}: {exc.strerror or exc}"
+            self.history_error = (f"cannot read {self._nodeid_of(self.config.history)}: "
+                                  f"{exc.strerror or exc}")
         return self.history
 
     def _write_outputs(self, report: Report) -> None:
         """--funnel-record, --funnel-html, the GitHub step summary; problems become notes."""
-        from pytest_mlfunnel.history import record_run
         from pytest_mlfunnel.render.html import write_html
         from pytest_mlfunnel.render.markdown import append_step_summary
 
         option = self.pytest_config.getoption
         invocation = Path(self.pytest_config.invocation_params.dir)
         history = self.history if self.history is not None else self._read_history()
-        if self.history_error:
-            report.notes.append(self.history_error)
         if option("funnel_record") is not None:
             report.notes.extend(record_run(self.config.history, report.to_dict(),
                                            self._nodeid_of(self.config.history)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_mlfunnel.funnel import GateResult
+from pytest_mlfunnel.history import compare
 from pytest_mlfunnel.report import Report
 
 STATUS_WORDS = {
@@ -76,6 +77,13 @@ def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8"
     lines.append((line, {"green": good, "red": not good, "bold": True}))
     for reason in verdict.reasons:
         lines.append((f"  {reason}", {}))
+    if report.previous is not None:
+        comparison = compare(report.to_dict(), report.previous)
+        down = comparison.change < 0
+        lines.append((comparison.line(), {"red": down, "green": comparison.change > 0}))
+        failing = comparison.failing_line()
+        if failing is not None:
+            lines.append((f"  {failing}", {"red": True}))
     for note in report.notes:
         lines.append((f"  note: {note}", {"yellow": True}))
     return lines

@@ -1,0 +1,366 @@
+"""The history file: one summary line per recorded release, and comparison with the last one.
+
+The file is JSON Lines; each line is an ``mlfunnel-report/1`` document without criteria,
+plus per gate the compact ``statuses`` of its criteria and the numbers they observed.
+Writers hold a lock file beside it and replace the whole file (temp file + ``os.replace``),
+so a reader never sees half a line and two runs recording at once lose nothing. Lines that
+are not ours are reported and kept byte for byte.
+
+Standard library only: the ``mlfunnel`` command reads this module without pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "mlfunnel-report/1"  # the same schema as the JSON report (criteria optional)
+GATE_STATUSES = ("passed", "warned", "failed", "empty", "not run")
+NOT_PASSED = ("failed", "error")
+#: Numbers observed per line; enough for trends, small enough to keep lines short.
+MAX_OBSERVED = 200
+_LOCK_TIMEOUT_S = 60.0
+
+
+@dataclass
+class HistoryLine:
+    number: int  # 1-based line number in the file
+    raw: bytes  # the line as stored, without its newline (rewritten verbatim)
+    entry: dict[str, Any] | None  # the summary, None when the line is corrupt or foreign
+    problem: str | None = None
+
+
+@dataclass
+class History:
+    path: Path
+    lines: list[HistoryLine] = field(default_factory=list)
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return [line.entry for line in self.lines if line.entry is not None]
+
+    def latest(self) -> dict[str, Any] | None:
+        entries = self.entries
+        return entries[-1] if entries else None
+
+    def previous_to(self, release: str | None) -> dict[str, Any] | None:
+        """The last recorded entry of another release (re-runs compare with the one before)."""
+        entries = self.entries
+        for entry in entries[::-1]:
+            if entry.get("release") != release:
+                return entry
+        return None
+
+    def notes(self, label: str | None = None) -> list[str]:
+        where = label or str(self.path)
+        return [f"{where}:{line.number}: {line.problem} (skipped, left in place)"
+                for line in self.lines if line.problem is not None]
+
+
+# ---------------------------------------------------------------------- reading
+def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(entry, None) for a summary line, (None, problem) for anything else."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(data, dict):
+        return None, f"not a history entry (a JSON {type(data).__name__})"
+    if data.get("schema") != SCHEMA:
+        return None, f"not a history entry (schema {data.get('schema')!r}, expected {SCHEMA!r})"
+    problem = _entry_problem(data)
+    if problem is not None:
+        return None, f"not a valid history entry ({problem})"
+    return data, None
+
+
+def _entry_problem(data: Mapping[str, Any]) -> str | None:
+    release = data.get("release")
+    if not isinstance(release, str) or not release:
+        return "no release"
+    stage = data.get("stage")
+    if not isinstance(stage, int) or isinstance(stage, bool) or stage < 0:
+        return "no stage"
+    gates = data.get("gates")
+    if not isinstance(gates, list):
+        return "no gates"
+    for gate in gates:
+        if not isinstance(gate, dict) or not isinstance(gate.get("name"), str):
+            return "a gate without a name"
+        if gate.get("status") not in GATE_STATUSES:
+            return f"gate {gate.get('name')!r} has status {gate.get('status')!r}"
+    funnel = data.get("funnel")
+    if not isinstance(funnel, list) or not all(isinstance(g, str) for g in funnel):
+        return "no funnel"
+    return None
+
+
+def _split(blob: bytes) -> list[bytes]:
+    lines = blob.split(b"\n")
+    return [line.rstrip(b"\r") for line in lines]
+
+
+def read_history(path: Path) -> History:
+    """The history at ``path``; empty when the file does not exist yet."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return History(path)
+    return _parse(path, blob)
+
+
+def _parse(path: Path, blob: bytes) -> History:
+    history = History(path)
+    for number, raw in enumerate(_split(blob), start=1):
+        if not raw.strip():
+            continue
+        entry, problem = parse_line(raw)
+        history.lines.append(HistoryLine(number, raw, entry, problem))
+    return history
+
+
+# ---------------------------------------------------------------------- summaries
+def criterion_key(gate: str, criterion_id: str) -> str:
+    """``pyproject.toml::model::quality::accuracy`` -> ``model::quality::accuracy``.
+
+    Ordinary tests marked with a gate keep their node id: ``model::tests/t.py::test_x``.
+    """
+    _, _, rest = criterion_id.partition("::")
+    if rest.startswith(f"{gate}::"):
+        return rest
+    return f"{gate}::{criterion_id}"
+
+
+def statuses_of(gate: Mapping[str, Any]) -> dict[str, str]:
+    """Criterion key -> status, from a summary's ``statuses`` or a report's ``criteria``."""
+    stored = gate.get("statuses")
+    if isinstance(stored, dict):
+        return {str(k): str(v) for k, v in stored.items()}
+    name = str(gate.get("name"))
+    return {criterion_key(name, str(c.get("id"))): str(c.get("status"))
+            for c in gate.get("criteria") or () if isinstance(c, dict)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The history line of a report dict (``Report.to_dict()``)."""
+    summary = {key: value for key, value in report.items() if key != "gates"}
+    summary["schema"] = SCHEMA
+    gates = []
+    budget = MAX_OBSERVED
+    for gate in report.get("gates", []):
+        line = {key: gate[key] for key in ("name", "status", "passed", "total") if key in gate}
+        line["statuses"] = statuses_of(gate)
+        observed: dict[str, Any] = {}
+        for criterion in gate.get("criteria") or ():
+            value = criterion.get("observed")
+            if budget > 0 and criterion.get("evidence") == "measured" and _is_number(value):
+                observed[criterion_key(gate["name"], str(criterion.get("id")))] = value
+                budget -= 1
+        if not observed and isinstance(gate.get("observed"), dict):
+            observed = dict(gate["observed"])
+        if observed:
+            line["observed"] = observed
+        gates.append(line)
+    summary["gates"] = gates
+    return summary
+
+
+def summary_line(report: Mapping[str, Any]) -> bytes:
+    return json.dumps(summary_of(report), separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode("utf-8")
+
+
+# ---------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def locked(path: Path, timeout_s: float = _LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold an exclusive lock on ``.<name>.lock`` beside ``path`` (across processes).
+
+    The lock file stays: removing it would race with a process about to lock it.
+    """
+    lock_path = path.with_name(f".{path.name}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        _acquire(handle.fileno(), lock_path, timeout_s)
+        try:
+            yield
+        finally:
+            _release(handle.fileno())
+
+
+if sys.platform == "win32":  # pragma: no cover
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _release(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _release(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _acquire(fd: int, lock_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _try_lock(fd):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{lock_path}: still locked after {timeout_s:.0f} s by another "
+                               "run")
+        time.sleep(0.01)
+
+
+def replace_file(path: Path, blob: bytes) -> None:
+    """Write a whole file through a temp file in the same directory and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def record(path: Path, report: Mapping[str, Any]) -> History:
+    """Add the summary of ``report`` to the history; a release already there is replaced.
+
+    Returns the history as it was before (its notes name the lines that were skipped).
+    """
+    line = summary_line(report)
+    release = report.get("release")
+    with locked(path):
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            blob = b""
+        before = _parse(path, blob)
+        kept: list[bytes] = []
+        placed = False
+        for stored in before.lines:
+            if stored.entry is not None and stored.entry.get("release") == release:
+                if not placed:  # the new line takes the place of the release's first line
+                    kept.append(line)
+                    placed = True
+                continue
+            kept.append(stored.raw)
+        if not placed:
+            kept.append(line)
+        replace_file(path, b"\n".join(kept) + b"\n")
+    return before
+
+
+# ---------------------------------------------------------------------- comparison
+@dataclass
+class Comparison:
+    release: str
+    before: tuple[str | None, int]  # (gate reached, stage) of the recorded release
+    now: tuple[str | None, int]
+    newly_failing: list[str]  # criterion keys that passed then and fail now
+
+    @property
+    def change(self) -> int:
+        return self.now[1] - self.before[1]
+
+    def line(self) -> str:
+        before, now = self.before[0] or "none", self.now[0] or "none"
+        change = self.change
+        if change == 0:
+            moved = "same stage"
+        else:
+            steps = abs(change)
+            moved = f"{'up' if change > 0 else 'down'} {steps} stage{'s' if steps != 1 else ''}"
+        return f"since {self.release}: {before} -> {now}, {moved}"
+
+    def failing_line(self, limit: int = 5) -> str | None:
+        if not self.newly_failing:
+            return None
+        shown = ", ".join(self.newly_failing[:limit])
+        more = len(self.newly_failing) - limit
+        if more > 0:
+            shown += f" and {more} more"
+        return f"passed in {self.release}, failing now: {shown}"
+
+
+def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> Comparison:
+    """How a report (or summary) stands against a recorded release."""
+    then: dict[str, str] = {}
+    for gate in previous.get("gates") or ():
+        then.update(statuses_of(gate))
+    newly_failing = []
+    for gate in current.get("gates") or ():
+        for key, status in statuses_of(gate).items():
+            if status in NOT_PASSED and then.get(key) == "passed":
+                newly_failing.append(key)
+    return Comparison(
+        release=str(previous.get("release")),
+        before=(previous.get("reached"), int(previous.get("stage") or 0)),
+        now=(current.get("reached"), int(current.get("stage") or 0)),
+        newly_failing=newly_failing,
+    )
+
+
+def series(entries: Sequence[Mapping[str, Any]], current: Mapping[str, Any] | None
+           ) -> list[Mapping[str, Any]]:
+    """Releases in recorded order, ending with ``current`` (which replaces its own release)."""
+    if current is None:
+        return list(entries)
+    release = current.get("release")
+    return [e for e in entries if e.get("release") != release] + [current]
+
+
+def record_run(path: Path, report: Mapping[str, Any], label: str) -> list[str]:
+    """``--funnel-record``: record a report, returning notes for the terminal summary.
+
+    A partial run is not recorded: its stage counts only what was selected, and history
+    would then show a slip that never happened.
+    """
+    if report.get("partial"):
+        return [f"not recorded in {label}: partial run (criteria were deselected)"]
+    try:
+        before = record(path, report)
+    except (OSError, TimeoutError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return [f"could not record {report.get('release')} in {label}: {reason}"]
+    replaced = any(e.get("release") == report.get("release") for e in before.entries)
+    verb = "replaced" if replaced else "recorded"
+    return [f"{verb} {report.get('release')} in {label}"]
