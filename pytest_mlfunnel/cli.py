@@ -1,0 +1,359 @@
+"""The ``mlfunnel`` command: scaffold a project, show its history, draw badges and reports.
+
+Standard library only (plus this package's renderers), so ``mlfunnel --help`` is instant
+and works where pytest's plugins are not loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pytest_mlfunnel.history import History, read_history
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
+DEFAULT_BADGE = "funnel-badge.svg"
+#: Files ``mlfunnel init`` writes besides the config: template name -> path in the project.
+DOCUMENTS = {
+    "problem.md": "docs/problem.md",
+    "MODEL_CARD.md": "MODEL_CARD.md",
+    "runbook.md": "docs/runbook.md",
+}
+_SECTION_HEADER_RE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+GATE_WORDS = {"passed": "pass", "warned": "warn", "failed": "FAIL", "empty": "empty",
+              "not run": "n/run"}
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see '{self.prog} --help')"
+        self.exit(2, f"mlfunnel: error: {message}{hint}\n")
+
+
+# ---------------------------------------------------------------------- config lookup
+def read_section(pyproject: Path) -> dict[str, Any] | None:
+    """``[tool.mlfunnel]`` of a pyproject file, None when the file or section is absent."""
+    try:
+        with pyproject.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CliError(f"{pyproject}: cannot read: {exc}") from None
+    tool = document.get("tool")
+    section = tool.get("mlfunnel") if isinstance(tool, dict) else None
+    return section if isinstance(section, dict) else None
+
+
+def history_path(args: argparse.Namespace) -> Path:
+    """--history, else ``history`` from [tool.mlfunnel] of --config, else the default."""
+    if getattr(args, "history", None):
+        return Path(args.history)
+    pyproject = Path(args.config)
+    section = read_section(pyproject) or {}
+    configured = section.get("history", DEFAULT_HISTORY)
+    if not isinstance(configured, str) or not configured.strip():
+        configured = DEFAULT_HISTORY
+    return pyproject.parent / configured
+
+
+def load_history(path: Path, required: bool) -> History:
+    try:
+        history = read_history(path)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if required and not history.lines:
+        raise CliError(f"{path}: no history yet (record a run with "
+                       "'pytest --funnel --funnel-record')")
+    return history
+
+
+def warn_skipped(history: History) -> None:
+    for note in history.notes():
+        print(f"mlfunnel: note: {note}", file=sys.stderr)
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CliError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CliError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != "mlfunnel-report/1":
+        schema = data.get("schema") if isinstance(data, dict) else None
+        raise CliError(f"{path}: not an mlfunnel report (schema {schema!r}, expected "
+                       "'mlfunnel-report/1'; write one with 'pytest --funnel "
+                       "--funnel-json=PATH')")
+    if not isinstance(data.get("gates"), list):
+        raise CliError(f"{path}: not an mlfunnel report (no gates)")
+    return data
+
+
+def write_text(target: str, text: str) -> None:
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    path = Path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{target}: cannot write: {exc.strerror or exc}") from None
+    print(f"wrote {target}")
+
+
+# ---------------------------------------------------------------------- init
+def template(name: str) -> str:
+    return resources.files("pytest_mlfunnel").joinpath("templates", name).read_text(
+        encoding="utf-8")
+
+
+def without_section(text: str) -> str:
+    """``text`` with every ``[tool.mlfunnel...]`` table removed (for ``init --force``)."""
+    kept: list[str] = []
+    dropping = False
+    for line in text.splitlines(keepends=True):
+        header = _SECTION_HEADER_RE.match(line)
+        if header:
+            name = re.sub(r"\s+", "", header.group(1)).replace('"', "").replace("'", "")
+            dropping = name == "tool.mlfunnel" or name.startswith("tool.mlfunnel.")
+        if not dropping:
+            kept.append(line)
+    return "".join(kept)
+
+
+def command_init(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise CliError(f"{root}: not a directory")
+    pyproject = root / "pyproject.toml"
+    starter = template("mlfunnel.toml")
+    if pyproject.exists():
+        existing = pyproject.read_text(encoding="utf-8")
+        if read_section(pyproject) is not None:
+            if not args.force:
+                raise CliError(f"{pyproject} already has a [tool.mlfunnel] section (use "
+                               "--force to replace it)")
+            existing = without_section(existing)
+            try:
+                tomllib.loads(existing)
+            except tomllib.TOMLDecodeError:
+                raise CliError(f"{pyproject}: cannot remove the [tool.mlfunnel] section "
+                               "safely; remove it by hand") from None
+            if "mlfunnel" in (tomllib.loads(existing).get("tool") or {}):
+                raise CliError(f"{pyproject}: [tool.mlfunnel] is written as dotted keys; "
+                               "remove it by hand")
+        text = existing.rstrip("\n") + "\n" + starter if existing.strip() else starter.lstrip()
+        pyproject.write_text(text, encoding="utf-8")
+        print(f"wrote {pyproject} ([tool.mlfunnel] section)")
+    else:
+        pyproject.write_text(starter.lstrip(), encoding="utf-8")
+        print(f"wrote {pyproject}")
+    for name, relative in DOCUMENTS.items():
+        target = root / relative
+        if target.exists() and not args.force:
+            print(f"kept {target} (it exists; --force overwrites it)")
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template(name), encoding="utf-8")
+        print(f"wrote {target}")
+    print("next: fill in the TODOs, then run 'pytest --funnel'")
+    return 0
+
+
+# ---------------------------------------------------------------------- history
+def history_table(entries: Sequence[Mapping[str, Any]], funnel: Sequence[str]) -> list[str]:
+    """Releases x gates, one row per recorded release, as fixed-width text."""
+    header = ["release", "date", "stage"] + [f"{i} {g}" for i, g in enumerate(funnel, 1)]
+    rows = [header]
+    for entry in entries:
+        gates = {g.get("name"): g for g in entry.get("gates") or ()}
+        total = len(entry.get("funnel") or funnel)
+        row = [str(entry.get("release")), str(entry.get("created") or "")[:10],
+               f"{entry.get('reached') or 'none'} {entry.get('stage')}/{total}"
+               + ("" if entry.get("ok") else " ✗")]
+        for name in funnel:
+            gate = gates.get(name)
+            if gate is None:
+                row.append("-")
+            else:
+                word = GATE_WORDS.get(str(gate.get("status")), str(gate.get("status")))
+                row.append(f"{word} {gate.get('passed', 0)}/{gate.get('total', 0)}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def command_history(args: argparse.Namespace) -> int:
+    path = history_path(args)
+    history = load_history(path, required=True)
+    warn_skipped(history)
+    entries = history.entries
+    if not entries:
+        raise CliError(f"{path}: no readable history entries")
+    if args.last is not None:
+        entries = entries[-args.last:]
+    latest = entries[-1]
+    funnel = [str(g) for g in latest.get("funnel") or ()]
+    if args.html:
+        from pytest_mlfunnel.render.html import render_html
+
+        previous = history.previous_to(latest.get("release"))
+        write_text(args.html, render_html(latest, entries, previous=previous,
+                                          current_label=None))
+        return 0
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    for line in history_table(entries, funnel):
+        try:
+            line.encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            line = line.replace("✗", "x")
+        print(line)
+    return 0
+
+
+# ---------------------------------------------------------------------- badge
+def command_badge(args: argparse.Namespace) -> int:
+    from pytest_mlfunnel.render.badge import render_badge
+
+    if args.report:
+        data = load_report(Path(args.report))
+    else:
+        history = load_history(history_path(args), required=True)
+        warn_skipped(history)
+        latest = history.latest()
+        if latest is None:
+            raise CliError(f"{history.path}: no readable history entries")
+        data = latest
+    write_text(args.output, render_badge(data, label=args.label))
+    return 0
+
+
+# ---------------------------------------------------------------------- report
+def command_report(args: argparse.Namespace) -> int:
+    data = load_report(Path(args.report))
+    if not args.html and not args.markdown:
+        raise CliError("give --html OUT and/or --markdown OUT")
+    history = History(Path(DEFAULT_HISTORY))
+    path = history_path(args)
+    if not args.no_history and (args.history or path.exists()):
+        history = load_history(path, required=False)
+        warn_skipped(history)
+    previous = history.previous_to(data.get("release"))
+    if args.html:
+        from pytest_mlfunnel.render.html import render_html
+
+        write_text(args.html, render_html(data, history.entries, previous=previous))
+    if args.markdown:
+        from pytest_mlfunnel.render.markdown import render_markdown
+
+        write_text(args.markdown, render_markdown(data, previous))
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mlfunnel", description="pytest-mlfunnel: scaffold the funnel, "
+                     "show its history, write badges and reports. Run the funnel itself with "
+                     "'pytest --funnel'.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def where(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--config", default="pyproject.toml", metavar="PATH",
+                         help="pyproject.toml whose [tool.mlfunnel] names the history file "
+                              "(default: ./pyproject.toml)")
+        sub.add_argument("--history", metavar="PATH", default=None,
+                         help=f"the history file (default: from the config, else "
+                              f"{DEFAULT_HISTORY})")
+
+    init = commands.add_parser(
+        "init", help="write a starter [tool.mlfunnel] and document templates",
+        description="Write a starter [tool.mlfunnel] for the 8 gates into pyproject.toml "
+                    "(appended when the file exists) and templates for docs/problem.md, "
+                    "MODEL_CARD.md and docs/runbook.md. Existing files are kept.")
+    init.add_argument("--dir", default=".", metavar="DIR", help="project root (default: .)")
+    init.add_argument("--force", action="store_true",
+                      help="replace an existing [tool.mlfunnel] and overwrite the documents")
+    init.set_defaults(run=command_init)
+
+    history = commands.add_parser(
+        "history", help="table of recorded releases x gates",
+        description="Show the recorded releases (pytest --funnel --funnel-record) gate by "
+                    "gate.")
+    where(history)
+    history.add_argument("--html", metavar="OUT", help="write the history as an HTML page")
+    history.add_argument("--last", type=_positive, metavar="N", help="only the last N releases")
+    history.set_defaults(run=command_history)
+
+    badge = commands.add_parser(
+        "badge", help="write an SVG badge of the stage reached",
+        description="Write an SVG badge ('funnel | model 3/8') from the latest recorded "
+                    "release, or from a JSON report.")
+    where(badge)
+    badge.add_argument("--report", metavar="REPORT.json",
+                       help="read a JSON report (pytest --funnel-json) instead of the history")
+    badge.add_argument("-o", "--output", default=DEFAULT_BADGE, metavar="OUT",
+                       help=f"where to write the SVG ('-' for stdout; default: {DEFAULT_BADGE})")
+    badge.add_argument("--label", default="funnel", help="left-hand text (default: funnel)")
+    badge.set_defaults(run=command_badge)
+
+    report = commands.add_parser(
+        "report", help="render a saved JSON report as HTML or Markdown",
+        description="Render a JSON report written by 'pytest --funnel --funnel-json=PATH'; "
+                    "the history file, when there is one, adds the chart over releases.")
+    report.add_argument("report", metavar="REPORT.json")
+    where(report)
+    report.add_argument("--html", metavar="OUT", help="write a self-contained HTML page")
+    report.add_argument("--markdown", metavar="OUT", help="write the Markdown funnel table")
+    report.add_argument("--no-history", action="store_true",
+                        help="leave the history out of the page")
+    report.set_defaults(run=command_report)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except CliError as exc:
+        print(f"mlfunnel: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

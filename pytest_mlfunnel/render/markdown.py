@@ -1,0 +1,102 @@
+"""The funnel as a Markdown table, for GitHub's job summary (``GITHUB_STEP_SUMMARY``)."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_mlfunnel.history import compare
+
+if TYPE_CHECKING:
+    from pytest_mlfunnel.report import Report
+
+#: A symbol for the eye and a word for everyone else (screen readers, no colour).
+STATUS_CELLS = {
+    "passed": "✅ passed",
+    "warned": "⚠️ warned",
+    "failed": "❌ FAILED",
+    "empty": "⬜ empty",
+    "not run": "➖ not run",
+}
+CRITERION_CELLS = {
+    "passed": "✅ passed",
+    "failed": "❌ failed",
+    "error": "❌ error",
+    "warned": "⚠️ warned",
+    "waived": "⚠️ waived",
+    "skipped": "➖ skipped",
+}
+MAX_LISTED = 50
+
+
+def cell(value: Any) -> str:
+    """Table-safe text: escaped HTML, no pipes or newlines breaking the row."""
+    if value is None:
+        return ""
+    text = " ".join(str(value).split())
+    return html.escape(text, quote=False).replace("|", "\\|")
+
+
+def render_markdown(report: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+                    ) -> str:
+    release = f" {report.get('release')}" if report.get("release") else ""
+    lines = [f"### ml funnel · {cell(report.get('project'))}{cell(release)}", ""]
+    lines.append(f"**{cell(report.get('verdict'))}**")
+    lines.append("")
+    for reason in report.get("reasons") or ():
+        lines.append(f"- {cell(reason)}")
+    if previous is not None:
+        comparison = compare(report, previous)
+        lines.append(f"- {cell(comparison.line())}")
+        failing = comparison.failing_line()
+        if failing:
+            lines.append(f"- {cell(failing)}")
+    if lines[-1]:
+        lines.append("")
+    stage = int(report.get("stage") or 0)
+    lines += ["| # | gate | status | passed | first failure |",
+              "|--:|------|--------|-------:|---------------|"]
+    for index, gate in enumerate(report.get("gates") or (), start=1):
+        first = next((c for c in gate.get("criteria") or ()
+                      if c.get("status") in ("failed", "error")), None)
+        failure = ""
+        if first is not None:
+            failure = first.get("message") or f"{first.get('check')}: {first.get('status')}"
+        name = cell(gate.get("name"))
+        if index == stage:
+            name = f"**{name}** ◀ reached"
+        lines.append(f"| {index} | {name} | {STATUS_CELLS.get(gate.get('status', ''), '')} | "
+                     f"{gate.get('passed', 0)}/{gate.get('total', 0)} | {cell(failure)} |")
+    not_passed = [c for gate in report.get("gates") or ()
+                  for c in gate.get("criteria") or () if c.get("status") != "passed"]
+    if not_passed:
+        lines += ["", f"<details><summary>{len(not_passed)} criteria not passed</summary>", "",
+                  "| criterion | status | evidence | observed | expected | message |",
+                  "|-----------|--------|----------|----------|----------|---------|"]
+        for criterion in not_passed[:MAX_LISTED]:
+            key = str(criterion.get("id", "")).partition("::")[2] or criterion.get("id")
+            lines.append(
+                f"| `{cell(key)}` | {CRITERION_CELLS.get(criterion.get('status', ''), '')} | "
+                f"{cell(criterion.get('evidence'))} | {cell(criterion.get('observed'))} | "
+                f"{cell(criterion.get('expected'))} | {cell(criterion.get('message'))} |")
+        if len(not_passed) > MAX_LISTED:
+            lines.append(f"| … and {len(not_passed) - MAX_LISTED} more | | | | | |")
+        lines += ["", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
+def append_step_summary(report: Report) -> list[str]:
+    """Append the table to ``$GITHUB_STEP_SUMMARY`` when set; notes on failure."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target:
+        return []
+    text = render_markdown(report.to_dict(), report.previous)
+    try:
+        with Path(target).open("a", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    except OSError as exc:
+        return [f"could not append to GITHUB_STEP_SUMMARY ({target}): {exc.strerror or exc}"]
+    return []
