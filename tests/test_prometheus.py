@@ -71,7 +71,12 @@ def test_selectors_use_all_four_label_matchers(pytester: pytest.Pytester,
     project(pytester, f'{{ url = "{live_server.url}/metrics" }}', """
 [tool.mlfunnel.deployment.traffic]
 metrics = "service"
-expect = { 'http_requests_total{code!="200"}' = "== 3", 'http_requests_total{path!~"/health|/nope"}' = "== 41", 'http_requests_total{code=~"2..", path="/predict"}' = "== 40", 'http_requests_total' = "== 53" }
+
+[tool.mlfunnel.deployment.traffic.expect]
+'http_requests_total{code!="200"}' = "== 3"
+'http_requests_total{path!~"/health|/nope"}' = "== 41"
+'http_requests_total{code=~"2..", path="/predict"}' = "== 40"
+'http_requests_total' = "== 53"
 """)
     result = pytester.runpytest("--funnel", "-v")
     result.assert_outcomes(passed=4)
