@@ -1,4 +1,5 @@
-"""Expectations: ``OP VALUE`` comparisons such as ``">= 0.8"``, ``"<= 5%"``, ``">= baseline + 0.01"``.
+"""Expectations: ``OP VALUE`` comparisons such as ``">= 0.8"``, ``"<= 5%"``,
+``">= baseline + 0.01"``.
 
 Pure Python, no pytest import. VALUE is a number, a percentage (``5%`` is 0.05), a duration
 (``30 days``, ``12 h``, ``500 ms`` -- kept in seconds), or baseline arithmetic.
@@ -165,7 +166,7 @@ def format_value(value: object, unit: Unit = "number") -> str:
             return f"{_trim(value * 100)}%"
         if unit == "duration":
             return format_duration(float(value))
-        if isinstance(value, int) or float(value).is_integer() and abs(value) < 1e15:
+        if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
             return str(int(value))
         return _trim(float(value))
     return str(value)
@@ -176,7 +177,7 @@ def _trim(number: float) -> str:
         return str(number)
     if abs(number) >= 1000:
         return f"{number:.1f}".rstrip("0").rstrip(".")
-    text = f"{number:.4g}" if abs(number) < 1 else f"{number:.4g}"
+    text = f"{number:.4g}"
     if "e" in text:
         return text
     return text.rstrip("0").rstrip(".") if "." in text else text

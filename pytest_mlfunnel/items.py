@@ -126,11 +126,11 @@ class CriterionItem(pytest.Function):
         if outcome.status != "passed":
             raise CriterionFailed(outcome)
 
-    def repr_failure(self, excinfo: ExceptionInfo[BaseException],
+    def repr_failure(self, excinfo: ExceptionInfo[BaseException],  # type: ignore[override]
                      style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, CriterionFailed):
             return self.funnel.describe_failure(self, excinfo.value.outcome)
-        return super().repr_failure(excinfo, style=style)
+        return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         line = self.entry.line - 1 if self.entry.line else None

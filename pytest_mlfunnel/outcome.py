@@ -46,7 +46,7 @@ class Outcome:
     def compare(cls, label: str, observed: float, expectation: Expectation,
                 baseline: float | None = None, unit: Unit | None = None,
                 details: list[str] | None = None, **extra: Any) -> Outcome:
-        """Compare a number with an expectation and word the result: ``accuracy 0.74, expected >= 0.80``."""
+        """Compare a number with an expectation and word it: ``accuracy 0.74, expected >= 0.80``."""
         shown_unit: Unit = unit or expectation.unit
         words = f"{label} {format_value(observed, shown_unit)}, expected {expectation.describe_threshold(baseline)}"  # noqa: E501
         if baseline is not None:

@@ -14,7 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from pytest_mlfunnel.session import FunnelSession
 
-funnel_session_key = pytest.StashKey["FunnelSession"]()
+funnel_session_key: pytest.StashKey[FunnelSession] = pytest.StashKey()
 
 _ACTIVATING_OPTIONS = ("funnel_only", "funnel_require", "funnel_config", "funnel_json",
                        "funnel_html", "funnel_record", "funnel_no_regress")

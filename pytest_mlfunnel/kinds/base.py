@@ -169,6 +169,9 @@ _SLUG_RE = re.compile(r"[^A-Za-z0-9_.\-/]+")
 
 
 def slug(text: str) -> str:
-    """A node-id-safe name that ``-k`` can match: letters, digits, ``_ . - /``; ``*`` reads "any"."""
+    """A node-id-safe name that ``-k`` can match: letters, digits, ``_ . - /``.
+
+    ``*`` is spelled "any" (``slices.*.r2`` -> ``slices.any.r2``).
+    """
     cleaned = _SLUG_RE.sub("-", text.strip().replace("*", "any")).strip("-")
     return cleaned or "item"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from pytest_mlfunnel.expectations import format_duration
 from pytest_mlfunnel.kinds.base import (
@@ -48,7 +48,7 @@ _PLACEHOLDER_RE = re.compile(
 class DocumentConfig(CheckConfig):
     document: str
     sections: list[str] | None = None
-    sign_off: list[str] = []
+    sign_off: list[str] = Field(default_factory=list)
     max_age: Duration | None = None
 
     @field_validator("document")

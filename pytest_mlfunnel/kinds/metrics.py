@@ -18,7 +18,7 @@ from pytest_mlfunnel.kinds.base import (
     PlanContext,
     Source,
 )
-from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.outcome import CriterionError, Outcome, Status
 from pytest_mlfunnel.sources.metrics import MetricSet, load_metrics
 from pytest_mlfunnel.sources.spec import SourceSpec
 
@@ -50,10 +50,6 @@ def _number(name: str, value: Any, origin: str) -> float:
                 pass
         raise CriterionError(f"{name} in {origin} is {value!r}, not a number")
     return float(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class MetricsKind(CheckKind):
@@ -108,7 +104,8 @@ class MetricsKind(CheckKind):
             if not bad:
                 return Outcome.passed(observed, expectation.text,
                                       f"{len(outcomes)} metrics match {name}, all as expected")
-            status = "error" if all(o.status == "error" for o in bad.values()) else "failed"
+            status: Status = ("error" if all(o.status == "error" for o in bad.values())
+                              else "failed")
             message = "; ".join(o.message for o in bad.values())
             return Outcome(status, observed, expectation.text,
                            f"{len(bad)} of {len(outcomes)} failed: {message}")

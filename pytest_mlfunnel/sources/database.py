@@ -58,7 +58,8 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
                              f"({SQL_EXTRA_HINT})") from None
     try:
         with engine.connect() as conn:
-            result = conn.exec_driver_sql(sql, tuple(params)) if params else conn.exec_driver_sql(sql)
+            result = (conn.exec_driver_sql(sql, tuple(params)) if params
+                      else conn.exec_driver_sql(sql))
             columns = list(result.keys())
             return columns, [tuple(row) for row in result.fetchall()]
     except Exception as exc:

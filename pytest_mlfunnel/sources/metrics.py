@@ -166,8 +166,9 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
             raise CriterionError(f"fixture {spec.fixture!r} is not available here")
         return from_object(context.fixtures[spec.fixture], f"fixture {spec.fixture!r}")
     if context is not None:
-        return context.shared_value(("metrics", spec.cache_key()),
-                                    lambda: _read(spec, rootdir))
+        found: MetricSet = context.shared_value(("metrics", spec.cache_key()),
+                                                lambda: _read(spec, rootdir))
+        return found
     return _read(spec, rootdir)
 
 
