@@ -1,0 +1,177 @@
+"""``timing``: latency and throughput of a callable a fixture returns.
+
+    [tool.mlfunnel.model.latency]
+    timing = "predict_one"          # a fixture returning a zero-argument callable
+    warmup = 10
+    runs = 200
+    expect = { p95_ms = "<= 50", per_second = ">= 100" }
+
+The callable is called ``warmup`` times unmeasured, then ``runs`` times, each call timed on
+its own with ``time.perf_counter``. All criteria of one check share one measurement per
+process; numbers are reported with the run count they come from.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pytest_mlfunnel.expectations import Expectation, format_value
+from pytest_mlfunnel.kinds.base import (
+    CheckConfig,
+    CheckKind,
+    Criterion,
+    EvalContext,
+    ExpectationField,
+    PlanContext,
+)
+from pytest_mlfunnel.kinds.http import latency_expectation, percentile
+from pytest_mlfunnel.outcome import CriterionError, Outcome
+
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_RUNS = 10_000_000
+
+
+class TimingExpect(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+    p50_ms: ExpectationField | None = None
+    p95_ms: ExpectationField | None = None
+    p99_ms: ExpectationField | None = None
+    per_second: ExpectationField | None = None
+
+    @model_validator(mode="after")
+    def _units(self) -> TimingExpect:
+        for key in ("p50_ms", "p95_ms", "p99_ms"):
+            value = getattr(self, key)
+            if value is not None:
+                latency_expectation(value, key)
+        if self.per_second is not None and self.per_second.unit != "number":
+            raise ValueError(f"per_second is calls per second: write e.g. '>= 100', not "
+                             f"{self.per_second.text!r}")
+        if not any(getattr(self, key) is not None for key in type(self).model_fields):
+            raise ValueError("give at least one of p50_ms, p95_ms, p99_ms, per_second, e.g. "
+                             "expect = { p95_ms = \"<= 50\" }")
+        return self
+
+
+class TimingConfig(CheckConfig):
+    timing: str
+    runs: int = Field(default=100, ge=1, le=MAX_RUNS)
+    warmup: int = Field(default=5, ge=0, le=MAX_RUNS)
+    expect: TimingExpect
+
+    @field_validator("timing")
+    @classmethod
+    def _fixture_name(cls, value: str) -> str:
+        if not _IDENTIFIER_RE.match(value.strip()):
+            raise ValueError(f"expected the name of a fixture that returns a zero-argument "
+                             f"callable, got {value!r}")
+        return value.strip()
+
+
+@dataclass
+class Measurement:
+    durations_ms: list[float]
+    total_s: float
+    warmup: int
+
+    @property
+    def runs(self) -> int:
+        return len(self.durations_ms)
+
+    @property
+    def per_second(self) -> float:
+        return self.runs / self.total_s if self.total_s > 0 else math.inf
+
+    def summary(self) -> dict[str, float]:
+        return {"runs": self.runs, "warmup": self.warmup,
+                "p50_ms": percentile(self.durations_ms, 50),
+                "p95_ms": percentile(self.durations_ms, 95),
+                "p99_ms": percentile(self.durations_ms, 99),
+                "mean_ms": sum(self.durations_ms) / self.runs,
+                "per_second": self.per_second}
+
+
+def measure(function: Any, name: str, runs: int, warmup: int) -> Measurement:
+    if not callable(function):
+        raise CriterionError(f"fixture {name!r} returned {type(function).__name__}, expected "
+                             "a zero-argument callable (e.g. lambda: model.predict(row))")
+    clock = time.perf_counter
+    call = 0
+    try:
+        for _ in range(warmup):
+            call += 1
+            function()
+        durations: list[float] = []
+        for _ in range(runs):
+            call += 1
+            started = clock()
+            function()
+            durations.append(clock() - started)
+    except Exception as exc:
+        phase = "warm-up call" if call <= warmup else "call"
+        number = call if call <= warmup else call - warmup
+        raise CriterionError(f"{name}: {phase} {number} raised {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+                             ) from None
+    return Measurement([d * 1000.0 for d in durations], sum(durations), warmup)
+
+
+class TimingKind(CheckKind):
+    key = "timing"
+    evidence = "measured"
+    config_model = TimingConfig
+
+    def plan(self, check: TimingConfig, ctx: PlanContext) -> list[Criterion]:
+        shared_key = ("timing", ctx.key_path)
+        criteria = []
+        for key in ("p50_ms", "p95_ms", "p99_ms", "per_second"):
+            expectation = getattr(check.expect, key)
+            if expectation is not None:
+                criteria.append(Criterion(key, self._evaluator(check, shared_key, key,
+                                                               expectation),
+                                          fixtures=(check.timing,),
+                                          expected=expectation.text))
+        return criteria
+
+    @staticmethod
+    def _evaluator(check: TimingConfig, shared_key: tuple[str, str], key: str,
+                   expectation: Expectation) -> Any:
+        def evaluate(ctx: EvalContext) -> Outcome:
+            function = ctx.fixtures.get(check.timing)
+            measured = ctx.shared_value(shared_key, lambda: measure_once(
+                function, check.timing, check.runs, check.warmup))
+            if isinstance(measured, str):  # the first criterion's error, not measured again
+                raise CriterionError(measured)
+            summary = measured.summary()
+            runs = (f"over {measured.runs} runs" + (f" after {measured.warmup} warm-up"
+                                                    if measured.warmup else ""))
+            if key == "per_second":
+                observed = reported = measured.per_second
+                shown = f"{format_value(round(observed, 1))}/s"
+                label = "throughput"
+            else:
+                reported = summary[key]
+                observed = reported / 1000.0 if expectation.unit == "duration" else reported
+                shown = (format_value(observed, "duration") if expectation.unit == "duration"
+                         else f"{format_value(round(reported, 4))} ms")
+                label = key.removesuffix("_ms")
+            words = f"{check.timing}: {label} {shown} {runs}, expected {expectation.text}"
+            if expectation.holds(observed):
+                return Outcome.passed(round(reported, 6), expectation.text, words, **summary)
+            return Outcome.failed(words, round(reported, 6), expectation.text, None, **summary)
+        return evaluate
+
+
+def measure_once(function: Any, name: str, runs: int, warmup: int) -> Measurement | str:
+    """A measurement, or the error message (kept so other criteria do not call it again)."""
+    try:
+        return measure(function, name, runs, warmup)
+    except CriterionError as exc:
+        return str(exc)
