@@ -52,6 +52,7 @@ class FunnelSession:
         self._config_collected = False
         self.results: dict[str, dict[str, Any]] = {}
         self.failed_tests: set[str] = set()
+        self.bad_markers: dict[str, str] = {}
         self.report: Report | None = None
         self.history: History | None = None
         self.history_error: str | None = None
@@ -161,7 +162,6 @@ class FunnelSession:
             node.funnel = self
             self._config_collected = True
             items[:0] = list(session.genitems(node))
-        problems = []
         for item in items:
             if isinstance(item, CriterionItem):
                 continue
@@ -170,12 +170,12 @@ class FunnelSession:
                 continue
             gate = marker.args[0] if marker.args else marker.kwargs.get("gate")
             if gate not in self.config.funnel:
-                problems.append(f"{item.nodeid}: @pytest.mark.funnel({gate!r}): unknown gate "
-                                f"(gates: {', '.join(self.config.funnel)})")
+                # An error of the test, not of the run: under xdist only workers see markers.
+                self.bad_markers[item.nodeid] = (
+                    f"@pytest.mark.funnel({gate!r}): unknown gate (gates: "
+                    f"{', '.join(self.config.funnel)})")
                 continue
             item.user_properties.append(("gate", gate))
-        if problems:
-            raise pytest.UsageError(*problems)
         if config.getoption("funnel_only"):
             keep = [i for i in items if isinstance(i, CriterionItem)
                     or i.get_closest_marker("funnel") is not None]
@@ -185,6 +185,12 @@ class FunnelSession:
                 config.hook.pytest_deselected(items=dropped)
 
     # ------------------------------------------------------------------ running
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        message = self.bad_markers.get(item.nodeid)
+        if message is not None:
+            pytest.fail(message, pytrace=False)
+
     def _gate_of(self, item: pytest.Item) -> tuple[str, str] | None:
         """(gate, severity) for funnel items, None for ordinary tests."""
         if isinstance(item, CriterionItem):
@@ -193,6 +199,8 @@ class FunnelSession:
         if marker is None:
             return None
         gate = marker.args[0] if marker.args else marker.kwargs.get("gate")
+        if gate not in self.config.funnel:
+            return None
         return str(gate), str(marker.kwargs.get("severity", "block"))
 
     def finalize(self, status: str, message: str, gate: str, severity: str,

@@ -305,17 +305,21 @@ def test_marked_tests_are_criteria_of_their_gate(pytester: pytest.Pytester,
     assert result.ret == 0
 
 
-def test_an_unknown_gate_on_a_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("extra", XDIST)
+def test_an_unknown_gate_on_a_marker_errors_that_test(pytester: pytest.Pytester,
+                                                      extra: list[str]) -> None:
     make_project(pytester, three_gates())
     pytester.makepyfile(test_a="""
         import pytest
         @pytest.mark.funnel("modle")
         def test_x(): pass
     """)
-    result = pytester.runpytest("--funnel")
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["ERROR: test_a.py::test_x: @pytest.mark.funnel('modle'): "
-                                 "unknown gate (gates: data, problem, model)"])
+    result = pytester.runpytest("--funnel", *extra)
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*@pytest.mark.funnel('modle'): unknown gate (gates: data, "
+                                 "problem, model)*"])
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    assert result.ret == 1
 
 
 def test_unmarked_tests_behave_as_without_the_plugin(pytester: pytest.Pytester) -> None:

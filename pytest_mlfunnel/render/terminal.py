@@ -56,6 +56,20 @@ def gate_row(index: int, count: int, gate: GateResult, reached: int, width: int,
     return row
 
 
+def evidence_line(report: Report) -> str:
+    """``evidence: 41 measured · 9 attested`` over the criteria that ran."""
+    counts: dict[str, int] = {}
+    for gate in report.gates:
+        for criterion in gate.criteria:
+            if criterion.status != "skipped":
+                counts[criterion.evidence] = counts.get(criterion.evidence, 0) + 1
+    if not counts:
+        return ""
+    parts = [f"{counts.pop(kind, 0)} {kind}" for kind in ("measured", "attested")]
+    parts += [f"{n} {kind}" for kind, n in sorted(counts.items())]
+    return "evidence: " + " · ".join(parts)
+
+
 def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8"
                     ) -> list[tuple[str, dict[str, Any]]]:
     verdict = report.verdict
@@ -77,6 +91,9 @@ def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8"
     lines.append((line, {"green": good, "red": not good, "bold": True}))
     for reason in verdict.reasons:
         lines.append((f"  {reason}", {}))
+    evidence = evidence_line(report)
+    if evidence:
+        lines.append((evidence, {}))
     if report.previous is not None:
         comparison = compare(report.to_dict(), report.previous)
         down = comparison.change < 0
