@@ -1,0 +1,421 @@
+"""The ``dataset`` kind through real pytest runs on real files, frames and databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pl = pytest.importorskip("polars")
+# In-process pytester runs drop modules first imported during a run, and C extensions load
+# only once per process: import every engine the inner runs use before any run starts.
+for _module in ("duckdb", "narwhals", "pandas", "pyarrow", "dask.dataframe", "sqlalchemy",
+                "psycopg"):
+    pytest.importorskip(_module)
+
+XDIST = [pytest.param([], id="in-process"), pytest.param(["-n", "2"], id="xdist")]
+N = 200
+
+
+def customers(*, bad: bool = False) -> Any:
+    """200 customers; ``bad`` breaks every constraint of CONSTRAINTS at once."""
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    ids = list(range(N))
+    ages: list[int | None] = [20 + i % 60 for i in ids]
+    plans = [("basic", "pro", "team")[i % 3] for i in ids]
+    churned = [1 if i % 5 == 0 else 0 for i in ids]
+    newest = now - dt.timedelta(days=2)
+    if bad:
+        ids[1] = ids[2] = ids[3] = 0  # repeated keys
+        for i in range(0, 40, 2):
+            ages[i] = None  # 10% nulls
+        ages[5], ages[6] = -3, 150
+        plans[7] = "enterprise"
+        churned = [1 if i == 9 else 0 for i in range(N)]  # one class at 0.5%
+        newest = now - dt.timedelta(days=90)
+    return pl.DataFrame({
+        "customer_id": ids,
+        "age": ages,
+        "plan": plans,
+        "churned": churned,
+        "signup_date": [newest - dt.timedelta(days=i) for i in range(N)],
+    })
+
+
+CONSTRAINTS = """
+rows = ">= 100"
+duplicates = "<= 1%"
+columns.customer_id = { unique = true, nulls = "== 0", dtype = "int" }
+columns.age = { nulls = "<= 5%", min = 0, max = 120 }
+columns.plan = { values = ["basic", "pro", "team"] }
+columns.churned = { values = [0, 1], min_share = "5%" }
+columns.signup_date = { max_age = "30 days" }
+"""
+CRITERIA = 12
+
+
+def write(frame: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        frame.write_parquet(path)
+    else:
+        frame.write_csv(path)
+
+
+def project(pytester: pytest.Pytester, source: str, extra: str = "") -> None:
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel]
+require = "data"
+
+[tool.mlfunnel.data.train]
+dataset = {source}
+{CONSTRAINTS}
+{extra}
+""")
+
+
+def report(pytester: pytest.Pytester, depth: int = 1) -> dict[str, dict[str, Any]]:
+    """Criteria of the JSON report by the last ``depth`` parts of their node id."""
+    data = json.loads((pytester.path / "report.json").read_text())
+    return {"::".join(c["id"].split("::")[-depth:]): c
+            for g in data["gates"] for c in g["criteria"]}
+
+
+@pytest.mark.parametrize("xdist", XDIST)
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_every_constraint_passes_on_good_data(pytester: pytest.Pytester, fmt: str,
+                                              xdist: list[str]) -> None:
+    write(customers(), pytester.path / f"data/train.{fmt}")
+    project(pytester, f'"data/train.{fmt}"')
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json", *xdist)
+    result.assert_outcomes(passed=CRITERIA)
+    assert result.ret == 0
+    names = set(report(pytester))
+    assert names == {"rows", "duplicates", "customer_id.unique", "customer_id.nulls",
+                     "customer_id.dtype", "age.nulls", "age.min", "age.max", "plan.values",
+                     "churned.values", "churned.min_share", "signup_date.max_age"}
+
+
+@pytest.mark.parametrize("xdist", XDIST)
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_every_constraint_fails_with_its_message(pytester: pytest.Pytester, fmt: str,
+                                                 xdist: list[str]) -> None:
+    frame = customers(bad=True)
+    write(pl.concat([frame, frame.head(4)]), pytester.path / f"data/train.{fmt}")
+    project(pytester, f'"data/train.{fmt}"')
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json", *xdist)
+    result.assert_outcomes(passed=4, failed=CRITERIA - 4)
+    assert result.ret == 1
+    outcomes = report(pytester)
+    assert {n for n, c in outcomes.items() if c["status"] == "passed"} == {
+        "rows", "customer_id.nulls", "customer_id.dtype", "churned.values"}
+    messages = {name: c["message"] for name, c in outcomes.items()}
+    assert messages["duplicates"] == ("duplicates: 1.961% duplicated rows (4 of 204 rows), "
+                                      "expected <= 1%")
+    assert messages["customer_id.unique"] == (
+        "customer_id: 7 repeated values (197 distinct among 204 non-null), expected unique; "
+        "e.g. 0")
+    assert messages["age.nulls"] == "age: 10.29% nulls (21 of 204 rows), expected <= 5%"
+    assert messages["age.min"] == "age: min -3, expected >= 0; e.g. -3"
+    assert messages["age.max"] == "age: max 150, expected <= 120; e.g. 150"
+    assert messages["plan.values"] == ("plan: 1 values outside ['basic', 'pro', 'team'], "
+                                       "e.g. 'enterprise'")
+    assert messages["churned.min_share"].startswith(
+        "churned: 1 class below 5% of values (1 ")
+    assert messages["churned.values"] == "churned: every value in [0, 1]"
+    assert messages["signup_date.max_age"].startswith("signup_date: newest value ")
+    assert messages["signup_date.max_age"].endswith(" old, expected within 30 days")
+    assert outcomes["age.nulls"]["details"][0].startswith("row with age null: customer_id=0")
+    result.stdout.fnmatch_lines(["*age: 10.29% nulls (21 of 204 rows), expected <= 5%*"])
+
+
+def test_churned_values_fail_when_a_value_is_outside(pytester: pytest.Pytester) -> None:
+    write(customers().with_columns(pl.lit(2).alias("churned")), pytester.path / "t.parquet")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.train]
+dataset = "t.parquet"
+columns.churned = { values = [0, 1], min_share = "5%" }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "churned: 200 values outside [0, 1], e.g. 2",
+        "churned: 2 classes below 5% of values (0 0%, 1 0%), expected >= 5% each",
+    ])
+
+
+FRAME_KINDS = ["pandas", "polars", "polars-lazy", "pyarrow", "duckdb", "dask"]
+
+
+@pytest.mark.parametrize("kind", FRAME_KINDS)
+@pytest.mark.parametrize("bad", [False, True], ids=["good", "bad"])
+def test_frames_give_the_same_outcomes_as_parquet(pytester: pytest.Pytester, kind: str,
+                                                  bad: bool) -> None:
+    frame = customers(bad=bad)
+    write(frame, pytester.path / "train.parquet")
+    pytester.makeconftest(f"""
+import polars as pl
+import pytest
+
+@pytest.fixture(scope="session")
+def train_frame():
+    frame = pl.read_parquet("train.parquet")
+    kind = {kind!r}
+    if kind == "pandas":
+        return frame.to_pandas()
+    if kind == "polars-lazy":
+        return frame.lazy()
+    if kind == "pyarrow":
+        return frame.to_arrow()
+    if kind == "duckdb":
+        import duckdb
+        return duckdb.from_arrow(frame.to_arrow())
+    if kind == "dask":
+        import dask.dataframe as dd
+        return dd.from_pandas(frame.to_pandas(), npartitions=2)
+    return frame
+""")
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.data.file]
+dataset = "train.parquet"
+{CONSTRAINTS.replace('dtype = "int"', 'dtype = "int"')}
+[tool.mlfunnel.data.frame]
+dataset = {{ fixture = "train_frame" }}
+{CONSTRAINTS}
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    data = json.loads((pytester.path / "report.json").read_text())
+    by_check: dict[str, dict[str, str]] = {}
+    for gate in data["gates"]:
+        for c in gate["criteria"]:
+            by_check.setdefault(c["check"], {})[c["id"].rsplit("::", 1)[1]] = c["status"]
+    file_outcomes, frame_outcomes = by_check["file"], by_check["frame"]
+    if kind in ("pandas", "dask") and bad:
+        # pandas keeps an int column with nulls as float: same constraints, same verdicts
+        assert frame_outcomes.pop("customer_id.dtype") == "passed"
+        file_outcomes.pop("customer_id.dtype")
+    assert frame_outcomes == file_outcomes
+    assert result.ret == (1 if bad else 0)
+
+
+def test_one_aggregate_query_per_table_per_process(pytester: pytest.Pytester,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    write(customers(), pytester.path / "train.parquet")
+    write(customers().head(150), pytester.path / "reviews.csv")
+    log = pytester.path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.sources]
+train = "train.parquet"
+reviews = "reviews.csv"
+
+[tool.mlfunnel.data.train]
+dataset = "train"
+{CONSTRAINTS}
+join = {{ dataset = "reviews", on = "customer_id", match = ">= 70%" }}
+group_size = {{ by = "plan", median = ">= 60", min = ">= 60" }}
+
+[tool.mlfunnel.data.train_again]
+dataset = "train"
+columns.age = {{ max = 200 }}
+
+[tool.mlfunnel.data.reviews]
+dataset = "reviews"
+rows = ">= 100"
+columns.age = {{ nulls = "== 0" }}
+""")
+    for xdist in ([], ["-n", "2"]):
+        log.write_text("")
+        result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", *xdist)
+        result.assert_outcomes(passed=CRITERIA + 3 + 1 + 2)
+        lines = [line.split("\t") for line in log.read_text().splitlines()]
+        per_process: dict[tuple[str, str], list[str]] = {}
+        for pid, purpose, source, _ in lines:
+            per_process.setdefault((pid, source.split(" ")[0]), []).append(purpose)
+        processes = {pid for pid, _ in per_process}
+        assert len(processes) == (1 if not xdist else 2) or xdist
+        for (_, source), purposes in per_process.items():
+            # one aggregate pass per table and process; the join and the group sizes add one
+            # query each; nothing else reads data when every criterion passes
+            assert purposes.count("aggregate") <= 1, (source, purposes)
+            assert set(purposes) <= {"schema", "aggregate", "join", "group sizes"}
+            assert purposes.count("join") + purposes.count("group sizes") <= 2
+        aggregates = [p for p in lines if p[1] == "aggregate"]
+        assert len(aggregates) <= 2 * len(processes)
+        assert {p[2].split(" ")[0] for p in aggregates} == {"train", "reviews"}
+
+
+def test_k_reads_naturally(pytester: pytest.Pytester) -> None:
+    write(customers(), pytester.path / "data/train.parquet")
+    project(pytester, '"data/train.parquet"')
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--collect-only", "-q",
+                                "-k", "age and nulls")
+    result.stdout.fnmatch_lines(["pyproject.toml::data::train::age.nulls"])
+    assert "age.min" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("xdist", XDIST)
+def test_bad_inputs_end_as_errors_and_the_run_goes_on(pytester: pytest.Pytester,
+                                                      xdist: list[str]) -> None:
+    write(customers(), pytester.path / "good.parquet")
+    (pytester.path / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    (pytester.path / "broken.csv").write_bytes(b"a,b\n1,2\n\x00\xff\xfe,\"unterminated\n3")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.missing]
+dataset = "data/absent.parquet"
+rows = ">= 1"
+
+[tool.mlfunnel.data.corrupt]
+dataset = "corrupt.parquet"
+rows = ">= 1"
+
+[tool.mlfunnel.data.unreadable]
+dataset = "broken.csv"
+rows = ">= 1"
+
+[tool.mlfunnel.data.types]
+dataset = "good.parquet"
+columns.plan = { min = 0 }
+columns.age = { min = "2020-01-01", max_age = "3 days" }
+columns.nope = { nulls = "== 0" }
+
+[tool.mlfunnel.data.fine]
+dataset = "good.parquet"
+rows = ">= 100"
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json", *xdist)
+    result.assert_outcomes(passed=1, failed=7)
+    outcomes = report(pytester, depth=2)
+    assert "INTERNALERROR" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+    statuses = {name: c["status"] for name, c in outcomes.items()}
+    assert statuses == {
+        "missing::rows": "error", "corrupt::rows": "error", "unreadable::rows": "error",
+        "types::plan.min": "error", "types::age.min": "error", "types::age.max_age": "error",
+        "types::nope.nulls": "error", "fine::rows": "passed"}
+    messages = {name: c["message"] for name, c in outcomes.items()}
+    assert messages["missing::rows"] == (
+        f"data/absent.parquet: file not found (expected at {pytester.path}/data/absent.parquet;"
+        " an earlier CI step should write it)")
+    assert messages["corrupt::rows"].startswith("corrupt.parquet: cannot read as parquet: ")
+    assert messages["unreadable::rows"].startswith("broken.csv: cannot read as csv: ")
+    assert messages["types::plan.min"] == "plan: min 0 needs a numeric column, plan is string"
+    assert messages["types::age.min"] == "age: min '2020-01-01' is a date, but age is int"
+    assert messages["types::age.max_age"] == "age: max_age needs a timestamp column, age is int"
+    assert messages["types::nope.nulls"] == (
+        "nope: no such column in good.parquet (columns: customer_id, age, plan, churned, "
+        "signup_date)")
+    for message in messages.values():
+        assert "\n" not in message
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ('columns.age = { nulls = "about 5" }',
+     "pyproject.toml: tool.mlfunnel.data.train.columns.age.nulls: not a valid expectation: "
+     "'about 5'*"),
+    ("columns.age = { median = 3 }",
+     "pyproject.toml: tool.mlfunnel.data.train.columns.age.median: unknown key*"),
+    ('columns.churned = { min_share = "lots" }',
+     "pyproject.toml: tool.mlfunnel.data.train.columns.churned.min_share: not a share: 'lots'*"),
+    ("columns.age = { min = 10, max = 5 }",
+     "pyproject.toml: tool.mlfunnel.data.train.columns.age: min 10 is above max 5"),
+    ('columns.age = { min = "yesterday" }',
+     "pyproject.toml: tool.mlfunnel.data.train.columns.age.min: expected a number or an ISO "
+     "date*"),
+    ("columns.age = {}",
+     "pyproject.toml: tool.mlfunnel.data.train.columns.age: no constraint: give nulls*"),
+    ('columns.age = { dtype = "integer" }',
+     "pyproject.toml: tool.mlfunnel.data.train.columns.age.dtype: *"),
+    ('join = { dataset = "revews", on = "id", match = ">= 90%" }',
+     "pyproject.toml: tool.mlfunnel.data.train.join.dataset: unknown source 'revews'*"),
+    ('group_size = { by = "session_id" }',
+     "pyproject.toml: tool.mlfunnel.data.train.group_size: give median, mean, min or max*"),
+    ('columns.age = { max_age = "30" }',
+     "pyproject.toml: tool.mlfunnel.data.train.columns.age.max_age: not a duration*"),
+])
+def test_config_mistakes_stop_the_run_naming_the_key(pytester: pytest.Pytester, line: str,
+                                                     expected: str) -> None:
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.data.train]
+dataset = "train.parquet"
+{line}
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"ERROR: {expected}"])
+
+
+def test_sqlite_table_and_query_sources(pytester: pytest.Pytester) -> None:
+    frame = customers(bad=True)
+    with sqlite3.connect(pytester.path / "crm.db") as conn:
+        conn.execute("CREATE TABLE customers (customer_id INTEGER, age INTEGER, plan TEXT, "
+                     "churned INTEGER, signup_date DATETIME)")
+        conn.executemany("INSERT INTO customers VALUES (?, ?, ?, ?, ?)", [
+            (r["customer_id"], r["age"], r["plan"], r["churned"],
+             r["signup_date"].isoformat(sep=" ")) for r in frame.iter_rows(named=True)])
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.sources]
+crm = {{ url = "sqlite:///crm.db", table = "customers" }}
+active = {{ url = "sqlite:///crm.db", query = "select * from customers where churned = 0" }}
+
+[tool.mlfunnel.data.crm]
+dataset = "crm"
+{CONSTRAINTS}
+
+[tool.mlfunnel.data.active]
+dataset = "active"
+rows = ">= 199"
+columns.age = {{ nulls = "<= 5%" }}
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=6, failed=8)
+    messages = {name: c["message"] for name, c in report(pytester, depth=2).items()}
+    assert messages["crm::age.nulls"] == "age: 9.5% nulls (19 of 200 rows), expected <= 5%"
+    assert messages["crm::plan.values"] == ("plan: 1 values outside ['basic', 'pro', 'team'], "
+                                            "e.g. 'enterprise'")
+    assert messages["active::rows"] == "rows 199, expected >= 199"
+
+
+@pytest.mark.postgres
+def test_postgres_source_aggregates_in_the_database(pytester: pytest.Pytester,
+                                                    postgres_url: str) -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    frame = customers(bad=True)
+    table = f"customers_{abs(hash(str(pytester.path))) % 10**8}"
+    engine = sqlalchemy.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        conn.exec_driver_sql(f"CREATE TABLE {table} (customer_id BIGINT, age INTEGER, plan TEXT,"
+                             " churned INTEGER, signup_date TIMESTAMP)")
+        conn.execute(sqlalchemy.text(f"INSERT INTO {table} VALUES (:customer_id, :age, :plan, "
+                                     ":churned, :signup_date)"), list(frame.iter_rows(named=True)))
+    try:
+        pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.sources]
+crm = {{ url = "${{PG_URL}}", table = "{table}" }}
+
+[tool.mlfunnel.data.crm]
+dataset = "crm"
+{CONSTRAINTS}
+""")
+        pytester._monkeypatch.setenv("PG_URL", postgres_url)  # type: ignore[attr-defined]
+        result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                    "report.json")
+        result.assert_outcomes(passed=5, failed=CRITERIA - 5)
+        messages = {n: c["message"] for n, c in report(pytester).items()}
+        assert messages["age.nulls"] == "age: 9.5% nulls (19 of 200 rows), expected <= 5%"
+        assert messages["customer_id.unique"].startswith("customer_id: 3 repeated values")
+        assert "s3cret" not in result.stdout.str()
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        engine.dispose()
