@@ -1,0 +1,302 @@
+"""The ``mlfunnel`` command end to end: init, history, badge, report."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pytest_mlfunnel.cli import main
+from pytest_mlfunnel.config import load_config
+from pytest_mlfunnel.kinds import KindRegistry
+
+CONFIG = """
+[tool.mlfunnel]
+funnel = ["data", "problem", "model"]
+require = "model"
+
+[tool.mlfunnel.data.volume]
+metrics = "reports/eval.json"
+expect = { rows = ">= 100" }
+
+[tool.mlfunnel.problem.goal]
+metrics = "reports/eval.json"
+expect = { signed = "== 1" }
+
+[tool.mlfunnel.model.quality]
+metrics = "reports/eval.json"
+expect = { accuracy = ">= 0.8" }
+"""
+
+
+def mlfunnel(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed console script (falling back to the module when not on PATH)."""
+    script = shutil.which("mlfunnel", path=str(Path(sys.executable).parent))
+    command = [script] if script else [sys.executable, "-m", "pytest_mlfunnel.cli"]
+    return subprocess.run([*command, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def set_eval(pytester: pytest.Pytester, accuracy: float, signed: int = 1) -> None:
+    (pytester.path / "reports").mkdir(exist_ok=True)
+    (pytester.path / "reports" / "eval.json").write_text(json.dumps(
+        {"rows": 500, "signed": signed, "accuracy": accuracy}))
+
+
+@pytest.fixture
+def recorded(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A project with three recorded releases: stage 1, 3, 2."""
+    pytester.makepyprojecttoml(CONFIG)
+    for release, accuracy, signed in [("v1.0.0", 0.9, 0), ("v1.1.0", 0.9, 1),
+                                      ("v1.2.0", 0.7, 1)]:
+        set_eval(pytester, accuracy, signed)
+        pytester.runpytest("--funnel", f"--funnel-record={release}")
+    return pytester
+
+
+# ----------------------------------------------------------------------------- help, errors
+def test_every_command_has_help(tmp_path: Path) -> None:
+    done = mlfunnel("--help", cwd=tmp_path)
+    assert done.returncode == 0
+    for command in ("init", "history", "badge", "report"):
+        assert command in done.stdout
+        sub = mlfunnel(command, "--help", cwd=tmp_path)
+        assert sub.returncode == 0, sub.stderr
+        assert sub.stdout.startswith(f"usage: mlfunnel {command}")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "mlfunnel: error: the following arguments are required: COMMAND "
+         "(see 'mlfunnel --help')"),
+    (["launch"], "mlfunnel: error: argument COMMAND: invalid choice: 'launch' (choose from *"
+                 "init*history*badge*report*) (see 'mlfunnel --help')"),
+    (["history", "--last", "0"], "mlfunnel: error: argument --last: expected a positive "
+                                 "number, got '0' (see 'mlfunnel history --help')"),
+    (["report"], "mlfunnel: error: the following arguments are required: REPORT.json "
+                 "(see 'mlfunnel report --help')"),
+    (["report", "missing.json", "--html", "o.html"],
+     "mlfunnel: error: missing.json: file not found"),
+    (["history"], "mlfunnel: error: .mlfunnel/history.jsonl: no history yet (record a run "
+                  "with 'pytest --funnel --funnel-record')"),
+    (["init", "--dir", "nowhere"], "mlfunnel: error: nowhere: not a directory"),
+])
+def test_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    done = mlfunnel(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1
+    assert fnmatch.fnmatchcase(done.stderr.strip(), message.replace("[", "[[]"))
+    assert done.stdout == ""
+
+
+def test_a_file_that_is_not_a_report_is_refused(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"schema": "coverage/7"}')
+    assert main(["report", str(tmp_path / "bad.json"), "--html", "x.html"]) == 2
+    assert main(["report", str(tmp_path / "other.json"), "--html", "x.html"]) == 2
+    assert main(["report", str(tmp_path / "other.json")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(f"mlfunnel: error: {tmp_path / 'bad.json'}: not JSON (")
+    assert lines[1] == (f"mlfunnel: error: {tmp_path / 'other.json'}: not an mlfunnel report "
+                        "(schema 'coverage/7', expected 'mlfunnel-report/1'; write one with "
+                        "'pytest --funnel --funnel-json=PATH')")
+    assert len(lines) == 3
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_the_command_module_imports_nothing_heavy() -> None:
+    code = ("import sys, pytest_mlfunnel.cli, pytest_mlfunnel.render.html, "
+            "pytest_mlfunnel.render.badge, pytest_mlfunnel.render.markdown; "
+            "print(sorted(m for m in ('pydantic', 'duckdb', 'narwhals', 'pytest', '_pytest') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+# ----------------------------------------------------------------------------- init
+def test_init_scaffolds_a_project_that_runs(pytester: pytest.Pytester,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", "--dir", str(pytester.path)]) == 0
+    out = capsys.readouterr().out
+    for name in ("pyproject.toml", "docs/problem.md", "MODEL_CARD.md", "docs/runbook.md"):
+        assert f"wrote {pytester.path / name}" in out
+        assert (pytester.path / name).is_file()
+    config = load_config(pytester.path / "pyproject.toml", pytester.path, KindRegistry())
+    assert config.require == "none"
+    assert {e.gate for e in config.checks} == {"problem", "model", "organization",
+                                               "maintenance"}
+    # The starter only reports: every gate it cannot prove yet says why, and CI stays green.
+    result = pytester.runpytest("--funnel", "--funnel-json=r.json")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        " 1 * data * empty * 0/0",
+        " 2 * problem * FAILED *",
+        "*docs/problem.md: section 'Problem' is only a placeholder (TODO)",
+        " 3 * model * FAILED *",
+        "*stage reached: none (0/8) · required: none · REPORT ONLY",
+    ])
+    report = json.loads((pytester.path / "r.json").read_text())
+    messages = {c["id"].split("::", 1)[1]: c["message"] for g in report["gates"]
+                for c in g["criteria"]}
+    assert messages["model::card::section-model-details"] == (
+        "MODEL_CARD.md: section 'Model Details' is only a placeholder (TODO)")
+    assert "reports/eval.json" in messages["model::quality::accuracy"]
+    assert messages["maintenance::runbook::docs/runbook.md"].startswith("docs/runbook.md")
+
+
+def test_a_filled_in_starter_passes_its_gates(pytester: pytest.Pytester) -> None:
+    """The templates are honest: replacing the TODOs is what makes the gates pass."""
+    assert main(["init", "--dir", str(pytester.path)]) == 0
+    problem = pytester.path / "docs" / "problem.md"
+    problem.write_text(textwrap.dedent("""
+        # Problem statement
+        ## Problem
+        Subscribers cancel without warning; each costs 40 EUR a month.
+        ## Stakeholders
+        Retention team (users), head of customer success (owner).
+        ## Success metric
+        Monthly churn down from 3.1% to 2.5% within two quarters.
+        ## Baseline
+        Agents call customers whose contracts end this month.
+        ## Sign-off
+        - product: Jane Doe, 2026-11-02
+        - data science: Ravi Patel, 2026-11-03
+        - leadership: Ana Lima, 2026-11-05
+    """))
+    result = pytester.runpytest("--funnel", "-k", "problem or organization")
+    result.stdout.fnmatch_lines([" 2 * problem * passed * 7/7",
+                                 " 4 * organization * passed * 2/2"])
+
+
+def test_init_appends_to_an_existing_pyproject_and_keeps_documents(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    original = '[project]\nname = "churn"\n\n[tool.ruff]\nline-length = 100\n'
+    pyproject.write_text(original)
+    (tmp_path / "MODEL_CARD.md").write_text("# Our own card\n")
+    assert main(["init", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"kept {tmp_path / 'MODEL_CARD.md'} (it exists; --force overwrites it)" in out
+    assert (tmp_path / "MODEL_CARD.md").read_text() == "# Our own card\n"
+    text = pyproject.read_text()
+    assert text.startswith(original)
+    assert text.count("[tool.mlfunnel]") == 1
+    config = load_config(pyproject, tmp_path, KindRegistry())
+    assert config.project == "churn"
+
+
+def test_init_refuses_an_existing_section_and_force_replaces_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(textwrap.dedent("""
+        [project]
+        name = "churn"
+
+        [tool.mlfunnel]
+        require = "model"
+
+        [tool.mlfunnel.data.old]
+        files = ["x"]
+
+        [tool.black]
+        line-length = 100
+    """))
+    before = pyproject.read_text()
+    assert main(["init", "--dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"mlfunnel: error: {pyproject} already has a [tool.mlfunnel] section (use --force "
+        "to replace it)\n")
+    assert pyproject.read_text() == before
+    assert not (tmp_path / "docs").exists()
+    (tmp_path / "MODEL_CARD.md").write_text("# old\n")
+    assert main(["init", "--dir", str(tmp_path), "--force"]) == 0
+    text = pyproject.read_text()
+    assert "[tool.mlfunnel.data.old]" not in text and 'files = ["x"]' not in text
+    assert '\nrequire = "none"' in text and '\nrequire = "model"' not in text
+    assert "[tool.black]\nline-length = 100" in text
+    assert text.count("[tool.mlfunnel]") == 1
+    assert "Model Details" in (tmp_path / "MODEL_CARD.md").read_text()
+    load_config(pyproject, tmp_path, KindRegistry())
+
+
+# ----------------------------------------------------------------------------- history
+def test_history_prints_releases_by_gates(recorded: pytest.Pytester) -> None:
+    done = mlfunnel("history", cwd=recorded.path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["release", "date", "stage", "1", "data", "2", "problem", "3",
+                                "model"]
+    assert [line.split()[0] for line in lines[2:]] == ["v1.0.0", "v1.1.0", "v1.2.0"]
+    assert lines[2].split()[2:5] == ["data", "1/3", "✗"]
+    assert lines[3].split()[2:4] == ["model", "3/3"] and "✗" not in lines[3]
+    assert lines[4].split()[-2:] == ["FAIL", "0/1"]
+    last = mlfunnel("history", "--last", "1", cwd=recorded.path)
+    assert [line.split()[0] for line in last.stdout.splitlines()[2:]] == ["v1.2.0"]
+
+
+def test_history_reads_the_path_from_the_config(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(CONFIG.replace('require = "model"',
+                                              'require = "model"\nhistory = "ops/h.jsonl"'))
+    set_eval(pytester, 0.9)
+    pytester.runpytest("--funnel", "--funnel-record=v9")
+    done = mlfunnel("history", cwd=pytester.path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].startswith("v9 ")
+    other = mlfunnel("history", "--history", "ops/h.jsonl", "--config", "nowhere.toml",
+                     cwd=pytester.path)
+    assert other.stdout == done.stdout
+
+
+def test_history_reports_skipped_lines_on_stderr(recorded: pytest.Pytester) -> None:
+    path = recorded.path / ".mlfunnel" / "history.jsonl"
+    path.write_text(path.read_text() + "garbage\n")
+    done = mlfunnel("history", cwd=recorded.path)
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [
+        "mlfunnel: note: .mlfunnel/history.jsonl:4: not JSON (Expecting value at column 1) "
+        "(skipped, left in place)"]
+
+
+def test_history_html_draws_the_chart(recorded: pytest.Pytester) -> None:
+    done = mlfunnel("history", "--html", "h.html", cwd=recorded.path)
+    assert done.returncode == 0, done.stderr
+    page = (recorded.path / "h.html").read_text()
+    assert page.count('class="point"') == 3
+    assert "(this run)" not in page
+    assert "since v1.1.0: model -&gt; problem, down 1 stage" in page
+    assert page.count('class="band"') == 3
+
+
+# ----------------------------------------------------------------------------- report, badge
+def test_report_renders_a_saved_json_report(recorded: pytest.Pytester) -> None:
+    set_eval(recorded, 0.95)
+    assert recorded.runpytest("--funnel", "--funnel-json=r.json").ret == 0
+    done = mlfunnel("report", "r.json", "--html", "out/r.html", "--markdown", "r.md",
+                    cwd=recorded.path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["wrote out/r.html", "wrote r.md"]
+    page = (recorded.path / "out" / "r.html").read_text()
+    assert page.count('class="band"') == 3
+    assert page.count('class="point"') == 4  # three releases and this report
+    assert "since v1.2.0: problem -&gt; model, up 1 stage" in page
+    assert "<code>quality::accuracy</code>" in page
+    assert "| 3 | **model** ◀ reached | ✅ passed | 1/1 |  |" in (
+        recorded.path / "r.md").read_text()
+    alone = mlfunnel("report", "r.json", "--html", "alone.html", "--no-history",
+                     cwd=recorded.path)
+    assert alone.returncode == 0
+    assert 'class="point"' not in (recorded.path / "alone.html").read_text()
+
+
+def test_badge_from_the_console_script(recorded: pytest.Pytester) -> None:
+    done = mlfunnel("badge", "-o", "badge.svg", cwd=recorded.path)
+    assert done.returncode == 0, done.stderr
+    svg = (recorded.path / "badge.svg").read_text()
+    assert ">problem 2/3<" in svg
