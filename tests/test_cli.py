@@ -269,9 +269,13 @@ def test_history_html_draws_the_chart(recorded: pytest.Pytester) -> None:
     assert done.returncode == 0, done.stderr
     page = (recorded.path / "h.html").read_text()
     assert page.count('class="point"') == 3
-    assert "(this run)" not in page
+    assert "(this run)" not in page and "diamond" not in page
     assert "since v1.1.0: model -&gt; problem, down 1 stage" in page
     assert page.count('class="band"') == 3
+    # The latest release's gates, as recorded: each criterion's status and number.
+    model = page[page.index('id="gate-model"'):]
+    assert ('<span class="pill s-failed">✗ failed</span></td><td><code>quality::accuracy'
+            "</code></td><td>0.7</td>") in model
 
 
 # ----------------------------------------------------------------------------- report, badge

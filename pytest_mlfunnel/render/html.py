@@ -247,8 +247,7 @@ def gate_section(index: int, gate: Mapping[str, Any]) -> str:
     if status == "empty":
         parts.append("<p>Nothing is configured for this gate: no evidence, no credit.</p>")
     elif criteria is None:
-        parts.append("<p>Criteria are not kept in the history; see the run's own report."
-                     "</p>")
+        parts.append(recorded_statuses(name, gate))
     elif status == "not run" and not any(c.get("status") != "skipped" for c in criteria):
         parts.append("<p>Every criterion of this gate was deselected in this run.</p>")
     if criteria:
@@ -264,6 +263,26 @@ def gate_section(index: int, gate: Mapping[str, Any]) -> str:
         parts.append("</tbody></table></div>")
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def recorded_statuses(gate_name: str, gate: Mapping[str, Any]) -> str:
+    """A recorded release keeps each criterion's status and measured number, not its text."""
+    statuses = gate.get("statuses")
+    if not isinstance(statuses, dict) or not statuses:
+        return "<p>No criteria were recorded for this gate.</p>"
+    recorded = gate.get("observed")
+    observed: Mapping[str, Any] = recorded if isinstance(recorded, dict) else {}
+    rows = []
+    for key, status in statuses.items():
+        symbol, word = CRITERION_LOOK.get(str(status), ("?", str(status)))
+        shown = str(key).partition("::")[2] if str(key).startswith(f"{gate_name}::") else key
+        rows.append(f'<tr class="s-{esc(status)}"><td><span class="pill s-{esc(status)}">'
+                    f"{symbol} {esc(word)}</span></td><td><code>{esc(shown)}</code></td>"
+                    f"<td>{esc(format_value(observed.get(key)))}</td></tr>")
+    return ('<p class="evidence">as recorded: status and measured value of each criterion'
+            '</p><div class="scroll"><table class="criteria"><thead><tr><th>status</th>'
+            "<th>criterion</th><th>observed</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table></div>")
 
 
 def criterion_row(gate: str, criterion: Mapping[str, Any]) -> str:
@@ -420,8 +439,8 @@ def render_html(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
         body += ['<h2 id="history">Over releases</h2>',
                  history_svg(points, funnel, report.get("required"), current_label),
                  '<p class="meta">Filled circle: ok · hollow circle with ✗: not ok · '
-                 "diamond: " + esc(current_label or "latest") + " · dashed line: the "
-                 "required gate.</p>",
+                 + (f"diamond: {esc(current_label)} · " if current_label else "")
+                 + "dashed line: the required gate.</p>",
                  releases_table(points, funnel, current_label)]
     body.append('<h2 id="gates">Gates</h2>')
     body += [gate_section(i, gate) for i, gate in enumerate(report.get("gates") or (), 1)]
