@@ -274,7 +274,7 @@ def test_history_html_draws_the_chart(recorded: pytest.Pytester) -> None:
     assert page.count('class="band"') == 3
     # The latest release's gates, as recorded: each criterion's status and number.
     model = page[page.index('id="gate-model"'):]
-    assert ('<span class="pill s-failed">✗ failed</span></td><td><code>quality::accuracy'
+    assert ('<span class="pill s-failed">✗ failed</span></td><td><code>quality::<wbr>accuracy'
             "</code></td><td>0.7</td>") in model
 
 
@@ -290,7 +290,7 @@ def test_report_renders_a_saved_json_report(recorded: pytest.Pytester) -> None:
     assert page.count('class="band"') == 3
     assert page.count('class="point"') == 4  # three releases and this report
     assert "since v1.2.0: problem -&gt; model, up 1 stage" in page
-    assert "<code>quality::accuracy</code>" in page
+    assert "<code>quality::<wbr>accuracy</code>" in page
     assert "| 3 | **model** ◀ reached | ✅ passed | 1/1 |  |" in (
         recorded.path / "r.md").read_text()
     alone = mlfunnel("report", "r.json", "--html", "alone.html", "--no-history",

@@ -140,7 +140,7 @@ def test_criteria_show_observed_expected_evidence_and_exceptions(pytester: pytes
     page = run_report(pytester)
     model = page[page.index('id="gate-model"'):]
     model = model[: model.index("</section>")]
-    assert "<code>quality::accuracy</code>" in model
+    assert "<code>quality::<wbr>accuracy</code>" in model
     assert "<td>0.74</td><td>&gt;= 0.8</td><td>accuracy 0.74, expected &gt;= 0.8</td>" in model
     assert "evidence: 3 measured · 0 attested" in model
     problem = page[page.index('id="gate-problem"'):]

@@ -44,6 +44,11 @@ def esc(value: Any) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
+def breakable(key: str) -> str:
+    """An escaped criterion key that wraps after ``::`` rather than mid-word."""
+    return esc(key).replace("::", "::<wbr>")
+
+
 def format_value(value: Any) -> str:
     if value is None:
         return "—"
@@ -277,7 +282,7 @@ def recorded_statuses(gate_name: str, gate: Mapping[str, Any]) -> str:
         symbol, word = CRITERION_LOOK.get(str(status), ("?", str(status)))
         shown = str(key).partition("::")[2] if str(key).startswith(f"{gate_name}::") else key
         rows.append(f'<tr class="s-{esc(status)}"><td><span class="pill s-{esc(status)}">'
-                    f"{symbol} {esc(word)}</span></td><td><code>{esc(shown)}</code></td>"
+                    f"{symbol} {esc(word)}</span></td><td><code>{breakable(shown)}</code></td>"
                     f"<td>{esc(format_value(observed.get(key)))}</td></tr>")
     return ('<p class="evidence">as recorded: status and measured value of each criterion'
             '</p><div class="scroll"><table class="criteria"><thead><tr><th>status</th>'
@@ -296,7 +301,7 @@ def criterion_row(gate: str, criterion: Mapping[str, Any]) -> str:
             f"<li>{esc(line)}</li>" for line in details) + "</ul>"
     evidence = str(criterion.get("evidence") or "")
     return (f'<tr class="s-{esc(status)}"><td><span class="pill s-{esc(status)}">{symbol} '
-            f"{esc(word)}</span></td><td><code>{esc(key)}</code></td>"
+            f"{esc(word)}</span></td><td><code>{breakable(key)}</code></td>"
             f'<td><span class="ev ev-{esc(evidence)}">{esc(evidence)}</span></td>'
             f"<td>{esc(format_value(criterion.get('observed')))}</td>"
             f"<td>{esc(criterion.get('expected') or '')}</td>"
@@ -374,7 +379,8 @@ table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 1
 th, td { text-align: left; vertical-align: top; border-bottom: 1px solid var(--line);
   padding: 4px 8px; }
 thead th { border-bottom: 2px solid #999; font-size: 13px; color: var(--muted); }
-td code, li code { font-size: 13px; overflow-wrap: anywhere; }
+td code, li code { font-size: 13px; overflow-wrap: break-word; }
+.criteria td:nth-child(2) { min-width: 13em; }
 .ev { font-size: 12px; border: 1px solid #999; border-radius: 3px; padding: 0 4px; }
 .ev-attested { border-style: dashed; }
 .releases td, .releases th { white-space: nowrap; font-size: 13px; }
