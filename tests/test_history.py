@@ -368,3 +368,18 @@ def test_hook_receives_the_report_with_the_previous_release(pytester: pytest.Pyt
     """))
     result = pytester.runpytest("--funnel", "-s")
     result.stdout.fnmatch_lines(["*previous: v1 2"])
+
+
+def test_no_regress_applies_even_when_only_reporting(pytester: pytest.Pytester) -> None:
+    """Asking for --funnel-no-regress is asking to fail on a slide, whatever require says."""
+    make_project(pytester, stage=3, require="none")
+    assert pytester.runpytest("--funnel", "--funnel-record=v1").ret == 0
+    set_stage(pytester, 0)
+    assert pytester.runpytest("--funnel").ret == 0
+    result = pytester.runpytest("--funnel", "--funnel-no-regress")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "stage reached: none (0/3) · required: none · REPORT ONLY · REGRESSED since v1",
+        "  regressed: stage reached none (0/3) is 3 stages below v1's model (3/3) "
+        "(--funnel-no-regress)",
+    ])
