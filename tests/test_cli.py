@@ -130,13 +130,14 @@ def test_init_scaffolds_a_project_that_runs(pytester: pytest.Pytester,
         assert (pytester.path / name).is_file()
     config = load_config(pytester.path / "pyproject.toml", pytester.path, KindRegistry())
     assert config.require == "none"
-    assert {e.gate for e in config.checks} == {"problem", "model", "organization",
+    assert {e.gate for e in config.checks} == {"data", "problem", "model", "organization",
                                                "maintenance"}
     # The starter only reports: every gate it cannot prove yet says why, and CI stays green.
     result = pytester.runpytest("--funnel", "--funnel-json=r.json")
     assert result.ret == 0
     result.stdout.fnmatch_lines([
-        " 1 * data * empty * 0/0",
+        " 1 * data * FAILED * 0/2",
+        "*data/train.parquet: file not found*",
         " 2 * problem * FAILED *",
         "*docs/problem.md: section 'Problem' is only a placeholder (TODO)",
         " 3 * model * FAILED *",
