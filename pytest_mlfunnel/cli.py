@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_mlfunnel.history import History, read_history
+from pytest_mlfunnel.history import History, count, read_history
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -196,7 +196,7 @@ def history_table(entries: Sequence[Mapping[str, Any]], funnel: Sequence[str]) -
                 row.append("-")
             else:
                 word = GATE_WORDS.get(str(gate.get("status")), str(gate.get("status")))
-                row.append(f"{word} {gate.get('passed', 0)}/{gate.get('total', 0)}")
+                row.append(f"{word} {count(gate.get('passed'))}/{count(gate.get('total'))}")
         rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()

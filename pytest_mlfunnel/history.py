@@ -153,6 +153,20 @@ def statuses_of(gate: Mapping[str, Any]) -> dict[str, str]:
             for c in gate.get("criteria") or () if isinstance(c, dict)}
 
 
+def count(value: Any) -> int:
+    """A stage or a count from a stored report; 0 for anything that is not a whole number.
+
+    Reports can come from files anyone edited, so renderers never trust their types.
+    """
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return 0
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -333,8 +347,8 @@ def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> Comparis
                 newly_failing.append(key)
     return Comparison(
         release=str(previous.get("release")),
-        before=(previous.get("reached"), int(previous.get("stage") or 0)),
-        now=(current.get("reached"), int(current.get("stage") or 0)),
+        before=(previous.get("reached"), count(previous.get("stage"))),
+        now=(current.get("reached"), count(current.get("stage"))),
         newly_failing=newly_failing,
     )
 

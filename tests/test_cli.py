@@ -305,3 +305,24 @@ def test_badge_from_the_console_script(recorded: pytest.Pytester) -> None:
     assert done.returncode == 0, done.stderr
     svg = (recorded.path / "badge.svg").read_text()
     assert ">problem 2/3<" in svg
+
+
+def test_report_escapes_and_survives_a_hand_edited_report(tmp_path: Path) -> None:
+    evil = "<script>alert(1)</script>"
+    report = {"schema": "mlfunnel-report/1", "project": evil, "release": evil,
+              "funnel": ["data", evil], "stage": "<b>2</b>", "reached": evil, "ok": "yes",
+              "verdict": evil, "reasons": [evil], "required": evil,
+              "gates": [{"name": evil, "status": evil, "passed": evil, "total": None,
+                         "criteria": [{"id": evil, "status": evil, "evidence": evil,
+                                       "observed": {"k": evil}, "expected": evil,
+                                       "message": evil, "details": [evil]}]}]}
+    (tmp_path / "evil.json").write_text(json.dumps(report))
+    done = mlfunnel("report", "evil.json", "--html", "evil.html", "--markdown", "evil.md",
+                    cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for name in ("evil.html", "evil.md"):
+        text = (tmp_path / name).read_text()
+        assert "<script>" not in text and "<b>" not in text
+        assert "&lt;script&gt;" in text
+    badge = mlfunnel("badge", "--report", "evil.json", "-o", "-", cwd=tmp_path)
+    assert badge.returncode == 0 and "<script>" not in badge.stdout

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
+from pytest_mlfunnel.history import count
+
 COLOURS = {
     "ok": "#2e7d32",  # reached the required gate (or report only)
     "complete": "#1b5e20",  # ok, and every gate passed
@@ -34,7 +36,7 @@ def text_width(text: str) -> int:
 
 def badge_message(report: Mapping[str, Any]) -> str:
     total = len(report.get("funnel") or report.get("gates") or ())
-    return f"{report.get('reached') or 'none'} {int(report.get('stage') or 0)}/{total}"
+    return f"{report.get('reached') or 'none'} {count(report.get('stage'))}/{total}"
 
 
 def badge_colour(report: Mapping[str, Any]) -> tuple[str, str]:
@@ -44,7 +46,7 @@ def badge_colour(report: Mapping[str, Any]) -> tuple[str, str]:
     if not report.get("ok"):
         return COLOURS["failed"], "failing"
     total = len(report.get("funnel") or ())
-    if total and int(report.get("stage") or 0) == total:
+    if total and count(report.get("stage")) == total:
         return COLOURS["complete"], "every gate passed"
     return COLOURS["ok"], "ok"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_mlfunnel.funnel import GATE_QUESTIONS
-from pytest_mlfunnel.history import compare, criterion_key, series
+from pytest_mlfunnel.history import compare, count, criterion_key, series
 
 if TYPE_CHECKING:
     from pytest_mlfunnel.report import Report
@@ -79,16 +79,16 @@ patternTransform="rotate(45)"><rect width="3" height="8" fill="#b71c1c" fill-opa
 
 def funnel_svg(report: Mapping[str, Any]) -> str:
     gates = list(report.get("gates") or ())
-    count = max(len(gates), 1)
-    stage = int(report.get("stage") or 0)
+    bands = max(len(gates), 1)
+    stage = count(report.get("stage"))
     required = report.get("required")
     names = [g.get("name") for g in gates]
     top_width, bottom_width, centre = 600.0, 270.0, 320.0
     band, gap, top = 44.0, 6.0, 12.0
-    height = top + count * (band + gap) + 12
+    height = top + bands * (band + gap) + 12
 
     def width_at(i: int) -> float:
-        return top_width - (top_width - bottom_width) * i / count
+        return top_width - (top_width - bottom_width) * i / bands
 
     parts = [f'<svg id="funnel" class="funnel" viewBox="0 0 900 {height:.0f}" role="img" '
              f'aria-labelledby="funnel-title funnel-desc" xmlns="http://www.w3.org/2000/svg">',
@@ -102,7 +102,7 @@ def funnel_svg(report: Mapping[str, Any]) -> str:
         shape = (f"M{centre - w1 / 2:.1f} {y:.1f}L{centre + w1 / 2:.1f} {y:.1f}"
                  f"L{centre + w2 / 2:.1f} {y + band:.1f}L{centre - w2 / 2:.1f} {y + band:.1f}Z")
         name = str(gate.get("name"))
-        counts = f"{gate.get('passed', 0)}/{gate.get('total', 0)}"
+        counts = f"{count(gate.get('passed'))}/{count(gate.get('total'))}"
         reached = " (reached)" if i < stage else ""
         stroke = 'stroke="#616161" stroke-dasharray="5 4"' if status == "empty" else (
             'stroke="#424242"')
@@ -142,21 +142,21 @@ def funnel_svg(report: Mapping[str, Any]) -> str:
 def history_svg(points: Sequence[Mapping[str, Any]], funnel: Sequence[str],
                 required: str | None, current_label: str | None) -> str:
     points = list(points)[-_CHART_POINTS:]
-    count = len(funnel)
+    levels = len(funnel)
     left, right, top, row = 150.0, 30.0, 20.0, 30.0
-    plot_height = row * count
+    plot_height = row * levels
     width = 900.0
     label_room = 70.0 if len(points) > 6 else 40.0
     height = top + plot_height + label_room
     step = (width - left - right) / max(len(points), 1)
 
     def y_of(stage: int) -> float:
-        return top + plot_height - row * min(max(stage, 0), count)
+        return top + plot_height - row * min(max(stage, 0), levels)
 
     parts = [f'<svg id="history-chart" class="chart" viewBox="0 0 {width:.0f} {height:.0f}" '
              'role="img" aria-labelledby="history-title" xmlns="http://www.w3.org/2000/svg">',
              '<title id="history-title">Stage reached, release by release</title>']
-    for stage in range(count + 1):
+    for stage in range(levels + 1):
         y = y_of(stage)
         name = "none" if stage == 0 else funnel[stage - 1]
         is_required = stage > 0 and funnel[stage - 1] == required
@@ -168,7 +168,7 @@ def history_svg(points: Sequence[Mapping[str, Any]], funnel: Sequence[str],
     coords = []
     for i, point in enumerate(points):
         x = left + step * (i + 0.5)
-        coords.append((x, y_of(int(point.get("stage") or 0))))
+        coords.append((x, y_of(count(point.get("stage")))))
     if len(coords) > 1:
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         parts.append(f'<polyline points="{path}" fill="none" stroke="#1a237e" '
@@ -177,11 +177,11 @@ def history_svg(points: Sequence[Mapping[str, Any]], funnel: Sequence[str],
         release = str(point.get("release") or "?")
         is_current = current_label is not None and i == len(points) - 1
         ok = bool(point.get("ok"))
-        stage = int(point.get("stage") or 0)
+        stage = count(point.get("stage"))
         state = "ok" if ok else "not ok"
         suffix = f" ({current_label})" if is_current else ""
         title = (f"{release}{suffix}: "
-                 f"{point.get('reached') or 'none'} {stage}/{count}, {state}")
+                 f"{point.get('reached') or 'none'} {stage}/{levels}, {state}")
         if is_current:
             marker = (f'<path d="M{x:.1f} {y - 8:.1f}L{x + 8:.1f} {y:.1f}L{x:.1f} {y + 8:.1f}'
                       f'L{x - 8:.1f} {y:.1f}Z" fill="#1a237e"/>')
@@ -220,14 +220,14 @@ def releases_table(points: Sequence[Mapping[str, Any]], funnel: Sequence[str],
             status = str(gate.get("status"))
             _, _, symbol, word = GATE_LOOK.get(status, GATE_LOOK["not run"])
             cells.append(f'<td class="s-{esc(status.replace(" ", "-"))}">{symbol} {esc(word)}'
-                         f" {gate.get('passed', 0)}/{gate.get('total', 0)}</td>")
+                         f" {count(gate.get('passed'))}/{count(gate.get('total'))}</td>")
         release = esc(point.get("release"))
         if current_label is not None and index == len(points) - 1:
             release += f" <em>({esc(current_label)})</em>"
         verdict = "ok" if point.get("ok") else "not ok"
         rows.append(f"<tr><th scope=\"row\">{release}</th>"
                     f"<td>{esc(str(point.get('created') or '')[:10])}</td>"
-                    f"<td>{esc(point.get('reached') or 'none')} {int(point.get('stage') or 0)}"
+                    f"<td>{esc(point.get('reached') or 'none')} {count(point.get('stage'))}"
                     f"/{len(funnel)} · {verdict}</td>{''.join(cells)}</tr>")
     return ('<div class="scroll"><table class="releases"><thead><tr><th>release</th>'
             f"<th>date</th><th>stage reached</th>{head}</tr></thead><tbody>"
@@ -245,7 +245,7 @@ def gate_section(index: int, gate: Mapping[str, Any]) -> str:
     parts = [f'<section class="gate s-{esc(css)}" id="gate-{esc(name)}">',
              f'<h3><span class="num">{index}</span> {esc(name)} '
              f'<span class="pill s-{esc(css)}">{symbol} {esc(word)}</span> '
-             f'<span class="counts">{gate.get("passed", 0)}/{gate.get("total", 0)} passed'
+             f'<span class="counts">{count(gate.get("passed"))}/{count(gate.get("total"))} passed'
              "</span></h3>"]
     if question:
         parts.append(f'<p class="question">{esc(question)}</p>')

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_mlfunnel.history import compare
+from pytest_mlfunnel.history import compare, count
 
 if TYPE_CHECKING:
     from pytest_mlfunnel.report import Report
@@ -56,7 +56,7 @@ def render_markdown(report: Mapping[str, Any], previous: Mapping[str, Any] | Non
             lines.append(f"- {cell(failing)}")
     if lines[-1]:
         lines.append("")
-    stage = int(report.get("stage") or 0)
+    stage = count(report.get("stage"))
     lines += ["| # | gate | status | passed | first failure |",
               "|--:|------|--------|-------:|---------------|"]
     for index, gate in enumerate(report.get("gates") or (), start=1):
@@ -69,7 +69,7 @@ def render_markdown(report: Mapping[str, Any], previous: Mapping[str, Any] | Non
         if index == stage:
             name = f"**{name}** ◀ reached"
         lines.append(f"| {index} | {name} | {STATUS_CELLS.get(gate.get('status', ''), '')} | "
-                     f"{gate.get('passed', 0)}/{gate.get('total', 0)} | {cell(failure)} |")
+                     f"{count(gate.get('passed'))}/{count(gate.get('total'))} | {cell(failure)} |")
     not_passed = [c for gate in report.get("gates") or ()
                   for c in gate.get("criteria") or () if c.get("status") != "passed"]
     if not_passed:
