@@ -5,7 +5,7 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/predict`` (POST JSON -> a score),
 ``/text`` (HTML, not JSON), ``/metrics`` (Prometheus text from prometheus_client),
 ``/metrics/openmetrics`` (the same as OpenMetrics), ``/metrics.json`` (JSON metrics),
-``/status/N`` (answers status N). ``closed_port()`` is a port nobody listens on.
+``/status/N`` (answers status N). The ``closed_port`` fixture is a port nobody listens on.
 """
 
 from __future__ import annotations
@@ -145,11 +145,16 @@ class LiveServer:
         return Handler
 
 
-def closed_port() -> int:
-    """A port on 127.0.0.1 that was free a moment ago and has no listener."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 where nobody listens, for as long as the test runs.
+
+    The socket stays bound but never listens: connecting is refused, and no other server
+    started meanwhile can be given the same port.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 @pytest.fixture

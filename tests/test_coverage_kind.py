@@ -190,9 +190,7 @@ coverage = ">= 80%"
     result.stdout.fnmatch_lines([".coverage: coverage.py cannot read it: *"])
 
 
-@pytest.mark.parametrize("args", XDIST)
-def test_a_cobertura_report_gives_the_same_figures(pytester: pytest.Pytester,
-                                                   args: list[str]) -> None:
+def test_a_cobertura_report_gives_the_same_figures(pytester: pytest.Pytester) -> None:
     measure(pytester.path)
     expected = reference(pytester.path)
     coverage_cli(pytester.path, "xml", "-o", "reports/coverage.xml")
@@ -207,7 +205,7 @@ coverage = ">= 0%"
 data_file = "reports/coverage.xml"
 include = ["churn/score.py"]
 """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     result.assert_outcomes(passed=3)
     data = json.loads((pytester.path / "report.json").read_text())
     observed = {c["id"].split("::", 2)[2]: c["observed"] for g in data["gates"]

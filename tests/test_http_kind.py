@@ -11,7 +11,7 @@ from live_server import LiveServer, closed_port, live_server
 
 from pytest_mlfunnel.kinds.http import percentile
 
-__all__ = ["live_server"]
+__all__ = ["closed_port", "live_server"]
 
 XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 
@@ -134,9 +134,8 @@ status = [200, 404]
     pytester.runpytest("--funnel").assert_outcomes(passed=1)
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_a_prediction_is_posted_as_json_with_headers_from_the_environment(
-        pytester: pytest.Pytester, live_server: LiveServer, args: list[str],
+        pytester: pytest.Pytester, live_server: LiveServer,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFUNNEL_TEST_TOKEN", "t0ken-123")
     project(pytester, f"""
@@ -147,7 +146,7 @@ headers = {{ Authorization = "Bearer ${{MLFUNNEL_TEST_TOKEN}}" }}
 status = 200
 response = ["score", "labels.1"]
 """)
-    result = pytester.runpytest("--funnel", "-v", *args)
+    result = pytester.runpytest("--funnel", "-v")
     result.assert_outcomes(passed=1)
     assert live_server.seen_bodies == [{"age": 41, "plan": "pro"}]
     assert live_server.seen_headers[0]["authorization"] == "Bearer t0ken-123"
@@ -197,8 +196,8 @@ json = {{ plan = "pro" }}
 
 @pytest.mark.parametrize("args", XDIST)
 def test_a_closed_port_is_an_error_criterion_saying_connection_refused(
-        pytester: pytest.Pytester, args: list[str]) -> None:
-    port = closed_port()
+        pytester: pytest.Pytester, args: list[str], closed_port: int) -> None:
+    port = closed_port
     project(pytester, f"""
 [tool.mlfunnel.deployment.health]
 http = "http://127.0.0.1:{port}/health"
@@ -251,8 +250,9 @@ expect = {{ errors = "<= 50%", p95_ms = "<= 100", p50_ms = "<= 250" }}
     assert "no answer within 300 ms x2" in criteria["errors"]["message"]  # type: ignore[operator]
 
 
-def test_the_url_password_is_masked_in_every_message(pytester: pytest.Pytester) -> None:
-    port = closed_port()
+def test_the_url_password_is_masked_in_every_message(pytester: pytest.Pytester,
+                                                     closed_port: int) -> None:
+    port = closed_port
     project(pytester, f"""
 [tool.mlfunnel.deployment.health]
 http = "http://ops:hunter2@127.0.0.1:{port}/health"

@@ -9,7 +9,7 @@ import pytest
 from live_server import LiveServer, closed_port, live_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfile
 
-__all__ = ["live_server"]
+__all__ = ["closed_port", "live_server"]
 
 XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 RATIO = 'http_requests_total{code=~"5.."} / http_requests_total'
@@ -175,9 +175,7 @@ expect = {{ '{RATIO}' = "<= 1%", 'http_requests_total' = "== 200" }}
     pytester.runpytest("--funnel").assert_outcomes(passed=2)
 
 
-@pytest.mark.parametrize("args", XDIST)
-def test_a_prom_file_written_by_prometheus_client_is_read(pytester: pytest.Pytester,
-                                                          args: list[str]) -> None:
+def test_a_prom_file_written_by_prometheus_client_is_read(pytester: pytest.Pytester) -> None:
     registry = CollectorRegistry()
     requests = Counter("http_requests", "Requests", ["code"], registry=registry)
     requests.labels("200").inc(990)
@@ -190,7 +188,7 @@ def test_a_prom_file_written_by_prometheus_client_is_read(pytester: pytest.Pytes
 metrics = "service"
 expect = {{ '{RATIO}' = "<= 1%", model_age_days = "<= 30" }}
 """)
-    result = pytester.runpytest("--funnel", *args)
+    result = pytester.runpytest("--funnel")
     result.assert_outcomes(passed=2)
 
 
@@ -235,16 +233,14 @@ expect = { up = "== 1" }
     result.stdout.fnmatch_lines(["service (service.prom): not valid Prometheus text exposition*"])
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_json_metrics_over_http_become_dotted_names(pytester: pytest.Pytester,
-                                                    live_server: LiveServer,
-                                                    args: list[str]) -> None:
+                                                    live_server: LiveServer) -> None:
     project(pytester, f'"{live_server.url}/metrics.json"', """
 [tool.mlfunnel.deployment.dashboard]
 metrics = "service"
 expect = { requests = ">= 700", users = ">= 10", "latency.p95_ms" = "<= 80" }
 """)
-    result = pytester.runpytest("--funnel", *args)
+    result = pytester.runpytest("--funnel")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["latency.p95_ms 84.5, expected <= 80"])
 
@@ -263,8 +259,9 @@ expect = { requests = ">= 700" }
         "Prometheus text exposition (text/plain; version=0.0.4), OpenMetrics or JSON"])
 
 
-def test_an_unreachable_metrics_endpoint_is_an_error(pytester: pytest.Pytester) -> None:
-    port = closed_port()
+def test_an_unreachable_metrics_endpoint_is_an_error(pytester: pytest.Pytester,
+                                                     closed_port: int) -> None:
+    port = closed_port
     project(pytester, f'{{ url = "http://scraper:s3cret@127.0.0.1:{port}/metrics" }}', f"""
 [tool.mlfunnel.deployment.errors]
 metrics = "service"

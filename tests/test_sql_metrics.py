@@ -164,15 +164,14 @@ def pg_usage(postgres_url: str) -> Iterator[str]:
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("args", XDIST)
 def test_usage_from_postgresql(pytester: pytest.Pytester, postgres_url: str, pg_usage: str,
-                               args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFUNNEL_TEST_WAREHOUSE", postgres_url)
     query = (f"select count(*) as requests, count(distinct user_id) as users, "
              f"sum(amount) as revenue from {pg_usage} where ts > now() - interval '7 days'")
     project(pytester, f'{{ url = "${{MLFUNNEL_TEST_WAREHOUSE}}", query = "{query}" }}',
             '{ requests = ">= 700", users = ">= 10", revenue = ">= 200" }')
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     result.assert_outcomes(passed=3)
     criteria = report(pytester)
     assert criteria["requests"]["observed"] == 900
