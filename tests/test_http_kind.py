@@ -72,7 +72,7 @@ expect = {{ p95_ms = "<= 100", p50_ms = "<= 2 s" }}
     result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        f"{live_server.url}/slow?ms=250: p95 2* ms over 3 requests, expected <= 100",
+        f"{live_server.url}/slow?ms=250: p95 * ms over 3 requests, expected <= 100",
     ])
     criteria = report(pytester)
     assert 250 <= criteria["p95_ms"]["observed"] < 2000  # type: ignore[operator]
@@ -228,7 +228,7 @@ expect = {{ p95_ms = "<= 100" }}
     result.stdout.fnmatch_lines(
         [f"{live_server.url}/slow?ms=4000: no answer within 200 ms (2 of 2 probes)"])
     assert {c["status"] for c in report(pytester).values()} == {"error"}
-    assert elapsed < 3.0  # 2 x 200 ms plus grace, far below the server's 4 s
+    assert elapsed < 3.5  # 2 x 200 ms plus grace, well below the server's 4 s
 
 
 def test_some_timeouts_count_as_errors_and_at_the_timeout_in_latency(

@@ -74,7 +74,7 @@ expect = { p50_ms = "<= 5", p95_ms = "<= 2 s", p99_ms = "<= 500", per_second = "
     result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
-        ["sleepy_call: p50 1?.* ms over 12 runs after 2 warm-up, expected <= 5"])
+        ["sleepy_call: p50 * ms over 12 runs after 2 warm-up, expected <= 5"])
     criteria = report(pytester)
     assert criteria["p50_ms"]["observed"] >= 10.0  # type: ignore[operator]
     assert criteria["per_second"]["observed"] <= 100.0  # type: ignore[operator]
