@@ -284,3 +284,31 @@ expect = { up = "== 1" }
     result = pytester.runpytest("--funnel")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["service (*/status/503): HTTP 503 Service Unavailable"])
+
+
+def test_a_slow_metrics_endpoint_is_cut_off_at_the_source_timeout(
+        pytester: pytest.Pytester, live_server: LiveServer) -> None:
+    slow = f"{live_server.url}/slow?ms=3000"
+    project(pytester, f'{{ url = "{slow}", options = {{ timeout = "200 ms" }} }}', """
+[tool.mlfunnel.deployment.dashboard]
+metrics = "service"
+expect = { requests = ">= 700" }
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["service (*/slow?ms=3000): no answer within 200 ms"])
+
+
+def test_regex_selectors_with_a_star_work_on_a_prom_file(pytester: pytest.Pytester) -> None:
+    """A ``*`` in a regex is not the metrics kind's one-level wildcard."""
+    (pytester.path / "service.prom").write_text(
+        '# TYPE http_requests_total counter\n'
+        'http_requests_total{code="200",path="/a\\"b"} 96\n'
+        'http_requests_total{code="503",path="/a"} 4\n')
+    project(pytester, '"service.prom"', """
+[tool.mlfunnel.deployment.errors]
+metrics = "service"
+expect = { 'http_requests_total{code=~"5.*"} / http_requests_total' = "<= 5%", 'http_requests_total{path="/a\\"b"}' = "== 96" }
+""")
+    result = pytester.runpytest("--funnel", "-v")
+    result.assert_outcomes(passed=2)
