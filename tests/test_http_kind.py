@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -210,6 +211,26 @@ expect = {{ p95_ms = "<= 200", errors = "== 0" }}
         [f"http://127.0.0.1:{port}/health: connection refused (3 of 3 probes)"])
     statuses = {name: c["status"] for name, c in report(pytester).items()}
     assert statuses == {"status": "error", "p95_ms": "error", "errors": "error"}
+
+
+def test_a_host_that_does_not_resolve_is_an_error_within_the_timeout(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, """
+[tool.mlfunnel.deployment.health]
+http = "http://churn-model.invalid/health"
+requests = 2
+timeout = "1 s"
+""")
+    started = time.perf_counter()
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    elapsed = time.perf_counter() - started
+    result.assert_outcomes(failed=1)
+    # a resolver that fails fast says so; one that stalls is cut off by the deadline
+    assert re.search(r"http://churn-model\.invalid/health: (cannot resolve host "
+                     r"'churn-model\.invalid'|no answer within 1 s) \(2 of 2 probes\)",
+                     result.stdout.str())
+    assert report(pytester)["status"]["status"] == "error"
+    assert elapsed < 4.0
 
 
 def test_an_endpoint_that_does_not_answer_in_time_ends_within_requests_x_timeout(
