@@ -142,14 +142,15 @@ def test_a_prediction_is_posted_as_json_with_headers_from_the_environment(
     project(pytester, f"""
 [tool.mlfunnel.deployment.predict]
 http = "{live_server.url}/predict"
-json = {{ age = 41, plan = "pro" }}
+json = {{ age = 41, plan = "pro", signed_up = 2024-03-01, seen = 2026-11-02T08:30:00Z }}
 headers = {{ Authorization = "Bearer ${{MLFUNNEL_TEST_TOKEN}}" }}
 status = 200
 response = ["score", "labels.1"]
 """)
     result = pytester.runpytest("--funnel", "-v")
     result.assert_outcomes(passed=1)
-    assert live_server.seen_bodies == [{"age": 41, "plan": "pro"}]
+    assert live_server.seen_bodies == [{"age": 41, "plan": "pro", "signed_up": "2024-03-01",
+                                        "seen": "2026-11-02T08:30:00+00:00"}]
     assert live_server.seen_headers[0]["authorization"] == "Bearer t0ken-123"
     assert live_server.seen_headers[0]["content-type"] == "application/json"
     assert "t0ken-123" not in result.stdout.str()

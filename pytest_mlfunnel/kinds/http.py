@@ -208,7 +208,7 @@ def run_probes(check: HttpConfig) -> ProbeRun:
     body = None
     headers = {name: value for name, value in check.headers.items()}
     if check.json_body is not None:
-        body = json.dumps(check.json_body).encode("utf-8")
+        body = json.dumps(check.json_body, default=iso_text).encode("utf-8")
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
     if check.response and not any(name.lower() == "accept" for name in headers):
@@ -219,6 +219,11 @@ def run_probes(check: HttpConfig) -> ProbeRun:
                            timeout=check.timeout)
         probes.append(Probe(answer, judge(answer, check)))
     return ProbeRun(mask_url(check.http), probes, check.timeout)
+
+
+def iso_text(value: Any) -> str:
+    """TOML dates and times in a JSON body, as ISO 8601 text."""
+    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
 
 
 def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
