@@ -37,7 +37,7 @@ from pytest_mlfunnel.kinds.base import (
     PlanContext,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
-from pytest_mlfunnel.sources.http_metrics import HttpAnswer, http_call
+from pytest_mlfunnel.sources.http_metrics import HttpAnswer, http_calls
 from pytest_mlfunnel.sources.spec import mask_url
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -213,11 +213,9 @@ def run_probes(check: HttpConfig) -> ProbeRun:
             headers["Content-Type"] = "application/json"
     if check.response and not any(name.lower() == "accept" for name in headers):
         headers["Accept"] = "application/json"
-    probes = []
-    for _ in range(check.requests):
-        answer = http_call(check.verb, check.http, body=body, headers=headers,
-                           timeout=check.timeout)
-        probes.append(Probe(answer, judge(answer, check)))
+    answers = http_calls(check.verb, check.http, count=check.requests, body=body,
+                         headers=headers, timeout=check.timeout)
+    probes = [Probe(answer, judge(answer, check)) for answer in answers]
     return ProbeRun(mask_url(check.http), probes, check.timeout)
 
 

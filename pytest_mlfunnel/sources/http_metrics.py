@@ -53,21 +53,36 @@ class HttpAnswer:
 def http_call(method: str, url: str, *, body: bytes | None = None,
               headers: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT_S
               ) -> HttpAnswer:
-    """One request, bounded by ``timeout`` seconds from start to the last body byte.
+    """One request, bounded by ``timeout`` seconds from start to the last body byte."""
+    return http_calls(method, url, count=1, body=body, headers=headers, timeout=timeout)[0]
 
-    The call runs on a daemon thread so that nothing -- a DNS lookup, a server that accepts
-    and never answers, a body that trickles in -- can hold the test run past the deadline.
+
+def http_calls(method: str, url: str, *, count: int, body: bytes | None = None,
+               headers: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT_S
+               ) -> list[HttpAnswer]:
+    """``count`` requests one after the other, all done within ``count x timeout`` seconds.
+
+    Each request has its own socket deadline; the calls run on one daemon thread so that
+    nothing the sockets do not cover -- a DNS lookup that stalls -- can hold the test run
+    past the total. Requests the deadline cut off count as timed out.
     """
-    result: list[HttpAnswer] = []
-    worker = threading.Thread(target=lambda: result.append(
-        _call(method, url, body, dict(headers or {}), timeout)), daemon=True,
-        name="mlfunnel-http")
+    answers: list[HttpAnswer] = []
+    stop = threading.Event()
+
+    def work() -> None:
+        for _ in range(count):
+            if stop.is_set():
+                return
+            answers.append(_call(method, url, body, dict(headers or {}), timeout))
+
+    worker = threading.Thread(target=work, daemon=True, name="mlfunnel-http")
     worker.start()
-    worker.join(timeout + 0.25)
-    if result:
-        return result[0]
-    return HttpAnswer(failure=f"no answer within {format_duration(timeout)}",
-                      elapsed_s=timeout, timed_out=True)
+    worker.join(count * timeout + 0.25)
+    stop.set()
+    done = answers[:count]
+    return done + [HttpAnswer(failure=f"no answer within {format_duration(timeout)}",
+                              elapsed_s=timeout, timed_out=True)
+                   for _ in range(count - len(done))]
 
 
 def _call(method: str, url: str, body: bytes | None, headers: dict[str, str],

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.metrics import MetricSet, register_reader
@@ -30,8 +31,9 @@ _MATCHER_RE = re.compile(
 _UNESCAPE = {"\\": "\\", '"': '"', "n": "\n"}
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    """One series' value (prometheus_client's own samples have these three fields first)."""
+
     name: str
     labels: dict[str, str]
     value: float
@@ -43,13 +45,20 @@ class Matcher:
     op: str
     value: str
 
+    @cached_property
+    def _regex(self) -> re.Pattern[str]:
+        return re.compile(self.value)
+
     def matches(self, labels: dict[str, str]) -> bool:
-        actual = labels.get(self.label, "")  # PromQL: an absent label is the empty string
+        return self.matches_value(labels.get(self.label, ""))
+
+    def matches_value(self, actual: str) -> bool:
+        """``actual`` is the label's value; PromQL reads an absent label as ``""``."""
         if self.op == "=":
             return actual == self.value
         if self.op == "!=":
             return actual != self.value
-        found = re.fullmatch(self.value, actual) is not None
+        found = self._regex.fullmatch(actual) is not None
         return found if self.op == "=~" else not found
 
     @property
@@ -131,9 +140,11 @@ class PrometheusMetrics(MetricSet):
     """Samples of one scrape; names are series selectors, ``A / B`` a ratio of two sums."""
 
     def __init__(self, samples: list[Sample], origin: str) -> None:
-        super().__init__({series_text(s): s.value for s in samples}, origin)
+        # names() and resolve() read the samples; no flat name -> value table is built
+        super().__init__({}, origin)
         self.samples = samples
         self._by_name: dict[str, list[Sample]] = {}
+        self._indexes: dict[tuple[str, str], dict[str, list[Sample]]] = {}
         for sample in samples:
             self._by_name.setdefault(sample.name, []).append(sample)
 
@@ -164,22 +175,31 @@ class PrometheusMetrics(MetricSet):
         series = self._by_name.get(selector.metric)
         if not series:
             return None
+        selected: list[Sample] | None = None
         for matcher in selector.matchers:
-            if matcher.needs_label and not any(matcher.label in s.labels for s in series):
+            # each matcher is tried once per distinct label value, not once per series
+            index = self._label_index(selector.metric, matcher.label)
+            if matcher.needs_label and not set(index) - {""}:
                 labels = sorted({label for s in series for label in s.labels})
                 raise CriterionError(
                     f"{selector.text}: no {selector.metric} series has a label "
                     f"{matcher.label!r} in {self.origin} (labels: "
                     f"{', '.join(labels) or 'none'})")
-        return float(sum(s.value for s in series
-                         if all(m.matches(s.labels) for m in selector.matchers)))
+            allowed = {value for value in index if matcher.matches_value(value)}
+            if selected is None:
+                selected = [s for value in allowed for s in index[value]]
+            else:
+                selected = [s for s in selected if s.labels.get(matcher.label, "") in allowed]
+        return float(sum(s.value for s in (series if selected is None else selected)))
 
-
-def series_text(sample: Sample) -> str:
-    if not sample.labels:
-        return sample.name
-    labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-    return f"{sample.name}{{{labels}}}"
+    def _label_index(self, metric: str, label: str) -> dict[str, list[Sample]]:
+        key = (metric, label)
+        if key not in self._indexes:
+            index: dict[str, list[Sample]] = {}
+            for sample in self._by_name[metric]:
+                index.setdefault(sample.labels.get(label, ""), []).append(sample)
+            self._indexes[key] = index
+        return self._indexes[key]
 
 
 def parse_exposition(text: str, origin: str, openmetrics: bool = False) -> PrometheusMetrics:
@@ -189,7 +209,7 @@ def parse_exposition(text: str, origin: str, openmetrics: bool = False) -> Prome
             from prometheus_client.openmetrics.parser import (
                 text_string_to_metric_families as parse_openmetrics,
             )
-            families = list(parse_openmetrics(text))  # type: ignore[no-untyped-call]
+            families: list[Any] = list(parse_openmetrics(text))  # type: ignore[no-untyped-call]
         else:
             from prometheus_client.parser import text_string_to_metric_families
 
@@ -200,8 +220,7 @@ def parse_exposition(text: str, origin: str, openmetrics: bool = False) -> Prome
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         kind = "OpenMetrics" if openmetrics else "Prometheus text exposition"
         raise CriterionError(f"{origin}: not valid {kind}: {exc}") from None
-    samples = [Sample(s.name, dict(s.labels), float(s.value))
-               for family in families for s in family.samples]
+    samples = [Sample(s.name, s.labels, s.value) for family in families for s in family.samples]
     return PrometheusMetrics(samples, origin)
 
 
