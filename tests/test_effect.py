@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb  # noqa: F401 - imported once here: pytester's in-process runs must not re-import it
 import numpy as np
 import pandas as pd
+import pandas.core.arrays.arrow.extension_types
 import pytest
 import scipy.stats as ss
 

@@ -224,7 +224,7 @@ class ColumnSummary:
 
 
 def _levels(check: DriftConfig) -> list[float]:
-    levels = {round(i / check.bins, 12) for i in range(1, check.bins)}
+    levels = {round(i / check.bins, 12) for i in range(1, check.bins)} | {1.0}
     if check.wants_ks:
         levels |= {round(j / KS_BINS, 12) for j in range(KS_BINS + 1)}
     return sorted(levels)
@@ -263,9 +263,14 @@ def summarize_reference(check: DriftConfig, table: Table, kinds: dict[str, Kind]
                                               f"reference {table.display}")
             continue
         quantiles = [float(q) for q in shape]
-        edges = sorted(set(quantiles))
         by_level = dict(zip(levels, quantiles, strict=True))
+        # Values above the reference maximum get a bin of their own, so a constant (or
+        # heavily tied) reference still sees a current value beyond it.
+        beyond = math.nextafter(by_level[1.0], math.inf)
+        edges = sorted(set(quantiles) | {beyond})
         coarse_edges = sorted({by_level[level] for level in coarse_levels})
+        if coarse_edges[-1] == by_level[1.0]:
+            coarse_edges.append(beyond)
         summary = ColumnSummary(kind, n, edges=edges,
                                 coarse=[edges.index(e) for e in coarse_edges])
         summaries[column] = summary

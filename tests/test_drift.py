@@ -1,0 +1,296 @@
+"""The ``drift`` kind through real pytest runs on real Parquet/CSV files, scipy as reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb  # noqa: F401 - imported once here: pytester's in-process runs must not re-import it
+import numpy as np
+import pandas as pd
+import pandas.core.arrays.arrow.extension_types
+import pytest
+import scipy.stats as ss
+from scipy.spatial.distance import jensenshannon
+
+XDIST = [[], ["-n", "2"]]
+
+
+def customers(n: int, seed: int, spend_shift: float = 0.0,
+              plans: tuple[str, ...] = ("basic", "pro", "family")) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    shares = {"basic": 0.5, "pro": 0.3, "family": 0.2, "student": 0.2}
+    p = np.array([shares[name] for name in plans])
+    return pd.DataFrame({
+        "customer_id": np.arange(n) + seed * 1_000_000,
+        "age": rng.normal(41, 12, n).round().astype(int),
+        "plan": rng.choice(list(plans), n, p=p / p.sum()),
+        "monthly_spend": rng.gamma(3.0, 10.0, n) + spend_shift,
+        "signup_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(
+            rng.integers(0, 700, n), unit="D"),
+    })
+
+
+def config(body: str, reference: str = "train.parquet", current: str = "live.parquet") -> str:
+    return ("[tool.mlfunnel]\n[tool.mlfunnel.maintenance.drift]\n"
+            f'drift = {{ reference = "{reference}", current = "{current}" }}\n' + body)
+
+
+@pytest.fixture
+def frames(pytester: pytest.Pytester) -> tuple[pd.DataFrame, pd.DataFrame]:
+    reference = customers(6000, 1)
+    current = customers(5000, 2, spend_shift=9.0)
+    reference.to_parquet(pytester.path / "train.parquet")
+    current.to_parquet(pytester.path / "live.parquet")
+    return reference, current
+
+
+def criteria(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
+    data = json.loads((pytester.path / "report.json").read_text())
+    gate = next(g for g in data["gates"] if g["name"] == "maintenance")
+    return {c["id"].rsplit("::", 1)[1]: c for c in gate["criteria"]}
+
+
+def reference_bins(reference: np.ndarray, bins: int) -> np.ndarray:
+    return np.unique(np.quantile(reference, np.arange(1, bins) / bins))
+
+
+def counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+
+
+def psi_formula(r: np.ndarray, c: np.ndarray, epsilon: float = 1e-4) -> float:
+    r, c = np.maximum(r / r.sum(), epsilon), np.maximum(c / c.sum(), epsilon)
+    return float(np.sum((c - r) * np.log(c / r)))
+
+
+@pytest.mark.parametrize("xdist", XDIST)
+def test_only_the_drifted_column_fails_and_the_numbers_match_scipy(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame],
+        xdist: list[str]) -> None:
+    reference, current = frames
+    pytester.makepyprojecttoml(config(
+        'columns = ["age", "plan", "monthly_spend"]\n'
+        'expect = { psi = "<= 0.2", ks = "<= 0.1", ks_p = ">= 0.001", js = "<= 0.1", '
+        'chi2_p = ">= 0.001" }\n'))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist)
+    result.assert_outcomes(passed=7, failed=4)
+    result.stdout.fnmatch_lines(["*monthly_spend psi 0.*, expected <= 0.2"])
+    found = criteria(pytester)
+    assert sorted(found) == sorted([
+        "age.psi", "age.ks", "age.ks_p", "age.js", "plan.psi", "plan.js", "plan.chi2_p",
+        "monthly_spend.psi", "monthly_spend.ks", "monthly_spend.ks_p", "monthly_spend.js"])
+    failed = sorted(name for name, c in found.items() if c["status"] == "failed")
+    assert failed == ["monthly_spend.js", "monthly_spend.ks", "monthly_spend.ks_p",
+                      "monthly_spend.psi"]
+    for column in ("age", "monthly_spend"):
+        r, c = reference[column].to_numpy(float), current[column].to_numpy(float)
+        edges = reference_bins(r, 10)
+        assert found[f"{column}.psi"]["observed"] == pytest.approx(
+            psi_formula(counts(r, edges), counts(c, edges)), rel=1e-5)
+        assert found[f"{column}.js"]["observed"] == pytest.approx(
+            jensenshannon(counts(r, edges), counts(c, edges), base=2), rel=1e-5)
+        exact = ss.ks_2samp(r, c)
+        extra = found[f"{column}.ks"]["extra"]
+        assert isinstance(extra, dict)
+        assert extra["ks_bins"] >= 2  # age has few distinct values: one bin each
+        assert float(found[f"{column}.ks"]["observed"]) == pytest.approx(  # type: ignore[arg-type]
+            exact.statistic, abs=extra["ks_binning_error"] + 1e-6)
+    table = pd.crosstab(pd.concat([reference.plan, current.plan]),
+                        ["r"] * len(reference) + ["c"] * len(current))
+    _, p, _, _ = ss.chi2_contingency(table.T.to_numpy(), correction=False)
+    assert found["plan.chi2_p"]["observed"] == pytest.approx(p, rel=1e-5)
+
+
+def test_a_failing_numeric_column_shows_the_bins_that_moved(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    pytester.makepyprojecttoml(config('columns = ["monthly_spend"]\n'
+                                      'expect = { psi = "<= 0.1" }\n'))
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*monthly_spend psi *, expected <= 0.1",
+                                 "*(failed · pyproject.toml:2 *drift] monthly_spend.psi)",
+                                 "    *: 10.0% of reference, *% of current"])
+
+
+def test_default_columns_are_the_shared_numeric_and_categorical_ones(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    pytester.makepyprojecttoml(config('exclude = ["customer_id"]\nexpect = { psi = "<= 0.2", '
+                                      'chi2_p = ">= 0.001" }\n'))
+    result = pytester.runpytest("--funnel", "--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        "pyproject.toml::maintenance::drift::age.psi",
+        "pyproject.toml::maintenance::drift::plan.psi",
+        "pyproject.toml::maintenance::drift::plan.chi2_p",
+        "pyproject.toml::maintenance::drift::monthly_spend.psi",
+    ])
+    result.stdout.no_fnmatch_line("*signup_date*")  # time always drifts
+    result.stdout.no_fnmatch_line("*customer_id*")
+
+
+def test_the_reference_summary_is_reused_so_a_run_reads_only_the_current_data(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyprojecttoml(config('columns = ["age", "plan", "monthly_spend"]\n'
+                                      'expect = { psi = "<= 0.2", ks = "<= 0.1" }\n'))
+    log = pytester.path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    first = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    first.assert_outcomes(passed=3, failed=2)
+    before = criteria(pytester)
+
+    def passes(source: str) -> int:
+        lines = [line.split("\t") for line in log.read_text().splitlines()]
+        return sum(1 for line in lines if line[1] == "aggregate" and line[2] == source)
+
+    assert (passes("train.parquet"), passes("live.parquet")) == (2, 1)
+    assert list((pytester.path / ".mlfunnel" / "cache").glob("drift-reference-*.json"))
+    log.unlink()
+    second = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    second.assert_outcomes(passed=3, failed=2)
+    assert (passes("train.parquet"), passes("live.parquet")) == (0, 1)
+    after = criteria(pytester)
+    assert {k: c["observed"] for k, c in after.items()} == {
+        k: c["observed"] for k, c in before.items()}
+    assert after["age.psi"]["extra"]["reference_cached"] is True  # type: ignore[index]
+    # A changed reference is a different key: it is read again.
+    customers(6000, 3).to_parquet(pytester.path / "train.parquet")
+    log.unlink()
+    pytester.runpytest("--funnel")
+    assert passes("train.parquet") == 2
+
+
+def test_a_category_only_in_current_is_named(pytester: pytest.Pytester) -> None:
+    customers(4000, 1).to_parquet(pytester.path / "train.parquet")
+    customers(4000, 2, plans=("basic", "pro", "family", "student")).to_parquet(
+        pytester.path / "live.parquet")
+    pytester.makepyprojecttoml(config('columns = ["plan"]\n'
+                                      'expect = { psi = "<= 0.1", chi2_p = ">= 0.01" }\n'))
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*plan psi *, expected <= 0.1", "*", "    only in current: "
+                                 "student"])
+    result.stdout.fnmatch_lines(["*plan chi-square p-value *, expected >= 0.01"])
+
+
+def test_constant_columns_and_all_null_columns(pytester: pytest.Pytester) -> None:
+    reference = pd.DataFrame({"flag": [1.0] * 500, "empty": np.full(500, np.nan),
+                              "level": [3] * 500})
+    current = pd.DataFrame({"flag": [1.0] * 300, "empty": np.full(300, np.nan),
+                            "level": [3] * 200 + [4] * 100})
+    reference.to_parquet(pytester.path / "train.parquet")
+    current.to_parquet(pytester.path / "live.parquet")
+    pytester.makepyprojecttoml(config(
+        'columns = ["flag", "level", "empty"]\n'
+        'expect = { psi = "<= 0.1", ks = "<= 0.1" }\n'))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    assert found["flag.psi"]["status"] == "passed"
+    assert found["flag.psi"]["observed"] == 0
+    assert found["flag.ks"]["observed"] == 0
+    assert found["level.ks"]["observed"] == pytest.approx(1 / 3)
+    assert found["level.psi"]["status"] == "failed"
+    assert found["empty.psi"]["status"] == "error"
+    result.stdout.fnmatch_lines(["*empty: no values in the reference train.parquet"])
+
+
+def test_a_statistic_that_does_not_fit_a_listed_column_says_what_to_do(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    pytester.makepyprojecttoml(config('columns = ["plan", "signup_date", "zip"]\n'
+                                      'expect = { ks = "<= 0.1" }\n'))
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines([
+        "*plan: ks does not apply to a categorical column (use psi, js, chi2_p, or list plan "
+        "in numeric = ?...?)",
+        "*signup_date: is datetime in the reference data; drift compares numbers and "
+        "categories*",
+        "*zip: no such column in train.parquet (columns: customer_id, age, plan, "
+        "monthly_spend, signup_date)",
+    ])
+
+
+def test_a_current_file_not_written_yet_is_an_error_per_statistic(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    pytester.makepyprojecttoml(config('expect = { psi = "<= 0.2", js = "<= 0.1" }\n',
+                                      current="data/live/*.parquet"))
+    result = pytester.runpytest("--funnel", "-v")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*maintenance::drift::psi FAILED*",
+                                 "*maintenance::drift::js FAILED*",
+                                 "*data/live/*.parquet*"])
+
+
+def test_frames_from_fixtures_are_compared_too(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+        import numpy as np, pandas as pd, pytest
+
+        @pytest.fixture
+        def train_frame():
+            rng = np.random.default_rng(1)
+            return pd.DataFrame({"x": rng.normal(0, 1, 3000), "c": rng.choice(["a", "b"], 3000)})
+
+        @pytest.fixture
+        def live_frame():
+            rng = np.random.default_rng(2)
+            return pd.DataFrame({"x": rng.normal(1, 1, 3000), "c": rng.choice(["a", "b"], 3000)})
+    """)
+    pytester.makepyprojecttoml(
+        "[tool.mlfunnel]\n[tool.mlfunnel.maintenance.drift]\n"
+        'drift = { reference = { fixture = "train_frame" }, current = { fixture = '
+        '"live_frame" } }\nexpect = { psi = "<= 0.2" }\n')
+    result = pytester.runpytest("--funnel", "-v")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*maintenance::drift::psi FAILED*",
+                                 "*1 of 2 columns: x psi *, expected <= 0.2"])
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('expect = { psi = "<= 0.2", wasserstein = "<= 1" }',
+     "tool.mlfunnel.maintenance.drift.expect.wasserstein: unknown key (allowed: psi, ks, "
+     "ks_p, js, chi2_p)"),
+    ("expect = {}", "tool.mlfunnel.maintenance.drift: expect: give at least one of psi, ks, "
+     "ks_p, js, chi2_p*"),
+    ('expect = { psi = "0.2" }', "tool.mlfunnel.maintenance.drift.expect.psi: not a valid "
+     "expectation: '0.2'*"),
+    ('expect = { psi = "<= 0.2" }\nbins = 1',
+     "tool.mlfunnel.maintenance.drift.bins: Input should be greater than or equal to 2*"),
+    ('expect = { psi = "<= 0.2" }\ncolumns = []',
+     "tool.mlfunnel.maintenance.drift.columns: give one or more columns*"),
+    ('expect = { psi = "<= 0.2" }\ncategorical = ["a"]\nnumeric = ["a"]',
+     "tool.mlfunnel.maintenance.drift: a is listed as both categorical and numeric"),
+])
+def test_config_mistakes_stop_the_run_with_the_key_path(pytester: pytest.Pytester, body: str,
+                                                        message: str) -> None:
+    pytester.makepyprojecttoml(config(body + "\n"))
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*pyproject.toml: {message}"])
+
+
+def test_an_unknown_source_name_is_a_config_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        "[tool.mlfunnel]\n[tool.mlfunnel.sources]\ntrain = 'train.parquet'\n"
+        "[tool.mlfunnel.maintenance.drift]\ndrift = { reference = 'trian', current = 'live' }\n"
+        "expect = { psi = '<= 0.2' }\n")
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*tool.mlfunnel.maintenance.drift.drift.reference: unknown "
+                                 "source 'trian'*(declared sources: train)"])
+
+
+def test_a_damaged_cache_is_only_a_missed_shortcut(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    pytester.makepyprojecttoml(config('columns = ["age"]\nexpect = { psi = "<= 0.2" }\n'))
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+    for path in (pytester.path / ".mlfunnel" / "cache").glob("*.json"):
+        path.write_text("{ not json")
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+
+
+def test_cache_false_writes_nothing(pytester: pytest.Pytester,
+                                    frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    pytester.makepyprojecttoml(config('columns = ["age"]\ncache = false\n'
+                                      'expect = { psi = "<= 0.2" }\n'))
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+    assert not Path(pytester.path / ".mlfunnel" / "cache").exists()
