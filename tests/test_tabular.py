@@ -218,3 +218,21 @@ def test_wrong_type_and_missing_column_name_the_problem(table_of: Any) -> None:
                                              r"\(columns: id, age, plan, spend, ts, session\)$"):
         table.aggregate([Agg("nulls", "nope")])
     assert table.aggregate([Agg("rows")]) == [N]  # the rest of the table still answers
+
+
+def test_nan_counts_as_null_and_only_a_column_holding_nan_is_read_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    path = tmp_path / "nan.parquet"
+    pl.DataFrame({"clean": [1.0, 2.0, None, 4.0], "dirty": [1.0, float("nan"), None, 9.0],
+                  "key": [1, 2, 2, 4]}).write_parquet(path)
+    ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared={})
+    table = open_table(SourceSpec(path=str(path)), ctx)
+    assert table.aggregate([
+        Agg("nulls", "clean"), Agg("max", "clean"), Agg("nulls", "dirty"), Agg("max", "dirty"),
+        Agg("mean", "dirty"), Agg("distinct", "key")]) == [1, 4.0, 2, 9.0, 5.0, 3]
+    purposes = [line.split("\t")[1] for line in log.read_text().splitlines()]
+    assert purposes == ["schema", "bounds", "aggregate", "aggregate (NaN)"]
+    redo = log.read_text().splitlines()[-1]
+    assert '"dirty"' in redo and '"clean"' not in redo
