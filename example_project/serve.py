@@ -126,14 +126,16 @@ class ModelServer:
 
             def answer(self, handler: str, status: int, body: bytes,
                        content_type: str = "application/json", started: float = 0.0) -> None:
+                # counted before the client can read the answer, so a scrape right after
+                # an answer always includes it
+                server.requests.labels(handler, str(status)).inc()
+                if started:
+                    server.latency.labels(handler).observe(time.perf_counter() - started)
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                server.requests.labels(handler, str(status)).inc()
-                if started:
-                    server.latency.labels(handler).observe(time.perf_counter() - started)
 
             def answer_json(self, handler: str, status: int, data: Any, started: float) -> None:
                 self.answer(handler, status, json.dumps(data).encode(), started=started)
