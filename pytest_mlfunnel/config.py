@@ -290,7 +290,7 @@ def _allowed_keys(model: type[CheckConfig], loc: list[str]) -> list[str]:
         if current is None:
             return []
     fields = getattr(current, "model_fields", None)
-    return list(fields) if fields else []
+    return [field.alias or name for name, field in fields.items()] if fields else []
 
 
 def _model_in(annotation: Any) -> Any:

@@ -78,9 +78,9 @@ class MetricsKind(CheckKind):
             return [pattern]
         try:
             metrics = load_metrics(source, Path(ctx.rootdir))
+            matches = [name for name, _ in metrics.resolve(pattern)]
         except CriterionError:
-            return [pattern]
-        matches = [name for name, _ in metrics.resolve(pattern)]
+            return [pattern]  # the criterion reports the problem when it runs
         return matches or [pattern]
 
     @staticmethod

@@ -58,8 +58,9 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
                              f"({SQL_EXTRA_HINT})") from None
     try:
         with engine.connect() as conn:
+            # text() lets each dialect escape its own placeholders ('%' for psycopg)
             result = (conn.exec_driver_sql(sql, tuple(params)) if params
-                      else conn.exec_driver_sql(sql))
+                      else conn.execute(sqlalchemy.text(sql)))
             columns = list(result.keys())
             return columns, [tuple(row) for row in result.fetchall()]
     except Exception as exc:

@@ -166,10 +166,20 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
             raise CriterionError(f"fixture {spec.fixture!r} is not available here")
         return from_object(context.fixtures[spec.fixture], f"fixture {spec.fixture!r}")
     if context is not None:
-        found: MetricSet = context.shared_value(("metrics", spec.cache_key()),
-                                                lambda: _read(spec, rootdir))
+        # a failed read is kept too: a URL that timed out is not asked again per criterion
+        found: MetricSet | CriterionError = context.shared_value(
+            ("metrics", spec.cache_key()), lambda: _read_or_error(spec, rootdir))
+        if isinstance(found, CriterionError):
+            raise found
         return found
     return _read(spec, rootdir)
+
+
+def _read_or_error(spec: SourceSpec, rootdir: Path) -> MetricSet | CriterionError:
+    try:
+        return _read(spec, rootdir)
+    except CriterionError as exc:
+        return exc
 
 
 def _read(spec: SourceSpec, rootdir: Path) -> MetricSet:
