@@ -254,6 +254,33 @@ columns.age = {{ nulls = "== 0" }}
         assert {p[2].split(" ")[0] for p in aggregates} == {"train", "reviews"}
 
 
+@pytest.mark.parametrize("other", ["\"reviews.parquet\"", "{ fixture = \"reviews\" }"])
+def test_a_failed_join_names_keys_that_are_not_found(pytester: pytest.Pytester,
+                                                      other: str) -> None:
+    write(customers(), pytester.path / "train.parquet")
+    reviews = customers().filter(pl.col("customer_id") >= 50)
+    write(reviews, pytester.path / "reviews.parquet")
+    pytester.makeconftest("""
+import polars as pl
+import pytest
+
+@pytest.fixture(scope="session")
+def reviews():
+    return pl.scan_parquet("reviews.parquet")
+""")
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.data.train]
+dataset = "train.parquet"
+join = {{ dataset = {other}, on = "customer_id", match = ">= 90%" }}
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["customer_id: 75% of rows (150 of 200) found in *, expected "
+                                 ">= 90%; e.g. not found: *"])
+    shown = result.stdout.str().split("e.g. not found: ")[1].splitlines()[0]
+    assert all(int(k) < 50 for k in shown.split(", ")) and len(shown.split(", ")) == 5
+
+
 def test_k_reads_naturally(pytester: pytest.Pytester) -> None:
     write(customers(), pytester.path / "data/train.parquet")
     project(pytester, '"data/train.parquet"')
@@ -421,3 +448,38 @@ dataset = "crm"
         with engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
         engine.dispose()
+
+
+def test_globs_gzip_tsv_jsonl_and_reader_options(pytester: pytest.Pytester) -> None:
+    import gzip
+
+    frame = customers()
+    write(frame.head(120), pytester.path / "live/part-1.parquet")
+    write(frame.tail(80), pytester.path / "live/part-2.parquet")
+    frame.write_csv(pytester.path / "t.tsv", separator="\t")
+    frame.write_ndjson(pytester.path / "t.jsonl")
+    with gzip.open(pytester.path / "t.csv.gz", "wb") as handle:
+        frame.write_csv(handle)
+    frame.write_csv(pytester.path / "semi.txt", separator=";")
+    checks = ""
+    for name, source in [("glob", '"live/*.parquet"'), ("tsv", '"t.tsv"'),
+                         ("jsonl", '"t.jsonl"'), ("gz", '"t.csv.gz"'),
+                         ("semi", '{ path = "semi.txt", format = "csv", options = { delim = ";" } }')]:
+        checks += f"""
+[tool.mlfunnel.data.{name}]
+dataset = {source}
+rows = "== {N}"
+columns.plan = {{ values = ["basic", "pro", "team"] }}
+columns.customer_id = {{ unique = true }}
+"""
+    checks += """
+[tool.mlfunnel.data.nothing]
+dataset = "missing/*.parquet"
+rows = ">= 1"
+"""
+    pytester.makepyprojecttoml(checks)
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=15, failed=1)
+    assert report(pytester, depth=2)["nothing::rows"]["message"] == (
+        "missing/*.parquet: no file matches missing/*.parquet")

@@ -177,6 +177,8 @@ def test_every_engine_answers_groups_samples_joins_and_examples(engine: str, tab
     other = FRAME.filter(pl.col("id") % 5 != 0)
     other_table, _ = table_of(engine, other, name="other")
     assert table.join_match(["id"], other_table, ["id"]) == (N, other.height)
+    unmatched = table.join_unmatched(["id"], other_table, ["id"])
+    assert len(unmatched) == 5 and all(k[0] % 5 == 0 for k in unmatched)
     (above,) = table.aggregate([Agg("offending", "age", ("above", 85))])
     assert above == sorted({a for a in FRAME["age"].to_list() if a is not None and a > 85},
                            reverse=True)[:5]
@@ -188,6 +190,7 @@ def test_a_file_joins_a_frame_across_engines(table_of: Any) -> None:
     table, _ = table_of("parquet")
     other, _ = table_of("polars-lazy", FRAME.head(100), name="other")
     assert table.join_match(["id"], other, ["id"]) == (N, 100)
+    assert all(k[0] >= 100 for k in table.join_unmatched(["id"], other, ["id"]))
 
 
 def test_aggregates_planned_at_collection_share_one_query(table_of: Any, tmp_path: Path,

@@ -36,6 +36,7 @@ from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.sources.tabular import (
     NUMERIC,
     Agg,
+    SharedTable,
     Table,
     missing_column,
     open_table,
@@ -510,6 +511,11 @@ def _join(source: SourceSpec, rule: JoinRule) -> Evaluate:
                    f"found in {other_name}, expected {rule.match.text}")
         if rule.match.holds(share):
             return Outcome.passed(share, rule.match.text, message, rows=rows, matched=matched)
+        if isinstance(table, SharedTable):
+            examples = table.join_unmatched(keys, other, keys)
+            if examples:
+                shown = [k[0] if len(k) == 1 else k for k in examples]
+                message += f"; e.g. not found: {_examples(shown)}"
         return Outcome.failed(message, share, rule.match.text, rows=rows, matched=matched)
     return evaluate
 

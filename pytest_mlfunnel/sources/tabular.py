@@ -36,6 +36,8 @@ Aggregate vocabulary (``Agg.op``; ``column`` and ``arg`` as noted):
 samples (Mann-Whitney, bootstrap) and for capped examples of offending rows.
 ``Table.join_match(on, other, other_on)`` returns (rows, rows whose key is found in other).
 ``Table.group_sizes(by, stats)`` returns dict of ``median``/``mean``/``min``/``max`` group size.
+``SharedTable.join_unmatched(on, other, other_on)`` returns up to 5 distinct non-null keys (as
+tuples) not found in other; asked only when a join check fails.
 
 Planning: ``plan_aggregates(ctx.shared, spec, aggs)`` at collection registers what a check will
 ask; the first ``aggregate`` call on that source then computes every registered aggregate in
@@ -137,6 +139,12 @@ class Engine:
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
         """(key..., rows) per distinct non-null key: the aggregated side of a cross-engine join."""
         raise NotImplementedError
+
+    def unmatched_native(self, on: list[str], other: Engine, other_on: list[str], limit: int
+                         ) -> list[tuple[Any, ...]] | None:
+        """Up to ``limit`` keys without a match, in one query when both tables live in the
+        same engine, else None."""
+        return None
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
         raise NotImplementedError
@@ -300,6 +308,22 @@ class SharedTable:
         rows = self.aggregate([Agg("rows")])[0]
         matched = sum(int(row[-1]) for row in mine if _join_key(row[:-1], as_text) in found)
         return int(rows), matched
+
+    def join_unmatched(self, on: list[str], other: Table, other_on: list[str]
+                       ) -> list[tuple[Any, ...]]:
+        """A few keys that found no match (for the message of a failed join)."""
+        if not isinstance(other, SharedTable):
+            return []
+        native = self._guard(lambda: self.engine.unmatched_native(on, other.engine, other_on,
+                                                                  OFFENDING_LIMIT))
+        if native is not None:
+            return [tuple(k) for k in native]
+        as_text = any(not comparable(self.schema()[a], other.schema()[b])
+                      for a, b in zip(on, other_on, strict=True))
+        found = {_join_key(row[:-1], as_text) for row in other.engine.key_counts(other_on)}
+        missing = [tuple(row[:-1]) for row in self.engine.key_counts(on)
+                   if _join_key(row[:-1], as_text) not in found]
+        return missing[:OFFENDING_LIMIT]
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
         self._need_columns(by)

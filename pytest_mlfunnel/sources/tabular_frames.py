@@ -286,8 +286,10 @@ class NarwhalsEngine(Engine):
             rows = [rows[i] for i in picked]
         return {c: [r[i] for r in rows] for i, c in enumerate(columns)}
 
-    def join_match_native(self, on: list[str], other: Engine, other_on: list[str]
-                          ) -> tuple[int, int] | None:
+    def _join_frames(self, on: list[str], other: Engine, other_on: list[str]
+                     ) -> tuple[Any, Any, list[str], list[str]] | None:
+        """(left keys, distinct right keys with a hit flag, left names, right names) when both
+        frames live in the same backend, else None."""
         if not isinstance(other, NarwhalsEngine) or other.backend != self.backend:
             return None
         mine, theirs = self.schema(), other.schema()
@@ -304,10 +306,28 @@ class NarwhalsEngine(Engine):
             rights.append(right.alias(k))
         right_keys = (other.frame.select(*rights).drop_nulls().unique()
                       .with_columns(nw.lit(1).alias("mlfunnel_hit")))
-        joined = self.frame.select(*lefts).join(right_keys, how="left", left_on=left_names,
-                                                 right_on=keys)
+        return self.frame.select(*lefts), right_keys, left_names, keys
+
+    def join_match_native(self, on: list[str], other: Engine, other_on: list[str]
+                          ) -> tuple[int, int] | None:
+        parts = self._join_frames(on, other, other_on)
+        if parts is None:
+            return None
+        left, right, left_names, keys = parts
+        joined = left.join(right, how="left", left_on=left_names, right_on=keys)
         row = self._collect(joined.select(nw.len(), nw.col("mlfunnel_hit").count()), "join")[0]
         return int(row[0]), int(row[1])
+
+    def unmatched_native(self, on: list[str], other: Engine, other_on: list[str], limit: int
+                         ) -> list[tuple[Any, ...]] | None:
+        parts = self._join_frames(on, other, other_on)
+        if parts is None:
+            return None
+        left, right, left_names, keys = parts
+        missing = (left.drop_nulls().unique().join(right.drop("mlfunnel_hit"), how="anti",
+                                                   left_on=left_names, right_on=keys)
+                   .head(limit))
+        return self._collect(missing, "offending")
 
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
         lazy = self.frame.select(*on).drop_nulls().group_by(*on).agg(nw.len().alias(

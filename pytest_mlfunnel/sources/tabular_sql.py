@@ -432,8 +432,10 @@ class SqlEngine(Engine):
                         "sample")
         return {c: [plain(r[i]) for r in rows] for i, c in enumerate(columns)}
 
-    def join_match_native(self, on: list[str], other: Engine, other_on: list[str]
-                          ) -> tuple[int, int] | None:
+    def _join_parts(self, on: list[str], other: Engine, other_on: list[str]
+                    ) -> tuple[SqlEngine, list[str], list[str]] | None:
+        """(other, its key expressions aliased k0.., conditions t.key = o.k0 ..) when both
+        tables answer on one connection, else None."""
         if not isinstance(other, SqlEngine) or self.connection_id is None or (
                 other.connection_id != self.connection_id):
             return None
@@ -446,11 +448,32 @@ class SqlEngine(Engine):
                 left, right = f"CAST({left} AS {text})", f"CAST({right} AS {text})"
             keys.append(f"{right} AS k{i}")
             conds.append(f"{left} = o.k{i}")
+        return other, keys, conds
+
+    def join_match_native(self, on: list[str], other: Engine, other_on: list[str]
+                          ) -> tuple[int, int] | None:
+        parts = self._join_parts(on, other, other_on)
+        if parts is None:
+            return None
+        other_sql, keys, conds = parts
         sql = (f"SELECT count(*), count(o.mlfunnel_hit) FROM {self._from()} LEFT JOIN "
-               f"(SELECT DISTINCT {', '.join(keys)}, 1 AS mlfunnel_hit FROM {other.source} AS u)"
-               f" AS o ON {' AND '.join(conds)}")
+               f"(SELECT DISTINCT {', '.join(keys)}, 1 AS mlfunnel_hit FROM "
+               f"{other_sql.source} AS u) AS o ON {' AND '.join(conds)}")
         row = self.run(sql, "join")[0]
         return int(row[0]), int(row[1])
+
+    def unmatched_native(self, on: list[str], other: Engine, other_on: list[str], limit: int
+                         ) -> list[tuple[Any, ...]] | None:
+        parts = self._join_parts(on, other, other_on)
+        if parts is None:
+            return None
+        other_sql, keys, conds = parts
+        present = " AND ".join(f"t.{quote(c)} IS NOT NULL" for c in on)
+        columns = ", ".join(f"t.{quote(c)}" for c in on)
+        sql = (f"SELECT DISTINCT {columns} FROM {self._from()} WHERE {present} AND NOT EXISTS "
+               f"(SELECT 1 FROM (SELECT {', '.join(keys)} FROM {other_sql.source} AS u) AS o "
+               f"WHERE {' AND '.join(conds)}) LIMIT {int(limit)}")
+        return [tuple(plain(v) for v in row) for row in self.run(sql, "offending")]
 
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
         keys = ", ".join(quote(c) for c in on)
