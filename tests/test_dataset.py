@@ -281,6 +281,25 @@ join = {{ dataset = {other}, on = "customer_id", match = ">= 90%" }}
     assert all(int(k) < 50 for k in shown.split(", ")) and len(shown.split(", ")) == 5
 
 
+def test_a_fixture_that_is_not_a_frame_is_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+import pytest
+
+@pytest.fixture
+def train():
+    return {"rows": 3}
+""")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.train]
+dataset = { fixture = "train" }
+rows = ">= 1"
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["fixture 'train' returned dict, not a data frame (pandas, "
+                                 "polars, pyarrow, DuckDB, Dask, PySpark ...)"])
+
+
 def test_k_reads_naturally(pytester: pytest.Pytester) -> None:
     write(customers(), pytester.path / "data/train.parquet")
     project(pytester, '"data/train.parquet"')
