@@ -1,0 +1,240 @@
+"""Drift speed: the drift kind's passes against the cost of reading the data, and evidently.
+
+    python bench/drift.py                      # 5M rows per side; --rows N to change
+    # the evidently comparison needs its own environment (it pins an older pandas):
+    python -m venv bench/.venv-evidently
+    bench/.venv-evidently/bin/pip install -r bench/requirements-drift.txt
+    python bench/drift.py                      # now also runs (e)
+
+Writes (seeded) a reference and a current Parquet file of N rows x 8 columns (6 numeric,
+2 categorical; the current one has drifted in two columns) under bench/data/ (git-ignored,
+kept between runs), then measures, as ratios to baselines measured in the same run:
+
+  floor        pyarrow.parquet.read_table of both files
+  (a) cold     PSI + KS + JS on every column (KS on the numeric ones), no saved summary:
+               quantiles and bin counts of the reference, bin counts of the current
+  (b) warm     the same with the reference summary saved by an earlier run: reads only the
+               current file (against read_table of the current file alone)
+  (c) RSS      peak resident memory of (a) in a fresh process, against the Arrow size of
+               the columns (and the same process doing nothing but imports)
+  (d) evidently DataDriftPreset on the first --evidently-rows rows of the same data, in
+               bench/.venv-evidently, against (a) on files of that many rows
+
+Timings are the best of ``--repeat`` runs with a warm file cache. (a) and (b) call the code
+the ``drift`` kind runs (``compute_drift``), configured as a check would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+EVIDENTLY_PYTHON = HERE / ".venv-evidently" / "bin" / "python"
+NUMERIC = ["age", "tenure", "calls", "spend", "score", "balance"]
+CATEGORIES = {"plan": ["basic", "pro", "team", "enterprise"],
+              "country": [f"c{i:02d}" for i in range(20)]}
+COLUMNS = NUMERIC + list(CATEGORIES)
+EXPECT = {"psi": "<= 0.2", "ks": "<= 0.1", "js": "<= 0.1"}
+
+
+def generate(rows: int, path: Path, drifted: bool, seed: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    columns: dict[str, Any] = {
+        "age": rng.integers(18, 90, rows),
+        "tenure": rng.integers(0, 120, rows),
+        "calls": rng.poisson(2.4 if drifted else 1.5, rows).astype(np.int64),
+        "spend": pa.array(rng.gamma(3.0, 15.0 if drifted else 12.0, rows),
+                          mask=rng.random(rows) < 0.02),
+        "score": rng.normal(0.0, 1.0, rows),
+        "balance": rng.lognormal(6.0, 1.0, rows),
+    }
+    for name, values in CATEGORIES.items():
+        shares = np.linspace(2.0, 1.0, len(values))
+        if drifted and name == "plan":
+            shares = shares[::-1]
+        columns[name] = pa.array(np.asarray(values)[rng.choice(
+            len(values), rows, p=shares / shares.sum())])
+    DATA.mkdir(exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=1_000_000)
+
+
+def files(rows: int) -> tuple[Path, Path]:
+    reference = DATA / f"drift-reference-{rows}.parquet"
+    current = DATA / f"drift-current-{rows}.parquet"
+    if not reference.exists() or not current.exists():
+        print(f"generating 2 x {rows:,} rows x {len(COLUMNS)} columns ...", flush=True)
+        generate(rows, reference, drifted=False, seed=1)
+        generate(rows, current, drifted=True, seed=2)
+    return reference, current
+
+
+def run_drift(reference: Path, current: Path, cache: bool) -> dict[str, Any]:
+    """What the drift kind does for ``drift = { reference, current }`` on every column."""
+    from pytest_mlfunnel.kinds.base import EvalContext
+    from pytest_mlfunnel.kinds.drift import DriftConfig, compute_drift
+
+    check = DriftConfig.model_validate(
+        {"drift": {"reference": str(reference), "current": str(current)}, "expect": EXPECT,
+         "cache": cache}, context={"sources": {}, "key_path": "bench.drift"})
+    result = compute_drift(check, EvalContext(rootdir=DATA, fixtures={}, shared={}))
+    errors = {c: d.error for c, d in result.columns.items() if d.error}
+    assert not errors, errors
+    return {c: d.values for c, d in result.columns.items()}
+
+
+def read_tables(*paths: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_table(path).num_rows for path in paths)
+
+
+def best_of(repeat: int, action: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def peak_rss(mode: str, reference: Path, current: Path) -> int:
+    """Peak RSS (bytes) of a fresh process doing one thing."""
+    code = (f"import sys; sys.path.insert(0, {str(HERE.parent)!r}); import bench.drift as b; "
+            f"b.child({mode!r}, {str(reference)!r}, {str(current)!r})")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout
+    return int(json.loads(out.strip().splitlines()[-1])["rss"])
+
+
+def child(mode: str, reference: str, current: str) -> None:
+    import duckdb  # noqa: F401  (the imports are part of the idle baseline)
+
+    import pytest_mlfunnel.kinds.drift
+    import pytest_mlfunnel.sources.tabular_sql  # noqa: F401
+
+    if mode == "drift":
+        run_drift(Path(reference), Path(current), cache=False)
+    elif mode == "floor":
+        read_tables(Path(reference), Path(current))
+    # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into its children.
+    status = Path("/proc/self/status").read_text()
+    peak_kib = next(int(line.split()[1]) for line in status.splitlines()
+                    if line.startswith("VmHWM:"))
+    print(json.dumps({"rss": peak_kib * 1024}))
+
+
+EVIDENTLY_CHILD = """
+import json, sys, time
+import pandas as pd
+try:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+    def run(reference, current):
+        return Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+except ImportError:  # evidently < 0.7
+    from evidently.report import Report
+    from evidently.metric_preset import DataDriftPreset
+    def run(reference, current):
+        report = Report(metrics=[DataDriftPreset()])
+        report.run(reference_data=reference, current_data=current)
+        return report
+import evidently
+reference, current, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+started = time.perf_counter()
+ref, cur = pd.read_parquet(reference), pd.read_parquet(current)
+read = time.perf_counter() - started
+best = min(
+    (lambda s: (run(ref, cur), time.perf_counter() - s)[1])(time.perf_counter())
+    for _ in range(repeat))
+print(json.dumps({"version": evidently.__version__, "read": read, "run": best}))
+"""
+
+
+def evidently(reference: Path, current: Path, repeat: int) -> dict[str, Any] | None:
+    if not EVIDENTLY_PYTHON.exists():
+        return None
+    out = subprocess.run([str(EVIDENTLY_PYTHON), "-c", EVIDENTLY_CHILD, str(reference),
+                          str(current), str(repeat)], check=True, capture_output=True,
+                         text=True).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--evidently-rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent))
+    reference, current = files(args.rows)
+    import duckdb
+    import pyarrow.parquet as pq
+
+    size = (reference.stat().st_size + current.stat().st_size) / 2**20
+    print(f"2 x {args.rows:,} rows x {len(COLUMNS)} columns ({len(NUMERIC)} numeric, "
+          f"{len(CATEGORIES)} categorical) · Parquet {size:.0f} MiB · {os.cpu_count()} cores · "
+          f"duckdb {duckdb.__version__} · {dt.date.today().isoformat()}")
+    values = run_drift(reference, current, cache=False)
+    drifted = sorted(c for c, v in values.items() if v["psi"] > 0.2)
+    print(f"columns over psi 0.2: {', '.join(drifted)}")
+
+    def show(label: str, seconds: float, ratio: float | None = None, target: str = "") -> None:
+        shown = f"{ratio:5.2f}x" if ratio is not None else "      "
+        print(f"{label:<44} {seconds:7.3f} s  {shown}  {target}", flush=True)
+
+    print()
+    floor = best_of(args.repeat, lambda: read_tables(reference, current))
+    show("floor: pyarrow.parquet.read_table, both", floor)
+    cold = best_of(args.repeat, lambda: run_drift(reference, current, cache=False))
+    show("(a) psi + ks + js, all columns, cold", cold, cold / floor, "target <= 2.5x floor")
+    shutil.rmtree(DATA / ".mlfunnel", ignore_errors=True)
+    run_drift(reference, current, cache=True)  # saves the reference summary
+    floor_current = best_of(args.repeat, lambda: read_tables(current))
+    show("    pyarrow.parquet.read_table, current", floor_current)
+    warm = best_of(args.repeat, lambda: run_drift(reference, current, cache=True))
+    show("(b) the same, reference summary saved", warm, warm / floor_current,
+         "of reading the current file")
+    arrow_size = (pq.read_table(reference, columns=COLUMNS).nbytes
+                  + pq.read_table(current, columns=COLUMNS).nbytes)
+    rss_drift = peak_rss("drift", reference, current)
+    rss_idle = peak_rss("idle", reference, current)
+    rss_floor = peak_rss("floor", reference, current)
+    print()
+    print(f"(c) peak RSS of (a)                          {rss_drift / 2**20:7.0f} MiB  "
+          f"{rss_drift / arrow_size:5.2f}x  target <= 1.0x Arrow size of the columns "
+          f"({arrow_size / 2**20:.0f} MiB)")
+    print(f"    same process, imports only               {rss_idle / 2**20:7.0f} MiB")
+    print(f"    pyarrow read_table of both (the floor)   {rss_floor / 2**20:7.0f} MiB",
+          flush=True)
+    print()
+    small_ref, small_cur = files(args.evidently_rows)
+    ours = best_of(args.repeat, lambda: run_drift(small_ref, small_cur, cache=False))
+    show(f"(d) (a) at {args.evidently_rows:,} rows", ours)
+    found = evidently(small_ref, small_cur, args.repeat)
+    if found is None:
+        print(f"    evidently: no {EVIDENTLY_PYTHON.relative_to(HERE.parent)}; see "
+              "bench/requirements-drift.txt")
+        return
+    show(f"    evidently {found['version']} DataDriftPreset", found["run"],
+         found["run"] / ours, "the time of (d), target >= 50x (its Parquet read not counted: "
+         f"{found['read']:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
