@@ -2,9 +2,10 @@
 
     python scripts/docs_screenshots.py            # needs chromium (or $MLFUNNEL_CHROMIUM)
 
-The example is copied to a temporary directory (its committed history stays untouched), its
-model is trained when no evaluation exists yet, and ``pytest --funnel`` records the run as
-release v1.4.0 on top of the committed past releases, writing the HTML and JSON reports.
+The example is copied to a temporary directory (its committed history stays untouched) and
+run as its README says: the model is trained when no evaluation exists yet, ``coverage run``
+measures its tests, and ``pytest --funnel`` records the run as release v1.4.0 on top of the
+committed past releases, writing the HTML and JSON reports.
 Headless Chromium then photographs the HTML page, and ``mlfunnel badge`` draws the badge.
 """
 
@@ -51,8 +52,11 @@ def main() -> None:
         project = Path(tmp) / "example_project"
         shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(
             "__pycache__", ".pytest_cache", "*.lock"))
+        # The example's own pipeline (README): train, measure the model's tests, then the funnel.
         if (project / "train.py").exists() and not (project / "reports" / "eval.json").exists():
             run([sys.executable, "train.py"], cwd=project)
+        run([sys.executable, "-m", "coverage", "run", "--branch", "-m", "pytest", "tests", "-q",
+             "-p", "no:cacheprovider"], cwd=project)
         html, report = Path(tmp) / "report.html", Path(tmp) / "report.json"
         done = run([sys.executable, "-m", "pytest", "--funnel", f"--funnel-record={RELEASE}",
                     f"--funnel-html={html}", f"--funnel-json={report}", "-p",
