@@ -118,6 +118,10 @@ class CriterionItem(pytest.Function):
             outcome.status, outcome.message, self.entry.gate, self.entry.config.severity,
             self.entry.config.waive)
         self.final_status = status
+        waiver = self.entry.config.waive
+        if waiver is not None and status in ("waived", "failed", "error"):
+            outcome.extra["waiver"] = {"reason": waiver.reason, "until": waiver.until.isoformat(),
+                                       "expired": status != "waived"}
         self.outcome = outcome
         self.user_properties.extend([
             ("observed", "" if outcome.observed is None else str(outcome.observed)),

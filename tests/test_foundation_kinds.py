@@ -202,7 +202,7 @@ def test_sections_placeholders_and_sign_offs(pytester: pytest.Pytester) -> None:
         "*::problem::statement::section-baseline PASSED*",
         "*::problem::statement::sign-off-product PASSED*",
         "docs/problem.md: section 'Stakeholders' is only a placeholder (TODO)",
-        "docs/problem.md: section 'Success metric' is only a placeholder (<!-- fill in -->)",
+        "docs/problem.md: section 'Success metric' is empty (only an HTML comment)",
         "docs/problem.md: no section 'Risks' (sections: Churn problem statement, Problem, "
         "Stakeholders, Success metric, Baseline, Today, Sign-off)",
         "docs/problem.md: the 'data science' sign-off has no ISO date (YYYY-MM-DD)*",

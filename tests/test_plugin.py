@@ -418,8 +418,12 @@ def test_waivers_turn_failures_into_waived_until_they_expire(pytester: pytest.Py
         "f1 0.71, expected >= 0.95 (the waiver expired on 2020-01-31: old debt)",
         "*waived until 2999-03-31: new labels arrive in March*",
     ])
-    statuses = {c["check"]: c["status"] for c in report_of(pytester)["gates"][0]["criteria"]}
-    assert statuses == {"quality": "waived", "legacy": "failed"}
+    criteria = {c["check"]: c for c in report_of(pytester)["gates"][0]["criteria"]}
+    assert criteria["quality"]["status"] == "waived"
+    assert criteria["quality"]["extra"]["waiver"] == {
+        "reason": "new labels arrive in March", "until": "2999-03-31", "expired": False}
+    assert criteria["legacy"]["status"] == "failed"
+    assert criteria["legacy"]["extra"]["waiver"]["expired"] is True
     assert result.ret == 1
 
 

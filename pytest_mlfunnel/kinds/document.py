@@ -246,8 +246,11 @@ class DocumentKind(CheckKind):
                                       f"{have})", None, expected)
             content = meaningful_lines(section.body)
             if not content:
-                raw = " ".join(line.strip() for line in section.body if line.strip())
-                what = f"only a placeholder ({raw[:40]})" if raw else "empty"
+                visible = _COMMENT_RE.sub("", "\n".join(section.body))
+                raw = " ".join(line.strip() for line in visible.splitlines() if line.strip())
+                commented = visible != "\n".join(section.body)
+                what = (f"only a placeholder ({raw[:40]})" if raw
+                        else "empty (only an HTML comment)" if commented else "empty")
                 return Outcome.failed(f"{check.document}: section '{section.title}' is {what}",
                                       0, expected)
             words = sum(len(line.split()) for line in content)
