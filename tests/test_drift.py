@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import duckdb  # noqa: F401 - imported once here: pytester's in-process runs must not re-import it
@@ -294,3 +295,32 @@ def test_cache_false_writes_nothing(pytester: pytest.Pytester,
                                       'expect = { psi = "<= 0.2" }\n'))
     pytester.runpytest("--funnel").assert_outcomes(passed=1)
     assert not Path(pytester.path / ".mlfunnel" / "cache").exists()
+
+
+def test_tables_in_a_sqlite_database_are_compared_in_the_database(
+        pytester: pytest.Pytester) -> None:
+    rng = np.random.default_rng(4)
+    reference = rng.normal(0.0, 1.0, 3000)
+    current = rng.normal(0.4, 1.0, 2000)
+    with sqlite3.connect(pytester.path / "warehouse.db") as connection:
+        connection.execute("CREATE TABLE train (x REAL, c TEXT)")
+        connection.execute("CREATE TABLE live (x REAL, c TEXT)")
+        connection.executemany("INSERT INTO train VALUES (?, ?)",
+                               [(float(v), "a" if v > 0 else "b") for v in reference])
+        connection.executemany("INSERT INTO live VALUES (?, ?)",
+                               [(float(v), "a" if v > 0 else "b") for v in current])
+    pytester.makepyprojecttoml(
+        "[tool.mlfunnel]\n[tool.mlfunnel.maintenance.drift]\n"
+        "drift = { reference = { url = 'sqlite:///warehouse.db', table = 'train' }, "
+        "current = { url = 'sqlite:///warehouse.db', table = 'live' } }\n"
+        "expect = { psi = '<= 0.1', chi2_p = '>= 0.01' }\n")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(failed=3)
+    found = criteria(pytester)
+    edges = reference_bins(reference, 10)
+    assert found["x.psi"]["observed"] == pytest.approx(
+        psi_formula(counts(reference, edges), counts(current, edges)), rel=1e-5)
+    share = [(reference > 0).sum(), (reference <= 0).sum()], [(current > 0).sum(),
+                                                             (current <= 0).sum()]
+    _, p, _, _ = ss.chi2_contingency(share, correction=False)
+    assert found["c.chi2_p"]["observed"] == pytest.approx(p, rel=1e-5)

@@ -253,3 +253,28 @@ def test_config_mistakes_stop_the_run_with_the_key_path(pytester: pytest.Pyteste
     result = pytester.runpytest("--funnel")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*pyproject.toml: {message}"])
+
+
+def test_a_lazy_polars_frame_from_a_fixture_is_aggregated_in_polars(
+        pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+        import numpy as np, polars as pl, pytest
+
+        @pytest.fixture
+        def kpi_frame():
+            rng = np.random.default_rng(1)
+            values = np.concatenate([rng.normal(5.0, 1.0, 200), rng.normal(4.6, 1.0, 150)])
+            return pl.DataFrame({"arm": ["control"] * 200 + ["treatment"] * 150,
+                                 "minutes": values}).lazy()
+    """)
+    pytester.makepyprojecttoml(config(
+        'effect = { fixture = "kpi_frame" }\nmetric = "minutes"\nby = "arm"\n'
+        'control = "control"\ntreatment = "treatment"\nexpect = "decrease"\n'))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(passed=1)
+    rng = np.random.default_rng(1)
+    control, treatment = rng.normal(5.0, 1.0, 200), rng.normal(4.6, 1.0, 150)
+    expected = ss.ttest_ind(treatment, control, equal_var=False, alternative="less")
+    extra = report(pytester)["extra"]
+    assert isinstance(extra, dict)
+    assert extra["p_value"] == pytest.approx(expected.pvalue, rel=1e-6)
