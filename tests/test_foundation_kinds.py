@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_mlfunnel.kinds.document import meaningful_lines, parse_sections
+from pytest_mlfunnel.kinds.document import meaningful_lines, parse_sections, parse_sign_offs
 from pytest_mlfunnel.kinds.owners import parse_owners
 
 
@@ -293,6 +293,12 @@ def test_markdown_parsing_rules() -> None:
     assert meaningful_lines(["TODO", "- TBD", "<!-- x -->", "...", "[fill in]"]) == []
     assert meaningful_lines(["TODO: measure it", "Real text."]) == ["TODO: measure it",
                                                                     "Real text."]
+    signoffs = parse_sections("# Sign-off\n- Finance: pending review of costs\n"
+                              "- Product: **Jane Doe** (2026-10-01)\n")[0]
+    found = parse_sign_offs(signoffs, ["finance", "product"])
+    assert found["finance"] is not None and found["finance"].person == ""
+    assert found["product"] is not None and found["product"].person == "Jane Doe"
+    assert str(found["product"].date) == "2026-10-01"
 
 
 # ----------------------------------------------------------------------------- files

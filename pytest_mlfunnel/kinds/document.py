@@ -40,7 +40,7 @@ _DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 _PLACEHOLDER_RE = re.compile(
     r"^(todo|tbd|tba|tbc|fixme|xxx|placeholder|n/?a|none yet|coming soon|to be (written|"
     r"done|defined|decided|completed)|fill( this)? in|lorem ipsum.*|\.\.\.|…|<[^>]*>|"
-    r"\[[^\]]*\]|\{[^}]*\}|-+)$",
+    r"\[[^\]]*\]|\{[^}]*\}|-+|(pending|awaiting|not yet)\b.*)$",
     re.IGNORECASE,
 )
 
