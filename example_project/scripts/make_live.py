@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_data  # noqa: E402 - the training data's own generator, so only the drift differs
+import make_data  # the training data's own generator, so only the drift differs
 
 HERE = Path(__file__).resolve().parent.parent
 DATA = HERE / "data"
