@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -154,6 +155,12 @@ def test_the_reference_summary_is_reused_so_a_run_reads_only_the_current_data(
     assert {k: c["observed"] for k, c in after.items()} == {
         k: c["observed"] for k, c in before.items()}
     assert after["age.psi"]["extra"]["reference_cached"] is True  # type: ignore[index]
+    # A fresh checkout gives the same content a new modification time: still found.
+    stamp = (pytester.path / "train.parquet").stat().st_mtime + 3600
+    os.utime(pytester.path / "train.parquet", (stamp, stamp))
+    log.unlink()
+    pytester.runpytest("--funnel").assert_outcomes(passed=3, failed=2)
+    assert passes("train.parquet") == 0
     # A changed reference is a different key: it is read again.
     customers(6000, 3).to_parquet(pytester.path / "train.parquet")
     log.unlink()

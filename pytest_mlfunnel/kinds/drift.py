@@ -9,7 +9,7 @@ they always drift).
 Passes over the data: the reference is read twice (its quantiles, then its counts in the
 bins they define) and the current data once (its counts in the same bins). The reference
 summary -- bin edges and counts -- is saved under ``.mlfunnel/cache/`` keyed by the
-reference files' path, size and modification time and by the binning, so a later run reads
+reference files' paths, sizes and content hashes and by the binning, so a later run reads
 only the current data.
 """
 
@@ -329,7 +329,12 @@ def _current_aggs(summary: dict[str, ColumnSummary]) -> list[Agg]:
 
 # --------------------------------------------------------------------------- the cache
 def reference_fingerprint(spec: SourceSpec, rootdir: Path) -> str | None:
-    """Path, size and modification time of every reference file; None when not files."""
+    """Path (relative to the rootdir), size and content hash of every reference file; None
+    when the reference is not files.
+
+    The content, not the modification time: a CI checkout or download gives the same file a
+    new mtime on every run, and the summary should still be found (BLAKE2b reads at disk
+    speed, far cheaper than the two passes it saves)."""
     if spec.path is None:
         return None
     full = spec.resolve_path(rootdir)
@@ -339,8 +344,15 @@ def reference_fingerprint(spec: SourceSpec, rootdir: Path) -> str | None:
         return None
     parts = []
     for name in paths:
-        stat = os.stat(name)
-        parts.append(f"{os.path.abspath(name)}\0{stat.st_size}\0{stat.st_mtime_ns}")
+        digest = hashlib.blake2b(digest_size=20)
+        with open(name, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+        try:
+            shown = Path(name).resolve().relative_to(rootdir.resolve()).as_posix()
+        except ValueError:
+            shown = os.path.abspath(name)
+        parts.append(f"{shown}\0{os.path.getsize(name)}\0{digest.hexdigest()}")
     return "\n".join(parts)
 
 
