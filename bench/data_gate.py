@@ -15,7 +15,8 @@ between runs), then measures in one run, as ratios to baselines measured in the 
                columns it touches (and the same process doing nothing but imports)
   (e) pandera  pandera's polars backend validating the same checks on the Parquet file
 
-Timings are the best of ``--repeat`` runs with a warm file cache. (a)-(c) go through the
+Timings are the best of ``--repeat`` rounds with a warm file cache; the two sides of each
+ratio alternate within every round, so both see the same load. (a)-(c) go through the
 same code the ``dataset`` kind calls (``open_table`` + planned aggregates).
 """
 
@@ -136,13 +137,16 @@ def pandera_validate(path: Path, rows: int) -> Any:
     return schema.validate(pl.scan_parquet(path), lazy=True).collect().height
 
 
-def best_of(repeat: int, action: Callable[[], Any]) -> float:
-    times = []
+def best_of(repeat: int, *actions: Callable[[], Any]) -> list[float]:
+    """Best time of each action over ``repeat`` rounds, the actions interleaved in every
+    round so that a ratio compares runs made under the same load."""
+    best = [float("inf")] * len(actions)
     for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for i, action in enumerate(actions):
+            started = time.perf_counter()
+            action()
+            best[i] = min(best[i], time.perf_counter() - started)
+    return best
 
 
 def peak_rss(mode: str, path: Path) -> int:
@@ -196,15 +200,15 @@ def main() -> None:
         print(f"{label:<40} {seconds:7.3f} s  {shown}  {target}", flush=True)
 
     print()
-    floor = best_of(args.repeat, lambda: read_floor(parquet))
+    floor, profile, unique = best_of(args.repeat, lambda: read_floor(parquet),
+                                     lambda: run_profile(parquet, unique=False),
+                                     lambda: run_profile(parquet, unique=True))
     show("floor: pyarrow.parquet.read_table", floor)
-    profile = best_of(args.repeat, lambda: run_profile(parquet, unique=False))
     show("(a) profile criteria, Parquet", profile, profile / floor, "target <= 1.0x floor")
-    unique = best_of(args.repeat, lambda: run_profile(parquet, unique=True))
     show("(b) (a) + exact unique key", unique, unique / floor, "target <= 1.6x floor")
-    parse = best_of(args.repeat, lambda: duckdb_parse(csv))
+    parse, from_csv = best_of(args.repeat, lambda: duckdb_parse(csv),
+                              lambda: run_profile(csv, unique=False))
     show("    one DuckDB parse of the CSV", parse)
-    from_csv = best_of(args.repeat, lambda: run_profile(csv, unique=False))
     show("(c) (a) from CSV", from_csv, from_csv / parse, "target <= 1.2x one parse")
     arrow_touched = pq.read_table(parquet, columns=COLUMNS).nbytes  # (a) touches every column
     rss_profile = peak_rss("profile", parquet)
@@ -217,7 +221,9 @@ def main() -> None:
     print(f"    same process, imports only           {rss_idle / 2**20:7.0f} MiB")
     print(f"    pyarrow read_table (the floor)       {rss_floor / 2**20:7.0f} MiB", flush=True)
     try:
-        pandera_time = best_of(args.repeat, lambda: pandera_validate(parquet, args.rows))
+        pandera_time, profile = best_of(args.repeat,
+                                        lambda: pandera_validate(parquet, args.rows),
+                                        lambda: run_profile(parquet, unique=False))
     except ModuleNotFoundError as exc:
         print(f"(e) pandera: not installed ({exc.name}); see bench/requirements-data.txt")
         return
