@@ -1,6 +1,6 @@
 """Write the example's data: customers, their reviews and their click sessions.
 
-    python scripts/make_data.py      # data/customers.parquet, data/reviews.csv, data/sessions.parquet
+    python scripts/make_data.py   # data/customers.parquet, reviews.csv, sessions.parquet
 
 Seeded, so every run writes the same rows; only the dates move: they are stamped relative to
 today, so the freshness check of the data gate (``signup_date`` within 30 days) holds on the
