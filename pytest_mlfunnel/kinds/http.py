@@ -52,20 +52,29 @@ def latency_expectation(value: Expectation, key: str) -> Expectation:
     return value
 
 
-class HttpExpect(BaseModel):
+class LatencyExpect(BaseModel):
+    """Latency percentiles in milliseconds, shared by the ``http`` and ``timing`` kinds."""
+
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
     p50_ms: ExpectationField | None = None
     p95_ms: ExpectationField | None = None
     p99_ms: ExpectationField | None = None
-    errors: ExpectationField | None = None
 
     @model_validator(mode="after")
-    def _units(self) -> HttpExpect:
+    def _latency_units(self) -> LatencyExpect:
         for key in ("p50_ms", "p95_ms", "p99_ms"):
             value = getattr(self, key)
             if value is not None:
                 latency_expectation(value, key)
+        return self
+
+
+class HttpExpect(LatencyExpect):
+    errors: ExpectationField | None = None
+
+    @model_validator(mode="after")
+    def _error_share(self) -> HttpExpect:
         errors = self.errors
         if errors is not None and (errors.unit == "duration" or errors.uses_baseline or (
                 errors.unit == "number" and not 0 <= errors.value <= 1)):

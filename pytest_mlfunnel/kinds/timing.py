@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pytest_mlfunnel.expectations import Expectation, format_value
 from pytest_mlfunnel.kinds.base import (
@@ -30,27 +30,18 @@ from pytest_mlfunnel.kinds.base import (
     ExpectationField,
     PlanContext,
 )
-from pytest_mlfunnel.kinds.http import latency_expectation, percentile
+from pytest_mlfunnel.kinds.http import LatencyExpect, percentile
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_RUNS = 10_000_000
 
 
-class TimingExpect(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
-
-    p50_ms: ExpectationField | None = None
-    p95_ms: ExpectationField | None = None
-    p99_ms: ExpectationField | None = None
+class TimingExpect(LatencyExpect):
     per_second: ExpectationField | None = None
 
     @model_validator(mode="after")
-    def _units(self) -> TimingExpect:
-        for key in ("p50_ms", "p95_ms", "p99_ms"):
-            value = getattr(self, key)
-            if value is not None:
-                latency_expectation(value, key)
+    def _throughput(self) -> TimingExpect:
         if self.per_second is not None and self.per_second.unit != "number":
             raise ValueError(f"per_second is calls per second: write e.g. '>= 100', not "
                              f"{self.per_second.text!r}")
