@@ -244,6 +244,11 @@ class SqlEngine(Engine):
             return []  # SQLite: its own window query
         if op == "histogram":
             edges = [float(e) for e in agg.arg]
+            if self.dialect == "duckdb":
+                # DuckDB's own histogram bins are right-closed, (b_i-1, b_i]; on -x they are
+                # exactly [e_i, e_i+1) of x, in one hash-free pass however many bins KS asks.
+                negated = ", ".join(repr(-e) for e in reversed(edges))
+                return [f"histogram(-CAST({x} AS DOUBLE), [{negated}]::DOUBLE[])"]
             parts = [f"count(CASE WHEN {x} < {edges[0]!r} THEN 1 END)"]
             parts += [f"count(CASE WHEN {x} >= {lo!r} AND {x} < {hi!r} THEN 1 END)"
                       for lo, hi in itertools.pairwise(edges)]
@@ -324,6 +329,8 @@ class SqlEngine(Engine):
     def _shape(self, agg: Agg, values: list[Any]) -> Any:
         op = agg.op
         if op == "histogram":
+            if self.dialect == "duckdb":
+                return _from_negated_histogram(values[0], len(agg.arg))
             return [int(v) for v in values]
         value = values[0]
         if op in ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in"):
@@ -647,3 +654,19 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
 def _column_names(spec: SourceSpec, source: str, rootdir: Path) -> list[str]:
     columns, _ = run_query(spec, f"SELECT * FROM {source} AS s LIMIT 0", rootdir)
     return columns
+
+
+def _from_negated_histogram(counts: dict[Any, Any] | None, edges: int) -> list[int]:
+    """DuckDB's map over -x (keys -ek .. -e0, then +inf) -> counts (< e0), [e0, e1), .., (>= ek).
+
+    DuckDB lists every boundary, empty bins included, so the shape is known.
+    """
+    ordered = sorted(((float(k), int(v)) for k, v in (counts or {}).items()),
+                     key=lambda kv: kv[0])
+    finite = [v for k, v in ordered if k != float("inf")]
+    below_first = sum(v for k, v in ordered if k == float("inf"))
+    if not ordered:
+        return [0] * (edges + 1)
+    if len(finite) != edges:
+        raise CriterionError(f"histogram: expected {edges} bins from DuckDB, got {len(finite)}")
+    return [below_first, *reversed(finite)]
