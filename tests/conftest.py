@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import pytest
+
+# pytester's in-process runs drop modules first imported during the run; extension modules
+# (DuckDB, pyarrow, pandas' Arrow types) must not be imported twice in one process. Importing
+# them here keeps them in the snapshot pytester restores.
+for _module in ("duckdb", "narwhals", "numpy", "pyarrow", "pandas", "polars", "pydantic",
+                "sqlalchemy", "prometheus_client"):
+    try:
+        importlib.import_module(_module)
+    except ImportError:
+        pass
 
 
 @pytest.fixture(scope="session")
