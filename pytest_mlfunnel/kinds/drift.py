@@ -223,23 +223,30 @@ class ColumnSummary:
         return dict(self.__dict__)
 
 
-def _levels(check: DriftConfig) -> list[float]:
-    levels = {round(i / check.bins, 12) for i in range(1, check.bins)} | {1.0}
-    if check.wants_ks:
-        levels |= {round(j / KS_BINS, 12) for j in range(KS_BINS + 1)}
-    return sorted(levels)
+def _levels(check: DriftConfig) -> tuple[list[float], list[float]]:
+    """(exact levels: the PSI/JS bins and the maximum, fine levels for the KS ECDF).
+
+    The fine levels only place bin edges; the counts in the bins are exact whatever the
+    edges, so they may be estimated (t-digest on DuckDB: a sort per column costs more than
+    the rest of the check).
+    """
+    exact = sorted({round(i / check.bins, 12) for i in range(1, check.bins)} | {1.0})
+    fine = [round(j / KS_BINS, 12) for j in range(KS_BINS + 1)] if check.wants_ks else []
+    return exact, fine
 
 
 def summarize_reference(check: DriftConfig, table: Table, kinds: dict[str, Kind]
                         ) -> dict[str, ColumnSummary]:
     """Two passes over the reference: quantiles, then counts in the bins they cut."""
-    levels = _levels(check)
+    levels, fine_levels = _levels(check)
     coarse_levels = [round(i / check.bins, 12) for i in range(1, check.bins)]
     first: list[tuple[str, Agg]] = []
     for column, kind in kinds.items():
         first.append((column, Agg("count", column)))
         first.append((column, Agg("quantiles", column, levels) if kind == "numeric"
                        else Agg("value_counts", column, MAX_CATEGORIES)))
+        if kind == "numeric" and fine_levels:
+            first.append((column, Agg("approx_quantiles", column, fine_levels)))
     answers = _answer(table, first)
     summaries: dict[str, ColumnSummary] = {}
     second: list[tuple[str, Agg]] = []
@@ -264,6 +271,10 @@ def summarize_reference(check: DriftConfig, table: Table, kinds: dict[str, Kind]
             continue
         quantiles = [float(q) for q in shape]
         by_level = dict(zip(levels, quantiles, strict=True))
+        fine = answers.get((column, "fine"))
+        if isinstance(fine, list):
+            # estimates never reach past the exact maximum, whatever the estimator does
+            quantiles += [min(float(q), by_level[1.0]) for q in fine if q is not None]
         # Values above the reference maximum get a bin of their own, so a constant (or
         # heavily tied) reference still sees a current value beyond it.
         beyond = math.nextafter(by_level[1.0], math.inf)
@@ -298,7 +309,7 @@ def _categories(value_counts: Any, n: int) -> tuple[list[Any], list[int]]:
 
 
 def _answer(table: Table, wanted: list[tuple[str, Agg]]) -> dict[tuple[str, str], Any]:
-    """Aggregates by (column, "count"|"shape"); a column's problem becomes its message, so
+    """Aggregates by (column, "count"|"shape"|"fine"); a column's problem becomes its message, so
     one bad column does not stop the others (all are still computed in one pass)."""
     aggs = [agg for _, agg in wanted]
     out: dict[tuple[str, str], Any] = {}
@@ -312,7 +323,8 @@ def _answer(table: Table, wanted: list[tuple[str, Agg]]) -> dict[tuple[str, str]
             except CriterionError as exc:
                 values.append(str(exc))
     for (column, agg), value in zip(wanted, values, strict=True):
-        out[(column, "count" if agg.op == "count" else "shape")] = value
+        part = {"count": "count", "approx_quantiles": "fine"}.get(agg.op, "shape")
+        out[(column, part)] = value
     return out
 
 

@@ -136,6 +136,9 @@ class SqlEngine(Engine):
         self.cheap_bounds = cheap_bounds  # min/max come from file statistics (Parquet)
         self.source = source
         self.dialect = dialect
+        # DuckDB estimates many quantiles at once far faster than it sorts for them exactly
+        self.approximate_ops = frozenset({"approx_quantiles"}) if dialect == "duckdb" \
+            else frozenset()
         self._execute = execute
         self._schema_loader = schema_loader
         self._schema: dict[str, str] | None = None
@@ -235,6 +238,9 @@ class SqlEngine(Engine):
                 low, high = bounds[column]
                 return [f"coalesce(bit_count(bitstring_agg({x}, {low}, {high})), 0)"]
             return [f"count(DISTINCT {x})"]
+        if op == "approx_quantiles":  # only DuckDB is asked (see approximate_ops)
+            qs = ", ".join(repr(float(q)) for q in agg.arg)
+            return [f"approx_quantile(CAST({x} AS DOUBLE), [{qs}])"]
         if op == "quantiles":
             qs = ", ".join(repr(float(q)) for q in agg.arg)
             if self.dialect == "duckdb":
@@ -337,7 +343,7 @@ class SqlEngine(Engine):
             return int(value or 0)
         if op in ("sum", "mean", "var"):
             return None if value is None else float(value)
-        if op == "quantiles":
+        if op in ("quantiles", "approx_quantiles"):
             return [None if v is None else float(v) for v in (value or [None] * len(agg.arg))]
         if op == "value_counts":
             counts = sorted(((k, int(v)) for k, v in (value or {}).items() if k is not None),
