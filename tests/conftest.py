@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 
@@ -12,10 +13,8 @@ import pytest
 # them here keeps them in the snapshot pytester restores.
 for _module in ("duckdb", "narwhals", "numpy", "pyarrow", "pandas", "polars", "pydantic",
                 "sqlalchemy", "prometheus_client"):
-    try:
+    with contextlib.suppress(ImportError):
         importlib.import_module(_module)
-    except ImportError:
-        pass
 
 
 @pytest.fixture(scope="session")
