@@ -442,7 +442,8 @@ def test_postgres_source_aggregates_in_the_database(pytester: pytest.Pytester,
     sqlalchemy = pytest.importorskip("sqlalchemy")
     frame = customers(bad=True)
     table = f"customers_{abs(hash(str(pytester.path))) % 10**8}"
-    engine = sqlalchemy.create_engine(postgres_url)
+    engine = sqlalchemy.create_engine(postgres_url.replace("postgresql://",
+                                                           "postgresql+psycopg://", 1))
     with engine.begin() as conn:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
         conn.exec_driver_sql(f"CREATE TABLE {table} (customer_id BIGINT, age INTEGER, plan TEXT,"

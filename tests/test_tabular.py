@@ -75,7 +75,7 @@ def table_of(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
             url = request.getfixturevalue("postgres_url")
             sqlalchemy = pytest.importorskip("sqlalchemy")
             table = f"t_{uuid.uuid4().hex[:10]}"
-            db = sqlalchemy.create_engine(url)
+            db = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
             with db.begin() as conn:
                 conn.exec_driver_sql(f"CREATE TABLE {table} (id BIGINT, age INTEGER, plan TEXT, "
                                      "spend DOUBLE PRECISION, ts TIMESTAMP, session BIGINT)")

@@ -52,7 +52,7 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
         raise CriterionError(f"{spec.display()}: {scheme}:// needs SQLAlchemy: "
                              f"{SQL_EXTRA_HINT}") from None
     try:
-        engine = sqlalchemy.create_engine(spec.url, pool_pre_ping=False)
+        engine = sqlalchemy.create_engine(_with_driver(spec.url), pool_pre_ping=False)
     except Exception as exc:  # unknown dialect, missing driver
         raise CriterionError(f"{spec.display()}: cannot open: {_short(exc)} "
                              f"({SQL_EXTRA_HINT})") from None
@@ -67,6 +67,19 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
         raise CriterionError(f"{spec.display()}: {_short(exc)}") from None
     finally:
         engine.dispose()
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` names no driver, and SQLAlchemy's default (psycopg2) may be absent:
+    use psycopg 3, the one the ``sql`` extra installs, when it is there."""
+    scheme, sep, rest = url.partition("://")
+    if scheme.lower() not in ("postgresql", "postgres"):
+        return url
+    try:
+        import psycopg  # noqa: F401
+    except ModuleNotFoundError:
+        return "postgresql://" + rest if scheme.lower() == "postgres" else url
+    return f"postgresql+psycopg{sep}{rest}"
 
 
 def _short(exc: Exception) -> str:

@@ -231,6 +231,9 @@ class SqlEngine(Engine):
                 mean = f"(SELECT avg({x}) FROM {self.source} AS m)"
                 return [f"CASE WHEN count({x}) > 1 THEN sum(({x} - {mean}) * ({x} - {mean})) "
                         f"/ (count({x}) - 1) END"]
+            if self.dialect == "duckdb":
+                # DuckDB before 2.0 raises "out of range" on a NaN (NaN is null here anyway)
+                return [f"var_samp(nullif(CAST({x} AS DOUBLE), 'NaN'::DOUBLE))"]
             return [f"var_samp({x})"]
         if op == "distinct":
             if bounds and column in bounds:
