@@ -22,7 +22,8 @@ _MARKUP: dict[str, dict[str, bool]] = {
     "empty": {},
     "not run": {},
 }
-_BAR_WIDTH = 16
+_BAR_WIDTH = 18
+_MAX_NARROWING = 7  # one column a side per gate for the 8 default gates
 
 
 def _bars(encoding: str) -> tuple[str, str, str]:
@@ -36,7 +37,8 @@ def _bars(encoding: str) -> tuple[str, str, str]:
 def gate_row(index: int, count: int, gate: GateResult, reached: int, width: int,
              encoding: str = "utf-8") -> str:
     full, failed, empty = _bars(encoding)
-    narrowing = 0 if count <= 1 else round((_BAR_WIDTH - 4) * (index - 1) / (count - 1) / 2)
+    steps = min(count - 1, _MAX_NARROWING)
+    narrowing = 0 if count <= 1 else round(steps * (index - 1) / (count - 1))
     size = _BAR_WIDTH - 2 * narrowing
     char = full if index <= reached else failed if gate.status == "failed" else empty
     bar = (" " * narrowing + char * size).ljust(_BAR_WIDTH)
