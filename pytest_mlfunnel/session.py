@@ -49,7 +49,6 @@ class FunnelSession:
         self.shared: dict[Any, Any] = {}
         self.today = dt.date.today()
         self._plans: dict[str, list[Criterion]] = {}
-        self._config_collected = False
         self.results: dict[str, dict[str, Any]] = {}
         self.failed_tests: set[str] = set()
         self.bad_markers: dict[str, str] = {}
@@ -57,6 +56,7 @@ class FunnelSession:
         self.history: History | None = None
         self.history_error: str | None = None
         self.file_nodeid = self._nodeid_of(config.path)
+        self._config_path = config.path.resolve()
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -146,8 +146,7 @@ class FunnelSession:
     # ------------------------------------------------------------------ collection
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector
                             ) -> ConfigFile | None:
-        if file_path.resolve() == self.config.path.resolve():
-            self._config_collected = True
+        if file_path.name == self.config.path.name and file_path.resolve() == self._config_path:
             node: ConfigFile = ConfigFile.from_parent(parent, path=file_path)
             node.funnel = self
             return node
@@ -160,7 +159,6 @@ class FunnelSession:
             # pytest was pointed at tests/ or a file: the criteria still belong to the run.
             node = ConfigFile.from_parent(session, path=self.config.path)
             node.funnel = self
-            self._config_collected = True
             items[:0] = list(session.genitems(node))
         for item in items:
             if isinstance(item, CriterionItem):
