@@ -98,6 +98,21 @@ def test_baseline_arithmetic_against_a_baseline_file(pytester: pytest.Pytester) 
     ])
 
 
+def test_expectations_written_as_dotted_toml_keys_name_nested_metrics(
+        pytester: pytest.Pytester) -> None:
+    write(pytester.path, "reports/eval.json", '{"slices": {"north": {"r2": 0.7}}, "auc": 0.9}')
+    config(pytester, """
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect.auc = ">= 0.8"
+        expect.slices.north.r2 = ">= 0.75"
+    """)
+    result = pytester.runpytest("--funnel", "-v")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random(["*::model::quality::auc PASSED*",
+                                        "slices.north.r2 0.7, expected >= 0.75"])
+
+
 def test_toml_metrics_and_percent_display(pytester: pytest.Pytester) -> None:
     write(pytester.path, "reports/eval.toml", "[errors]\nshare = 0.023\n")
     config(pytester, """
