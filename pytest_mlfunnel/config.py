@@ -72,7 +72,9 @@ def read_toml(path: Path, file_label: str) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(file_label, [("", "file not found")]) from None
+        raise ConfigError(file_label, [("", f"file not found (looked for {path}; pytest's "
+                                            "rootdir decides where, or give "
+                                            "--funnel-config=PATH)")]) from None
     except OSError as exc:
         raise ConfigError(file_label, [("", f"cannot read: {exc.strerror or exc}")]) from None
     except tomllib.TOMLDecodeError as exc:
@@ -108,7 +110,7 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
         document.get("tool"), dict) else None
     if section is None:
         raise ConfigError(label, [("", f"no [{SECTION}] section (run 'mlfunnel init' to "
-                                       "write a starter one)")])
+                                       "write a starter one, or give --funnel-config=PATH)")])
     if not isinstance(section, dict):
         raise ConfigError(label, [(SECTION, "expected a table")])
     problems: list[tuple[str, str]] = []

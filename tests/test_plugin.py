@@ -616,7 +616,17 @@ def test_no_funnel_section_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--funnel")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: pyproject.toml: no [tool.mlfunnel] section (run "
-                                 "'mlfunnel init' to write a starter one)"])
+                                 "'mlfunnel init' to write a starter one, or give "
+                                 "--funnel-config=PATH)"])
+
+
+def test_a_rootdir_without_pyproject_is_named(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\n")
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: pyproject.toml: file not found (looked for "
+                                 f"{pytester.path / 'pyproject.toml'}; pytest's rootdir decides "
+                                 "where, or give --funnel-config=PATH)"])
 
 
 def test_the_report_path_failure_is_reported_not_raised(pytester: pytest.Pytester) -> None:
