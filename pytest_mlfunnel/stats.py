@@ -509,11 +509,15 @@ def ks_statistic(reference_counts: Sequence[float], current_counts: Sequence[flo
     return min(gap, 1.0)
 
 
-def ks_binning_error(reference_counts: Sequence[float], current_counts: Sequence[float]) -> float:
-    """Bound on how far the binned KS statistic can be below the exact one."""
+def ks_binning_error(reference_counts: Sequence[float], current_counts: Sequence[float],
+                     spread: Sequence[bool] | None = None) -> float:
+    """Bound on how far the binned KS statistic can be below the exact one: the largest share
+    of either sample in one bin. ``spread`` marks the bins that may hold more than one distinct
+    value; a bin holding a single value hides nothing (default: every bin may)."""
     ref = _proportions(reference_counts)
     cur = _proportions(current_counts)
-    return max(max(r, c) for r, c in zip(ref, cur, strict=True))
+    wide = spread if spread is not None else [True] * len(ref)
+    return max((max(r, c) for r, c, w in zip(ref, cur, wide, strict=True) if w), default=0.0)
 
 
 def ks_p(statistic: float, n_reference: int, n_current: int) -> float:

@@ -1,20 +1,24 @@
 """``drift``: current data still looks like the reference data, column by column.
 
 One criterion per column and statistic (``age.psi``, ``plan.chi2_p``). Numeric columns
-(int, float) are compared in bins cut at the reference's quantiles; categorical columns
-(string, bool) by their values; ``categorical = [...]`` / ``numeric = [...]`` override the
-type. Date and time columns are left out of the default column list (time moves on, so
-they always drift).
+(int, float) are counted in fine cells (``CellGrid``: about 0.1% of |x| wide, finer where
+a cell holds too much) and compared in PSI/JS bins made of runs of cells that cut the
+reference at its deciles, and by KS at every cell boundary; categorical columns (string,
+bool) by their values. ``categorical = [...]`` / ``numeric = [...]`` override the type.
+Date and time columns are left out of the default column list (time moves on, so they
+always drift).
 
-Passes over the data: the reference is read twice (its quantiles, then its counts in the
-bins they define) and the current data once (its counts in the same bins). The reference
-summary -- bin edges and counts -- is saved under ``.mlfunnel/cache/`` keyed by the
-reference files' paths, sizes and content hashes and by the binning, so a later run reads
-only the current data.
+Passes over the data (each a GROUP BY per column, so each column is read once): the
+reference once (twice when a cell holds more than 1/KS_BINS of it and is split), the
+current data once, in the reference's cells. The reference summary -- cells, counts and
+bins -- is saved under ``.mlfunnel/cache/`` keyed by the reference files' paths, sizes
+and content hashes and by the binning, so a later run reads only the current data.
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import glob
 import hashlib
 import itertools
@@ -39,7 +43,16 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.tabular import Agg, Table, missing_column, open_table, plan_aggregates
+from pytest_mlfunnel.sources.tabular import (
+    CELL_SPAN,
+    OUTSIDE,
+    Agg,
+    CellGrid,
+    Table,
+    missing_column,
+    open_table,
+    plan_aggregates,
+)
 from pytest_mlfunnel.stats import (
     PSI_EPSILON,
     StatsError,
@@ -57,12 +70,16 @@ APPLIES_TO: dict[str, tuple[Kind, ...]] = {
     "psi": ("numeric", "categorical"), "js": ("numeric", "categorical"),
     "ks": ("numeric",), "ks_p": ("numeric",), "chi2_p": ("categorical",),
 }
-#: The KS statistic is read from an ECDF at this many reference quantiles.
+#: A reference cell holding more than 1/KS_BINS of the values over a range is split finer, so
+#: the KS statistic is read from ECDFs at least this fine (ties aside).
 KS_BINS = 1000
+#: At most this many crowded cells are split, each into at most MAX_SUBCELLS.
+MAX_REFINED = 64
+MAX_SUBCELLS = 65536
 #: Distinct values counted per categorical column; the rest share one "(other)" bucket.
 MAX_CATEGORIES = 10_000
 CACHE_DIR = ".mlfunnel/cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _DTYPE_KIND: dict[str, Kind] = {"int": "numeric", "float": "numeric", "string": "categorical",
                                 "bool": "categorical"}
 _OTHER = "(other)"
@@ -212,9 +229,12 @@ def _plan_current_from_cache(check: DriftConfig, ctx: PlanContext,
 class ColumnSummary:
     kind: Kind
     n: int
-    edges: list[float] = field(default_factory=list)  # numeric: the fine edges
-    coarse: list[int] = field(default_factory=list)  # numeric: indices of the PSI/JS edges
-    counts: list[int] = field(default_factory=list)  # numeric: counts in the fine bins
+    # numeric: the reference's occupied cells [id, count, min, max] of the grid below, the
+    # ids where the PSI/JS bins after the first start, and whether the column holds integers
+    cells: list[list[Any]] = field(default_factory=list)
+    grid: dict[str, Any] = field(default_factory=dict)
+    starts: list[float] = field(default_factory=list)
+    integral: bool = False
     values: list[Any] = field(default_factory=list)  # categorical: values, most frequent first
     value_counts: list[int] = field(default_factory=list)
     error: str | None = None
@@ -222,79 +242,123 @@ class ColumnSummary:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
-
-def _levels(check: DriftConfig) -> tuple[list[float], list[float]]:
-    """(exact levels: the PSI/JS bins and the maximum, fine levels for the KS ECDF).
-
-    The fine levels only place bin edges; the counts in the bins are exact whatever the
-    edges, so they may be estimated (t-digest on DuckDB: a sort per column costs more than
-    the rest of the check).
-    """
-    exact = sorted({round(i / check.bins, 12) for i in range(1, check.bins)} | {1.0})
-    fine = [round(j / KS_BINS, 12) for j in range(KS_BINS + 1)] if check.wants_ks else []
-    return exact, fine
+    def cell_grid(self) -> CellGrid:
+        """The grid the current data is counted in: the reference's cells, with values beyond
+        the reference's range in a cell of their own on each side."""
+        fields = dict(self.grid)
+        fields["refine"] = tuple(tuple(r) for r in fields.get("refine", ()))
+        return CellGrid(**fields)
 
 
 def summarize_reference(check: DriftConfig, table: Table, kinds: dict[str, Kind]
                         ) -> dict[str, ColumnSummary]:
-    """Two passes over the reference: quantiles, then counts in the bins they cut."""
-    levels, fine_levels = _levels(check)
-    coarse_levels = [round(i / check.bins, 12) for i in range(1, check.bins)]
+    """One pass over the reference (each column read once): counts in fixed cells per numeric
+    column, value counts per categorical one. A second pass, only for numeric columns where
+    one cell holds more than 1/KS_BINS of the values, splits those cells finer."""
+    schema = table.schema()
     first: list[tuple[str, Agg]] = []
     for column, kind in kinds.items():
-        first.append((column, Agg("count", column)))
-        first.append((column, Agg("quantiles", column, levels) if kind == "numeric"
-                       else Agg("value_counts", column, MAX_CATEGORIES)))
-        if kind == "numeric" and fine_levels:
-            first.append((column, Agg("approx_quantiles", column, fine_levels)))
+        if kind == "numeric":
+            first.append((column, Agg("cells", column, CellGrid(
+                bounds=True, integers=schema.get(column) == "int"))))
+        else:
+            first.append((column, Agg("count", column)))
+            first.append((column, Agg("value_counts", column, MAX_CATEGORIES)))
     answers = _answer(table, first)
     summaries: dict[str, ColumnSummary] = {}
-    second: list[tuple[str, Agg]] = []
+    finer: list[tuple[str, Agg]] = []
     for column, kind in kinds.items():
-        count, shape = answers[(column, "count")], answers.get((column, "shape"))
-        if isinstance(count, str) or isinstance(shape, str):
-            summaries[column] = ColumnSummary(kind, 0, error=str(
-                count if isinstance(count, str) else shape))
-            continue
-        n = int(count or 0)
-        if n == 0:
-            summaries[column] = ColumnSummary(kind, 0, error=f"{column}: no values in the "
-                                              f"reference {table.display}")
-            continue
         if kind == "categorical":
-            values, counts = _categories(shape, n)
-            summaries[column] = ColumnSummary(kind, n, values=values, value_counts=counts)
-            continue
-        if shape is None or any(q is None for q in shape):
-            summaries[column] = ColumnSummary(kind, n, error=f"{column}: no quantiles in the "
-                                              f"reference {table.display}")
-            continue
-        quantiles = [float(q) for q in shape]
-        by_level = dict(zip(levels, quantiles, strict=True))
-        fine = answers.get((column, "fine"))
-        if isinstance(fine, list):
-            # estimates never reach past the exact maximum, whatever the estimator does
-            quantiles += [min(float(q), by_level[1.0]) for q in fine if q is not None]
-        # Values above the reference maximum get a bin of their own, so a constant (or
-        # heavily tied) reference still sees a current value beyond it.
-        beyond = math.nextafter(by_level[1.0], math.inf)
-        edges = sorted(set(quantiles) | {beyond})
-        coarse_edges = sorted({by_level[level] for level in coarse_levels})
-        if coarse_edges[-1] == by_level[1.0]:
-            coarse_edges.append(beyond)
-        summary = ColumnSummary(kind, n, edges=edges,
-                                coarse=[edges.index(e) for e in coarse_edges])
-        summaries[column] = summary
-        second.append((column, Agg("histogram", column, edges)))
-    if second:
-        counted = _answer(table, second)
-        for column, _ in second:
-            value = counted[(column, "shape")]
-            if isinstance(value, str):
-                summaries[column].error = value
+            count, shape = answers[(column, "count")], answers[(column, "shape")]
+            problem = count if isinstance(count, str) else shape
+            if isinstance(problem, str):
+                summaries[column] = ColumnSummary(kind, 0, error=problem)
+            elif not count:
+                summaries[column] = ColumnSummary(kind, 0, error=_no_values(column, table))
             else:
-                summaries[column].counts = [int(v) for v in value]
+                values, counts = _categories(shape, int(count))
+                summaries[column] = ColumnSummary(kind, int(count), values=values,
+                                                  value_counts=counts)
+            continue
+        cells = answers[(column, "shape")]
+        if isinstance(cells, str):
+            summaries[column] = ColumnSummary(kind, 0, error=cells)
+            continue
+        n = sum(c[1] for c in cells)
+        if n == 0:
+            summaries[column] = ColumnSummary(kind, 0, error=_no_values(column, table))
+            continue
+        summary = ColumnSummary(kind, n, integral=schema.get(column) == "int")
+        summaries[column] = summary
+        grid = CellGrid(bounds=True, integers=summary.integral)
+        refine = _crowded_cells(cells, n)
+        if refine:
+            finer.append((column, Agg("cells", column, dataclasses.replace(grid,
+                                                                           refine=refine))))
+        else:
+            _place_bins(check, summary, grid, cells)
+    if finer:
+        answers = _answer(table, finer)
+        for column, agg in finer:
+            cells = answers[(column, "shape")]
+            if isinstance(cells, str):
+                summaries[column].error = cells
+            else:
+                _place_bins(check, summaries[column], agg.arg, cells)
     return summaries
+
+
+def _no_values(column: str, table: Table) -> str:
+    return f"{column}: no values in the reference {table.display}"
+
+
+def _crowded_cells(cells: list[Any], n: int) -> tuple[tuple[float, float, float, int], ...]:
+    """Cells holding more than 1/KS_BINS of the values over a range (not one repeated value):
+    (cell, its min, its max, sub-cells) for the finer pass, the most crowded first."""
+    crowded = sorted(((count, cell, low, high) for cell, count, low, high in cells
+                      if count * KS_BINS > n and abs(cell) < OUTSIDE and low is not None
+                      and high is not None and math.isfinite(low) and math.isfinite(high)
+                      and low < high), reverse=True)[:MAX_REFINED]
+    return tuple(sorted((math.floor(cell / CELL_SPAN), float(low), float(high),
+                         min(MAX_SUBCELLS, max(16, math.ceil(8 * KS_BINS * count / n))))
+                        for count, cell, low, high in crowded))
+
+
+def _place_bins(check: DriftConfig, summary: ColumnSummary, grid: CellGrid,
+                cells: list[Any]) -> None:
+    """The PSI/JS bins: runs of cells whose reference share is nearest to i/bins.
+
+    A bin boundary is a cell boundary, so each bin's reference share is within half of a
+    cell's share of i/bins. Values beyond the reference's range join the outer bins -- or get a
+    bin of their own when the outer bin is one repeated value (a constant column), so that a
+    current value past it still shows."""
+    n = summary.n
+    cumulative = list(itertools.accumulate(c[1] for c in cells))
+    chosen: set[int] = set()
+    for i in range(1, check.bins):
+        target = i * n / check.bins
+        at = bisect.bisect_left(cumulative, target)
+        options = [p for p in (at, at + 1) if 1 <= p < len(cells)]
+        if options:  # p: the bin starts at cells[p], with cumulative[p - 1] below it
+            chosen.add(min(options, key=lambda p: (abs(cumulative[p - 1] - target), p)))
+    starts = [float(cells[p][0]) for p in sorted(chosen)]
+    first_bin = cells[:(sorted(chosen)[0] if chosen else len(cells))]
+    last_bin = cells[(sorted(chosen)[-1] if chosen else 0):]
+    if _one_value(first_bin):
+        starts.insert(0, float(cells[0][0]))
+    if _one_value(last_bin):
+        starts.append(OUTSIDE)
+    low = min(float(c[2]) for c in cells)
+    high = max(float(c[3]) for c in cells)
+    summary.cells = [list(c) for c in cells]
+    summary.starts = starts
+    summary.grid = {"per_unit": grid.per_unit, "low": low, "high": high,
+                    "refine": [list(r) for r in grid.refine], "bounds": True,
+                    "integers": grid.integers}
+
+
+def _one_value(cells: list[Any]) -> bool:
+    return len({v for c in cells for v in (c[2], c[3])}) == 1
 
 
 def _categories(value_counts: Any, n: int) -> tuple[list[Any], list[int]]:
@@ -309,8 +373,8 @@ def _categories(value_counts: Any, n: int) -> tuple[list[Any], list[int]]:
 
 
 def _answer(table: Table, wanted: list[tuple[str, Agg]]) -> dict[tuple[str, str], Any]:
-    """Aggregates by (column, "count"|"shape"|"fine"); a column's problem becomes its message, so
-    one bad column does not stop the others (all are still computed in one pass)."""
+    """Aggregates by (column, "count"|"shape"); a column's problem becomes its message, so one
+    bad column does not stop the others (all are still computed in one pass)."""
     aggs = [agg for _, agg in wanted]
     out: dict[tuple[str, str], Any] = {}
     try:
@@ -323,8 +387,7 @@ def _answer(table: Table, wanted: list[tuple[str, Agg]]) -> dict[tuple[str, str]
             except CriterionError as exc:
                 values.append(str(exc))
     for (column, agg), value in zip(wanted, values, strict=True):
-        part = {"count": "count", "approx_quantiles": "fine"}.get(agg.op, "shape")
-        out[(column, part)] = value
+        out[(column, "count" if agg.op == "count" else "shape")] = value
     return out
 
 
@@ -333,9 +396,11 @@ def _current_aggs(summary: dict[str, ColumnSummary]) -> list[Agg]:
     for column, col in summary.items():
         if col.error is not None:
             continue
-        aggs.append(Agg("count", column))
-        aggs.append(Agg("histogram", column, col.edges) if col.kind == "numeric"
-                    else Agg("value_counts", column, MAX_CATEGORIES))
+        if col.kind == "numeric":
+            aggs.append(Agg("cells", column, col.cell_grid()))
+        else:
+            aggs.append(Agg("count", column))
+            aggs.append(Agg("value_counts", column, MAX_CATEGORIES))
     return aggs
 
 
@@ -479,7 +544,9 @@ def compute_drift(check: DriftConfig, ctx: EvalContext) -> DriftResult:
         if col.error is not None:
             columns[column] = ColumnDrift(kind, error=col.error)
             continue
-        count, shape = answers[(column, "count")], answers[(column, "shape")]
+        shape = answers[(column, "shape")]
+        count = (answers[(column, "count")] if kind == "categorical" or isinstance(shape, str)
+                 else sum(c[1] for c in shape))
         if isinstance(count, str) or isinstance(shape, str):
             columns[column] = ColumnDrift(kind, error=str(count if isinstance(count, str)
                                                           else shape))
@@ -501,7 +568,7 @@ def compare_column(check: DriftConfig, column: str, ref: ColumnSummary, n_curren
         return drift
     try:
         if ref.kind == "numeric":
-            _compare_numeric(check, column, ref, [int(v) for v in shape], drift)
+            _compare_numeric(check, ref, list(shape), drift)
         else:
             _compare_categorical(check, ref, dict(shape), n_current, drift)
     except StatsError as exc:
@@ -509,18 +576,37 @@ def compare_column(check: DriftConfig, column: str, ref: ColumnSummary, n_curren
     return drift
 
 
-def _coarse(counts: list[int], ref: ColumnSummary) -> list[int]:
-    """Counts in the PSI/JS bins: the fine bins between consecutive coarse edges."""
-    bounds = [-1, *ref.coarse, len(ref.edges)]
-    return [sum(counts[lo + 1:hi + 1]) for lo, hi in itertools.pairwise(bounds)]
+def _binned(cells: list[Any], starts: list[float]) -> list[int]:
+    """Counts in the PSI/JS bins: bin k holds the cells from starts[k - 1] up to starts[k]."""
+    counts = [0] * (len(starts) + 1)
+    for cell in cells:
+        counts[bisect.bisect_right(starts, cell[0])] += int(cell[1])
+    return counts
 
 
-def _bin_labels(edges: list[float]) -> list[str]:
-    shown = [format_value(e) for e in edges]
-    if not edges:
-        return ["all"]
-    return ([f"< {shown[0]}"] + [f"[{a}, {b})" for a, b in itertools.pairwise(shown)]
-            + [f">= {shown[-1]}"])
+def psi_edges(ref: ColumnSummary) -> list[float]:
+    """The bins' lower edges as values: a value x is in bin k when edges[k - 1] <= x <
+    edges[k] (up to rounding at a cell boundary)."""
+    grid = ref.cell_grid()
+    low = float(ref.grid["low"])
+    return [grid.start(s) if s >= OUTSIDE else max(grid.start(s), low) for s in ref.starts]
+
+
+def _bin_labels(ref: ColumnSummary) -> list[str]:
+    edges = psi_edges(ref)
+
+    def shown(value: float) -> str:
+        return format_value(math.ceil(value) if ref.integral and math.isfinite(value)
+                            else value)
+
+    labels = [f"< {shown(edges[0])}"] if edges else ["all"]
+    labels += [f"[{shown(a)}, {shown(b)})" for a, b in itertools.pairwise(edges)]
+    if edges:
+        labels.append(f"> {format_value(ref.grid['high'])}" if ref.starts[-1] >= OUTSIDE
+                      else f">= {shown(edges[-1])}")
+    if ref.starts and ref.starts[0] == ref.cells[0][0]:
+        labels[0] = f"< {format_value(ref.grid['low'])}"
+    return labels
 
 
 def _movers(labels: list[str], ref: list[int], cur: list[int]) -> list[str]:
@@ -531,24 +617,33 @@ def _movers(labels: list[str], ref: list[int], cur: list[int]) -> list[str]:
             f" of current" for gap, label, r, c in moves[:MAX_DETAILS] if gap > 0]
 
 
-def _compare_numeric(check: DriftConfig, column: str, ref: ColumnSummary, counts: list[int],
+def _compare_numeric(check: DriftConfig, ref: ColumnSummary, cells: list[Any],
                      drift: ColumnDrift) -> None:
-    ref_coarse, cur_coarse = _coarse(ref.counts, ref), _coarse(counts, ref)
-    coarse_edges = [ref.edges[i] for i in ref.coarse]
-    movers = _movers(_bin_labels(coarse_edges), ref_coarse, cur_coarse)
-    drift.extra.update(bins=len(ref_coarse), reference_bins=ref_coarse, current_bins=cur_coarse)
+    ref_bins, cur_bins = _binned(ref.cells, ref.starts), _binned(cells, ref.starts)
+    movers = _movers(_bin_labels(ref), ref_bins, cur_bins)
+    drift.extra.update(bins=len(ref_bins), reference_bins=ref_bins, current_bins=cur_bins,
+                       psi_edges=psi_edges(ref))
     if check.expect.psi is not None:
-        drift.values["psi"] = psi(ref_coarse, cur_coarse)
+        drift.values["psi"] = psi(ref_bins, cur_bins)
         drift.details["psi"] = movers
     if check.expect.js is not None:
-        drift.values["js"] = js_distance(ref_coarse, cur_coarse)
+        drift.values["js"] = js_distance(ref_bins, cur_bins)
         drift.details["js"] = movers
     if check.wants_ks:
-        statistic = ks_statistic(ref.counts, counts)
+        # The ECDFs of both sides at every boundary of a cell either side occupies.
+        mine = {c[0]: c for c in ref.cells}
+        theirs = {c[0]: c for c in cells}
+        ids = sorted(mine.keys() | theirs.keys())
+        r = [int(mine[i][1]) if i in mine else 0 for i in ids]
+        c = [int(theirs[i][1]) if i in theirs else 0 for i in ids]
+        # a cell holding one value on both sides cannot hide a gap inside it
+        spread = [len({v for side in (mine, theirs) if i in side
+                       for v in side[i][2:4]}) > 1 for i in ids]
+        statistic = ks_statistic(r, c)
         drift.values["ks"] = statistic
-        drift.values["ks_p"] = ks_p(statistic, ref.n, sum(counts))
-        drift.extra["ks_binning_error"] = ks_binning_error(ref.counts, counts)
-        drift.extra["ks_bins"] = len(ref.counts)
+        drift.values["ks_p"] = ks_p(statistic, ref.n, sum(c))
+        drift.extra["ks_binning_error"] = ks_binning_error(r, c, spread)
+        drift.extra["ks_bins"] = len(ids)
 
 
 def _compare_categorical(check: DriftConfig, ref: ColumnSummary, current: dict[Any, int],

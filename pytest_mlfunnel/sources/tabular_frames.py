@@ -18,8 +18,12 @@ import narwhals.stable.v2 as nw
 
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.tabular import (
+    CELL_SPAN,
     OFFENDING_LIMIT,
+    OUTSIDE,
+    SMALL_INTEGER,
     Agg,
+    CellGrid,
     Engine,
     comparable,
     log_query,
@@ -194,7 +198,7 @@ class NarwhalsEngine(Engine):
                       for lo, hi in itertools.pairwise(edges)]
             parts.append((x >= edges[-1]).cast(nw.Int64).sum())
             return parts
-        if op == "value_counts":
+        if op in ("value_counts", "cells"):
             return []
         if op == "not_in":
             allowed = self._values(column, list(agg.arg))
@@ -219,6 +223,8 @@ class NarwhalsEngine(Engine):
         for agg, width in plans:
             if width == 0 and agg.op == "quantiles":
                 results.append(self._dask_quantiles(agg))
+            elif width == 0 and agg.op == "cells":
+                results.append(self._cells(agg))
             elif width == 0:
                 results.append(self._value_counts(agg))
             else:
@@ -233,6 +239,38 @@ class NarwhalsEngine(Engine):
         series = self.frame.to_native()[agg.column].dropna()
         values = series.quantile(qs).compute()
         return [None if v != v else float(v) for v in values.tolist()]
+
+    def _cells(self, agg: Agg) -> list[tuple[float, int, float | None, float | None]]:
+        """``CellGrid`` counts, as the SQL engines compute them (see ``CellGrid``)."""
+        assert agg.column is not None
+        grid: CellGrid = agg.arg
+        x = self._clean(agg.column).cast(nw.Float64)
+        magnitude = (x.abs() + 1).log()
+        j = (nw.when(x < 0).then(-magnitude).otherwise(magnitude) * grid.per_unit).floor()
+        cell = j * CELL_SPAN
+        for base, a, b, m in reversed(grid.refine):
+            sub = ((x - a) * (m / (b - a))).floor()
+            sub = nw.when(x < a).then(-1).when(x > b).then(m).when(sub < m - 1).then(
+                sub).otherwise(m - 1)
+            cell = nw.when(j == base).then(j * CELL_SPAN + 1 + sub).otherwise(cell)
+        if grid.integers:
+            cell = nw.when((x > -SMALL_INTEGER) & (x < SMALL_INTEGER)).then(x).otherwise(cell)
+        if grid.low is not None:
+            cell = nw.when(x < grid.low).then(-OUTSIDE).otherwise(cell)
+        if grid.high is not None:
+            cell = nw.when(x > grid.high).then(OUTSIDE).otherwise(cell)
+        aggs = [nw.len().alias("n")]
+        if grid.bounds:
+            aggs += [nw.col("x").min().alias("lo"), nw.col("x").max().alias("hi")]
+        lazy = (self.frame.select(x.alias("x"), cell.alias("b")).drop_nulls()
+                .group_by("b").agg(*aggs))
+        out = []
+        for row in self._collect(lazy, "cells"):
+            if row[0] is None or row[0] != row[0]:
+                continue
+            low, high = (row[2], row[3]) if grid.bounds else (None, None)
+            out.append((float(row[0]), int(row[1]), low, high))
+        return grid.merge(out)
 
     def _value_counts(self, agg: Agg) -> dict[Any, int]:
         assert agg.column is not None

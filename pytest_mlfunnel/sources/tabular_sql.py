@@ -20,8 +20,12 @@ from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query
 from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.sources.tabular import (
+    CELL_SPAN,
     OFFENDING_LIMIT,
+    OUTSIDE,
+    SMALL_INTEGER,
     Agg,
+    CellGrid,
     Engine,
     comparable,
     log_query,
@@ -281,6 +285,11 @@ class SqlEngine(Engine):
     def compute(self, aggs: list[Agg], purpose: str = "aggregate") -> list[Any]:
         """One pass. Float columns are first read as they are, with a probe for NaN (a NaN
         sorts above every number); only a column that holds NaN is read again, NaN-aware."""
+        cells = {i: self._cells(a) for i, a in enumerate(aggs) if a.op == "cells"}
+        if cells:
+            rest = [a for a in aggs if a.op != "cells"]
+            answered = iter(self.compute(rest, purpose) if rest else [])
+            return [cells[i] if i in cells else next(answered) for i in range(len(aggs))]
         schema = self.schema()
         floats = sorted({a.column for a in aggs if a.column and schema.get(a.column) == "float"
                          and a.op not in ("duplicate_rows", "rows")})
@@ -353,6 +362,58 @@ class SqlEngine(Engine):
                             key=lambda kv: -kv[1])
             return dict(counts[:int(agg.arg or len(counts) or 1)])
         return plain(value)
+
+    def _double(self, value: float) -> str:
+        if math.isinf(value):
+            text = {"duckdb": "'{}inf'", "postgresql": "'{}Infinity'"}.get(self.dialect,
+                                                                          "{}9e999")
+            return f"CAST({text.format('-' if value < 0 else '')} AS {self._float_type})"
+        return f"CAST({value!r} AS {self._float_type})"
+
+    @property
+    def _float_type(self) -> str:
+        return {"duckdb": "DOUBLE", "sqlite": "REAL"}.get(self.dialect, "DOUBLE PRECISION")
+
+    def _cells(self, agg: Agg) -> list[tuple[float, int, float | None, float | None]]:
+        """Counts per occupied cell of a ``CellGrid``, in one GROUP BY over one column.
+
+        NaN needs no cleaning: it lands in a cell of its own (NaN), dropped here."""
+        assert agg.column is not None
+        grid: CellGrid = agg.arg
+        num = self._double
+        name = quote(agg.column)
+        x = f"CAST({name} AS {self._float_type})" if grid.integers else name
+        j = f"floor({grid.per_unit} * sign({x}) * ln(1 + abs({x})))"
+        cases = []
+        if grid.high is not None:
+            cases.append(f"WHEN {name} > {num(grid.high)} THEN {num(OUTSIDE)}")
+        if grid.low is not None:
+            cases.append(f"WHEN {name} < {num(grid.low)} THEN {num(-OUTSIDE)}")
+        if grid.integers:  # no logarithm for small integers: their value is their key
+            cases.append(f"WHEN {name} > -{SMALL_INTEGER} AND {name} < {SMALL_INTEGER} "
+                         f"THEN {name}")
+        source = f"{self._from()} WHERE {name} IS NOT NULL"
+        if grid.refine:  # compute the base cell once, then split the crowded ones
+            source = f"(SELECT {name}, {j} AS j FROM {source}) AS s0"
+            j = "j"
+        for base, a, b, m in grid.refine:
+            scale = num(m / (b - a))
+            sub = f"floor(({name} - {num(a)}) * {scale})"
+            cases.append(
+                f"WHEN j = {num(base)} THEN j * {CELL_SPAN} + 1 + CASE WHEN {name} < {num(a)} "
+                f"THEN -1 WHEN {name} > {num(b)} THEN {m} WHEN {sub} < {m - 1} THEN {sub} "
+                f"ELSE {m - 1} END")
+        cell = (f"CASE {' '.join(cases)} ELSE {j} * {CELL_SPAN} END" if cases
+                else f"{j} * {CELL_SPAN}")
+        bounds = f", min({name}), max({name})" if grid.bounds else ""
+        sql = f"SELECT {cell} AS b, count(*){bounds} FROM {source} GROUP BY 1"
+        rows = []
+        for row in self.run(sql, "cells"):
+            if row[0] is None or _is_nan(row[0]):
+                continue
+            low, high = (plain(row[2]), plain(row[3])) if grid.bounds else (None, None)
+            rows.append((float(row[0]), int(row[1]), low, high))
+        return grid.merge(rows)
 
     def _separately(self, agg: Agg) -> Any:
         """The few aggregates a dialect cannot put in the pass: one more query each."""
