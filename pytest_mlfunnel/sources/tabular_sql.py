@@ -285,8 +285,10 @@ class SqlEngine(Engine):
     def compute(self, aggs: list[Agg], purpose: str = "aggregate") -> list[Any]:
         """One pass. Float columns are first read as they are, with a probe for NaN (a NaN
         sorts above every number); only a column that holds NaN is read again, NaN-aware."""
-        cells = {i: self._cells(a) for i, a in enumerate(aggs) if a.op == "cells"}
-        if cells:
+        asked = [(i, a) for i, a in enumerate(aggs) if a.op == "cells"]
+        if asked:
+            cells = dict(zip((i for i, _ in asked), self._cells([a for _, a in asked]),
+                             strict=True))
             rest = [a for a in aggs if a.op != "cells"]
             answered = iter(self.compute(rest, purpose) if rest else [])
             return [cells[i] if i in cells else next(answered) for i in range(len(aggs))]
@@ -374,10 +376,23 @@ class SqlEngine(Engine):
     def _float_type(self) -> str:
         return {"duckdb": "DOUBLE", "sqlite": "REAL"}.get(self.dialect, "DOUBLE PRECISION")
 
-    def _cells(self, agg: Agg) -> list[tuple[float, int, float | None, float | None]]:
-        """Counts per occupied cell of a ``CellGrid``, in one GROUP BY over one column.
+    def _cells(self, aggs: list[Agg]) -> list[list[tuple[float, int, Any, Any]]]:
+        """Counts per occupied cell of each ``CellGrid``: one GROUP BY per column, all in one
+        query (UNION ALL), so the engine runs the columns side by side.
 
         NaN needs no cleaning: it lands in a cell of its own (NaN), dropped here."""
+        parts = [f"SELECT {k} AS k, s{k}.* FROM ({self._cells_sql(agg)}) AS s{k}"
+                 for k, agg in enumerate(aggs)]
+        found: list[list[tuple[float, int, Any, Any]]] = [[] for _ in aggs]
+        for k, key, n, low, high in self.run(" UNION ALL ".join(parts), "cells"):
+            if key is not None and key == key:  # NaN's cell is dropped
+                found[k].append((float(key), n, low, high))
+        if any(isinstance(r[2], decimal.Decimal) for rows in found for r in rows[:1]):
+            found = [[(key, n, plain(low), plain(high)) for key, n, low, high in rows]
+                     for rows in found]
+        return [agg.arg.merge(rows) for agg, rows in zip(aggs, found, strict=True)]
+
+    def _cells_sql(self, agg: Agg) -> str:
         assert agg.column is not None
         grid: CellGrid = agg.arg
         num = self._double
@@ -394,7 +409,7 @@ class SqlEngine(Engine):
                          f"THEN {name}")
         source = f"{self._from()} WHERE {name} IS NOT NULL"
         if grid.refine:  # compute the base cell once, then split the crowded ones
-            source = f"(SELECT {name}, {j} AS j FROM {source}) AS s0"
+            source = f"(SELECT {name}, {j} AS j FROM {source}) AS r"
             j = "j"
         for base, a, b, m in grid.refine:
             scale = num(m / (b - a))
@@ -405,15 +420,9 @@ class SqlEngine(Engine):
                 f"ELSE {m - 1} END")
         cell = (f"CASE {' '.join(cases)} ELSE {j} * {CELL_SPAN} END" if cases
                 else f"{j} * {CELL_SPAN}")
-        bounds = f", min({name}), max({name})" if grid.bounds else ""
-        sql = f"SELECT {cell} AS b, count(*){bounds} FROM {source} GROUP BY 1"
-        rows = []
-        for row in self.run(sql, "cells"):
-            if row[0] is None or _is_nan(row[0]):
-                continue
-            low, high = (plain(row[2]), plain(row[3])) if grid.bounds else (None, None)
-            rows.append((float(row[0]), int(row[1]), low, high))
-        return grid.merge(rows)
+        bounds = (f"min({name}) AS lo, max({name}) AS hi" if grid.bounds
+                  else "NULL AS lo, NULL AS hi")
+        return f"SELECT {cell} AS b, count(*) AS n, {bounds} FROM {source} GROUP BY 1"
 
     def _separately(self, agg: Agg) -> Any:
         """The few aggregates a dialect cannot put in the pass: one more query each."""
