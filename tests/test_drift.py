@@ -56,17 +56,17 @@ def criteria(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
 def reported_edges(found: dict[str, dict[str, object]], column: str, reference: np.ndarray,
                    bins: int = 10) -> np.ndarray:
     """The PSI bin edges a criterion reports, checked to cut the reference at its quantiles:
-    each edge sits at a cell boundary, so each share below an edge is within a cell's share
-    (at most 1/KS_BINS for values that are not ties) of the nearest i/bins."""
+    edges sit at cell boundaries, so for each level i/bins some edge leaves a share of the
+    reference below it within one cell's share (at most 1/1000 for values that are not ties)
+    of the level, or within the tie the level's quantile falls in."""
     extra = found[f"{column}.psi"]["extra"]
     assert isinstance(extra, dict)
     edges = np.array(extra["psi_edges"], dtype=float)
     below = np.array([(reference < e).mean() for e in edges])
-    exact = np.quantile(reference, np.arange(1, bins) / bins)
-    for edge, share in zip(edges, below, strict=True):
-        level = np.arange(1, bins)[np.argmin(np.abs(np.arange(1, bins) / bins - share))] / bins
-        tied = (reference == np.quantile(reference, level)).mean()
-        assert abs(share - level) <= 1 / 1000 + tied, (edge, share, level, exact)
+    for level in np.arange(1, bins) / bins:
+        tied = (reference == np.quantile(reference, level, method="lower")).mean()
+        assert np.min(np.abs(below - level)) <= 1 / 1000 + tied, (level, edges, below)
+    assert len(edges) <= bins + 1  # one per level at most, and a beyond bin each side
     return edges
 
 
@@ -195,6 +195,37 @@ def test_the_reference_summary_is_reused_so_a_run_reads_only_the_current_data(
     assert passes("train.parquet") >= 1
 
 
+def test_the_reference_digest_is_remembered_while_the_file_is_unchanged(
+        pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyprojecttoml(config('columns = ["age"]\nexpect = { psi = "<= 0.2" }\n'))
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+    digests = pytester.path / ".mlfunnel" / "cache" / "digests.json"
+    known = json.loads(digests.read_text())
+    (entry,) = [v for k, v in known.items() if k.endswith("train.parquet")]
+    assert entry["digest"] and entry["stat"][0] == (pytester.path / "train.parquet").stat().st_size
+    # The remembered digest is used as it is (not recomputed) while size, mtime and inode
+    # match: a planted one changes the key, so the summary is missed and the data read again.
+    entry["digest"] = "0" * 40
+    digests.write_text(json.dumps(known))
+    log = pytester.path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+
+    def read_reference() -> bool:
+        return any(line.split("\t")[1:3] == ["cells", "train.parquet"]
+                   for line in log.read_text().splitlines())
+
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+    assert read_reference()
+    log.unlink()
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+    assert not read_reference()
+    # A rewritten file (new mtime) is hashed again: the real digest is back.
+    (pytester.path / "train.parquet").write_bytes((pytester.path / "train.parquet").read_bytes())
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+    assert "0" * 40 not in digests.read_text()
+
+
 def test_a_category_only_in_current_is_named(pytester: pytest.Pytester) -> None:
     customers(4000, 1).to_parquet(pytester.path / "train.parquet")
     customers(4000, 2, plans=("basic", "pro", "family", "student")).to_parquet(
@@ -227,6 +258,92 @@ def test_constant_columns_and_all_null_columns(pytester: pytest.Pytester) -> Non
     assert found["level.psi"]["status"] == "failed"
     assert found["empty.psi"]["status"] == "error"
     result.stdout.fnmatch_lines(["*empty: no values in the reference train.parquet"])
+
+
+def test_a_value_just_past_a_constant_reference_still_shows(pytester: pytest.Pytester) -> None:
+    """1.0 and 1.0 + 1e-9 share a cell; the constant's beyond bin still tells them apart."""
+    pd.DataFrame({"flag": [1.0] * 500}).to_parquet(pytester.path / "train.parquet")
+    pd.DataFrame({"flag": [1.0] * 200 + [1.0 + 1e-9] * 100 + [1.0 - 1e-9] * 100}).to_parquet(
+        pytester.path / "live.parquet")
+    pytester.makepyprojecttoml(config('expect = { psi = "<= 0.1", ks = "<= 0.1" }\n'))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(failed=2)
+    found = criteria(pytester)
+    assert found["flag.ks"]["observed"] == pytest.approx(0.25)
+    extra = found["flag.psi"]["extra"]
+    assert isinstance(extra, dict)
+    assert extra["reference_bins"] == [0, 500, 0] and extra["current_bins"] == [100, 200, 100]
+    result.stdout.fnmatch_lines(["    > 1: 0.0% of reference, 25.0% of current"])
+
+
+def run_drift(pytester: pytest.Pytester, reference: dict[str, np.ndarray],
+              current: dict[str, np.ndarray], expect: str) -> dict[str, dict[str, object]]:
+    pd.DataFrame(reference).to_parquet(pytester.path / "train.parquet")
+    pd.DataFrame(current).to_parquet(pytester.path / "live.parquet")
+    pytester.makepyprojecttoml(config(f"expect = {{ {expect} }}\n"))
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    return criteria(pytester)
+
+
+def check_against_scipy(found: dict[str, dict[str, object]], column: str, r: np.ndarray,
+                        c: np.ndarray) -> dict[str, object]:
+    extra = found[f"{column}.ks"]["extra"]
+    assert isinstance(extra, dict)
+    exact = ss.ks_2samp(r, c).statistic
+    observed = float(found[f"{column}.ks"]["observed"])  # type: ignore[arg-type]
+    assert exact - extra["ks_binning_error"] - 1e-6 <= observed <= exact + 1e-6
+    edges = reported_edges(found, column, r)
+    assert found[f"{column}.psi"]["observed"] == pytest.approx(
+        psi_formula(counts(r, edges), counts(c, edges)), rel=1e-5)
+    return extra
+
+
+def test_a_column_crowded_into_few_cells_is_split_finer(pytester: pytest.Pytester,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values around 1e6 +- 1 fall in one or two 0.1%-wide cells: the reference is read once
+    more for that column, and the crowded cells come back split, so KS and PSI stay fine."""
+    rng = np.random.default_rng(5)
+    r, c = 1e6 + rng.normal(0, 1, 20_000), 1e6 + rng.normal(0.1, 1, 20_000)
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(pytester.path / "queries.log"))
+    found = run_drift(pytester, {"x": r}, {"x": c}, 'psi = "<= 0.2", ks = "<= 0.2"')
+    extra = check_against_scipy(found, "x", r, c)
+    assert extra["ks_binning_error"] < 0.01 and extra["ks_bins"] > 1000
+    log = (pytester.path / "queries.log").read_text().splitlines()
+    cells = [line.split("\t")[2] for line in log if line.split("\t")[1] == "cells"]
+    assert cells == ["train.parquet", "train.parquet", "live.parquet"]
+
+
+def test_heavy_tails_ties_and_negatives_keep_ks_within_its_bound(
+        pytester: pytest.Pytester) -> None:
+    rng = np.random.default_rng(6)
+    n = 30_000
+
+    def data(shift: float) -> dict[str, np.ndarray]:
+        spend = rng.gamma(2.0, 30.0 + shift, n)
+        spend[rng.random(n) < 0.4] = 0.0  # 40% exactly zero: one cell, one value
+        return {"spend": spend, "balance": rng.lognormal(6 + shift / 10, 2.0, n),
+                "delta": rng.standard_t(2, n) * 50 - 20 + shift,
+                "count": rng.poisson(3 + shift / 10, n) * 1_000}
+
+    reference, current = data(0.0), data(3.0)
+    found = run_drift(pytester, reference, current, 'psi = "<= 0.5", ks = "<= 0.5"')
+    for column in reference:
+        extra = check_against_scipy(found, column, reference[column], current[column])
+        assert extra["ks_binning_error"] < 0.005, column  # the zeros' cell is not counted
+
+
+def test_ks_from_cells_walks_the_same_numbers_as_the_aligned_counts() -> None:
+    from pytest_mlfunnel.kinds.drift import ks_from_cells
+    from pytest_mlfunnel.stats import ks_binning_error, ks_statistic
+
+    ref = [[0.0, 5, 0.0, 0.0], [2.0, 3, 0.5, 0.7], [5.0, 2, 1.0, 1.0]]
+    cur = [[-1.0, 1, -0.5, -0.5], [0.0, 4, 0.0, 0.0], [5.0, 1, 1.0, 1.2], [9.0, 4, 3.0, 3.5]]
+    aligned_ref, aligned_cur = [0, 5, 3, 2, 0], [1, 4, 0, 1, 4]
+    spread = [False, False, True, True, True]
+    statistic, bound, compared = ks_from_cells(ref, cur)
+    assert statistic == pytest.approx(ks_statistic(aligned_ref, aligned_cur))
+    assert bound == pytest.approx(ks_binning_error(aligned_ref, aligned_cur, spread))
+    assert compared == 5
 
 
 def test_a_statistic_that_does_not_fit_a_listed_column_says_what_to_do(

@@ -16,7 +16,14 @@ import pytest
 from pytest_mlfunnel.kinds.base import EvalContext
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.tabular import Agg, open_table, plan_aggregates
+from pytest_mlfunnel.sources.tabular import (
+    CELL_SPAN,
+    OUTSIDE,
+    Agg,
+    CellGrid,
+    open_table,
+    plan_aggregates,
+)
 
 pl = pytest.importorskip("polars")
 
@@ -161,6 +168,48 @@ def test_every_engine_matches_numpy(engine: str, table_of: Any) -> None:
     assert outside == plans.count("team")
 
 
+def expected_cells(values: np.ndarray, grid: CellGrid) -> list[tuple[float, int, float, float]]:
+    """What ``cells`` must answer, from the grid's own definition in Python."""
+    found: dict[float, list[float]] = {}
+    for value in values.tolist():
+        found.setdefault(grid.cell(value), []).append(value)
+    return [(cell, len(v), min(v), max(v)) for cell, v in sorted(found.items())]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_engine_counts_the_same_cells(engine: str, table_of: Any) -> None:
+    """The drift kind's cells: the same ids, counts and bounds in every engine (NaN and null
+    left out), with small integers grouped by value, clamps and a split cell."""
+    table, _ = table_of(engine)
+    spend, age = _clean("spend"), _clean("age")
+    coarse = CellGrid(per_unit=10)  # cells about 10% wide: the one of 50.0 holds many values
+    crowded = math.floor(10 * math.log(1 + 50.0))
+    low, high = coarse.start(crowded * CELL_SPAN), coarse.start((crowded + 1) * CELL_SPAN)
+    grids = {
+        "spend": [CellGrid(bounds=True), CellGrid(low=40.0, high=61.5, bounds=True),
+                  CellGrid(per_unit=10, refine=((crowded, low + 1, high - 1, 16),),
+                           bounds=True)],
+        "age": [CellGrid(bounds=True, integers=True),
+                CellGrid(low=20, high=80, bounds=True, integers=True)],
+    }
+    asked = [Agg("cells", column, grid) for column, options in grids.items() for grid in options]
+    answers = table.aggregate(asked)
+    for agg, answer in zip(asked, answers, strict=True):
+        values = spend if agg.column == "spend" else age
+        expected = expected_cells(values, agg.arg)
+        assert [(c, n) for c, n, _, _ in answer] == [(c, n) for c, n, _, _ in expected], agg
+        assert [float(v) for _, _, lo, hi in answer for v in (lo, hi)] == pytest.approx(
+            [v for _, _, lo, hi in expected for v in (lo, hi)], rel=1e-12)
+    clamped = answers[1]
+    assert clamped[0][0] == -OUTSIDE and clamped[-1][0] == OUTSIDE
+    assert clamped[0][1] == int((spend < 40).sum()) and clamped[-1][1] == int((spend > 61.5).sum())
+    split = [c for c, _, _, _ in answers[2] if math.floor(c / CELL_SPAN) == crowded]
+    assert len(split) > 4  # the crowded cell came back as sub-cells, the ends below/above
+    assert split[0] == crowded * CELL_SPAN and split[-1] == crowded * CELL_SPAN + 17
+    for cell, _, low, _ in answers[0]:
+        assert grids["spend"][0].start(cell) <= low  # a cell starts at or below its values
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_every_engine_answers_groups_samples_joins_and_examples(engine: str, table_of: Any
                                                                 ) -> None:
@@ -239,3 +288,20 @@ def test_nan_counts_as_null_and_only_a_column_holding_nan_is_read_again(
     assert purposes == ["schema", "bounds", "aggregate", "aggregate (NaN)"]
     redo = log.read_text().splitlines()[-1]
     assert '"dirty"' in redo and '"clean"' not in redo
+
+
+def test_nan_in_a_parquet_file_without_nulls_counts_as_null(tmp_path: Path) -> None:
+    """Parquet statistics leave NaN out of min/max; DuckDB must not conclude there is none."""
+    values = np.random.default_rng(1).normal(50, 10, 400)
+    values[::37] = np.nan
+    pl.DataFrame({"spend": values}).write_parquet(tmp_path / "n.parquet")
+    ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared={})
+    table = open_table(SourceSpec(path="n.parquet"), ctx)
+    clean = values[~np.isnan(values)]
+    count, nulls, mean, cells = table.aggregate([
+        Agg("count", "spend"), Agg("nulls", "spend"), Agg("mean", "spend"),
+        Agg("cells", "spend", CellGrid(low=40.0, high=60.0))])
+    assert (count, nulls) == (len(clean), 11)
+    assert mean == pytest.approx(clean.mean())
+    assert cells[-1][:2] == (OUTSIDE, int((clean > 60).sum()))  # NaN is not "above"
+    assert sum(n for _, n, _, _ in cells) == len(clean)

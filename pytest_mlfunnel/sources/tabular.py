@@ -21,8 +21,6 @@ Aggregate vocabulary (``Agg.op``; ``column`` and ``arg`` as noted):
 | ``duplicate_rows`` | - | - | int: rows that repeat an earlier row (all columns) |
 | ``quantiles`` | col | [q, ...] in [0, 1] | list[float] (exact, or the engine's documented |
 | | | | approximation: Dask's are approximate) |
-| ``approx_quantiles`` | col | [q, ...] in [0, 1] | like ``quantiles``, but estimated where the |
-| | | | engine can (DuckDB's t-digest); others answer exactly |
 | ``histogram`` | col | edges e0 < ... < ek | list[int] of k+2 counts: (< e0), [e0, e1), ..., |
 | | | | [ek-1, ek), (>= ek); nulls not counted |
 | ``cells`` | col | ``CellGrid`` | list of (cell id, count, min, max) per occupied cell, |
@@ -79,11 +77,10 @@ NUMERIC = ("int", "float", "bool")
 OFFENDING_LIMIT = 5
 #: ops computed in the one aggregate pass (``offending`` runs only on demand)
 PASS_OPS = ("rows", "count", "nulls", "min", "max", "sum", "mean", "var", "distinct",
-            "duplicate_rows", "quantiles", "approx_quantiles", "histogram", "cells",
+            "duplicate_rows", "quantiles", "histogram", "cells",
             "value_counts", "not_in")
 _COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows"} | {"offending"}
-_NUMERIC_OPS = frozenset({"sum", "mean", "var", "quantiles", "approx_quantiles", "histogram",
-                          "cells"})
+_NUMERIC_OPS = frozenset({"sum", "mean", "var", "quantiles", "histogram", "cells"})
 #: ids per base cell of a ``CellGrid``: room for a refined cell's sub-cells
 CELL_SPAN = 131072
 #: the cell id of values below ``CellGrid.low`` (negated) or above ``CellGrid.high``
@@ -326,13 +323,7 @@ class SharedTable:
                 else:
                     self._results[key] = _Failed(problem)
             if valid:
-                # engines without an approximation answer approx_quantiles exactly
-                approximate: frozenset[str] = getattr(self.engine, "approximate_ops",
-                                                      frozenset())
-                asked = [Agg("quantiles", a.column, a.arg)
-                         if a.op == "approx_quantiles" and a.op not in approximate else a
-                         for a in valid]
-                values = self._guard(lambda: self.engine.compute(asked), remember=True)
+                values = self._guard(lambda: self.engine.compute(valid), remember=True)
                 for agg, value in zip(valid, values, strict=True):
                     self._results[agg.key()] = value
         answers = []

@@ -140,9 +140,6 @@ class SqlEngine(Engine):
         self.cheap_bounds = cheap_bounds  # min/max come from file statistics (Parquet)
         self.source = source
         self.dialect = dialect
-        # DuckDB estimates many quantiles at once far faster than it sorts for them exactly
-        self.approximate_ops = frozenset({"approx_quantiles"}) if dialect == "duckdb" \
-            else frozenset()
         self._execute = execute
         self._schema_loader = schema_loader
         self._schema: dict[str, str] | None = None
@@ -152,6 +149,18 @@ class SqlEngine(Engine):
     def run(self, sql: str, purpose: str) -> list[tuple[Any, ...]]:
         log_query(purpose, self.display, sql)
         return self._execute(sql, purpose)
+
+    def run_seeing_nan(self, sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        """``run`` for a query that tells NaN apart. Parquet statistics leave NaN out of a
+        column's min/max, and DuckDB's statistics propagation then folds ``isnan(x)`` to false
+        for the whole file; the query runs with that optimizer off."""
+        if self.dialect != "duckdb":
+            return self.run(sql, purpose)
+        self._execute("SET disabled_optimizers = 'statistics_propagation'", "settings")
+        try:
+            return self.run(sql, purpose)
+        finally:
+            self._execute("RESET disabled_optimizers", "settings")
 
     def schema(self) -> dict[str, str]:
         if self._schema is None:
@@ -245,9 +254,6 @@ class SqlEngine(Engine):
                 low, high = bounds[column]
                 return [f"coalesce(bit_count(bitstring_agg({x}, {low}, {high})), 0)"]
             return [f"count(DISTINCT {x})"]
-        if op == "approx_quantiles":  # only DuckDB is asked (see approximate_ops)
-            qs = ", ".join(repr(float(q)) for q in agg.arg)
-            return [f"approx_quantile(CAST({x} AS DOUBLE), [{qs}])"]
         if op == "quantiles":
             qs = ", ".join(repr(float(q)) for q in agg.arg)
             if self.dialect == "duckdb":
@@ -334,7 +340,8 @@ class SqlEngine(Engine):
         columns += [f"max({quote(c)})" for c in probes]
         row: tuple[Any, ...] = ()
         if columns:
-            row = self.run(f"SELECT {', '.join(columns)} FROM {self._from()}", purpose)[0]
+            sql = f"SELECT {', '.join(columns)} FROM {self._from()}"
+            row = (self.run_seeing_nan(sql, purpose) if nan_aware else self.run(sql, purpose))[0]
         results: list[Any] = []
         position = 0
         for agg, exprs in plans:
@@ -357,7 +364,7 @@ class SqlEngine(Engine):
             return int(value or 0)
         if op in ("sum", "mean", "var"):
             return None if value is None else float(value)
-        if op in ("quantiles", "approx_quantiles"):
+        if op == "quantiles":
             return [None if v is None else float(v) for v in (value or [None] * len(agg.arg))]
         if op == "value_counts":
             counts = sorted(((k, int(v)) for k, v in (value or {}).items() if k is not None),
@@ -384,7 +391,9 @@ class SqlEngine(Engine):
         parts = [f"SELECT {k} AS k, s{k}.* FROM ({self._cells_sql(agg)}) AS s{k}"
                  for k, agg in enumerate(aggs)]
         found: list[list[tuple[float, int, Any, Any]]] = [[] for _ in aggs]
-        for k, key, n, low, high in self.run(" UNION ALL ".join(parts), "cells"):
+        clamped = any(a.arg.low is not None or a.arg.high is not None for a in aggs)
+        run = self.run_seeing_nan if clamped else self.run
+        for k, key, n, low, high in run(" UNION ALL ".join(parts), "cells"):
             if key is not None and key == key:  # NaN's cell is dropped
                 found[k].append((float(key), n, low, high))
         if any(isinstance(r[2], decimal.Decimal) for rows in found for r in rows[:1]):
@@ -400,6 +409,10 @@ class SqlEngine(Engine):
         x = f"CAST({name} AS {self._float_type})" if grid.integers else name
         j = f"floor({grid.per_unit} * sign({x}) * ln(1 + abs({x})))"
         cases = []
+        nan = {"duckdb": f"isnan({name})", "postgresql": f"{name} = 'NaN'"}.get(self.dialect)
+        if (grid.high is not None or grid.low is not None) and nan and (
+                self.schema().get(agg.column) == "float"):
+            cases.append(f"WHEN {nan} THEN NULL")  # NaN sorts above every number here
         if grid.high is not None:
             cases.append(f"WHEN {name} > {num(grid.high)} THEN {num(OUTSIDE)}")
         if grid.low is not None:
