@@ -21,7 +21,8 @@ kept between runs), then measures, as ratios to baselines measured in the same r
   (d) evidently DataDriftPreset on the first --evidently-rows rows of the same data, in
                bench/.venv-evidently, against (a) on files of that many rows
 
-Timings are the best of ``--repeat`` runs with a warm file cache. (a) and (b) call the code
+Timings are the best of ``--repeat`` runs with a warm file cache; a ratio is the median over
+rounds that run the baseline and the measured code in turn. (a) and (b) call the code
 the ``drift`` kind runs (``compute_drift``), configured as a check would be.
 """
 
@@ -32,6 +33,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -113,6 +115,18 @@ def best_of(repeat: int, action: Callable[[], Any]) -> float:
         action()
         times.append(time.perf_counter() - started)
     return min(times)
+
+
+def paired(repeat: int, baseline: Callable[[], Any], action: Callable[[], Any]
+           ) -> tuple[float, float, float]:
+    """(best baseline, best action, median of the per-round ratios): the two run in turn,
+    round after round, so a machine that speeds up or slows down mid-run moves both."""
+    base, mine, ratios = [], [], []
+    for _ in range(repeat):
+        base.append(best_of(1, baseline))
+        mine.append(best_of(1, action))
+        ratios.append(mine[-1] / base[-1])
+    return min(base), min(mine), statistics.median(ratios)
 
 
 def peak_rss(mode: str, reference: Path, current: Path) -> int:
@@ -202,19 +216,19 @@ def main() -> None:
         print(f"{label:<44} {seconds:7.3f} s  {shown}  {target}", flush=True)
 
     print()
-    floor = best_of(args.repeat, lambda: read_tables(reference, current))
+    floor, cold, ratio = paired(args.repeat, lambda: read_tables(reference, current),
+                                lambda: run_drift(reference, current, cache=False))
     show("floor: pyarrow.parquet.read_table, both", floor)
-    cold = best_of(args.repeat, lambda: run_drift(reference, current, cache=False))
-    show("(a) psi + ks + js, all columns, cold", cold, cold / floor, "target <= 2.5x floor")
-    binned = best_of(args.repeat, lambda: run_drift(reference, current, False, EXPECT_BINNED))
-    show("    psi + js only (no KS), cold", binned, binned / floor)
+    show("(a) psi + ks + js, all columns, cold", cold, ratio, "target <= 2.5x floor")
+    _, binned, ratio = paired(args.repeat, lambda: read_tables(reference, current),
+                              lambda: run_drift(reference, current, False, EXPECT_BINNED))
+    show("    psi + js only (no KS), cold", binned, ratio)
     shutil.rmtree(DATA / ".mlfunnel", ignore_errors=True)
     run_drift(reference, current, cache=True)  # saves the reference summary
-    floor_current = best_of(args.repeat, lambda: read_tables(current))
+    floor_current, warm, ratio = paired(args.repeat, lambda: read_tables(current),
+                                        lambda: run_drift(reference, current, cache=True))
     show("    pyarrow.parquet.read_table, current", floor_current)
-    warm = best_of(args.repeat, lambda: run_drift(reference, current, cache=True))
-    show("(b) the same, reference summary saved", warm, warm / floor_current,
-         "of reading the current file")
+    show("(b) the same, reference summary saved", warm, ratio, "of reading the current file")
     arrow_size = (pq.read_table(reference, columns=COLUMNS).nbytes
                   + pq.read_table(current, columns=COLUMNS).nbytes)
     rss_drift = peak_rss("drift", reference, current)
