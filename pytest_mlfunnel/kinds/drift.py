@@ -486,7 +486,7 @@ def _cache_path(check: DriftConfig, rootdir: Path, kinds: dict[str, Kind]) -> Pa
     if fingerprint is None:
         return None
     key = json.dumps({"version": CACHE_VERSION, "files": fingerprint, "format":
-                      check.drift.reference.format, "bins": check.bins, "ks": check.wants_ks,
+                      check.drift.reference.format, "bins": check.bins,
                       "columns": sorted(kinds.items())}, sort_keys=True)
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
     return rootdir / CACHE_DIR / f"drift-reference-{digest}.json"
