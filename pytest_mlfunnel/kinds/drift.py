@@ -426,6 +426,7 @@ def reference_fingerprint(spec: SourceSpec, rootdir: Path) -> str | None:
     if not paths:
         return None
     known = _known_digests(rootdir)
+    before = dict(known)
     parts = []
     for name in paths:
         try:
@@ -433,7 +434,8 @@ def reference_fingerprint(spec: SourceSpec, rootdir: Path) -> str | None:
         except ValueError:
             shown = os.path.abspath(name)
         parts.append(f"{shown}\0{os.path.getsize(name)}\0{_digest(name, known)}")
-    _remember_digests(rootdir, known)
+    if known != before:
+        _remember_digests(rootdir, known)
     return "\n".join(parts)
 
 
@@ -453,11 +455,7 @@ def _digest(name: str, known: dict[str, Any]) -> str:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     known[key] = {"stat": stamp, "digest": digest.hexdigest()}
-    known[_CHANGED] = True
     return digest.hexdigest()
-
-
-_CHANGED = "\0changed"
 
 
 def _known_digests(rootdir: Path) -> dict[str, Any]:
@@ -469,8 +467,6 @@ def _known_digests(rootdir: Path) -> dict[str, Any]:
 
 
 def _remember_digests(rootdir: Path, known: dict[str, Any]) -> None:
-    if not known.pop(_CHANGED, False):
-        return
     path = rootdir / CACHE_DIR / "digests.json"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

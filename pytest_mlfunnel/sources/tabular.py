@@ -47,9 +47,9 @@ ask; the first ``aggregate`` call on that source then computes every registered 
 one pass, and later calls are answered from that result. ``offending`` is never part of the
 pass: it runs its own small query (stopping after 5 values), only when a check asks, which is
 on failure. ``value_counts`` is in the pass on DuckDB (``histogram``); databases and lazy
-frames answer it with one ``GROUP BY`` more. ``cells`` is one ``GROUP BY`` per column (each
-column still read once): on DuckDB that is faster than folding many columns' cells into one
-query. ``quantiles`` on SQLite adds one window query.
+frames answer it with one ``GROUP BY`` more. ``cells`` adds one query: a ``GROUP BY`` per
+column, all of the pass's columns side by side in one ``UNION ALL`` (each column read once;
+lazy frames run one group-by per column). ``quantiles`` on SQLite adds one window query.
 
 Engines: files through DuckDB (views over ``read_parquet``/``read_csv``/``read_json``, nothing
 read until a query runs); eager frames (pandas, polars, pyarrow) handed to DuckDB over Arrow;
