@@ -305,3 +305,5 @@ def test_nan_in_a_parquet_file_without_nulls_counts_as_null(tmp_path: Path) -> N
     assert mean == pytest.approx(clean.mean())
     assert cells[-1][:2] == (OUTSIDE, int((clean > 60).sum()))  # NaN is not "above"
     assert sum(n for _, n, _, _ in cells) == len(clean)
+    (examples,) = table.aggregate([Agg("offending", "spend", ("null", None))])
+    assert len(examples) == 5 and all(math.isnan(row[0]) for row in examples)

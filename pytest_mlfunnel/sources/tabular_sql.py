@@ -472,17 +472,18 @@ class SqlEngine(Engine):
 
     # ------------------------------------------------------------------ on demand
     def offending(self, column: str, mode: str, arg: Any, dtype: str) -> list[Any]:
+        # NaN-aware: a NaN is one of the nulls shown (see run_seeing_nan)
         x = self._clean(column)
         name = quote(column)
         if mode == "null":
             # rows whose column is null: show the other columns of a few such rows
-            rows = self.run(f"SELECT * FROM {self._from()} WHERE {x} IS NULL LIMIT "
-                            f"{OFFENDING_LIMIT}", "offending")
+            rows = self.run_seeing_nan(f"SELECT * FROM {self._from()} WHERE {x} IS NULL "
+                                       f"LIMIT {OFFENDING_LIMIT}", "offending")
             return [list(map(plain, r)) for r in rows]
         if mode == "duplicated":
-            rows = self.run(f"SELECT {name} FROM {self._from()} WHERE {name} IS NOT NULL "
-                            f"GROUP BY {name} HAVING count(*) > 1 ORDER BY count(*) DESC LIMIT "
-                            f"{OFFENDING_LIMIT}", "offending")
+            rows = self.run_seeing_nan(f"SELECT {name} FROM {self._from()} WHERE {name} IS NOT "
+                                       f"NULL GROUP BY {name} HAVING count(*) > 1 ORDER BY "
+                                       f"count(*) DESC LIMIT {OFFENDING_LIMIT}", "offending")
             return [plain(r[0]) for r in rows]
         if mode == "not_in":
             cond = self._outside(column, x, list(arg))
@@ -498,7 +499,7 @@ class SqlEngine(Engine):
         else:
             sql = (f"SELECT DISTINCT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL AND "
                    f"{cond} ORDER BY v {order} LIMIT {OFFENDING_LIMIT}")
-        return [plain(r[0]) for r in self.run(sql, "offending")]
+        return [plain(r[0]) for r in self.run_seeing_nan(sql, "offending")]
 
     def grouped(self, by: str, aggs: list[Agg]) -> dict[Any, list[Any]]:
         plans = [(agg, self._expressions(agg)) for agg in aggs]
