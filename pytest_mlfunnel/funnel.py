@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 DEFAULT_FUNNEL: tuple[str, ...] = (
     "data", "problem", "model", "organization",
@@ -121,6 +122,68 @@ def blocks(gate: str, funnel: Sequence[str], required: str | None) -> bool:
     if required == "none":
         return False
     return gate_index(funnel, gate) <= gate_index(funnel, required)
+
+
+class WaiverTerms(Protocol):
+    """A check's ``waive = { reason, until }``."""
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def until(self) -> dt.date: ...
+
+
+@dataclass(frozen=True)
+class FinalStatus:
+    """A criterion's status after severity, waiver and the required gate."""
+
+    status: CriterionStatus
+    message: str
+    xfail_reason: str | None  # set when pytest shows the failure as xfailed
+    waiver: dict[str, Any] | None = None  # the waiver's terms for the report, when it applied
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of a message: what fits in a one-line reason."""
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def _with_first_line(reason: str, message: str) -> str:
+    line = first_line(message)
+    return f"{reason}: {line}" if line else reason
+
+
+def final_status(status: CriterionStatus, message: str, *, gate: str, severity: str,
+                 waiver: WaiverTerms | None, funnel: Sequence[str], required: str | None,
+                 today: dt.date) -> FinalStatus:
+    """The one place a criterion's evaluated status becomes its final status.
+
+    In order: a live waiver waives, an expired one is named in the message; ``severity =
+    "warn"`` warns; a failure in a gate above the required gate (or with ``require =
+    "none"``) keeps its status but pytest shows it as xfailed. The xfail reason ends with
+    the message's first line, so ``-rx`` says what went wrong.
+    """
+    if status not in NOT_PASSED:
+        return FinalStatus(status, message, None)
+    terms = None
+    if waiver is not None:
+        live = waiver.until >= today
+        terms = {"reason": waiver.reason, "until": waiver.until.isoformat(), "expired": not live}
+        if live:
+            return FinalStatus("waived", message, _with_first_line(
+                f"waived until {waiver.until}: {waiver.reason}", message), terms)
+        message = f"{message} (the waiver expired on {waiver.until}: {waiver.reason})".strip()
+    if severity == "warn":
+        return FinalStatus("warned", message, _with_first_line("warn", message), terms)
+    if not blocks(gate, funnel, required):
+        reason = ("report only (require = none)" if required == "none"
+                  else f"above required gate {required}")
+        return FinalStatus(status, message, _with_first_line(reason, message), terms)
+    return FinalStatus(status, message, None, terms)
 
 
 def gate_status(ran: Sequence[CriterionResult], configured: int) -> GateStatus:

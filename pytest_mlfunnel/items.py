@@ -1,23 +1,40 @@
-"""Collection tree: the config file -> one collector per gate -> per check -> criterion items."""
+"""Collection tree: the config file -> one collector per gate -> per check -> criterion items.
+
+An item evaluates its criterion and raises when it did not pass; the session decides the
+final status (``funnel.final_status``) and the renderers describe the failure.
+"""
 
 from __future__ import annotations
 
 import inspect
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
 from pytest_mlfunnel.kinds.base import Criterion, EvalContext
 from pytest_mlfunnel.outcome import CriterionError, Outcome, to_builtin
+from pytest_mlfunnel.render.failure import describe_failure
 from pytest_mlfunnel.sources.spec import mask_urls_in
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
 
-    from pytest_mlfunnel.config import CheckEntry
-    from pytest_mlfunnel.session import FunnelSession
+    from pytest_mlfunnel.config import CheckEntry, FunnelConfig
+
+
+class FunnelPlan(Protocol):
+    """What the collection tree needs from the run: the config and each check's criteria."""
+
+    config: FunnelConfig
+    rootdir: Path
+    shared: dict[Any, Any]
+
+    def plan(self, entry: CheckEntry) -> list[Criterion]: ...
+
+    def evidence_of(self, kind: str) -> str: ...
 
 
 class CriterionFailed(Exception):
@@ -31,7 +48,7 @@ class CriterionFailed(Exception):
 class ConfigFile(pytest.File):
     """The TOML file holding ``[tool.mlfunnel]``: its children are the gates."""
 
-    funnel: FunnelSession
+    funnel: FunnelPlan
 
     def collect(self) -> Iterator[GateCollector]:
         for gate in self.funnel.config.funnel:
@@ -53,7 +70,7 @@ class CheckCollector(pytest.Collector):
     entry: CheckEntry
 
     def collect(self) -> Iterator[CriterionItem]:
-        funnel: FunnelSession = self.parent.parent.funnel  # type: ignore[union-attr]
+        funnel: FunnelPlan = self.parent.parent.funnel  # type: ignore[union-attr]
         for criterion in funnel.plan(self.entry):
             yield CriterionItem.from_parent(self, name=criterion.name, entry=self.entry,
                                             criterion=criterion, funnel=funnel)
@@ -76,15 +93,13 @@ def _callobj_for(fixtures: tuple[str, ...]) -> Any:
 class CriterionItem(pytest.Function):
     """One criterion. A ``pytest.Function`` so it can receive fixtures."""
 
-    def __init__(self, *, entry: CheckEntry, criterion: Criterion, funnel: FunnelSession,
+    def __init__(self, *, entry: CheckEntry, criterion: Criterion, funnel: FunnelPlan,
                  **kwargs: Any) -> None:
         super().__init__(callobj=_callobj_for(criterion.fixtures), **kwargs)
         self.entry = entry
         self.criterion = criterion
         self.funnel = funnel
         self.outcome: Outcome | None = None
-        self.final_status: str | None = None
-        self.xfail_reason: str | None = None
         self.add_marker(pytest.mark.funnel(entry.gate))
         self.user_properties.extend([
             ("gate", entry.gate), ("check", entry.name), ("kind", entry.kind),
@@ -114,14 +129,6 @@ class CriterionItem(pytest.Function):
         if outcome.expected is None:
             outcome.expected = self.criterion.expected
         self.duration_s = time.perf_counter() - started
-        status, outcome.message, self.xfail_reason = self.funnel.finalize(
-            outcome.status, outcome.message, self.entry.gate, self.entry.config.severity,
-            self.entry.config.waive)
-        self.final_status = status
-        waiver = self.entry.config.waive
-        if waiver is not None and status in ("waived", "failed", "error"):
-            outcome.extra["waiver"] = {"reason": waiver.reason, "until": waiver.until.isoformat(),
-                                       "expired": status != "waived"}
         self.outcome = outcome
         self.user_properties.extend([
             ("observed", "" if outcome.observed is None else str(outcome.observed)),
@@ -133,7 +140,11 @@ class CriterionItem(pytest.Function):
     def repr_failure(self, excinfo: ExceptionInfo[BaseException],  # type: ignore[override]
                      style: Any = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, CriterionFailed):
-            return self.funnel.describe_failure(self, excinfo.value.outcome)
+            entry = self.entry
+            label = self.funnel.config.file_label
+            where = f"{label}:{entry.line}" if entry.line else label
+            return describe_failure(excinfo.value.outcome, where,
+                                    f"[{entry.key_path}] {self.name}")
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int | None, str]:

@@ -16,10 +16,11 @@ from _pytest.fixtures import FixtureLookupError
 from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
 from pytest_mlfunnel.funnel import (
     CriterionResult,
+    FinalStatus,
     Verdict,
-    blocks,
     build_gates,
     decide,
+    final_status,
     fold_regression,
 )
 from pytest_mlfunnel.history import History, read_history, record_run
@@ -28,7 +29,6 @@ from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.report import Report, utc_now, write_atomic
-from pytest_mlfunnel.sources.spec import mask_urls_in
 
 _FINAL_FIELDS = ("id", "gate", "check", "kind", "status", "evidence", "observed", "expected",
                  "message", "duration_s", "details", "extra")
@@ -201,49 +201,38 @@ class FunnelSession:
             return None
         return str(gate), str(marker.kwargs.get("severity", "block"))
 
-    def finalize(self, status: str, message: str, gate: str, severity: str,
-                 waiver: Any) -> tuple[str, str, str | None]:
-        """Apply waiver and severity: (status, message, xfail reason or None)."""
-        if status not in ("failed", "error"):
-            return status, message, None
-        if waiver is not None:
-            if waiver.until >= self.today:
-                return "waived", message, f"waived until {waiver.until}: {waiver.reason}"
-            message = (f"{message} (the waiver expired on {waiver.until}: "
-                       f"{waiver.reason})").strip()
-        if severity == "warn":
-            return "warned", message, f"warn: {message}"
-        if not blocks(gate, self.config.funnel, self.require):
-            if self.require == "none":
-                return status, message, "report only (require = none)"
-            return status, message, f"above required gate {self.require}"
-        return status, message, None
-
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
                                   ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report: pytest.TestReport = yield
         where = self._gate_of(item)
+        decided: FinalStatus | None = None
+        outcome = item.outcome if isinstance(item, CriterionItem) else None
+        if where is not None and outcome is not None and call.when == "call":
+            decided = self._final(item, outcome.status, outcome.message, *where)
+            outcome.message = decided.message  # before pytest renders the failure
+        report: pytest.TestReport = yield
         if where is None:
             return report
         gate, severity = where
         record = self._record(item, call, report, gate)
         if record is None:
             return report
-        if isinstance(item, CriterionItem) and item.final_status is not None and (
-                report.when == "call"):
-            xfail_reason = item.xfail_reason  # finalized by the item before it raised
-            record["status"] = item.final_status
-        else:
-            waiver = item.entry.config.waive if isinstance(item, CriterionItem) else None
-            status, message, xfail_reason = self.finalize(record["status"], record["message"],
-                                                          gate, severity, waiver)
-            record["status"], record["message"] = status, message
-        if xfail_reason is not None and report.failed:
+        if decided is None:
+            decided = self._final(item, record["status"], record["message"], gate, severity)
+        record["status"], record["message"] = decided.status, decided.message
+        if decided.waiver is not None:
+            record["extra"]["waiver"] = decided.waiver
+        if decided.xfail_reason is not None and report.failed:
             report.outcome = "skipped"
-            report.wasxfail = xfail_reason  # type: ignore[attr-defined]
+            report.wasxfail = decided.xfail_reason  # type: ignore[attr-defined]
         report.mlfunnel = record  # type: ignore[attr-defined]
         return report
+
+    def _final(self, item: pytest.Item, status: Any, message: str, gate: str,
+               severity: str) -> FinalStatus:
+        waiver = item.entry.config.waive if isinstance(item, CriterionItem) else None
+        return final_status(status, message, gate=gate, severity=severity, waiver=waiver,
+                            funnel=self.config.funnel, required=self.require, today=self.today)
 
     def _record(self, item: pytest.Item, call: pytest.CallInfo[None],
                 report: pytest.TestReport, gate: str) -> dict[str, Any] | None:
@@ -389,14 +378,6 @@ class FunnelSession:
         report.notes.extend(append_step_summary(report))
 
     # ------------------------------------------------------------------ output
-    def describe_failure(self, item: CriterionItem, outcome: Outcome) -> str:
-        entry = item.entry
-        where = f"{self.config.file_label}:{entry.line}" if entry.line else self.config.file_label
-        lines = [mask_urls_in(outcome.message) or outcome.status,
-                 f"  ({outcome.status} · {where} [{entry.key_path}] {item.name})"]
-        lines += [f"    {line}" for line in outcome.details]
-        return "\n".join(lines)
-
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.report is None or is_worker(self.pytest_config):
             return

@@ -116,7 +116,7 @@ def test_failures_above_the_required_gate_are_xfailed(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines([
         "* 2 * problem * FAILED*",
         "stage reached: data (1/3) · required: data · OK",
-        "XFAIL pyproject.toml::problem::goal::f1 - above required gate data",
+        "XFAIL pyproject.toml::problem::goal::f1 - above required gate data: f1 0.71, expected >= 0.9",
     ])
     assert result.ret == 0
 
@@ -300,7 +300,7 @@ def test_marked_tests_are_criteria_of_their_gate(pytester: pytest.Pytester,
         "* 1 * data * passed * 2/2",
         "* 3 * model * FAILED * 1/2",
         "      AssertionError: calibration off",
-        "*test_model_is_calibrated - above required gate problem",
+        "*test_model_is_calibrated - above required gate problem: AssertionError: calibration off",
     ])
     assert result.ret == 0
 
