@@ -386,8 +386,9 @@ class FunnelSession:
         terminalreporter.write_sep("=", "ml funnel")
         encoding = getattr(getattr(terminalreporter, "_tw", None), "_file", None)
         encoding = getattr(encoding, "encoding", None) or "utf-8"
+        quiet = self.pytest_config.get_verbosity() < 0
         for text, markup in render_terminal(self.report, terminalreporter._tw.fullwidth,
-                                            encoding):
+                                            encoding, quiet):
             terminalreporter.write_line(text, **markup)
 
 

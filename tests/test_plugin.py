@@ -100,7 +100,8 @@ def test_it_fails_below_the_required_gate(pytester: pytest.Pytester, extra: list
     result = pytester.runpytest("--funnel", *extra)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        "* 2 * problem * FAILED * 0/1  f1 0.71, expected >= 0.9",
+        "* 2 * problem * FAILED * 0/1",
+        "      problem::goal::f1: f1 0.71, expected >= 0.9",
         "stage reached: data (1/3) · required: model · BELOW REQUIRED GATE",
         "  gate problem failed and the required gate is model",
     ])
@@ -299,7 +300,7 @@ def test_marked_tests_are_criteria_of_their_gate(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines([
         "* 1 * data * passed * 2/2",
         "* 3 * model * FAILED * 1/2",
-        "      AssertionError: calibration off",
+        "      test_a.py::test_model_is_calibrated: AssertionError: calibration off",
         "*test_model_is_calibrated - above required gate problem: AssertionError: calibration off",
     ])
     assert result.ret == 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
+from dataclasses import dataclass
 from typing import Any
 
-from pytest_mlfunnel.funnel import GateResult
+from pytest_mlfunnel.funnel import NOT_PASSED, CriterionResult, GateResult
 from pytest_mlfunnel.history import compare
 from pytest_mlfunnel.report import Report
 
@@ -24,6 +26,13 @@ _MARKUP: dict[str, dict[str, bool]] = {
 }
 _BAR_WIDTH = 18
 _MAX_NARROWING = 7  # one column a side per gate for the 8 default gates
+#: Criteria listed under a gate before ``... and N more``.
+MAX_LISTED = 10
+LISTED = ("failed", "error", "warned")
+_INDENT = "      "
+_LISTED_MARKUP: dict[str, dict[str, bool]] = {
+    "failed": {"red": True}, "error": {"red": True}, "warned": {"yellow": True},
+}
 
 
 def _bars(encoding: str) -> tuple[str, str, str]:
@@ -35,7 +44,8 @@ def _bars(encoding: str) -> tuple[str, str, str]:
 
 
 def gate_row(index: int, count: int, gate: GateResult, reached: int, width: int,
-             encoding: str = "utf-8") -> str:
+             encoding: str = "utf-8", quiet: bool = False) -> str:
+    """The gate's bar, name, status and counts; ``quiet`` adds its first failure, one line."""
     full, failed, empty = _bars(encoding)
     steps = min(count - 1, _MAX_NARROWING)
     narrowing = 0 if count <= 1 else round(steps * (index - 1) / (count - 1))
@@ -46,16 +56,76 @@ def gate_row(index: int, count: int, gate: GateResult, reached: int, width: int,
     counts = f"{gate.passed}/{gate.total}"
     row = f"{index:>2} {bar} {gate.name:<14} {word:<8} {counts:>7}"
     first = gate.first_failure
-    if gate.status == "failed" and first is not None:
+    if quiet and gate.status == "failed" and first is not None:
         words = " ".join((first.message or f"{first.check}: {first.status}").split())
-        if len(row) + 2 + len(words) <= width:
-            row += f"  {words}"
-        else:
-            room = max(30, width - 6)
-            if len(words) > room:
-                words = words[: room - 1] + "…"
-            row += f"\n      {words}"
+        row += "  " + _shorten(words, max(20, width - len(row) - 2))
     return row
+
+
+def _shorten(text: str, room: int) -> str:
+    """``text`` within ``room`` columns, cut at a word boundary and marked with ``…``."""
+    if len(text) <= room:
+        return text
+    cut = text[: room - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip() + "…"
+
+
+@dataclass
+class _Entry:
+    """One listed line under a gate: a criterion, or one cause shared by several."""
+
+    head: str
+    status: str
+    criteria: int
+
+
+def _short_id(criterion: CriterionResult, config_file: str) -> str:
+    prefix = f"{config_file}::"
+    return criterion.id[len(prefix):] if criterion.id.startswith(prefix) else criterion.id
+
+
+def listed_entries(gate: GateResult, config_file: str) -> list[_Entry]:
+    """The failed, error and warned criteria of a gate; one entry per shared cause."""
+    entries: list[_Entry] = []
+    by_cause: dict[str, _Entry] = {}
+    for criterion in gate.criteria:
+        if criterion.status not in LISTED:
+            continue
+        cause = criterion.extra.get("cause") if isinstance(criterion.extra, dict) else None
+        if isinstance(cause, str) and cause:
+            entry = by_cause.get(cause)
+            if entry is None:
+                entry = by_cause[cause] = _Entry(cause, criterion.status, 0)
+                entries.append(entry)
+            entry.criteria += 1
+            if criterion.status in NOT_PASSED:
+                entry.status = criterion.status
+            continue
+        message = " ".join(criterion.message.split()) or criterion.status
+        entries.append(_Entry(f"{_short_id(criterion, config_file)}: {message}",
+                              criterion.status, 1))
+    for cause, entry in by_cause.items():
+        entry.head = (f"{cause} -- {entry.criteria} criteri"
+                      f"{'on' if entry.criteria == 1 else 'a'}")
+    return entries
+
+
+def failure_lines(gate: GateResult, config_file: str, width: int,
+                  limit: int = MAX_LISTED) -> list[tuple[str, str]]:
+    """(text, status) lines listed under a gate, wrapped to ``width`` at word boundaries."""
+    entries = listed_entries(gate, config_file)
+    lines: list[tuple[str, str]] = []
+    for entry in entries[:limit]:
+        wrapped = textwrap.wrap(entry.head, width=max(width - 1, 40), initial_indent=_INDENT,
+                                subsequent_indent=_INDENT + "  ", break_long_words=False,
+                                break_on_hyphens=False)
+        lines.extend((text, entry.status) for text in wrapped)
+    more = sum(entry.criteria for entry in entries[limit:])
+    if more:
+        lines.append((f"{_INDENT}... and {more} more (--funnel-html for all)", "failed"))
+    return lines
 
 
 def evidence_line(report: Report) -> str:
@@ -72,18 +142,31 @@ def evidence_line(report: Report) -> str:
     return "evidence: " + " · ".join(parts)
 
 
-def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8"
-                    ) -> list[tuple[str, dict[str, Any]]]:
+def _encodable(text: str, encoding: str) -> str:
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        text = text.encode(encoding, "replace").decode(encoding)
+    return text
+
+
+def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8",
+                    quiet: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """The ``ml funnel`` section as (line, markup) pairs.
+
+    Under each gate that is not passed, its failed, error and warned criteria as
+    ``id: message`` (``quiet``: only the gate row, with its first failure on the same line).
+    """
     verdict = report.verdict
     lines: list[tuple[str, dict[str, Any]]] = []
     count = len(report.gates)
     for index, gate in enumerate(report.gates, start=1):
-        text = gate_row(index, count, gate, verdict.stage, width, encoding)
-        try:
-            text.encode(encoding)
-        except (UnicodeEncodeError, LookupError):
-            text = text.encode(encoding, "replace").decode(encoding)
-        lines.append((text, dict(_MARKUP[gate.status])))
+        text = gate_row(index, count, gate, verdict.stage, width, encoding, quiet)
+        lines.append((_encodable(text, encoding), dict(_MARKUP[gate.status])))
+        if quiet or gate.status == "passed":
+            continue
+        for text, status in failure_lines(gate, report.config_file, width):
+            lines.append((_encodable(text, encoding), dict(_LISTED_MARKUP[status])))
     line = verdict.line()
     try:
         line.encode(encoding)
