@@ -137,9 +137,10 @@ def test_init_scaffolds_a_project_that_runs(pytester: pytest.Pytester,
     assert result.ret == 0
     result.stdout.fnmatch_lines([
         " 1 * data * FAILED * 0/2",
-        "*data/train.parquet: file not found*",
+        "      data::train::rows: data/train.parquet: file not found (expected at",
         " 2 * problem * FAILED *",
-        "*docs/problem.md: section 'Problem' is only a placeholder (TODO)",
+        "      problem::statement::section-problem: docs/problem.md: section 'Problem'",
+        "        is only a placeholder (TODO)",
         " 3 * model * FAILED *",
         "*stage reached: none (0/8) · required: none · REPORT ONLY",
     ])
