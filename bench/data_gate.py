@@ -76,7 +76,7 @@ def generate(rows: int, parquet: Path, csv: Path) -> None:
 
 
 def profile_aggs(unique: bool) -> list[Any]:
-    from pytest_mlfunnel.sources.tabular import Agg
+    from pytest_mlfunnel.sources.table_protocol import Agg
 
     aggs = [Agg("rows")] + [Agg("nulls", c) for c in COLUMNS]
     aggs += [Agg(op, c) for c in NUMERIC for op in ("min", "max")]

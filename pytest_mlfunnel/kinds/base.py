@@ -25,12 +25,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, model_validator
 
+from pytest_mlfunnel.context import EvalContext as EvalContext  # re-exported for kinds
+from pytest_mlfunnel.context import PlanContext as PlanContext
 from pytest_mlfunnel.expectations import Expectation, ExpectationError, parse_duration
 from pytest_mlfunnel.outcome import Outcome
 from pytest_mlfunnel.sources.spec import SourceError, SourceSpec, parse_source
@@ -111,38 +112,6 @@ class CheckConfig(BaseModel):
 
 
 # --------------------------------------------------------------------------- criteria
-@dataclass
-class PlanContext:
-    """What a kind may use while planning (collection time)."""
-
-    rootdir: Path
-    config_path: Path
-    gate: str
-    check: str
-    key_path: str  # e.g. "tool.mlfunnel.data.train"
-    shared: dict[Any, Any]  # per-process store shared by all checks of the session
-
-    def shared_value(self, key: Any, factory: Callable[[], Any]) -> Any:
-        if key not in self.shared:
-            self.shared[key] = factory()
-        return self.shared[key]
-
-
-@dataclass
-class EvalContext:
-    """What a criterion receives when its item runs."""
-
-    rootdir: Path
-    fixtures: dict[str, Any]  # the values of the fixtures the criterion asked for
-    shared: dict[Any, Any]
-    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-
-    def shared_value(self, key: Any, factory: Callable[[], Any]) -> Any:
-        if key not in self.shared:
-            self.shared[key] = factory()
-        return self.shared[key]
-
-
 @dataclass
 class Criterion:
     """One collected item: ``name`` becomes the last part of the node id."""

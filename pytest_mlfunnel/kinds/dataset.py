@@ -33,11 +33,9 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.table_protocol import NUMERIC, Agg, Table
 from pytest_mlfunnel.sources.tabular import (
-    NUMERIC,
-    Agg,
     SharedTable,
-    Table,
     missing_column,
     open_table,
     plan_aggregates,

@@ -43,16 +43,8 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.tabular import (
-    CELL_SPAN,
-    OUTSIDE,
-    Agg,
-    CellGrid,
-    Table,
-    missing_column,
-    open_table,
-    plan_aggregates,
-)
+from pytest_mlfunnel.sources.table_protocol import CELL_SPAN, OUTSIDE, Agg, CellGrid, Table
+from pytest_mlfunnel.sources.tabular import missing_column, open_table, plan_aggregates
 from pytest_mlfunnel.stats import (
     PSI_EPSILON,
     StatsError,

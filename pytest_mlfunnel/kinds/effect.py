@@ -28,7 +28,8 @@ from pytest_mlfunnel.kinds.base import (
     Source,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
-from pytest_mlfunnel.sources.tabular import NUMERIC, Agg, Table, missing_column, open_table
+from pytest_mlfunnel.sources.table_protocol import NUMERIC, Agg, Table
+from pytest_mlfunnel.sources.tabular import missing_column, open_table
 from pytest_mlfunnel.stats import (
     Comparison,
     GroupSummary,

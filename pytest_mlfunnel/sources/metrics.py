@@ -15,7 +15,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_mlfunnel.kinds.base import EvalContext
+from pytest_mlfunnel.context import EvalContext
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.spec import SourceSpec
 

@@ -17,7 +17,7 @@ from typing import Any
 import narwhals.stable.v2 as nw
 
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.tabular import (
+from pytest_mlfunnel.sources.table_protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
     OUTSIDE,

@@ -19,7 +19,7 @@ from typing import Any
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.tabular import (
+from pytest_mlfunnel.sources.table_protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
     OUTSIDE,

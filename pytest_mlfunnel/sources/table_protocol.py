@@ -1,0 +1,214 @@
+"""The table protocol: what a check may ask of a table, and what an engine answers.
+
+Kinds and the engines (``tabular_sql``, ``tabular_frames``) import this module; ``tabular``
+opens tables and shares one pass per source.
+
+Aggregate vocabulary (``Agg.op``; ``column`` and ``arg`` as noted):
+
+| op | column | arg | result |
+|---|---|---|---|
+| ``rows`` | - | - | int: number of rows |
+| ``count`` | col | - | int: non-null values |
+| ``nulls`` | col | - | int: null values (NaN counts as null for floats) |
+| ``min`` / ``max`` | col | - | smallest / largest non-null value (number, str, datetime) |
+| ``sum`` / ``mean`` | col | - | float |
+| ``var`` | col | - | float: sample variance (ddof=1), None when n < 2 |
+| ``distinct`` | col | - | int: exact number of distinct non-null values |
+| ``duplicate_rows`` | - | - | int: rows that repeat an earlier row (all columns) |
+| ``quantiles`` | col | [q, ...] in [0, 1] | list[float] (exact, or the engine's documented |
+| | | | approximation: Dask's are approximate) |
+| ``histogram`` | col | edges e0 < ... < ek | list[int] of k+2 counts: (< e0), [e0, e1), ..., |
+| | | | [ek-1, ek), (>= ek); nulls not counted |
+| ``cells`` | col | ``CellGrid`` | list of (cell id, count, min, max) per occupied cell, |
+| | | | in order (min/max None unless the grid asks bounds); |
+| | | | nulls and NaN not counted (see ``CellGrid``) |
+| ``value_counts`` | col | int cap | dict[value, int], most frequent first, at most cap |
+| ``not_in`` | col | allowed values | int: non-null values outside the list |
+| ``offending`` | col | (mode, x) | list of up to 5 example values; modes: ``not_in`` |
+| | | | (x = values), ``below`` / ``above`` (x = bound), |
+| | | | ``duplicated`` (values seen twice or more), ``null`` |
+| | | | (x = None; up to 5 rows, each a list of all columns) |
+
+``Table.schema()`` maps column -> ``int | float | string | bool | datetime | date | other``.
+``Table.sample(columns, limit, seed)`` returns ``dict[column, list]`` of at most ``limit`` rows
+(all rows when there are fewer), chosen reproducibly from ``seed``; used only by tests that need
+samples (Mann-Whitney, bootstrap) and for capped examples of offending rows.
+``Table.join_match(on, other, other_on)`` returns (rows, rows whose key is found in other).
+``Table.group_sizes(by, stats)`` returns dict of ``median``/``mean``/``min``/``max`` group size.
+``SharedTable.join_unmatched(on, other, other_on)`` returns up to 5 distinct non-null keys (as
+tuples) not found in other; asked only when a join check fails.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+NUMERIC = ("int", "float", "bool")
+OFFENDING_LIMIT = 5
+#: ops computed in the one aggregate pass (``offending`` runs only on demand)
+PASS_OPS = ("rows", "count", "nulls", "min", "max", "sum", "mean", "var", "distinct",
+            "duplicate_rows", "quantiles", "histogram", "cells",
+            "value_counts", "not_in")
+#: ids per base cell of a ``CellGrid``: room for a refined cell's sub-cells
+CELL_SPAN = 131072
+#: the cell id of values below ``CellGrid.low`` (negated) or above ``CellGrid.high``
+OUTSIDE = 1e300
+#: integers closer to zero than this are grouped by value (each has a cell of its own)
+SMALL_INTEGER = 1000
+
+
+@dataclass(frozen=True)
+class Agg:
+    op: str
+    column: str | None = None
+    arg: Any = None
+
+    def key(self) -> tuple[Any, ...]:
+        return (self.op, self.column, _freeze(self.arg))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    return value
+
+
+@dataclass(frozen=True)
+class CellGrid:
+    """Cells to count a numeric column in, the same in every engine, without knowing the data.
+
+    A value x falls in base cell ``j = floor(per_unit * sign(x) * ln(1 + |x|))``: cells of
+    width 1/per_unit near zero, growing in proportion to |x| further out (0.1% of |x| at the
+    default), so one grid resolves both small and heavy-tailed columns and every integer up
+    to about 1000 has a cell of its own. Its id is ``j * CELL_SPAN``.
+
+    ``refine`` splits chosen base cells ``(j, a, b, m)`` into m equal sub-cells over [a, b]
+    (the data range seen in that cell); sub-cell s gets id ``j * CELL_SPAN + 1 + s``, with
+    s = -1 below a and s = m above b. ``low`` / ``high`` send values below / above them to
+    the cells ``-OUTSIDE`` / ``OUTSIDE``. Ids grow with x, so cells are intervals in order.
+    ``bounds`` asks each cell's smallest and largest value as well. With ``integers`` the
+    engines group integers between -SMALL_INTEGER and SMALL_INTEGER by value, without the
+    logarithm, and ``merge`` turns those values into their cells' ids (they fall at least
+    1e-4 away from any cell boundary, so every engine agrees).
+    """
+
+    per_unit: int = 1000
+    low: float | None = None
+    high: float | None = None
+    refine: tuple[tuple[float, float, float, int], ...] = ()
+    bounds: bool = False
+    integers: bool = False
+
+    def merge(self, rows: list[tuple[float, int, Any, Any]]
+              ) -> list[tuple[float, int, Any, Any]]:
+        """An engine's (key, count, min, max) rows as cells in order: small integers grouped
+        by value become their cells' ids."""
+        if self.integers:
+            rows = [(self.cell(key), n, low, high) if abs(key) < SMALL_INTEGER else
+                    (key, n, low, high) for key, n, low, high in rows]
+        rows.sort(key=lambda r: r[0])
+        return rows
+
+    def cell(self, x: float) -> float:
+        """The id of x's cell (what the engines compute, in Python)."""
+        if self.high is not None and x > self.high:
+            return OUTSIDE
+        if self.low is not None and x < self.low:
+            return -OUTSIDE
+        j = float(math.floor(self.per_unit * math.copysign(math.log(1 + abs(x)), x)))
+        for base, a, b, m in self.refine:
+            if base == j:
+                sub = -1 if x < a else m if x > b else min(math.floor((x - a) / (b - a) * m),
+                                                           m - 1)
+                return j * CELL_SPAN + 1 + sub
+        return j * CELL_SPAN
+
+    def start(self, cell: float) -> float:
+        """The smallest x (up to rounding) in the cell with this id."""
+        if cell >= OUTSIDE:
+            return math.nextafter(self.high if self.high is not None else math.inf, math.inf)
+        if cell <= -OUTSIDE:
+            return -math.inf
+        j = math.floor(cell / CELL_SPAN)
+        sub = int(cell - j * CELL_SPAN) - 1
+        for base, a, b, m in self.refine:
+            if base == j and sub >= 0:
+                return a + (b - a) * sub / m if sub < m else math.nextafter(b, math.inf)
+        return math.copysign(math.expm1(abs(j) / self.per_unit), j)
+
+
+class Table(Protocol):
+    display: str
+
+    def schema(self) -> dict[str, str]: ...
+
+    def aggregate(self, aggs: list[Agg]) -> list[Any]: ...
+
+    def grouped(self, by: str, aggs: list[Agg]) -> dict[Any, list[Any]]: ...
+
+    def sample(self, columns: list[str], limit: int, seed: int = 0) -> dict[str, list[Any]]: ...
+
+    def join_match(self, on: list[str], other: Table, other_on: list[str]) -> tuple[int, int]: ...
+
+    def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]: ...
+
+
+class Engine:
+    """What one engine answers. ``compute`` gets only aggregates valid for the schema and
+    must answer them in one pass (``offending`` never reaches it)."""
+
+    display: str
+
+    def schema(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def compute(self, aggs: list[Agg]) -> list[Any]:
+        raise NotImplementedError
+
+    def offending(self, column: str, mode: str, arg: Any, dtype: str) -> list[Any]:
+        raise NotImplementedError
+
+    def grouped(self, by: str, aggs: list[Agg]) -> dict[Any, list[Any]]:
+        raise NotImplementedError
+
+    def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
+        raise NotImplementedError
+
+    def join_match_native(self, on: list[str], other: Engine, other_on: list[str]
+                          ) -> tuple[int, int] | None:
+        """The join in one query when both tables live in the same engine, else None."""
+        return None
+
+    def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
+        """(key..., rows) per distinct non-null key: the aggregated side of a cross-engine join."""
+        raise NotImplementedError
+
+    def unmatched_native(self, on: list[str], other: Engine, other_on: list[str], limit: int
+                         ) -> list[tuple[Any, ...]] | None:
+        """Up to ``limit`` keys without a match, in one query when both tables live in the
+        same engine, else None."""
+        return None
+
+    def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- query log
+def log_query(purpose: str, display: str, text: str) -> None:
+    """One line per query when ``MLFUNNEL_QUERY_LOG`` names a file (all processes append)."""
+    target = os.environ.get("MLFUNNEL_QUERY_LOG")
+    if not target:
+        return
+    line = " ".join(text.split())
+    with open(target, "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\t{purpose}\t{display}\t{line}\n")
+
+
+def comparable(left: str, right: str) -> bool:
+    """Join keys compare as they are when both are numbers or of one type, else as text."""
+    return left == right or (left in NUMERIC and right in NUMERIC)
