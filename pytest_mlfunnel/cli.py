@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_mlfunnel.history import History, count, read_history
+from pytest_mlfunnel.portfolio_command import add_portfolio_command
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-history", action="store_true",
                         help="leave the history out of the page")
     report.set_defaults(run=command_report)
+    add_portfolio_command(commands)
     return parser
 
 
