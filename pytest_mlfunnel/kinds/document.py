@@ -22,6 +22,7 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.kinds.files import last_changed
 from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.sources.file_types import refuse_special_files
 
 #: The sections of "Model Cards for Model Reporting" (Mitchell et al., 2019).
 MODEL_CARD_SECTIONS = [
@@ -193,6 +194,7 @@ def read_document(check: DocumentConfig, rootdir: Path, ctx: EvalContext | None)
             raise CriterionError(f"{check.document}: document not found")
         if path.is_dir():
             raise CriterionError(f"{check.document}: is a directory, expected a Markdown file")
+        refuse_special_files([path], check.document, rootdir)
         try:
             return path.read_text(encoding="utf-8")
         except UnicodeDecodeError:

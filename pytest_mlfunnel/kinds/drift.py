@@ -42,6 +42,7 @@ from pytest_mlfunnel.kinds.base import (
     Source,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.sources.file_types import special_file
 from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.sources.table_protocol import CELL_SPAN, OUTSIDE, Agg, CellGrid, Table
 from pytest_mlfunnel.sources.tabular import missing_column, open_table, plan_aggregates
@@ -415,8 +416,8 @@ def reference_fingerprint(spec: SourceSpec, rootdir: Path) -> str | None:
     full = spec.resolve_path(rootdir)
     paths = sorted(glob.glob(str(full), recursive=True)) if glob.has_magic(str(full)) else (
         [str(full)] if full.exists() else [])
-    if not paths:
-        return None
+    if not paths or any(special_file(name) for name in paths):
+        return None  # a FIFO is never read: digesting it would wait for a writer
     known = _known_digests(rootdir)
     before = dict(known)
     parts = []

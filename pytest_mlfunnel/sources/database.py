@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 SQL_EXTRA_HINT = "pip install 'pytest-mlfunnel[sql]' (SQLAlchemy and a driver)"
@@ -39,6 +40,7 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
         path = sqlite_path(spec.url, rootdir)
         if not path.exists():
             raise CriterionError(f"{spec.display()}: database file not found ({path})")
+        refuse_special_files([path], spec.display(), rootdir)
         try:
             with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
                 cursor = conn.execute(sql, tuple(params))

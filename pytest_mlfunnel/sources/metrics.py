@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
 from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 if sys.version_info >= (3, 11):
@@ -155,6 +156,7 @@ def _existing(spec: SourceSpec, rootdir: Path) -> Path:
                              "an earlier CI step should write it)")
     if path.is_dir():
         raise CriterionError(f"{spec.display()}: is a directory, expected a metrics file")
+    refuse_special_files([path], spec.display(), rootdir)
     return path
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.metrics import MetricSet, register_reader
 from pytest_mlfunnel.sources.spec import SourceSpec
 
@@ -227,6 +228,7 @@ def parse_exposition(text: str, origin: str, openmetrics: bool = False) -> Prome
 @register_reader("prom")
 def read_prom_file(spec: SourceSpec, rootdir: Path) -> PrometheusMetrics:
     path = spec.resolve_path(rootdir)
+    refuse_special_files([path], spec.display(), rootdir)
     if not path.is_file():
         raise CriterionError(f"{spec.display()}: file not found (expected at {path}; "
                              "an earlier CI step should write it)")

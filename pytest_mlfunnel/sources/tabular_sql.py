@@ -18,6 +18,7 @@ from typing import Any
 
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query
+from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.sources.table_protocol import (
     CELL_SPAN,
@@ -663,6 +664,7 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
     display = spec.display()
     path = spec.resolve_path(rootdir)
     pattern = str(path)
+    files: list[str | Path] = [path]
     if glob.has_magic(pattern):
         files = sorted(glob.glob(pattern, recursive=True))
         if not files:
@@ -673,6 +675,7 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
     elif path.is_dir():
         raise CriterionError(f"{display}: is a directory; give a glob such as "
                              f"{spec.path}/*.parquet")
+    refuse_special_files(files, display, rootdir)
     suffix = spec.suffix if spec.format or not glob.has_magic(pattern) else (
         SourceSpec(path=Path(pattern).name).suffix)
     reader = _FILE_READERS.get(suffix)

@@ -1,0 +1,58 @@
+"""What is behind a path, asked before anything opens it.
+
+Opening a FIFO for reading waits for a writer, forever; a character device may never end; a
+socket cannot be read at all. DuckDB, SQLite and ``open()`` give no timeout for any of them, so
+a source path must be a regular file (or a directory, which readers refuse on their own) before
+a reader touches it. ``os.stat`` answers without opening.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from pytest_mlfunnel.outcome import CriterionError
+
+_WHAT = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_file(path: str | Path) -> str | None:
+    """What the path is when it is neither a regular file nor a directory ("a FIFO (named
+    pipe)", "a socket", ...); None for files, directories and paths that do not exist."""
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks: a link to a FIFO is a FIFO
+    except (OSError, ValueError):
+        return None
+    for test, what in _WHAT:
+        if test(mode):
+            return what
+    return None
+
+
+def refuse_special_files(paths: Iterable[str | Path], display: str,
+                         rootdir: Path | None = None) -> None:
+    """Raise a CriterionError naming the first path that is not a regular file (shown
+    relative to ``rootdir`` when it lies inside)."""
+    for path in paths:
+        what = special_file(path)
+        if what is not None:
+            shown = _shown(Path(path), rootdir)
+            subject = "" if shown == display else f"{shown} "
+            raise CriterionError(f"{display}: {subject}is {what}, not a regular file; refused "
+                                 "before opening it (reading it could wait forever)")
+
+
+def _shown(path: Path, rootdir: Path | None) -> str:
+    if rootdir is not None:
+        try:
+            return path.absolute().relative_to(rootdir.absolute()).as_posix()
+        except ValueError:
+            pass
+    return str(path)
