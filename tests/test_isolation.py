@@ -88,7 +88,8 @@ def test_a_unix_socket_as_a_dataset_is_refused_naming_what_it_is(
         pytester: pytest.Pytester) -> None:
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        server.bind(str(pytester.path / "live.csv"))
+        # relative to the test's directory (pytester's cwd): a socket path has ~100 bytes
+        server.bind("live.csv")
         pytester.makepyprojecttoml("""
 [tool.mlfunnel.data.live]
 dataset = "live.csv"
