@@ -273,6 +273,23 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- compare
+def command_compare(args: argparse.Namespace) -> int:
+    from pytest_mlfunnel.compare import ReportShapeError, compare_reports
+    from pytest_mlfunnel.render import comparison as render
+
+    base, head = load_report(Path(args.base)), load_report(Path(args.head))
+    try:
+        result = compare_reports(base, head, args.base, args.head)
+    except ReportShapeError as exc:
+        raise CliError(str(exc)) from None
+    if args.markdown:
+        write_text(args.markdown, render.render_markdown(result))
+    if args.markdown != "-":
+        sys.stdout.write(render.render_text(result))
+    return 1 if args.fail_on_regress and result.worse else 0
+
+
 # ---------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mlfunnel", description="pytest-mlfunnel: scaffold the funnel, "
@@ -332,6 +349,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="leave the history out of the page")
     report.set_defaults(run=command_report)
     add_portfolio_command(commands)
+
+    compare = commands.add_parser(
+        "compare", help="what changed between two JSON reports (e.g. a PR and its base)",
+        description="Compare two JSON reports (pytest --funnel --funnel-json): the stage "
+                    "reached before and after, every gate whose status changed, every "
+                    "criterion that newly fails or newly passes with both observed values.")
+    compare.add_argument("base", metavar="BASE.json")
+    compare.add_argument("head", metavar="HEAD.json")
+    compare.add_argument("--markdown", metavar="OUT",
+                         help="also write the comparison as Markdown for a PR comment or the "
+                              "job summary ('-' for stdout instead of the text)")
+    compare.add_argument("--fail-on-regress", action="store_true",
+                         help="exit 1 when HEAD is worse: a lower stage, an OK verdict lost, "
+                              "or a blocking criterion newly failing")
+    compare.set_defaults(run=command_compare)
     return parser
 
 
