@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pytest_mlfunnel import secrets
 from pytest_mlfunnel.funnel import DEFAULT_FUNNEL
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import CheckConfig, slug
@@ -37,7 +38,8 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
-        return [f"{self.file_label}: {path}: {message}" if path else f"{self.file_label}: {message}"
+        return [secrets.redact(f"{self.file_label}: {path}: {message}" if path
+                               else f"{self.file_label}: {message}")
                 for path, message in self.problems]
 
 
@@ -83,18 +85,32 @@ def read_toml(path: Path, file_label: str) -> dict[str, Any]:
 
 def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
                environ: dict[str, str] | os._Environ[str] = os.environ) -> Any:
-    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string, recording unset names."""
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string, recording unset names.
+
+    Every string is also shown to ``secrets``: the values it must mask from now on.
+    """
     if isinstance(value, str):
+        substituted: list[str] = []
+        unset: list[str] = []
+
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
+                substituted.append(environ[name])
                 return environ[name]
             if default is not None:
                 return default
+            unset.append(name)
+            return match.group(0)
+        text = _ENV_RE.sub(replace, value)
+        if substituted and secrets.counts_as_secret(key_path, text):
+            for secret in substituted:
+                secrets.register_value(secret)
+        secrets.register_url(text)
+        for name in dict.fromkeys(unset):
             problems.append((key_path, f"environment variable {name} is not set "
                                        f"(write ${{{name}:-default}} to give a default)"))
-            return match.group(0)
-        return _ENV_RE.sub(replace, value)
+        return text
     if isinstance(value, dict):
         return {k: expand_env(v, f"{key_path}.{k}", problems, environ) for k, v in value.items()}
     if isinstance(value, list):
@@ -115,6 +131,8 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
         raise ConfigError(label, [(SECTION, "expected a table")])
     problems: list[tuple[str, str]] = []
     section = expand_env(section, SECTION, problems)
+    # a value with an unset variable is reported once, not again by the check it breaks
+    unset_paths = tuple(path for path, _ in problems)
     text = _read_text(path)
 
     funnel = _parse_funnel(section.get("funnel"), problems)
@@ -164,10 +182,20 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
                 checks.append(entry)
 
     if problems:
-        raise ConfigError(label, problems)
+        raise ConfigError(label, _one_per_unset_value(problems, unset_paths))
     return FunnelConfig(path=path, file_label=label, funnel=funnel, require=require,
                         history=(rootdir / history), project=project, sources=sources,
                         checks=checks)
+
+
+def _one_per_unset_value(problems: list[tuple[str, str]], unset_paths: tuple[str, ...]
+                         ) -> list[tuple[str, str]]:
+    """Drop the later problems of a value whose variable is unset: they follow from it."""
+    first = len(unset_paths)
+    return problems[:first] + [
+        (path, message) for path, message in problems[first:]
+        if not any(path == unset or path.startswith((f"{unset}.", f"{unset}["))
+                   for unset in unset_paths)]
 
 
 def _label(path: Path, rootdir: Path) -> str:

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from pytest_mlfunnel import secrets
 from pytest_mlfunnel.kinds.base import Criterion, EvalContext
 from pytest_mlfunnel.outcome import CriterionError, Outcome, to_builtin
 from pytest_mlfunnel.render.failure import describe_failure
-from pytest_mlfunnel.sources.spec import mask_urls_in
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -123,15 +123,19 @@ class CriterionItem(pytest.Function):
             outcome = Outcome.error(str(exc), self.criterion.expected)
         except Exception as exc:  # a crash in a check must not lose the rest of the run
             outcome = Outcome.error(f"{type(exc).__name__}: {exc}", self.criterion.expected)
-        outcome.message = mask_urls_in(outcome.message)
-        outcome.details = [mask_urls_in(line) for line in outcome.details]
-        outcome.observed = to_builtin(outcome.observed)
         if outcome.expected is None:
             outcome.expected = self.criterion.expected
+        # the one place a criterion's words enter the run: every output reads them from here
+        outcome.message = secrets.redact(outcome.message)
+        outcome.details = [secrets.redact(line) for line in outcome.details]
+        outcome.observed = secrets.redact_data(to_builtin(outcome.observed))
+        outcome.expected = secrets.redact_data(outcome.expected)
+        outcome.extra = secrets.redact_data(to_builtin(outcome.extra))
         self.duration_s = time.perf_counter() - started
         self.outcome = outcome
         self.user_properties.extend([
-            ("observed", "" if outcome.observed is None else str(outcome.observed)),
+            ("observed", "" if outcome.observed is None
+             else secrets.redact(str(outcome.observed))),
             ("expected", outcome.expected or ""),
         ])
         if outcome.status != "passed":

@@ -74,6 +74,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is not None:
         config.pluginmanager.unregister(session)
         del config.stash[funnel_session_key]
+        from pytest_mlfunnel import secrets
+
+        secrets.clear()  # a later run in this process reads its own config
 
 
 def pytest_report_header(config: pytest.Config) -> Any:

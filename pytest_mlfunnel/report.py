@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mlfunnel.funnel import CriterionResult, GateResult, Verdict
+from pytest_mlfunnel.secrets import redact_data
 
 SCHEMA = "mlfunnel-report/1"
 
@@ -57,7 +58,8 @@ class Report:
             if with_criteria:
                 entry["criteria"] = [criterion_dict(c) for c in gate.criteria]
             data["gates"].append(entry)
-        return data
+        # every file and page is written from this dict: the last look for secrets
+        return dict(redact_data(data))
 
     def to_json(self, with_criteria: bool = True) -> str:
         return json.dumps(self.to_dict(with_criteria), indent=2, sort_keys=False, default=str)

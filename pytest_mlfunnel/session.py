@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from _pytest.fixtures import FixtureLookupError
 
+from pytest_mlfunnel import secrets
 from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
 from pytest_mlfunnel.funnel import (
     CriterionResult,
@@ -76,6 +77,7 @@ class FunnelSession:
                 raise pytest.UsageError(f"--funnel-config: {option}: file not found")
         else:
             path = rootdir / "pyproject.toml"
+        secrets.clear()  # this run's config decides what is secret
         try:
             funnel_config = load_config(path, rootdir, registry)
         except ConfigError as exc:
@@ -224,8 +226,9 @@ class FunnelSession:
             record["extra"]["waiver"] = decided.waiver
         if decided.xfail_reason is not None and report.failed:
             report.outcome = "skipped"
-            report.wasxfail = decided.xfail_reason  # type: ignore[attr-defined]
-        report.mlfunnel = record  # type: ignore[attr-defined]
+            report.wasxfail = secrets.redact(  # type: ignore[attr-defined]
+                decided.xfail_reason)
+        report.mlfunnel = secrets.redact_data(record)  # type: ignore[attr-defined]
         return report
 
     def _final(self, item: pytest.Item, status: Any, message: str, gate: str,

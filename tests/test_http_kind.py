@@ -73,7 +73,7 @@ expect = {{ p95_ms = "<= 100", p50_ms = "<= 2 s" }}
     result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
-        f"{live_server.url}/slow?ms=250: p95 * ms over 3 requests, expected <= 100",
+        f"{live_server.url}/slow?ms=***: p95 * ms over 3 requests, expected <= 100",
     ])
     criteria = report(pytester)
     assert 250 <= criteria["p95_ms"]["observed"] < 2000  # type: ignore[operator]
@@ -91,7 +91,7 @@ expect = {{ errors = "<= 10%" }}
     result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
-        f"{live_server.url}/flaky?every=4: errors 25% (2 of 8 requests: status 500 Internal "
+        f"{live_server.url}/flaky?every=***: errors 25% (2 of 8 requests: status 500 Internal "
         "Server Error (expected 200) x2), expected <= 10%",
     ])
     criteria = report(pytester)
@@ -109,7 +109,7 @@ requests = 4
     result = pytester.runpytest("--funnel")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        f"{live_server.url}/flaky?every=2: status 500 Internal Server Error (expected 200) x2 "
+        f"{live_server.url}/flaky?every=***: status 500 Internal Server Error (expected 200) x2 "
         "(2 of 4 probes)",
     ])
 
@@ -248,7 +248,7 @@ expect = {{ p95_ms = "<= 100" }}
     elapsed = time.perf_counter() - started
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(
-        [f"{live_server.url}/slow?ms=4000: no answer within 200 ms (2 of 2 probes)"])
+        [f"{live_server.url}/slow?ms=***: no answer within 200 ms (2 of 2 probes)"])
     assert {c["status"] for c in report(pytester).values()} == {"error"}
     assert elapsed < 3.5  # 2 x 200 ms plus grace, well below the server's 4 s
 
@@ -265,7 +265,7 @@ expect = {{ errors = "<= 50%", p95_ms = "<= 100", p50_ms = "<= 250" }}
     result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
-        "*/flaky?every=2&slow_ms=1500: p95 3* ms over 4 requests (2 timed out, counted at "
+        "*/flaky?every=***&slow_ms=***: p95 3* ms over 4 requests (2 timed out, counted at "
         "300 ms), expected <= 100"])
     criteria = report(pytester)
     assert criteria["errors"]["observed"] == 0.5
@@ -281,7 +281,7 @@ http = "http://ops:hunter2@127.0.0.1:{port}/health"
 """)
     result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([f"http://ops:***@127.0.0.1:{port}/health: connection refused"])
+    result.stdout.fnmatch_lines([f"http://***:***@127.0.0.1:{port}/health: connection refused"])
     assert "hunter2" not in result.stdout.str()
     assert "hunter2" not in (pytester.path / "report.json").read_text()
 

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import Expectation, format_value
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
@@ -502,6 +503,8 @@ def _save_summary(check: DriftConfig, rootdir: Path, kinds: dict[str, Kind],
         path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({"reference": check.drift.reference.display(),
                            "columns": {c: s.to_json() for c, s in summary.items()}})
+        if secrets.redact(body) != body:
+            return  # a secret among the reference's values: masking it would change them
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(body, encoding="utf-8")
         os.replace(temporary, path)  # atomic: xdist workers may race to write it

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import (
     Expectation,
     ExpectationError,
@@ -38,7 +39,6 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.http_metrics import HttpAnswer, http_calls
-from pytest_mlfunnel.sources.spec import mask_url
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_REQUESTS = 10_000
@@ -115,13 +115,17 @@ class HttpConfig(CheckConfig):
     @field_validator("http")
     @classmethod
     def _url(cls, value: str) -> str:
+        problem = secrets.ambiguous_url(value)
+        if problem is not None:
+            raise ValueError(problem)
         parts = urlsplit(value.strip())
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"expected an http:// or https:// URL, got {mask_url(value)!r}")
+            raise ValueError("expected an http:// or https:// URL, got "
+                             f"{secrets.mask_url(value)!r}")
         try:
             parts.port  # noqa: B018 - raises on a port that is not a number
         except ValueError:
-            raise ValueError(f"the URL has an invalid port: {mask_url(value)!r}") from None
+            raise ValueError(f"the URL has an invalid port: {secrets.mask_url(value)!r}") from None
         return value.strip()
 
     @field_validator("method", mode="before")
@@ -225,7 +229,7 @@ def run_probes(check: HttpConfig) -> ProbeRun:
     answers = http_calls(check.verb, check.http, count=check.requests, body=body,
                          headers=headers, timeout=check.timeout)
     probes = [Probe(answer, judge(answer, check)) for answer in answers]
-    return ProbeRun(mask_url(check.http), probes, check.timeout)
+    return ProbeRun(secrets.mask_url(check.http), probes, check.timeout)
 
 
 def iso_text(value: Any) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pytest_mlfunnel.outcome import Outcome
-from pytest_mlfunnel.sources.spec import mask_urls_in
+from pytest_mlfunnel.secrets import redact
 
 
 def describe_failure(outcome: Outcome, where: str, name: str) -> str:
@@ -12,7 +12,7 @@ def describe_failure(outcome: Outcome, where: str, name: str) -> str:
         f1 0.71, expected >= 0.9
           (failed · pyproject.toml:12 [tool.mlfunnel.problem.goal] f1)
     """
-    lines = [mask_urls_in(outcome.message) or outcome.status,
+    lines = [outcome.message or outcome.status,
              f"  ({outcome.status} · {where} {name})"]
     lines += [f"    {line}" for line in outcome.details]
-    return "\n".join(lines)
+    return redact("\n".join(lines))

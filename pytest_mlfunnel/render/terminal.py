@@ -9,6 +9,7 @@ from typing import Any
 from pytest_mlfunnel.funnel import NOT_PASSED, CriterionResult, GateResult
 from pytest_mlfunnel.history import compare
 from pytest_mlfunnel.report import Report
+from pytest_mlfunnel.secrets import redact
 
 STATUS_WORDS = {
     "passed": "passed",
@@ -189,4 +190,4 @@ def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8",
             lines.append((f"  {failing}", {"red": True}))
     for note in report.notes:
         lines.append((f"  note: {note}", {"yellow": True}))
-    return lines
+    return [(redact(text), markup) for text, markup in lines]

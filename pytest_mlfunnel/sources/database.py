@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pytest_mlfunnel import secrets
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
@@ -35,6 +36,9 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
               ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run one query; returns (column names, rows). Errors become one CriterionError line."""
     assert spec.url is not None
+    problem = secrets.ambiguous_url(spec.url)
+    if problem is not None:  # a driver would connect somewhere else, or echo the pieces
+        raise CriterionError(f"{spec.display()}: {problem}")
     scheme = spec.url_scheme
     if scheme == "sqlite":
         path = sqlite_path(spec.url, rootdir)

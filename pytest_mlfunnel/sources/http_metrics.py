@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import ExpectationError, format_duration, parse_duration
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.metrics import MetricSet, flatten, register_reader
@@ -173,6 +174,9 @@ def source_timeout(spec: SourceSpec) -> float:
 def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     """GET the URL; Prometheus text or OpenMetrics -> series, JSON -> dotted names."""
     assert spec.url is not None
+    problem = secrets.ambiguous_url(spec.url)
+    if problem is not None:
+        raise CriterionError(f"{spec.display()}: {problem}")
     answer = http_call("GET", spec.url, headers={"Accept": _ACCEPT_METRICS},
                        timeout=source_timeout(spec))
     where = spec.display()

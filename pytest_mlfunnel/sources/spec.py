@@ -10,7 +10,9 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from pytest_mlfunnel import secrets
 
 SOURCE_KEYS = ("path", "fixture", "url")
 _OPTIONAL_KEYS = ("query", "table", "format", "options", "description")
@@ -66,7 +68,7 @@ class SourceSpec:
         if self.fixture is not None:
             where = f"fixture {self.fixture!r}"
         elif self.url is not None:
-            where = mask_url(self.url)
+            where = secrets.mask_url(self.url)
             if self.table:
                 where += f" table {self.table}"
         else:
@@ -79,26 +81,6 @@ class SourceSpec:
 
 class SourceError(ValueError):
     """A source value that cannot be understood; the message names the problem."""
-
-
-def mask_url(text: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``; other text unchanged."""
-    if "://" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
-    if parts.password is None:
-        return text
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-
-
-def mask_urls_in(text: str) -> str:
-    """Mask every URL password inside a longer message."""
-    return re.sub(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s'\"]+", lambda m: mask_url(m.group(0)), text)
 
 
 def looks_like_path(text: str) -> bool:
