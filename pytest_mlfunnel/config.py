@@ -15,6 +15,14 @@ from pytest_mlfunnel import secrets
 from pytest_mlfunnel.funnel import DEFAULT_FUNNEL
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import CheckConfig, slug
+from pytest_mlfunnel.services import (
+    ServiceSpec,
+    check_references,
+    parse_services,
+    placeholder,
+    substitute,
+    unplaceholder,
+)
 from pytest_mlfunnel.sources.spec import SourceSpec, declare_sources
 
 if sys.version_info >= (3, 11):
@@ -23,7 +31,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SECTION = "tool.mlfunnel"
-TOP_LEVEL_KEYS = ("require", "funnel", "history", "project", "sources")
+TOP_LEVEL_KEYS = ("require", "funnel", "history", "project", "sources", "services")
 DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
@@ -67,6 +75,12 @@ class FunnelConfig:
     project: str
     sources: dict[str, SourceSpec]
     checks: list[CheckEntry] = field(default_factory=list)
+    services: dict[str, ServiceSpec] = field(default_factory=dict)
+    #: check key path -> the services its strings (or its declared sources) refer to
+    service_uses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: what ${services.<name>.url} is resolved in when the services run: raw tables
+    raw_sources: dict[str, Any] = field(default_factory=dict)
+    raw_checks: dict[str, Any] = field(default_factory=dict)
 
 
 def read_toml(path: Path, file_label: str) -> dict[str, Any]:
@@ -151,13 +165,30 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
     if not isinstance(project, str) or not project:
         project = rootdir.name
 
+    raw_services = section.get("services", {})
+    services, service_problems = parse_services(raw_services, f"{SECTION}.services")
+    problems.extend(service_problems)
+    # declared, even when broken: its own problems are reported, not each reference to it
+    declared = list(raw_services) if isinstance(raw_services, dict) else []
+    # ${services.<name>.url} is validated with a stand-in URL and resolved when it is used
+    stand_ins = {name: placeholder(name) for name in declared}
     raw_sources = section.get("sources", {})
     sources: dict[str, SourceSpec] = {}
+    source_uses: dict[str, set[str]] = {}
     if not isinstance(raw_sources, dict):
         problems.append((f"{SECTION}.sources", "expected a table of named sources"))
+        raw_sources = {}
     else:
-        sources, source_problems = declare_sources(raw_sources, f"{SECTION}.sources")
+        for source_name, source_table in raw_sources.items():
+            used, reference_problems = check_references(
+                source_table, f"{SECTION}.sources.{source_name}", declared)
+            source_uses[source_name] = used
+            problems.extend(reference_problems)
+        sources, source_problems = declare_sources(substitute(raw_sources, stand_ins),
+                                                   f"{SECTION}.sources")
         problems.extend(source_problems)
+    service_uses: dict[str, tuple[str, ...]] = {}
+    raw_checks: dict[str, Any] = {}
 
     checks: list[CheckEntry] = []
     for key, value in section.items():
@@ -177,15 +208,52 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
                                                  f"[{SECTION}.{key}.<check-name>]"))
             continue
         for name, check_table in value.items():
+            key_path = f"{SECTION}.{key}.{name}"
+            used, reference_problems = check_references(check_table, key_path, declared)
+            problems.extend(reference_problems)
+            used |= {service for source_name in _strings_in(check_table)
+                     for service in source_uses.get(source_name, ())}
+            if used:
+                service_uses[key_path] = tuple(sorted(used))
+                raw_checks[key_path] = check_table
+                check_table = substitute(check_table, stand_ins)
             entry = _parse_check(key, name, check_table, registry, sources, text, problems)
             if entry is not None:
                 checks.append(entry)
 
     if problems:
-        raise ConfigError(label, _one_per_unset_value(problems, unset_paths))
+        raise ConfigError(label, _one_per_unset_value(
+            [(where, unplaceholder(message, declared)) for where, message in problems],
+            unset_paths))
     return FunnelConfig(path=path, file_label=label, funnel=funnel, require=require,
                         history=(rootdir / history), project=project, sources=sources,
-                        checks=checks)
+                        checks=checks, services=services, service_uses=service_uses,
+                        raw_sources=raw_sources, raw_checks=raw_checks)
+
+
+def _strings_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings_in(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings_in(item)]
+    return []
+
+
+def resolve_services(config: FunnelConfig, entry: CheckEntry, urls: dict[str, str],
+                     registry: KindRegistry) -> CheckEntry:
+    """The check validated again with the services' real URLs in place of the stand-ins."""
+    problems: list[tuple[str, str]] = []
+    sources, source_problems = declare_sources(substitute(config.raw_sources, urls),
+                                               f"{SECTION}.sources")
+    problems.extend(source_problems)
+    table = substitute(config.raw_checks[entry.key_path], urls)
+    resolved = _parse_check(entry.gate, entry.name, table, registry, sources, "", problems)
+    if problems or resolved is None:
+        raise ConfigError(config.file_label, problems)
+    return CheckEntry(gate=entry.gate, name=entry.name, kind=entry.kind,
+                      config=resolved.config, key_path=entry.key_path, line=entry.line)
 
 
 def _one_per_unset_value(problems: list[tuple[str, str]], unset_paths: tuple[str, ...]

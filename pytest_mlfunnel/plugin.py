@@ -7,6 +7,7 @@ Nothing heavy is imported here: pydantic, DuckDB and narwhals load only with ``-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -67,16 +68,29 @@ def pytest_configure(config: pytest.Config) -> None:
     session = FunnelSession.from_config(config)
     config.stash[funnel_session_key] = session
     config.pluginmanager.register(session, "mlfunnel-session")
+    config.pluginmanager.register(session.services, "mlfunnel-services")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(funnel_session_key, None)
     if session is not None:
+        session.services.stop_all()
+        config.pluginmanager.unregister(session.services)
         config.pluginmanager.unregister(session)
         del config.stash[funnel_session_key]
         from pytest_mlfunnel import secrets
 
         secrets.clear()  # a later run in this process reads its own config
+
+
+@pytest.fixture(scope="session")
+def mlfunnel_service(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``mlfunnel_service("model")``: the URL of a ``[tool.mlfunnel.services]`` service."""
+    session = request.config.stash.get(funnel_session_key, None)
+    if session is None:
+        pytest.fail("mlfunnel_service: the services of [tool.mlfunnel.services] run with "
+                    "--funnel (or --funnel-only)", pytrace=False)
+    return session.services.url_of
 
 
 def pytest_report_header(config: pytest.Config) -> Any:

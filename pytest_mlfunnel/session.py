@@ -30,6 +30,7 @@ from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.report import Report, utc_now, write_atomic
+from pytest_mlfunnel.service_runs import ServiceRuns
 
 _FINAL_FIELDS = ("id", "gate", "check", "kind", "status", "evidence", "observed", "expected",
                  "message", "duration_s", "details", "extra")
@@ -58,6 +59,9 @@ class FunnelSession:
         self.history_error: str | None = None
         self.file_nodeid = self._nodeid_of(config.path)
         self._config_path = config.path.resolve()
+        # a plugin of its own (registered by plugin.py): starts and stops [tool.mlfunnel.services]
+        self.services = ServiceRuns(pytest_config, config, registry, self.rootdir,
+                                    self.file_nodeid)
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -133,6 +137,7 @@ class FunnelSession:
             else:
                 seen[name] = 1
             criterion.name = name
+        criteria = self.services.wrap(entry, criteria)
         self._plans[entry.key_path] = criteria
         return criteria
 

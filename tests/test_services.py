@@ -1,0 +1,372 @@
+"""``[tool.mlfunnel.services]``: real server processes the funnel starts, shares and stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist"),
+         pytest.param(["-p", "no:xdist"], id="no-xdist")]
+
+#: A small model server. --mode: ok (serves), child (a child process serves), exit (dies at
+#: once), never (never listens). Every process appends "pid port" to started.txt.
+SERVER = '''
+import argparse, http.server, json, os, subprocess, sys, time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--mode", default="ok")
+args = parser.parse_args()
+with open("started.txt", "a") as out:
+    out.write(f"{os.getpid()} {args.port}\\n")
+print("model env:", os.environ.get("MODEL_PATH"))
+if args.mode == "exit":
+    print("boom: models/churn.json is missing")
+    sys.exit(3)
+if args.mode == "never":
+    print("loading the model ...")
+    time.sleep(600)
+if args.mode == "child":
+    child = subprocess.Popen([sys.executable, __file__, "--port", str(args.port)])
+    child.wait()
+    sys.exit(0)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"status": "ok", "port": args.port}).encode()
+        self.send_response(200 if self.path == "/health" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt, *a):
+        print("request", self.path, flush=True)
+
+
+server = http.server.HTTPServer(("127.0.0.1", args.port), Handler)
+print(f"Listening on {args.port}", flush=True)
+server.serve_forever()
+'''
+
+
+def project(pytester: pytest.Pytester, mode: str = "ok", service: str = "",
+            checks: str = "") -> None:
+    pytester.makefile(".py", server=SERVER)
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel]
+funnel = ["data", "deployment"]
+require = "deployment"
+
+[tool.mlfunnel.services.model]
+command = ["python", "server.py", "--port", "{{port}}", "--mode", "{mode}"]
+ready = "http://127.0.0.1:{{port}}/health"
+timeout = "20 s"
+env = {{ MODEL_PATH = "models/churn-{{port}}.json" }}
+{service}
+
+[tool.mlfunnel.data.readme]
+files = ["server.py"]
+
+[tool.mlfunnel.deployment.health]
+http = "${{services.model.url}}/health"
+requests = 3
+response = ["status"]
+expect = {{ p95_ms = "<= 5000", errors = "== 0" }}
+{checks}
+""")
+
+
+def started(pytester: pytest.Pytester) -> list[tuple[int, int]]:
+    path = pytester.path / "started.txt"
+    if not path.exists():
+        return []
+    return [(int(pid), int(port)) for pid, port in
+            (line.split() for line in path.read_text().splitlines())]
+
+
+def running(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def assert_all_stopped(pytester: pytest.Pytester) -> None:
+    processes = started(pytester)
+    assert processes, "the service never started"
+    for pid, port in processes:
+        assert not running(pid), f"process {pid} still runs"
+        assert not listening(port), f"port {port} still answers"
+
+
+@pytest.mark.parametrize("args", XDIST)
+def test_a_service_starts_once_for_its_criteria_and_is_stopped_at_the_end(
+        pytester: pytest.Pytester, args: list[str]) -> None:
+    project(pytester)
+    pytester.makepyfile(test_client="""
+import json, urllib.request
+
+def test_the_fixture_gives_the_same_server(mlfunnel_service):
+    url = mlfunnel_service("model")
+    with urllib.request.urlopen(url + "/health", timeout=5) as answer:
+        assert json.load(answer)["status"] == "ok"
+    with open("started.txt") as seen:
+        assert seen.read().split()[1] == url.rsplit(":", 1)[1]
+""")
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *args,
+                                           timeout=120)
+    result.assert_outcomes(passed=5)
+    assert result.ret == 0
+    assert len(started(pytester)) == 1  # one server, also with two workers
+    assert_all_stopped(pytester)
+    log = (pytester.path / ".mlfunnel/services/model.log").read_text()
+    port = started(pytester)[0][1]
+    assert f"Listening on {port}" in log
+    assert f"model env: models/churn-{port}.json" in log  # env, with {port} filled in
+    assert log.count("request /health") >= 4  # readiness probe + 3 requests of the check
+    report = json.loads((pytester.path / "report.json").read_text())
+    health = [c for g in report["gates"] for c in g["criteria"] if c["check"] == "health"]
+    assert f"http://127.0.0.1:{port}/health" in health[0]["message"]
+    assert not list((pytester.path / ".mlfunnel/services").glob("*.json"))
+
+
+@pytest.mark.parametrize("args", XDIST)
+def test_a_service_no_selected_criterion_uses_is_not_started(
+        pytester: pytest.Pytester, args: list[str]) -> None:
+    project(pytester)
+    result = pytester.runpytest_subprocess("--funnel", "-k", "not deployment", *args,
+                                           timeout=120)
+    result.assert_outcomes(passed=1, deselected=None if args == ["-n", "2"] else 3)
+    assert started(pytester) == []
+    assert not (pytester.path / ".mlfunnel/services/model.log").exists()
+
+
+@pytest.mark.parametrize("args", XDIST[:2])
+def test_a_service_that_exits_at_once_errors_every_criterion_using_it(
+        pytester: pytest.Pytester, args: list[str]) -> None:
+    project(pytester, mode="exit")
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *args,
+                                           timeout=120)
+    result.assert_outcomes(passed=1, failed=3)  # the data gate still ran: the run went on
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "service model: exited with code 3 before it was ready "
+        "(log: .mlfunnel/services/model.log)",
+        "*last lines of .mlfunnel/services/model.log:",
+        "*| boom: models/churn.json is missing",
+    ])
+    report = json.loads((pytester.path / "report.json").read_text())
+    statuses = {c["id"].rsplit("::", 1)[1]: c["status"] for g in report["gates"]
+                for c in g["criteria"]}
+    assert statuses == {"server.py": "passed", "status": "error", "p95_ms": "error",
+                        "errors": "error"}
+    assert_all_stopped(pytester)
+
+
+def test_a_service_that_is_never_ready_errors_after_its_timeout_and_is_killed(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, mode="never")
+    toml = pytester.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace('timeout = "20 s"', 'timeout = "1 s"'))
+    began = time.monotonic()
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    assert time.monotonic() - began < 60
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "service model: not ready within 1 s (http://127.0.0.1:*/health: *refused*",
+        "*| loading the model ...",
+    ])
+    assert_all_stopped(pytester)
+
+
+@pytest.mark.parametrize("args", XDIST[:2])
+def test_a_service_whose_child_serves_is_stopped_with_its_child(
+        pytester: pytest.Pytester, args: list[str]) -> None:
+    project(pytester, mode="child")
+    result = pytester.runpytest_subprocess("--funnel", *args, timeout=120)
+    result.assert_outcomes(passed=4)
+    processes = started(pytester)
+    assert len(processes) == 2  # the service and the child that listens
+    assert_all_stopped(pytester)
+
+
+def test_ready_can_be_a_line_of_the_service_output(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    toml = pytester.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace('ready = "http://127.0.0.1:{port}/health"',
+                                             'ready = { log = "Listening on" }'))
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    result.assert_outcomes(passed=4)
+    assert_all_stopped(pytester)
+
+
+def test_a_criterion_that_fails_against_a_service_shows_the_log_tail(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, checks="""
+[tool.mlfunnel.deployment.predict]
+http = "${services.model.url}/predict"
+""")
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines([
+        "http://127.0.0.1:*/predict: *404*",
+        "*last lines of .mlfunnel/services/model.log:",
+        "*| request /predict",
+    ])
+    assert_all_stopped(pytester)
+
+
+@pytest.mark.parametrize("args", [pytest.param([], id="plain"),
+                                  pytest.param(["-n", "2"], id="xdist")])
+def test_ctrl_c_stops_the_service(pytester: pytest.Pytester, args: list[str]) -> None:
+    project(pytester)
+    pytester.makepyfile(test_slow="""
+import time
+from pathlib import Path
+
+def test_waits(mlfunnel_service):
+    Path("running.txt").write_text(mlfunnel_service("model"))
+    time.sleep(120)
+""")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "--funnel", "-p", "no:cacheprovider",
+                            *args], cwd=pytester.path, env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while not (pytester.path / "running.txt").exists():
+            assert time.monotonic() < deadline, "the test never started"
+            assert run.poll() is None, run.communicate()[0].decode()
+            time.sleep(0.1)
+        assert listening(started(pytester)[0][1])
+        os.killpg(run.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        output = run.communicate(timeout=60)[0].decode()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=10)
+    assert "KeyboardInterrupt" in output
+    assert run.returncode == 2
+    assert_all_stopped(pytester)
+
+
+@pytest.mark.parametrize(("service", "check", "lines"), [
+    ('command = "python server.py"', "", [
+        "ERROR: pyproject.toml: tool.mlfunnel.services.model.command: expected a non-empty list of "
+        'strings, e.g. ["python", "serve.py", "--port", "{port}"]']),
+    ('command = ["x"]\nreadiness = "http://127.0.0.1:{port}/"', "", [
+        "ERROR: pyproject.toml: tool.mlfunnel.services.model.readiness: unknown key (allowed: "
+        "command, ready, timeout, env, url, external_url)"]),
+    ('command = ["x"]\nready = "/health"\ntimeout = "soon"\nenv = { N = 3 }', "", [
+        "ERROR: pyproject.toml: tool.mlfunnel.services.model.ready: expected an http:// URL polled "
+        "until it answers 2xx, or { log = \"text\" }, got '/health'",
+        "ERROR: pyproject.toml: tool.mlfunnel.services.model.timeout: not a duration: 'soon'*",
+        "ERROR: pyproject.toml: tool.mlfunnel.services.model.env.N: expected a string, got 3*"]),
+    ('command = ["x"]', 'http = "${services.modle.url}/health"', [
+        "ERROR: pyproject.toml: tool.mlfunnel.deployment.health.http: unknown service 'modle' in "
+        "${services.modle.url} (services: model)"]),
+    ('command = ["x"]', 'http = "${services.model.port}/health"', [
+        "ERROR: pyproject.toml: tool.mlfunnel.deployment.health.http: ${services.model.port}: "
+        "write ${services.model.url} (a service offers its url)"]),
+    ('command = ["x"]', 'http = "${services.model.url}/health"\nstatus = 999', [
+        "ERROR: pyproject.toml: tool.mlfunnel.deployment.health.status: expected an HTTP status "
+        "code*"]),
+])
+def test_a_broken_services_table_is_a_usage_error_naming_the_key(
+        pytester: pytest.Pytester, service: str, check: str, lines: list[str]) -> None:
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel]
+funnel = ["deployment"]
+
+[tool.mlfunnel.services.model]
+{service}
+
+[tool.mlfunnel.deployment.health]
+{check or 'http = "${services.model.url}/health"'}
+""")
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(lines)
+    assert "Traceback" not in result.stderr.str()
+    assert "mlfunnel.invalid" not in result.stderr.str()
+
+
+def test_the_fixture_names_the_services_there_are(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    pytester.makepyfile(test_client="""
+def test_asks_for_a_typo(mlfunnel_service):
+    mlfunnel_service("modle")
+""")
+    result = pytester.runpytest("--funnel", "-k", "typo")
+    result.assert_outcomes(failed=1, deselected=4)
+    assert ("\nmlfunnel_service('modle'): no [tool.mlfunnel.services.modle] in pyproject.toml "
+            "(services: model)\n") in result.stdout.str()
+    assert started(pytester) == []
+
+
+def test_the_fixture_without_funnel_says_services_need_it(pytester: pytest.Pytester) -> None:
+    project(pytester)
+    pytester.makepyfile(test_client="""
+def test_asks(mlfunnel_service):
+    mlfunnel_service("model")
+""")
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    assert ("\nmlfunnel_service: the services of [tool.mlfunnel.services] run with --funnel "
+            "(or --funnel-only)\n") in result.stdout.str()
+    assert started(pytester) == []
+
+
+def test_an_external_url_starts_nothing(pytester: pytest.Pytester) -> None:
+    project(pytester, mode="exit", service='external_url = "http://127.0.0.1:1"')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines(["http://127.0.0.1:1/health: *refused*"])
+    assert started(pytester) == []
+
+
+@pytest.mark.parametrize("args", XDIST[:2])
+def test_a_test_alone_gets_a_service_only_in_a_serial_run(
+        pytester: pytest.Pytester, args: list[str]) -> None:
+    project(pytester)
+    pytester.makepyfile(test_client="""
+def test_client(mlfunnel_service):
+    assert mlfunnel_service("model").startswith("http://127.0.0.1:")
+""")
+    result = pytester.runpytest_subprocess("--funnel", "-k", "client", *args, timeout=120)
+    if args:
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines([
+            "*service model: not started: no selected criterion uses it (under pytest-xdist "
+            "only the controller starts services, for the criteria selected)"])
+        assert started(pytester) == []
+    else:
+        result.assert_outcomes(passed=1, deselected=4)
+        assert_all_stopped(pytester)
+
+
+def test_every_service_key_is_in_the_reference() -> None:
+    from pytest_mlfunnel.services import SERVICE_KEYS
+
+    reference = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    assert [key for key in SERVICE_KEYS if f"| `{key}` |" not in reference] == []
