@@ -21,7 +21,7 @@ BROKEN = [
     pytest.param(
         '[tool.mlfunnel]\nthreshold = 3\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.threshold: unknown key (allowed: require, funnel, "
-         "history, project, sources, or a gate table)"],
+         "history, project, sources, services, or a gate table)"],
         id="unknown-top-level-key"),
     pytest.param(
         '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\ndocument = "card.md"\n',
