@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[funnel_session_key] = session
     config.pluginmanager.register(session, "mlfunnel-session")
     config.pluginmanager.register(session.services, "mlfunnel-services")
+    config.pluginmanager.register(session.same_run_coverage, "mlfunnel-same-run-coverage")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -76,6 +77,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if session is not None:
         session.services.stop_all()
         config.pluginmanager.unregister(session.services)
+        config.pluginmanager.unregister(session.same_run_coverage)
         config.pluginmanager.unregister(session)
         del config.stash[funnel_session_key]
         from pytest_mlfunnel import secrets

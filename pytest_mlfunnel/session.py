@@ -15,6 +15,7 @@ from _pytest.fixtures import FixtureLookupError
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
+from pytest_mlfunnel.coverage_run import SameRunCoverage
 from pytest_mlfunnel.funnel import (
     CriterionResult,
     FinalStatus,
@@ -62,6 +63,8 @@ class FunnelSession:
         # a plugin of its own (registered by plugin.py): starts and stops [tool.mlfunnel.services]
         self.services = ServiceRuns(pytest_config, config, registry, self.rootdir,
                                     self.file_nodeid)
+        # likewise: coverage criteria judged on pytest-cov's data of this very run
+        self.same_run_coverage = SameRunCoverage(self)
 
     # ------------------------------------------------------------------ setup
     @classmethod

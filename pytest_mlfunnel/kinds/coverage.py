@@ -41,6 +41,8 @@ from pytest_mlfunnel.outcome import CriterionError, Outcome
 HOW_TO_PRODUCE = ("produce it earlier in the pipeline: 'coverage run -m pytest' (add --branch "
                   "for branches) or 'pytest --cov', then 'coverage xml' for a Cobertura report")
 _CONDITION_RE = re.compile(r"\((\d+)/(\d+)\)")
+#: In the shared store when pytest-cov measures this run: its data file (an absolute path).
+SAME_RUN_KEY = ("coverage", "pytest-cov data file")
 
 
 def share_expectation(value: Expectation, key: str) -> Expectation:
@@ -131,9 +133,26 @@ def absolute_patterns(patterns: list[str], rootdir: Path) -> list[str]:
     return [p if p.startswith("*") or os.path.isabs(p) else str(rootdir / p) for p in patterns]
 
 
-def read_totals(check: CoverageConfig, rootdir: Path) -> Totals:
+def how_to_produce(path: Path, same_run: str | None, rootdir: Path) -> str:
+    """Advice for a missing or empty data file; not 'pytest --cov' to who just ran it."""
+    if same_run is None:
+        return HOW_TO_PRODUCE
+    if str(path.resolve()) == same_run:
+        return ("pytest-cov measured no file in this run: does --cov name a package the tests "
+                "import (e.g. --cov=mypackage)?")
+    target = Path(same_run)
+    shown = target.relative_to(rootdir.resolve()) if target.is_relative_to(
+        rootdir.resolve()) else target
+    return (f"this run's pytest-cov data goes to {shown.as_posix()}: write data_file = "
+            f"\"{shown.as_posix()}\" to judge this run, or produce this file earlier in the "
+            "pipeline")
+
+
+def read_totals(check: CoverageConfig, rootdir: Path, same_run: str | None = None) -> Totals:
+    """The totals of the check's data file; ``same_run``: pytest-cov's file in this run."""
     path = Path(check.data_file).expanduser()
     path = path if path.is_absolute() else rootdir / path
+    how = how_to_produce(path, same_run, rootdir)
     if not path.is_file():
         parallel = sorted(path.parent.glob(path.name + ".*")) if path.parent.is_dir() else []
         if parallel and path.suffix != ".xml":
@@ -141,12 +160,12 @@ def read_totals(check: CoverageConfig, rootdir: Path) -> Totals:
                                  f"data files are ({parallel[0].name} ...): run 'coverage "
                                  "combine' first")
         raise CriterionError(f"{check.data_file}: no coverage data (expected at {path}); "
-                             f"{HOW_TO_PRODUCE}")
+                             f"{how}")
     include = absolute_patterns(check.include, rootdir)
     omit = absolute_patterns(check.omit, rootdir)
     if path.suffix.lower() == ".xml":
         return read_cobertura(path, check.data_file, include, omit, rootdir)
-    return read_coverage_data(path, check.data_file, include, omit, rootdir)
+    return read_coverage_data(path, check.data_file, include, omit, rootdir, how)
 
 
 def _config_file(rootdir: Path) -> str | bool:
@@ -165,7 +184,7 @@ def _config_file(rootdir: Path) -> str | bool:
 
 
 def read_coverage_data(path: Path, label: str, include: list[str], omit: list[str],
-                       rootdir: Path) -> Totals:
+                       rootdir: Path, how: str = HOW_TO_PRODUCE) -> Totals:
     import coverage
     from coverage.exceptions import CoverageException, NoDataError
 
@@ -176,8 +195,7 @@ def read_coverage_data(path: Path, label: str, include: list[str], omit: list[st
         data = cov.get_data()
         measured = sorted(data.measured_files())
         if not measured:
-            raise CriterionError(f"{label}: the data file holds no measured files; "
-                                 f"{HOW_TO_PRODUCE}")
+            raise CriterionError(f"{label}: the data file holds no measured files; {how}")
         with tempfile.TemporaryDirectory(prefix="mlfunnel-coverage-") as scratch, \
                 warnings.catch_warnings():
             # files measured elsewhere are skipped (ignore_errors); we say so ourselves
@@ -275,7 +293,8 @@ class CoverageKind(CheckKind):
     @staticmethod
     def _totals(check: CoverageConfig, shared_key: tuple[str, str], ctx: EvalContext
                 ) -> Totals:
-        found = ctx.shared_value(shared_key, lambda: _read_or_message(check, ctx.rootdir))
+        found = ctx.shared_value(shared_key, lambda: _read_or_message(
+            check, ctx.rootdir, ctx.shared.get(SAME_RUN_KEY)))
         if isinstance(found, str):
             raise CriterionError(found)
         assert isinstance(found, Totals)
@@ -312,8 +331,9 @@ class CoverageKind(CheckKind):
         return evaluate
 
 
-def _read_or_message(check: CoverageConfig, rootdir: Path) -> Totals | str:
+def _read_or_message(check: CoverageConfig, rootdir: Path, same_run: str | None
+                     ) -> Totals | str:
     try:
-        return read_totals(check, rootdir)
+        return read_totals(check, rootdir, same_run)
     except CriterionError as exc:
         return str(exc)
