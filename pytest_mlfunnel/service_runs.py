@@ -60,6 +60,7 @@ class ServiceRuns:
 
     def __init__(self, pytest_config: pytest.Config, config: FunnelConfig,
                  registry: KindRegistry, rootdir: Path, file_nodeid: str) -> None:
+        self.pytest_config = pytest_config
         self.config = config
         self.registry = registry
         self.file_nodeid = file_nodeid
@@ -101,7 +102,7 @@ class ServiceRuns:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
-        if self._announced:  # every worker selects the same items
+        if self._announced or self.pytest_config.option.collectonly:  # all select alike
             return
         self._announced = True
         used = self.used_by(ids)

@@ -258,8 +258,12 @@ class ServiceProcess:
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")  # so the log (and ready = { log }) sees output
         env.update({key: self._fill(value) for key, value in spec.env.items()})
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("w", encoding="utf-8")
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = self.log_path.open("w", encoding="utf-8")
+        except OSError as exc:
+            self.failure = f"cannot write its log {self.log_path}: {exc.strerror or exc}"
+            return
         self._log = log
         log.write(f"$ {' '.join(command)}\n")
         log.flush()

@@ -370,3 +370,26 @@ def test_every_service_key_is_in_the_reference() -> None:
 
     reference = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
     assert [key for key in SERVICE_KEYS if f"| `{key}` |" not in reference] == []
+
+
+@pytest.mark.parametrize("args", XDIST[:2])
+def test_collect_only_starts_nothing(pytester: pytest.Pytester, args: list[str]) -> None:
+    project(pytester)
+    result = pytester.runpytest_subprocess("--funnel", "--collect-only", "-q", *args,
+                                           timeout=120)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["pyproject.toml::deployment::health::status"])
+    assert started(pytester) == []
+
+
+def test_a_service_whose_command_does_not_exist_errors_its_criteria(
+        pytester: pytest.Pytester) -> None:
+    project(pytester)
+    toml = pytester.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace('command = ["python", "server.py"',
+                                             'command = ["no-such-server", "server.py"'))
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "service model: cannot start 'no-such-server': No such file or directory "
+        "(log: .mlfunnel/services/model.log)"])
