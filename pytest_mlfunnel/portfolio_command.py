@@ -51,6 +51,7 @@ def add_portfolio_command(commands: Any) -> None:
                     "folder searched for .mlfunnel/history.jsonl.")
     sub.add_argument("paths", nargs="+", metavar="PATH",
                      help="history files, JSON reports (*.json) or folders")
+    sub.add_argument("--html", metavar="OUT", help="write a self-contained HTML page")
     sub.add_argument("--markdown", metavar="OUT", help="write Markdown ('-' for stdout)")
     sub.add_argument("--json", metavar="OUT",
                      help="write JSON, schema mlfunnel-portfolio/1 ('-' for stdout)")
@@ -93,7 +94,7 @@ def command_portfolio(args: argparse.Namespace) -> int:
               f"{as_of.isoformat()} (--as-of)", file=sys.stderr)
         return 2
     # With an output on stdout, stdout carries that output alone.
-    to_stdout = "-" in (args.json, args.markdown)
+    to_stdout = "-" in (args.json, args.markdown, args.html)
     if not to_stdout:
         from pytest_mlfunnel.render.portfolio_terminal import render_portfolio_terminal
 
@@ -111,6 +112,10 @@ def command_portfolio(args: argparse.Namespace) -> int:
             from pytest_mlfunnel.render.portfolio_markdown import render_portfolio_markdown
 
             _write(args.markdown, render_portfolio_markdown(portfolio), report_to)
+        if args.html:
+            from pytest_mlfunnel.render.portfolio_html import render_portfolio_html
+
+            _write(args.html, render_portfolio_html(portfolio), report_to)
     except _OutputError as exc:
         print(f"mlfunnel: error: {exc}", file=sys.stderr)
         return 2

@@ -45,7 +45,7 @@ def group_table(group: FunnelGroup) -> list[str]:
 def project_line(project: ProjectSummary) -> str:
     status = []
     if project.stalled:
-        status.append("⏸ stalled")
+        status.append("‖ stalled")
     if project.fell_back:
         status.append(f"↘ fell back from {md(project.best)}")
     if project.through:
