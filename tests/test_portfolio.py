@@ -451,7 +451,7 @@ def test_markdown_escapes_what_the_histories_say(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "portfolio.md").read_text()
     assert hostile not in text and "<b>" not in text and "](http" not in text
     assert ("| \\*\\[click\\]\\(http://evil\\.example\\)\\* &lt;b&gt;\\|x\\| | problem 2/8 | "
-            "model | 2026-01-01 | 332 | problem 2/8 | ⏸ stalled |") in text
+            "model | 2026-01-01 | 332 | problem 2/8 | ‖ stalled |") in text
     assert "| 1 | data | 2 | 2/2 (100%) | – | 0 |  |" in text
     assert text.startswith("### ml funnel portfolio · 2 projects · as of 2026-11-29\n")
 
@@ -544,7 +544,8 @@ def test_help_describes_the_command(tmp_path: Path) -> None:
     done = mlfunnel("portfolio", "--help", cwd=tmp_path)
     assert done.returncode == 0
     assert done.stdout.startswith("usage: mlfunnel portfolio")
-    for option in ("--json OUT", "--markdown OUT", "--stalled-after DAYS", "--as-of DATE"):
+    for option in ("--html OUT", "--json OUT", "--markdown OUT", "--stalled-after DAYS",
+                   "--as-of DATE"):
         assert option in done.stdout
     assert "portfolio" in mlfunnel("--help", cwd=tmp_path).stdout
 
@@ -570,3 +571,34 @@ def test_it_reads_histories_recorded_by_real_funnel_runs(pytester: pytest.Pytest
     data = json.loads(done.stdout)
     stages = {p["project"]: (p["stage"], p["reached"]) for p in data["projects"]}
     assert stages == {"churn": (2, "model"), "fraud": (1, "data")}
+
+
+def test_the_example_portfolio_tells_its_story(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Many projects at data and problem, a cemetery at organization, few maintained."""
+    example = Path(__file__).resolve().parent.parent / "example_portfolio"
+    done = subprocess.run([sys.executable, str(example / "make_portfolio.py"), "--out",
+                           str(tmp_path / "repos")], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote 12 histories under {tmp_path / 'repos'}\n"
+    # The committed histories are the generator's output.
+    written = sorted(p.relative_to(tmp_path / "repos")
+                     for p in (tmp_path / "repos").rglob("history.jsonl"))
+    committed = sorted(p.relative_to(example / "repos")
+                       for p in (example / "repos").rglob("history.jsonl"))
+    assert written == committed and len(written) == 12
+    for relative in written:
+        assert (tmp_path / "repos" / relative).read_bytes() == (
+            example / "repos" / relative).read_bytes()
+    assert main(["portfolio", str(example / "repos"), "--as-of", "2026-11-29", "--json",
+                 "-"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    [funnel] = data["funnels"]
+    stopped = {s["gate"]: s["stopped_here"] for s in funnel["steps"]}
+    stalled = {s["gate"]: len(s["stalled_here"]) for s in funnel["steps"]}
+    assert stopped["data"] + stopped["problem"] == 5  # many at data and problem
+    assert max(stalled, key=lambda gate: stalled[gate]) == "organization"
+    assert stalled["organization"] == 4  # the cemetery
+    assert funnel["through"] == 1  # few maintained
+    assert [s["reached"] for s in funnel["steps"]] == [10, 7, 6, 2, 2, 2, 1, 1]
