@@ -19,7 +19,7 @@ import statistics
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pytest_mlfunnel.funnel import DEFAULT_FUNNEL
 from pytest_mlfunnel.history import SCHEMA, parse_line
@@ -33,6 +33,8 @@ _SKIPPED_FOLDERS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache_
                               ".nox", ".venv", "venv", ".mypy_cache", ".pytest_cache",
                               ".ruff_cache"})
 _GATES_KEY = b',"gates":'
+_DECODER = json.JSONDecoder()
+_UTC = dt.timezone.utc
 #: Notes per file before the rest are counted in one line (a foreign file is one problem).
 MAX_NOTES_PER_FILE = 5
 
@@ -51,8 +53,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(NamedTuple):
     """One recorded run of one project (a history line or a saved report)."""
 
     project: str
@@ -81,15 +82,16 @@ def parse_created(value: Any) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
     text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
+    zulu = text.endswith(("Z", "z"))
     try:
-        moment = dt.datetime.fromisoformat(text)
+        moment = dt.datetime.fromisoformat(text[:-1] if zulu else text)
     except ValueError:
         return None
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc)
+        return moment.replace(tzinfo=_UTC)
+    if zulu:  # "...+02:00Z" is not a timestamp
+        return None
+    return moment.astimezone(_UTC)
 
 
 def _fast_head(raw: bytes) -> dict[str, Any] | None:
@@ -99,18 +101,17 @@ def _fast_head(raw: bytes) -> dict[str, Any] | None:
     line cut short does not end with ``]}``. Anything unusual falls back to a full decode.
     """
     cut = raw.find(_GATES_KEY)
-    if cut < 0 or not raw.rstrip().endswith(b"]}"):
+    if cut < 0 or not (raw.endswith(b"]}") or raw.rstrip().endswith(b"]}")):
         return None
     try:
-        data = json.loads(raw[:cut] + b"}")
-    except ValueError:
+        data = _DECODER.decode(raw[:cut].decode("utf-8") + "}")
+    except ValueError:  # also UnicodeDecodeError
         return None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         return None
     release, stage, funnel = data.get("release"), data.get("stage"), data.get("funnel")
-    if (not isinstance(release, str) or not release or not isinstance(stage, int)
-            or isinstance(stage, bool) or stage < 0 or not isinstance(funnel, list)
-            or not all(isinstance(g, str) for g in funnel)):
+    if (not isinstance(release, str) or not release or type(stage) is not int or stage < 0
+            or not isinstance(funnel, list)):
         return None
     return data
 
@@ -199,8 +200,13 @@ class Reader:
         created = parse_created(entry.get("created"))
         if created is None:
             return f"no valid 'created' date ({entry.get('created')!r})"
-        funnel_list = tuple(str(g) for g in entry.get("funnel") or ())
-        funnel = self._funnels.setdefault(funnel_list, funnel_list)
+        listed = entry.get("funnel")
+        key = tuple(listed) if isinstance(listed, list) else ()
+        funnel = self._funnels.get(key)
+        if funnel is None:
+            if not all(isinstance(g, str) for g in key):
+                return "not a history entry (no funnel)"
+            funnel = self._funnels.setdefault(key, key)
         stage = entry.get("stage")
         if not isinstance(stage, int) or isinstance(stage, bool) or stage < 0:
             return "no stage"

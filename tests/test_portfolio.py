@@ -602,3 +602,26 @@ def test_the_example_portfolio_tells_its_story(tmp_path: Path,
     assert stalled["organization"] == 4  # the cemetery
     assert funnel["through"] == 1  # few maintained
     assert [s["reached"] for s in funnel["steps"]] == [10, 7, 6, 2, 2, 2, 1, 1]
+
+
+@pytest.mark.parametrize(("created", "day"), [
+    ("2026-01-01T23:30:00Z", "2026-01-01"),
+    ("2026-01-01T23:30:00-05:00", "2026-01-02"),  # dates are UTC dates
+    ("2026-01-01T10:00:00", "2026-01-01"),  # naive: taken as UTC
+    ("2026-01-01", "2026-01-01"),
+])
+def test_release_dates_are_read_as_utc(tmp_path: Path, created: str, day: str) -> None:
+    path = write_history(tmp_path / "h.jsonl",
+                         [{**entry("p", "v1", "2026-01-01", 1), "created": created}])
+    [release] = read_paths([path]).releases
+    assert release.day.isoformat() == day
+
+
+@pytest.mark.parametrize("created", ["2026-01-01T10:00:00+02:00Z", "", None, 20260101])
+def test_a_release_without_a_usable_date_is_skipped(tmp_path: Path, created: Any) -> None:
+    path = write_history(tmp_path / "h.jsonl",
+                         [{**entry("p", "v1", "2026-01-01", 1), "created": created}])
+    reading = read_paths([path])
+    assert reading.releases == []
+    assert [str(p) for p in reading.problems] == [
+        f"{path}:1: no valid 'created' date ({created!r})"]
