@@ -202,7 +202,9 @@ class FunnelSession:
     def _gate_of(self, item: pytest.Item) -> tuple[str, str] | None:
         """(gate, severity) for funnel items, None for ordinary tests."""
         if isinstance(item, CriterionItem):
-            return item.entry.gate, item.entry.config.severity
+            # a kind may ask to warn rather than fail (a slice with too few rows to judge)
+            warn = item.outcome is not None and item.outcome.extra.get("warn")
+            return item.entry.gate, "warn" if warn else item.entry.config.severity
         marker = item.get_closest_marker("funnel")
         if marker is None:
             return None

@@ -19,6 +19,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "http": "pytest_mlfunnel.kinds.http:HttpKind",
     "effect": "pytest_mlfunnel.kinds.effect:EffectKind",
     "drift": "pytest_mlfunnel.kinds.drift:DriftKind",
+    "predictions": "pytest_mlfunnel.kinds.predictions:PredictionsKind",
 }
 
 

@@ -37,6 +37,9 @@ samples (Mann-Whitney, bootstrap) and for capped examples of offending rows.
 ``Table.group_sizes(by, stats)`` returns dict of ``median``/``mean``/``min``/``max`` group size.
 ``SharedTable.join_unmatched(on, other, other_on)`` returns up to 5 distinct non-null keys (as
 tuples) not found in other; asked only when a join check fails.
+``Table.crosstab(keys, values)`` and ``Table.score_ranks(label, scores, by, where)`` group rows
+by expressions of several columns (a confusion matrix, sums of losses, the score ordering an
+AUC needs): see ``tabular_expr``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ import math
 import os
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.tabular_expr import Expr, ScoreRanks
 
 NUMERIC = ("int", "float", "bool")
 OFFENDING_LIMIT = 5
@@ -157,6 +163,12 @@ class Table(Protocol):
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]: ...
 
+    def crosstab(self, keys: list[Expr], values: list[tuple[str, Expr]]
+                 ) -> list[tuple[tuple[Any, ...], int, list[Any]]]: ...
+
+    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None = None,
+                    where: Expr | None = None) -> dict[Any, ScoreRanks]: ...
+
 
 class Engine:
     """What one engine answers. ``compute`` gets only aggregates valid for the schema and
@@ -196,6 +208,14 @@ class Engine:
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
         raise NotImplementedError
+
+    def crosstab(self, keys: list[Expr], values: list[tuple[str, Expr]]
+                 ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+        raise CriterionError(f"{self.display}: this engine cannot group by expressions")
+
+    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None,
+                    where: Expr | None) -> dict[Any, ScoreRanks]:
+        raise CriterionError(f"{self.display}: this engine cannot rank scores")
 
 
 # --------------------------------------------------------------------------- query log

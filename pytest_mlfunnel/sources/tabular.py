@@ -44,6 +44,7 @@ from pytest_mlfunnel.sources.table_protocol import (
     Table,
     comparable,
 )
+from pytest_mlfunnel.sources.tabular_expr import VALUE_OPS, Expr, ScoreRanks
 
 _COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows"} | {"offending"}
 _NUMERIC_OPS = frozenset({"sum", "mean", "var", "quantiles", "histogram", "cells"})
@@ -219,6 +220,26 @@ class SharedTable:
         if unknown:
             raise CriterionError(f"group sizes: unknown statistic {unknown[0]!r}")
         return dict(self._guard(lambda: self.engine.group_sizes(by, stats)))
+
+    def _need_expressions(self, exprs: list[Expr]) -> None:
+        self._need_columns(list(dict.fromkeys(c for e in exprs for c in e.columns())))
+
+    def crosstab(self, keys: list[Expr], values: list[tuple[str, Expr]]
+                 ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+        """Rows and values per distinct combination of the key expressions (see tabular_expr)."""
+        unknown = [op for op, _ in values if op not in VALUE_OPS]
+        if unknown:
+            raise CriterionError(f"crosstab: unknown value op {unknown[0]!r}")
+        self._need_expressions([*keys, *(e for _, e in values)])
+        return list(self._guard(lambda: self.engine.crosstab(keys, values)))
+
+    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None = None,
+                    where: Expr | None = None) -> dict[Any, ScoreRanks]:
+        """Rank sums of one or two scores per group (see tabular_expr.ScoreRanks)."""
+        if not 1 <= len(scores) <= 2:
+            raise CriterionError("score ranks: give one score, or two to pair")
+        self._need_expressions([label, *scores, *(e for e in (by, where) if e is not None)])
+        return dict(self._guard(lambda: self.engine.score_ranks(label, scores, by, where)))
 
 
 def _join_key(values: tuple[Any, ...], as_text: bool) -> tuple[Any, ...]:

@@ -28,6 +28,12 @@ from pytest_mlfunnel.sources.table_protocol import (
     comparable,
     log_query,
 )
+from pytest_mlfunnel.sources.tabular_expr import (
+    Expr,
+    ScoreRanks,
+    narwhals_crosstab,
+    narwhals_score_ranks,
+)
 from pytest_mlfunnel.sources.tabular_sql import (
     SqlEngine,
     duckdb_connection,
@@ -380,6 +386,14 @@ class NarwhalsEngine(Engine):
         row = self._collect(lazy, "group sizes")[0]
         found = dict(zip(("median", "mean", "min", "max"), row, strict=True))
         return {s: 0.0 if found[s] is None else float(found[s]) for s in stats}
+
+    def crosstab(self, keys: list[Expr], values: list[tuple[str, Expr]]
+                 ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+        return narwhals_crosstab(self, keys, values)
+
+    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None,
+                    where: Expr | None) -> dict[Any, ScoreRanks]:
+        return narwhals_score_ranks(self, label, scores, by, where)
 
 
 def _shape(agg: Agg, values: list[Any]) -> Any:

@@ -31,6 +31,7 @@ from pytest_mlfunnel.sources.table_protocol import (
     comparable,
     log_query,
 )
+from pytest_mlfunnel.sources.tabular_expr import Expr, ScoreRanks, sql_crosstab, sql_score_ranks
 
 Executor = Callable[[str, str], list[tuple[Any, ...]]]  # (sql, purpose) -> rows
 
@@ -594,6 +595,14 @@ class SqlEngine(Engine):
                                                       bounds={}, probes=[])
         found = {"mean": mean, "min": low, "max": high, "median": quantiles[0]}
         return {s: (0.0 if found[s] is None else float(found[s])) for s in stats}
+
+    def crosstab(self, keys: list[Expr], values: list[tuple[str, Expr]]
+                 ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+        return sql_crosstab(self, keys, values)
+
+    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None,
+                    where: Expr | None) -> dict[Any, ScoreRanks]:
+        return sql_score_ranks(self, label, scores, by, where)
 
 
 # --------------------------------------------------------------------------- DuckDB

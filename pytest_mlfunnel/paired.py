@@ -1,0 +1,229 @@
+"""Paired comparisons of a model with a baseline judged on the same rows, in pure Python.
+
+Each method works on what a data engine returns cheaply, never on rows:
+
+- ``mcnemar``: accuracy from the two discordant counts (rows only one model got right).
+- ``delong``: ROC AUC from the DeLong placement sums (``tabular_expr.ScoreRanks``).
+- ``mean_difference``: a mean per-row loss (log loss, Brier, absolute error) from the sum and
+  sum of squares of the per-row differences.
+- ``multinomial_bootstrap``: any confusion-matrix metric from the joint table of (target,
+  prediction, baseline prediction) counts, resampled as a multinomial over its cells -- the
+  same distribution as resampling rows, at no cost per row.
+
+Every method answers a ``Comparison``: the two values, their difference, its 95% interval
+and a one-sided p-value for "difference <= margin" (or ">= margin" when smaller is better).
+Formulas are on docs/gates/model.md; tests check them against scipy and by simulation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_mlfunnel.stats import normal_ppf, normal_sf
+
+CONFIDENCE = 0.95
+BOOTSTRAP_DRAWS = 2000
+BOOTSTRAP_SEED = 20261129
+
+
+class PairedError(ValueError):
+    """The counts cannot support the comparison (e.g. no discordant rows and no spread)."""
+
+
+@dataclass
+class Comparison:
+    value: float
+    baseline: float
+    method: str
+    low: float = 0.0  # the 95% interval of the difference
+    high: float = 0.0
+    se: float | None = None  # normal-theory methods
+    draws: list[float] | None = None  # bootstrap differences
+    discordant: tuple[int, int] | None = None  # McNemar: (only the model right, only baseline)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def difference(self) -> float:
+        return self.value - self.baseline
+
+    def p_value(self, margin: float, larger: bool = True) -> float:
+        """One-sided p-value of H0 "difference <= margin" (``larger``), else ">= margin"."""
+        d = self.difference
+        if self.discordant is not None and margin == 0:
+            better, worse = self.discordant if larger else self.discordant[::-1]
+            return binomial_sf(better - 1, better + worse, 0.5) if better + worse else 1.0
+        if self.draws is not None:
+            beyond = sum(1 for x in self.draws if (x <= margin if larger else x >= margin))
+            return (1 + beyond) / (len(self.draws) + 1)
+        if not self.se:
+            holds = d > margin if larger else d < margin
+            return 0.0 if holds else 1.0
+        z = (d - margin) / self.se
+        return normal_sf(z if larger else -z)
+
+    def describe(self, label: str) -> str:
+        return (f"{label} {self.value:.4f} vs baseline {self.baseline:.4f}: "
+                f"{self.difference:+.4f} (95% CI {self.low:+.4f}..{self.high:+.4f})")
+
+
+def _z() -> float:
+    return normal_ppf(1 - (1 - CONFIDENCE) / 2)
+
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """P(X > k) for X ~ Binomial(n, p), summed in log space."""
+    if k < 0:
+        return 1.0
+    if k >= n:
+        return 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p
+             + (n - i) * log_q for i in range(k + 1, n + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def mcnemar(value: float, baseline: float, only_model: int, only_baseline: int,
+            rows: int) -> Comparison:
+    """Accuracy: d = (b - c) / n with b, c the discordant counts; the Wald interval
+    d +- z * sqrt(b + c - (b - c)^2 / n) / n; at margin 0 the exact McNemar test
+    P(X >= b), X ~ Binomial(b + c, 1/2); at another margin the z-test (d - m) / se."""
+    b, c, n = only_model, only_baseline, rows
+    if n <= 0:
+        raise PairedError("no rows to compare")
+    d = (b - c) / n
+    se = math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
+    z = _z()
+    return Comparison(value, baseline, "mcnemar", d - z * se, d + z * se, se=se,
+                      discordant=(b, c), extra={"only_model_right": b,
+                                                "only_baseline_right": c})
+
+
+def delong(value: float, baseline: float, positives: int, negatives: int,
+           below: tuple[float, float], below_sq: tuple[float, float], cross_below: float,
+           above_sq: tuple[float, float], cross_above: float) -> Comparison:
+    """ROC AUC: DeLong, DeLong & Clarke-Pearson (1988). With m positives, n negatives and
+    placements V10(i) = below(i) / n, V01(j) = above(j) / m of each model, S10 and S01 are the
+    2x2 sample covariances of the placements; var(A - B) = (S10_AA + S10_BB - 2 S10_AB) / m
+    + (S01_AA + S01_BB - 2 S01_AB) / n; the interval is d +- z * se."""
+    m, n = positives, negatives
+    if m < 2 or n < 2:
+        raise PairedError(f"DeLong needs at least 2 positive and 2 negative rows ({m} and {n})")
+    a, b = value, baseline
+    del below
+    s10_aa = (below_sq[0] / n**2 - m * a * a) / (m - 1)
+    s10_bb = (below_sq[1] / n**2 - m * b * b) / (m - 1)
+    s10_ab = (cross_below / n**2 - m * a * b) / (m - 1)
+    s01_aa = (above_sq[0] / m**2 - n * a * a) / (n - 1)
+    s01_bb = (above_sq[1] / m**2 - n * b * b) / (n - 1)
+    s01_ab = (cross_above / m**2 - n * a * b) / (n - 1)
+    variance = (s10_aa + s10_bb - 2 * s10_ab) / m + (s01_aa + s01_bb - 2 * s01_ab) / n
+    se = math.sqrt(max(variance, 0.0))
+    z = _z()
+    d = a - b
+    return Comparison(value, baseline, "delong", d - z * se, d + z * se, se=se)
+
+
+def mean_difference(value: float, baseline: float, rows: int, total: float,
+                    total_sq: float, method: str = "paired mean") -> Comparison:
+    """A mean per-row loss: with d_i = loss_model(i) - loss_baseline(i), the mean d-bar, the
+    sample variance s^2 = (sum d^2 - n d-bar^2) / (n - 1), the interval d-bar +- z s / sqrt(n)
+    and the test z = (d-bar - m) / (s / sqrt(n))."""
+    n = rows
+    if n < 2:
+        raise PairedError(f"a paired mean needs at least 2 rows ({n})")
+    mean = total / n
+    variance = max((total_sq - n * mean * mean) / (n - 1), 0.0)
+    se = math.sqrt(variance / n)
+    z = _z()
+    return Comparison(value, baseline, method, mean - z * se, mean + z * se, se=se)
+
+
+def binomial(n: int, p: float, rng: random.Random) -> int:
+    """One Binomial(n, p) draw: inversion for small n*p, else Hormann's BTRS (1993)."""
+    if n <= 0 or p <= 0:
+        return 0
+    if p >= 1:
+        return n
+    if p > 0.5:
+        return n - binomial(n, 1 - p, rng)
+    if n * p < 10:
+        # inversion: walk the cumulative distribution from 0
+        q = 1 - p
+        s = p / q
+        a = (n + 1) * s
+        r = q ** n
+        u = rng.random()
+        x = 0
+        while u > r:
+            u -= r
+            x += 1
+            if x > n:
+                return n
+            r *= a / x - s
+        return x
+    q = 1 - p
+    spq = math.sqrt(n * p * q)
+    b = 1.15 + 2.53 * spq
+    a = -0.0873 + 0.0248 * b + 0.01 * p
+    c = n * p + 0.5
+    v_r = 0.92 - 4.2 / b
+    alpha = (2.83 + 5.1 / b) * spq
+    lpq = math.log(p / q)
+    mode = math.floor((n + 1) * p)
+    h = math.lgamma(mode + 1) + math.lgamma(n - mode + 1)
+    while True:
+        u = rng.random() - 0.5
+        v = rng.random()
+        us = 0.5 - abs(u)
+        k = math.floor((2 * a / us + b) * u + c)
+        if k < 0 or k > n:
+            continue
+        if us >= 0.07 and v <= v_r:
+            return k
+        v = math.log(v * alpha / (a / (us * us) + b))
+        if v <= h - math.lgamma(k + 1) - math.lgamma(n - k + 1) + (k - mode) * lpq:
+            return k
+
+
+def multinomial(n: int, weights: Sequence[float], rng: random.Random) -> list[int]:
+    """One Multinomial(n, weights) draw, as a chain of conditional binomials."""
+    total = float(sum(weights))
+    out = []
+    left = n
+    for w in weights[:-1]:
+        draw = binomial(left, min(1.0, w / total), rng) if total > 0 and left else 0
+        out.append(draw)
+        left -= draw
+        total -= w
+    out.append(left)
+    return out
+
+
+def multinomial_bootstrap(value: float, baseline: float, cells: Sequence[int],
+                          difference: Callable[[list[int]], float],
+                          draws: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
+                          ) -> Comparison:
+    """A confusion-matrix metric: resample the joint (target, prediction, baseline) table as a
+    Multinomial(n, observed shares) ``draws`` times (seeded), recompute the difference on each
+    table; the percentile interval and p = (1 + #{d* <= m}) / (draws + 1)."""
+    n = int(sum(cells))
+    if n <= 0:
+        raise PairedError("no rows to compare")
+    rng = random.Random(seed)
+    found = sorted(difference(multinomial(n, cells, rng)) for _ in range(draws))
+    tail = (1 - CONFIDENCE) / 2
+    return Comparison(value, baseline, "multinomial bootstrap",
+                      _percentile(found, tail), _percentile(found, 1 - tail), draws=found,
+                      extra={"draws": draws, "seed": seed})
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -1,0 +1,439 @@
+"""Row expressions and the two grouped queries built on them: ``crosstab`` and ``score_ranks``.
+
+A check that needs more than one column at a time (a confusion matrix, a sum of log losses,
+the ordering of scores behind an AUC) describes rows with a small expression vocabulary; each
+engine renders it in its own language, so nothing but grouped totals leaves the engine.
+
+| ``Expr`` op | args | value |
+|---|---|---|
+| ``col`` | name | the column (NaN read as null) |
+| ``lit`` | number | the number |
+| ``+ - * /`` | a, b | arithmetic (``/`` in floating point) |
+| ``abs`` / ``ln`` | a | absolute value / natural logarithm |
+| ``clip`` | a, low, high | a held within [low, high] (either may be None) |
+| ``eq`` | column expr, value | 1 when equal to value, else 0 |
+| ``isnull`` | a | 1 when null (or NaN), else 0 |
+| ``outside`` | a, low, high | 1 when a < low or a > high, else 0 |
+| ``bin`` | a, edges e0 < .. < ek-1 | i of the first edge with a <= e_i, k when above all |
+| ``all`` | a, b, ... | 1 when every argument is 1, else 0 |
+
+Null propagates through every op except ``isnull`` and ``all`` (a null argument counts as
+"not 1").
+
+``Table.crosstab(keys, values)`` answers ``SELECT keys, count(*), values GROUP BY keys``: a
+list of ``(key tuple, rows, [value, ...])`` where each value is ``("sum" | "max" | "median",
+expr)`` over the group's non-null values (None when there are none). Null keys form groups of
+their own, so a caller can count what it leaves out.
+
+``Table.score_ranks(label, scores, by, where)`` answers, per value of ``by`` (or once, under
+the key None), the rank sums behind ROC AUC, its DeLong variance and average precision, for
+rows where ``where`` is 1 (and ``by`` is not null); ``label`` is 1 for a positive row, 0 for a
+negative. See ``ScoreRanks``. Each score costs one GROUP BY over (group, score) and a running
+sum over those groups in score order; a second score adds one join back to the rows, for the
+products of paired placements. The tie rule is the Mann-Whitney one: a tie counts one half.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+VALUE_OPS = ("sum", "max", "median")
+
+
+@dataclass(frozen=True)
+class Expr:
+    op: str
+    args: tuple[Any, ...] = ()
+
+    def __add__(self, other: Expr | float) -> Expr:
+        return Expr("+", (self, as_expr(other)))
+
+    def __sub__(self, other: Expr | float) -> Expr:
+        return Expr("-", (self, as_expr(other)))
+
+    def __rsub__(self, other: Expr | float) -> Expr:
+        return Expr("-", (as_expr(other), self))
+
+    def __mul__(self, other: Expr | float) -> Expr:
+        return Expr("*", (self, as_expr(other)))
+
+    def __truediv__(self, other: Expr | float) -> Expr:
+        return Expr("/", (self, as_expr(other)))
+
+    def columns(self) -> Iterator[str]:
+        """Every column the expression reads."""
+        if self.op == "col":
+            yield str(self.args[0])
+            return
+        for arg in self.args:
+            if isinstance(arg, Expr):
+                yield from arg.columns()
+
+
+def col(name: str) -> Expr:
+    return Expr("col", (name,))
+
+
+def lit(value: float) -> Expr:
+    return Expr("lit", (value,))
+
+
+def as_expr(value: Expr | float) -> Expr:
+    return value if isinstance(value, Expr) else lit(value)
+
+
+def clip(a: Expr, low: float | None, high: float | None) -> Expr:
+    return Expr("clip", (a, low, high))
+
+
+def ln(a: Expr) -> Expr:
+    return Expr("ln", (a,))
+
+
+def absolute(a: Expr) -> Expr:
+    return Expr("abs", (a,))
+
+
+def equals(column: str, value: Any) -> Expr:
+    return Expr("eq", (col(column), value))
+
+
+def is_null(a: Expr) -> Expr:
+    return Expr("isnull", (a,))
+
+
+def outside(a: Expr, low: float, high: float) -> Expr:
+    return Expr("outside", (a, low, high))
+
+
+def binned(a: Expr, edges: list[float]) -> Expr:
+    return Expr("bin", (a, tuple(float(e) for e in edges)))
+
+
+def all_of(*conditions: Expr) -> Expr:
+    return Expr("all", tuple(conditions))
+
+
+@dataclass
+class ScoreRank:
+    """One score's rank sums in one group (counts, not yet divided).
+
+    ``below``: for each positive, the negatives scored lower plus half the tied ones, summed
+    (the Mann-Whitney U; AUC = below / (positives * negatives)); ``below_sq``: the same terms
+    squared. ``above`` / ``above_sq``: for each negative, the positives scored higher plus half
+    the tied ones. ``precision_sum``: over distinct scores t, positives at t times the
+    precision of "score >= t" (average precision = precision_sum / positives).
+    """
+
+    below: float = 0.0
+    below_sq: float = 0.0
+    above: float = 0.0
+    above_sq: float = 0.0
+    precision_sum: float = 0.0
+
+
+@dataclass
+class ScoreRanks:
+    positives: int = 0
+    negatives: int = 0
+    scores: list[ScoreRank] = field(default_factory=list)
+    #: two scores: sum over positives of below_0 * below_1, over negatives of above_0 * above_1
+    cross_below: float = 0.0
+    cross_above: float = 0.0
+
+
+# --------------------------------------------------------------------------- SQL
+def plain(value: Any) -> Any:
+    return float(value) if isinstance(value, decimal.Decimal) else value
+
+
+class SqlRendering:
+    """Renders expressions for a ``SqlEngine`` (its dialect, literals and NaN cleaning)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.dialect: str = engine.dialect
+
+    @property
+    def double(self) -> str:
+        return {"duckdb": "DOUBLE", "sqlite": "REAL"}.get(self.dialect, "DOUBLE PRECISION")
+
+    def number(self, value: float) -> str:
+        return f"CAST({float(value)!r} AS {self.double})"
+
+    def render(self, expr: Expr) -> str:
+        op, args = expr.op, expr.args
+        if op == "col":
+            return str(self.engine._clean(str(args[0])))
+        if op == "lit":
+            return self.number(args[0])
+        if op in ("+", "-", "*"):
+            return f"({self.render(args[0])} {op} {self.render(args[1])})"
+        if op == "/":
+            return f"(CAST({self.render(args[0])} AS {self.double}) / {self.render(args[1])})"
+        if op == "abs":
+            return f"abs({self.render(args[0])})"
+        if op == "ln":
+            return f"ln({self.render(args[0])})"
+        if op == "clip":
+            a, low, high = self.render(args[0]), args[1], args[2]
+            cases = []
+            if low is not None:
+                cases.append(f"WHEN {a} < {self.number(low)} THEN {self.number(low)}")
+            if high is not None:
+                cases.append(f"WHEN {a} > {self.number(high)} THEN {self.number(high)}")
+            return f"(CASE {' '.join(cases)} ELSE {a} END)" if cases else a
+        if op == "eq":
+            column = args[0].args[0]
+            a = self.render(args[0])
+            value = self.engine.literal(args[1], self.engine.schema()[column])
+            return f"(CASE WHEN {a} IS NULL THEN NULL WHEN {a} = {value} THEN 1 ELSE 0 END)"
+        if op == "isnull":
+            return f"(CASE WHEN {self.render(args[0])} IS NULL THEN 1 ELSE 0 END)"
+        if op == "outside":
+            a = self.render(args[0])
+            return (f"(CASE WHEN {a} IS NULL THEN NULL WHEN {a} < {self.number(args[1])} OR "
+                    f"{a} > {self.number(args[2])} THEN 1 ELSE 0 END)")
+        if op == "bin":
+            a = self.render(args[0])
+            steps = " ".join(f"WHEN {a} <= {self.number(e)} THEN {i}"
+                             for i, e in enumerate(args[1]))
+            return f"(CASE WHEN {a} IS NULL THEN NULL {steps} ELSE {len(args[1])} END)"
+        if op == "all":
+            conditions = " AND ".join(f"{self.render(a)} = 1" for a in args)
+            return f"(CASE WHEN {conditions} THEN 1 ELSE 0 END)"
+        raise ValueError(f"unknown expression {op!r}")
+
+    def value(self, op: str, expr: Expr) -> str:
+        x = self.render(expr)
+        if op == "median":
+            if self.dialect == "duckdb":
+                return f"quantile_cont({x}, 0.5)"
+            if self.dialect == "postgresql":
+                return f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {x})"
+            return ""
+        return f"{op}({x})"
+
+
+def sql_crosstab(engine: Any, keys: list[Expr], values: list[tuple[str, Expr]]
+                 ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+    rendering = SqlRendering(engine)
+    parts = [rendering.value(op, expr) or "NULL" for op, expr in values]
+    names = [f"k{i}" for i in range(len(keys))]
+    selected = [f"{rendering.render(k)} AS {n}" for k, n in zip(keys, names, strict=True)]
+    selected += ["count(*)", *parts]
+    group = f" GROUP BY {', '.join(names)}" if names else ""
+    rows = engine.run_seeing_nan(f"SELECT {', '.join(selected)} FROM {engine._from()}{group}",
+                                 "crosstab")
+    width = len(keys)
+    found = [(tuple(plain(v) for v in row[:width]), int(row[width]),
+              [None if v is None else float(plain(v)) for v in row[width + 1:]])
+             for row in rows]
+    for i, (op, expr) in enumerate(values):
+        if op == "median" and not rendering.value(op, expr):
+            medians = _window_medians(engine, rendering, keys, expr)
+            for key, _, answers in found:
+                answers[i] = medians.get(key)
+    return found
+
+
+def _window_medians(engine: Any, rendering: SqlRendering, keys: list[Expr], expr: Expr
+                    ) -> dict[tuple[Any, ...], float]:
+    """Medians per group with window functions, for databases without a median (SQLite)."""
+    x = rendering.render(expr)
+    names = [f"k{i}" for i in range(len(keys))]
+    selected = "".join(f"{rendering.render(k)} AS {n}, " for k, n in zip(keys, names,
+                                                                        strict=True))
+    partition = f"PARTITION BY {', '.join(names)} " if names else ""
+    sql = (f"SELECT {''.join(n + ', ' for n in names)}avg(v) FROM (SELECT *, row_number() OVER "
+           f"({partition}ORDER BY v) AS r, count(*) OVER ({partition.strip()}) AS c FROM "
+           f"(SELECT {selected}{x} AS v FROM {engine._from()}) AS d WHERE v IS NOT NULL) AS w "
+           f"WHERE r IN ((c + 1) / 2, (c + 2) / 2)"
+           f"{' GROUP BY ' + ', '.join(names) if names else ''}")
+    return {tuple(plain(v) for v in row[:-1]): float(plain(row[-1]))
+            for row in engine.run_seeing_nan(sql, "medians")}
+
+
+def sql_score_ranks(engine: Any, label: Expr, scores: list[Expr], by: Expr | None,
+                    where: Expr | None) -> dict[Any, ScoreRanks]:
+    rendering = SqlRendering(engine)
+    conditions = [f"{rendering.render(label)} IS NOT NULL"]
+    conditions += [f"{rendering.render(s)} IS NOT NULL" for s in scores]
+    if where is not None:
+        conditions.append(f"{rendering.render(where)} = 1")
+    key = rendering.render(by) if by is not None else "0"
+    if by is not None:
+        conditions.append(f"{key} IS NOT NULL")
+    score_columns = ", ".join(f"{rendering.render(s)} AS s{i}" for i, s in enumerate(scores))
+    ctes = [f"r AS (SELECT {key} AS k, {rendering.render(label)} AS y, {score_columns} FROM "
+            f"{engine._from()} WHERE {' AND '.join(conditions)})"]
+    running = "PARTITION BY k ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
+    for i in range(len(scores)):
+        ctes.append(f"g{i} AS (SELECT k, s{i} AS s, sum(y) AS p, count(*) - sum(y) AS n FROM r "
+                    f"GROUP BY k, s{i})")
+        ctes.append(
+            f"c{i} AS (SELECT k, s, p, n, sum(n) OVER w - n + n / 2.0 AS lo, "
+            f"sum(p) OVER (PARTITION BY k) - sum(p) OVER w + p / 2.0 AS hi, "
+            f"CAST(sum(p) OVER (PARTITION BY k) - sum(p) OVER w + p AS {rendering.double}) / "
+            f"(sum(p + n) OVER (PARTITION BY k) - sum(p + n) OVER w + p + n) AS prec "
+            f"FROM g{i} WINDOW w AS ({running}))")
+    selects = [f"SELECT k, {i} AS i, sum(p), sum(n), sum(p * lo), sum(p * lo * lo), "
+               f"sum(n * hi), sum(n * hi * hi), sum(p * prec) FROM c{i} GROUP BY k"
+               for i in range(len(scores))]
+    sql = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
+    found: dict[Any, ScoreRanks] = {}
+    for row in engine.run_seeing_nan(sql, "score ranks"):
+        k = None if by is None else plain(row[0])
+        ranks = found.setdefault(k, ScoreRanks(scores=[ScoreRank() for _ in scores]))
+        values = [0.0 if v is None else float(plain(v)) for v in row[2:]]
+        ranks.positives, ranks.negatives = int(values[0]), int(values[1])
+        ranks.scores[int(row[1])] = ScoreRank(*values[2:])
+    if len(scores) == 2 and found:
+        cross = ("SELECT r.k, sum(CASE WHEN r.y = 1 THEN c0.lo * c1.lo END), "
+                 "sum(CASE WHEN r.y = 0 THEN c0.hi * c1.hi END) FROM r "
+                 "JOIN c0 ON r.k = c0.k AND r.s0 = c0.s JOIN c1 ON r.k = c1.k AND r.s1 = c1.s "
+                 "GROUP BY r.k")
+        for row in engine.run_seeing_nan(f"WITH {', '.join(ctes)} {cross}", "score ranks"):
+            k = None if by is None else plain(row[0])
+            found[k].cross_below = float(plain(row[1]) or 0.0)
+            found[k].cross_above = float(plain(row[2]) or 0.0)
+    return found
+
+
+# --------------------------------------------------------------------------- narwhals
+def narwhals_expr(engine: Any, expr: Expr) -> Any:
+    import narwhals.stable.v2 as nw
+
+    op, args = expr.op, expr.args
+
+    def sub(e: Any) -> Any:
+        return narwhals_expr(engine, e)
+
+    if op == "col":
+        return engine._clean(str(args[0]))
+    if op == "lit":
+        return nw.lit(float(args[0]))
+    if op == "+":
+        return sub(args[0]) + sub(args[1])
+    if op == "-":
+        return sub(args[0]) - sub(args[1])
+    if op == "*":
+        return sub(args[0]) * sub(args[1])
+    if op == "/":
+        return sub(args[0]).cast(nw.Float64) / sub(args[1])
+    if op == "abs":
+        return sub(args[0]).abs()
+    if op == "ln":
+        return sub(args[0]).log()
+    if op == "clip":
+        a = sub(args[0])
+        low, high = args[1], args[2]
+        out = a
+        if high is not None:
+            out = nw.when(a > high).then(nw.lit(float(high))).otherwise(out)
+        if low is not None:
+            out = nw.when(a < low).then(nw.lit(float(low))).otherwise(out)
+        return out
+    if op == "eq":
+        column = str(args[0].args[0])
+        (value,) = engine._values(column, [args[1]]) or [None]
+        return (sub(args[0]) == value).cast(nw.Int64)
+    if op == "isnull":
+        return sub(args[0]).is_null().cast(nw.Int64)
+    if op == "outside":
+        a = sub(args[0])
+        return ((a < float(args[1])) | (a > float(args[2]))).cast(nw.Int64)
+    if op == "bin":
+        a = sub(args[0])
+        total = None
+        for edge in args[1]:
+            above = (a > float(edge)).cast(nw.Int64)
+            total = above if total is None else total + above
+        return total if total is not None else a * 0
+    if op == "all":
+        both = nw.lit(True)
+        for a in args:
+            both = both & (sub(a) == 1).fill_null(False)
+        return nw.when(both).then(nw.lit(1)).otherwise(nw.lit(0))
+    raise ValueError(f"unknown expression {op!r}")
+
+
+def narwhals_crosstab(engine: Any, keys: list[Expr], values: list[tuple[str, Expr]]
+                      ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
+    import narwhals.stable.v2 as nw
+
+    names = [f"mlfunnel_k{i}" for i in range(len(keys))]
+    frame = engine.frame.select(
+        *[narwhals_expr(engine, k).alias(n) for k, n in zip(keys, names, strict=True)],
+        *[narwhals_expr(engine, e).alias(f"mlfunnel_v{i}") for i, (_, e) in enumerate(values)])
+    aggs = [nw.len().alias("mlfunnel_n")]
+    for i, (op, _) in enumerate(values):
+        column = nw.col(f"mlfunnel_v{i}")
+        aggs.append((column.median() if op == "median" else getattr(column, op)()
+                     ).alias(f"mlfunnel_a{i}"))
+    # a sum over no values is 0 in some engines: None, as in SQL, when nothing was summed
+    aggs += [nw.col(f"mlfunnel_v{i}").count().alias(f"mlfunnel_c{i}")
+             for i in range(len(values))]
+    lazy = frame.group_by(*names).agg(*aggs) if names else frame.select(*aggs)
+    width, count = len(keys), len(values)
+    return [(tuple(row[:width]), int(row[width]),
+             [None if v is None or not seen else float(v) for v, seen in zip(
+                 row[width + 1:width + 1 + count], row[width + 1 + count:], strict=True)])
+            for row in engine._collect(lazy, "crosstab")]
+
+
+def narwhals_score_ranks(engine: Any, label: Expr, scores: list[Expr], by: Expr | None,
+                         where: Expr | None) -> dict[Any, ScoreRanks]:
+    import narwhals.stable.v2 as nw
+
+    key = narwhals_expr(engine, by) if by is not None else nw.lit(0)
+    columns = [key.alias("k"), narwhals_expr(engine, label).alias("y")]
+    columns += [narwhals_expr(engine, s).cast(nw.Float64).alias(f"s{i}")
+                for i, s in enumerate(scores)]
+    if where is not None:
+        columns.append(narwhals_expr(engine, where).alias("w"))
+    rows = engine.frame.select(*columns).drop_nulls()
+    if where is not None:
+        rows = rows.filter(nw.col("w") == 1).drop("w")
+    found: dict[Any, ScoreRanks] = {}
+    placed = []
+    for i in range(len(scores)):
+        groups = (rows.group_by("k", f"s{i}").agg(nw.col("y").sum().alias("p"),
+                                                   (1 - nw.col("y")).sum().alias("n"))
+                  .rename({f"s{i}": "s"}))
+        p, n = nw.col("p").cast(nw.Float64), nw.col("n").cast(nw.Float64)
+        cum_p = p.cum_sum().over("k", order_by="s")
+        cum_all = (p + n).cum_sum().over("k", order_by="s")
+        ranked = groups.with_columns(
+            lo=n.cum_sum().over("k", order_by="s") - n + n / 2.0,
+            hi=p.sum().over("k") - cum_p + p / 2.0,
+            prec=(p.sum().over("k") - cum_p + p) / ((p + n).sum().over("k") - cum_all + p + n))
+        placed.append(ranked)
+        totals = ranked.group_by("k").agg(
+            nw.col("p").sum().alias("P"), nw.col("n").sum().alias("N"),
+            (p * nw.col("lo")).sum().alias("a"), (p * nw.col("lo") ** 2).sum().alias("b"),
+            (n * nw.col("hi")).sum().alias("c"), (n * nw.col("hi") ** 2).sum().alias("d"),
+            (p * nw.col("prec")).sum().alias("e"))
+        for row in engine._collect(totals, "score ranks"):
+            k = None if by is None else row[0]
+            ranks = found.setdefault(k, ScoreRanks(scores=[ScoreRank() for _ in scores]))
+            ranks.positives, ranks.negatives = int(row[1]), int(row[2])
+            ranks.scores[i] = ScoreRank(*(0.0 if v is None else float(v) for v in row[3:]))
+    if len(scores) == 2 and found:
+        first = placed[0].select("k", nw.col("s").alias("s0"), nw.col("lo").alias("lo0"),
+                                 nw.col("hi").alias("hi0"))
+        second = placed[1].select("k", nw.col("s").alias("s1"), nw.col("lo").alias("lo1"),
+                                  nw.col("hi").alias("hi1"))
+        joined = rows.join(first, on=["k", "s0"]).join(second, on=["k", "s1"])
+        y = nw.col("y")
+        cross = joined.group_by("k").agg(
+            (y * nw.col("lo0") * nw.col("lo1")).sum().alias("cb"),
+            ((1 - y) * nw.col("hi0") * nw.col("hi1")).sum().alias("ca"))
+        for row in engine._collect(cross, "score ranks"):
+            k = None if by is None else row[0]
+            found[k].cross_below = float(row[1] or 0.0)
+            found[k].cross_above = float(row[2] or 0.0)
+    return found

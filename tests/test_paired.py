@@ -1,0 +1,218 @@
+"""Paired comparisons with a baseline: against scipy and direct computations on the same numbers,
+and the 95% intervals' coverage by simulation."""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as ss
+
+from pytest_mlfunnel.kinds.base import EvalContext
+from pytest_mlfunnel.kinds.predictions import Collector, PredictionsConfig, compare_paired
+from pytest_mlfunnel.paired import (
+    binomial,
+    binomial_sf,
+    delong,
+    mcnemar,
+    mean_difference,
+    multinomial,
+    multinomial_bootstrap,
+)
+from pytest_mlfunnel.sources.tabular import open_table
+
+SIMULATIONS = 2000
+
+
+@pytest.mark.parametrize(("k", "n", "p"), [(0, 10, 0.5), (7, 20, 0.5), (40, 100, 0.3),
+                                           (99, 100, 0.9), (500, 1000, 0.5)])
+def test_binomial_tail_matches_scipy(k: int, n: int, p: float) -> None:
+    assert binomial_sf(k, n, p) == pytest.approx(ss.binom.sf(k, n, p), rel=1e-9, abs=1e-300)
+
+
+@pytest.mark.parametrize(("b", "c"), [(30, 12), (12, 30), (5, 0), (0, 0), (200, 170)])
+def test_mcnemar_at_margin_zero_is_scipys_exact_binomial_test(b: int, c: int) -> None:
+    comparison = mcnemar(0.8, 0.7, b, c, 1000)
+    expected = ss.binomtest(b, b + c, 0.5, alternative="greater").pvalue if b + c else 1.0
+    assert comparison.p_value(0.0) == pytest.approx(expected, rel=1e-9)
+    assert comparison.difference == pytest.approx(0.1)
+
+
+def test_a_margin_uses_the_z_test_on_the_paired_difference() -> None:
+    comparison = mcnemar(0.82, 0.78, 90, 50, 1000)
+    se = math.sqrt(90 + 50 - 40**2 / 1000) / 1000
+    assert comparison.se == pytest.approx(se)
+    assert comparison.p_value(0.01) == pytest.approx(ss.norm.sf((0.04 - 0.01) / se))
+    assert (comparison.low, comparison.high) == pytest.approx(
+        (0.04 - ss.norm.ppf(0.975) * se, 0.04 + ss.norm.ppf(0.975) * se))
+
+
+def test_a_paired_mean_is_scipys_normal_interval_on_the_differences() -> None:
+    rng = np.random.default_rng(1)
+    d = rng.normal(0.02, 0.3, 500)
+    comparison = mean_difference(0.5 + d.mean(), 0.5, len(d), float(d.sum()),
+                                 float((d * d).sum()))
+    se = d.std(ddof=1) / math.sqrt(len(d))
+    low, high = ss.norm.interval(0.95, loc=d.mean(), scale=se)
+    assert (comparison.low, comparison.high) == pytest.approx((low, high), rel=1e-9)
+    assert comparison.p_value(0.0) == pytest.approx(ss.norm.sf(d.mean() / se), rel=1e-9)
+
+
+def delong_direct(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """DeLong from the definition: every positive against every negative."""
+    def placements(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos, neg = score[y == 1], score[y == 0]
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        return psi.mean(axis=1), psi.mean(axis=0)
+    v10a, v01a = placements(a)
+    v10b, v01b = placements(b)
+    s10 = np.cov(np.stack([v10a, v10b]))
+    s01 = np.cov(np.stack([v01a, v01b]))
+    var = ((s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / len(v10a)
+           + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / len(v01a))
+    return float(v10a.mean()), float(v10b.mean()), float(math.sqrt(var))
+
+
+def delong_sums(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
+    """The rank sums ``delong`` takes, from the definition (what the engines return)."""
+    m, n = int(y.sum()), int((1 - y).sum())
+    below, above = [], []
+    for score in (a, b):
+        pos, neg = score[y == 1], score[y == 0]
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        below.append(psi.sum(axis=1))
+        above.append(psi.sum(axis=0))
+    auc_a, auc_b = below[0].sum() / (m * n), below[1].sum() / (m * n)
+    return (auc_a, auc_b, m, n, (below[0].sum(), below[1].sum()),
+            ((below[0] ** 2).sum(), (below[1] ** 2).sum()), (below[0] * below[1]).sum(),
+            ((above[0] ** 2).sum(), (above[1] ** 2).sum()), (above[0] * above[1]).sum())
+
+
+def test_delong_from_engine_rank_sums_equals_the_direct_computation(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    n = 700
+    y = rng.integers(0, 2, n)
+    a = np.round(rng.normal(0.9 * y, 1.0), 1)  # many ties
+    b = np.round(rng.normal(0.6 * y, 1.0), 2)
+    frame = pd.DataFrame({"y": y, "p": (a > 0.5).astype(int), "a": 1 / (1 + np.exp(-a)),
+                          "b": 1 / (1 + np.exp(-b)), "bp": (b > 0.5).astype(int)})
+    frame.to_parquet(tmp_path / "p.parquet")
+    check = PredictionsConfig.model_validate(
+        {"predictions": str(tmp_path / "p.parquet"), "task": "binary", "target": "y",
+         "prediction": "p", "score": "a", "baseline": {"prediction": "bp", "score": "b"},
+         "expect": {"roc_auc": ">= baseline"}}, context={"sources": {}, "key_path": "t"})
+    ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared={})
+    evidence = Collector(check, open_table(check.predictions, ctx)).collect()
+    comparison = compare_paired(check, evidence, "roc_auc", evidence.overall)
+    auc_a, auc_b, se = delong_direct(y, frame.a.to_numpy(), frame.b.to_numpy())
+    assert (comparison.value, comparison.baseline) == pytest.approx((auc_a, auc_b), abs=1e-12)
+    assert comparison.se == pytest.approx(se, rel=1e-9)
+    z = (auc_a - auc_b) / se
+    assert comparison.p_value(0.0) == pytest.approx(ss.norm.sf(z), rel=1e-9)
+
+
+@pytest.mark.parametrize(("n", "p"), [(12, 0.3), (1000, 0.3), (100_000, 0.02),
+                                      (10_000_000, 0.45), (40, 0.97)])
+def test_binomial_draws_follow_the_binomial_distribution(n: int, p: float) -> None:
+    rng = random.Random(5)
+    draws = np.array([binomial(n, p, rng) for _ in range(4000)])
+    assert draws.min() >= 0 and draws.max() <= n
+    mean, var = n * p, n * p * (1 - p)
+    assert abs(draws.mean() - mean) < 4 * math.sqrt(var / len(draws))
+    assert draws.var(ddof=1) == pytest.approx(var, rel=0.1)
+    # the whole shape: the cumulative frequencies against scipy's binomial
+    values = np.arange(draws.min(), draws.max() + 1)
+    empirical = np.searchsorted(np.sort(draws), values, side="right") / len(draws)
+    assert np.abs(empirical - ss.binom(n, p).cdf(values)).max() < 0.03
+
+
+def test_a_multinomial_draw_keeps_the_total_and_the_shares() -> None:
+    rng = random.Random(2)
+    weights = [500, 300, 150, 50]
+    draws = np.array([multinomial(1000, weights, rng) for _ in range(3000)])
+    assert (draws.sum(axis=1) == 1000).all()
+    assert draws.mean(axis=0) == pytest.approx([500, 300, 150, 50], rel=0.02)
+
+
+def test_the_bootstrap_is_seeded_and_reproducible() -> None:
+    def difference(cells: list[int]) -> float:
+        return (cells[0] - cells[1]) / sum(cells)
+    first = multinomial_bootstrap(0.8, 0.7, [40, 20, 300, 40], difference, draws=300)
+    second = multinomial_bootstrap(0.8, 0.7, [40, 20, 300, 40], difference, draws=300)
+    assert (first.low, first.high) == (second.low, second.high)
+    assert first.low < 20 / 400 < first.high
+
+
+# --------------------------------------------------------------------------- coverage
+def within(coverage: float) -> bool:
+    return 0.93 <= coverage <= 0.97
+
+
+def test_accuracy_intervals_cover_the_true_difference_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(11)
+    # cells: both right, only model right, only baseline right, both wrong
+    shares = np.array([0.70, 0.12, 0.06, 0.12])
+    truth = shares[1] - shares[2]
+    n = 400
+    covered = 0
+    for counts in rng.multinomial(n, shares, SIMULATIONS):
+        c = mcnemar(0.0, 0.0, int(counts[1]), int(counts[2]), n)
+        covered += c.low <= truth <= c.high
+    assert within(covered / SIMULATIONS), covered / SIMULATIONS
+
+
+def test_delong_intervals_cover_the_true_difference_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(12)
+    m = n = 120
+    # binormal, correlated scores: AUC = Phi(mu / sqrt(2)) for N(mu, 1) against N(0, 1)
+    mu_a, mu_b = 1.2, 0.9
+    truth = ss.norm.cdf(mu_a / math.sqrt(2)) - ss.norm.cdf(mu_b / math.sqrt(2))
+    y = np.r_[np.ones(m, int), np.zeros(n, int)]
+    covered = 0
+    for _ in range(SIMULATIONS):
+        shared = rng.normal(size=m + n)
+        a = 0.7 * shared + math.sqrt(1 - 0.49) * rng.normal(size=m + n) + mu_a * y
+        b = 0.7 * shared + math.sqrt(1 - 0.49) * rng.normal(size=m + n) + mu_b * y
+        c = delong(*delong_sums(y, a, b))
+        covered += c.low <= truth <= c.high
+    assert within(covered / SIMULATIONS), covered / SIMULATIONS
+
+
+def test_paired_mean_intervals_cover_the_true_difference_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(13)
+    covered = 0
+    for _ in range(SIMULATIONS):
+        d = rng.exponential(0.3, 300) - rng.exponential(0.25, 300)  # skewed losses
+        c = mean_difference(0.0, 0.0, len(d), float(d.sum()), float((d * d).sum()))
+        covered += c.low <= 0.05 <= c.high
+    assert within(covered / SIMULATIONS), covered / SIMULATIONS
+
+
+def test_bootstrap_intervals_of_f1_cover_the_true_difference_95_percent_of_the_time() -> None:
+    # joint cells (truth, model, baseline) in {0, 1}^3, one population
+    cells = [(t, a, b) for t in (0, 1) for a in (0, 1) for b in (0, 1)]
+    shares = np.array([0.45, 0.04, 0.06, 0.03, 0.03, 0.07, 0.04, 0.28])
+
+    def f1(counts: np.ndarray | list[int], which: int) -> float:
+        tp = fp = fn = 0.0
+        for cell, n in zip(cells, counts, strict=True):
+            if cell[which]:
+                tp, fp = (tp + n, fp) if cell[0] else (tp, fp + n)
+            elif cell[0]:
+                fn += n
+        return 2 * tp / (2 * tp + fp + fn)
+
+    truth = f1(shares, 1) - f1(shares, 2)
+    rng = np.random.default_rng(14)
+    simulations = 600
+    covered = 0
+    for i, counts in enumerate(rng.multinomial(1000, shares, simulations)):
+        c = multinomial_bootstrap(0.0, 0.0, counts.tolist(),
+                                  lambda k: f1(k, 1) - f1(k, 2), draws=200, seed=i)
+        covered += c.low <= truth <= c.high
+    assert 0.925 <= covered / simulations <= 0.975, covered / simulations

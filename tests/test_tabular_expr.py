@@ -1,0 +1,105 @@
+"""``Table.crosstab`` and ``Table.score_ranks``: the same answers in every engine, checked
+against numpy and sklearn on the same rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pytest_mlfunnel.kinds.base import EvalContext
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.tabular import open_table
+from pytest_mlfunnel.sources.tabular_expr import (
+    absolute,
+    binned,
+    clip,
+    col,
+    equals,
+    is_null,
+    ln,
+    outside,
+)
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+pl = pytest.importorskip("polars")
+
+ENGINES = ["parquet", "sqlite", "polars-lazy", "pandas"]
+
+
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(8)
+    n = 500
+    score = np.round(rng.random(n), 2)
+    score[::41] = np.nan
+    return pd.DataFrame({"y": rng.integers(0, 2, n), "g": rng.choice(["a", "b", None], n),
+                         "s": score, "t": np.round(rng.random(n), 1)})
+
+
+def open_in(engine: str, data: pd.DataFrame, root: Path) -> Any:
+    fixtures: dict[str, Any] = {}
+    if engine == "parquet":
+        data.to_parquet(root / "t.parquet")
+        spec = SourceSpec(path=str(root / "t.parquet"))
+    elif engine == "sqlite":
+        with sqlite3.connect(root / "t.db") as conn:
+            conn.execute("CREATE TABLE t (y INTEGER, g TEXT, s REAL, t REAL)")
+            conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", [
+                (int(r.y), r.g, None if np.isnan(r.s) else float(r.s), float(r.t))
+                for r in data.itertuples()])
+        spec = SourceSpec(url=f"sqlite:///{root / 't.db'}", table="t")
+    else:
+        fixtures["f"] = pl.from_pandas(data).lazy() if engine == "polars-lazy" else data
+        spec = SourceSpec(fixture="f")
+    return open_table(spec, EvalContext(rootdir=root, fixtures=fixtures, shared={}))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_crosstab_groups_by_expressions_keeping_null_keys(engine: str, tmp_path: Path) -> None:
+    data = frame()
+    table = open_in(engine, data, tmp_path)
+    found = table.crosstab([col("g"), binned(col("s"), [0.5]), is_null(col("s"))],
+                           [("sum", ln(clip(col("s"), 0.01, None))), ("max", col("t")),
+                            ("median", absolute(col("t") - col("s")))])
+    groups = {key: (n, values) for key, n, values in found}
+    assert sum(n for n, _ in groups.values()) == len(data)
+    for (g, part, missing), (n, (total, top, median)) in groups.items():
+        rows = data[(data.g.isna() if g is None else data.g == g) & (
+            data.s.isna() if missing else ((data.s <= 0.5) == (part == 0)) & data.s.notna())]
+        assert n == len(rows), (g, part, missing)
+        if missing:
+            assert part is None and total is None and median is None
+            continue
+        assert total == pytest.approx(np.log(rows.s.clip(lower=0.01)).sum(), abs=1e-9)
+        assert top == pytest.approx(rows.t.max())
+        assert median == pytest.approx(np.median(np.abs(rows.t - rows.s)), abs=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_score_ranks_give_sklearns_auc_and_average_precision_per_group(
+        engine: str, tmp_path: Path) -> None:
+    data = frame()
+    table = open_in(engine, data, tmp_path)
+    valid = outside(col("s"), 0.0, 1.0)  # 0 inside, null when the score is null
+    where = valid - valid + 1.0
+    found = table.score_ranks(equals("y", 1), [col("s")], col("g"), where)
+    assert set(found) == {"a", "b"}
+    for group, ranks in found.items():
+        rows = data[(data.g == group) & data.s.notna()]
+        assert ranks.positives == rows.y.sum() and ranks.negatives == (1 - rows.y).sum()
+        auc = ranks.scores[0].below / (ranks.positives * ranks.negatives)
+        assert auc == pytest.approx(sklearn_metrics.roc_auc_score(rows.y, rows.s), abs=1e-12)
+        assert ranks.scores[0].precision_sum / ranks.positives == pytest.approx(
+            sklearn_metrics.average_precision_score(rows.y, rows.s), abs=1e-12)
+
+
+def test_an_expression_on_a_missing_column_names_it(tmp_path: Path) -> None:
+    table = open_in("parquet", frame(), tmp_path)
+    with pytest.raises(CriterionError, match=r"^score: no such column in .*t.parquet "
+                                             r"\(columns: y, g, s, t\)$"):
+        table.crosstab([col("y")], [("sum", col("score"))])
