@@ -1,27 +1,57 @@
-"""``owners``: the bus factor -- distinct owners named in CODEOWNERS."""
+"""``owners``: the bus factor -- distinct owners named in CODEOWNERS (attested), or the
+authors of recent commits counted from git (measured)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import subprocess
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+from pytest_mlfunnel.expectations import Expectation, format_duration
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
     CheckKind,
     Criterion,
+    Duration,
     EvalContext,
     ExpectationField,
     PlanContext,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 
+#: the longest a ``git log`` may take
+GIT_TIMEOUT_S = 60
+
 STANDARD_LOCATIONS = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS",
                       ".gitlab/CODEOWNERS")
 _OWNER_RE = re.compile(r"^(@[\w.\-/]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 
 
+class GitOwners(BaseModel):
+    """``owners = { git = ">= 2", since = "180 days", paths = [...], truck_factor = ">= 2" }``"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    git: ExpectationField
+    since: Duration = 180 * 86400.0
+    paths: list[str] = Field(default_factory=list)
+    truck_factor: ExpectationField | None = None
+
+
+def _owners_form(value: Any) -> str:
+    # the tags start "function-" so config errors leave them out of the key path
+    return "function-git" if isinstance(value, dict | GitOwners) else "function-expectation"
+
+
 class OwnersConfig(CheckConfig):
-    owners: ExpectationField
+    owners: Annotated[
+        Annotated[ExpectationField, Tag("function-expectation")]
+        | Annotated[GitOwners, Tag("function-git")],
+        Discriminator(_owners_form)]
     file: str | None = None
 
 
@@ -61,18 +91,131 @@ class OwnersKind(CheckKind):
     config_model = OwnersConfig
 
     def plan(self, check: OwnersConfig, ctx: PlanContext) -> list[Criterion]:
+        if isinstance(check.owners, GitOwners):
+            return git_criteria(check.owners)
+        expectation: Expectation = check.owners
+
         def evaluate(ev: EvalContext) -> Outcome:
             try:
                 path = find_codeowners(ev.rootdir, check.file)
             except CriterionError as exc:
-                return Outcome.failed(f"{exc}: 0 owners, expected {check.owners.text}", 0,
-                                      check.owners.text)
+                return Outcome.failed(f"{exc}: 0 owners, expected {expectation.text}", 0,
+                                      expectation.text)
             owners = parse_owners(path.read_text(encoding="utf-8", errors="replace"))
             where = path.relative_to(ev.rootdir).as_posix()
             named = ", ".join(owners[:8]) + (" …" if len(owners) > 8 else "")
             words = (f"{len(owners)} distinct owner{'s' if len(owners) != 1 else ''} in "
-                     f"{where} ({named or 'none'}), expected {check.owners.text}")
-            if check.owners.holds(len(owners)):
-                return Outcome.passed(len(owners), check.owners.text, words, owners=owners)
-            return Outcome.failed(words, len(owners), check.owners.text, owners=owners)
-        return [Criterion("bus-factor", evaluate, expected=check.owners.text)]
+                     f"{where} ({named or 'none'}), expected {expectation.text}")
+            if expectation.holds(len(owners)):
+                return Outcome.passed(len(owners), expectation.text, words, owners=owners)
+            return Outcome.failed(words, len(owners), expectation.text, owners=owners)
+        return [Criterion("bus-factor", evaluate, expected=expectation.text)]
+
+
+# --------------------------------------------------------------------------- from git
+def run_git(rootdir: Path, *args: str) -> str:
+    """stdout of a git command in rootdir; a CriterionError saying why it could not run."""
+    try:
+        done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True,
+                              encoding="utf-8", errors="replace", timeout=GIT_TIMEOUT_S,
+                              check=False)
+    except FileNotFoundError:
+        raise CriterionError("git is not installed: owners counted from git need it") from None
+    except subprocess.TimeoutExpired:
+        raise CriterionError(f"git {args[0]} took longer than {GIT_TIMEOUT_S} s") from None
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+        if "not a git repository" in first:
+            raise CriterionError(f"{rootdir} is not in a git repository: owners counted from "
+                                 "git need the project's history")
+        raise CriterionError(f"git {args[0]}: {first}")
+    return done.stdout
+
+
+def commit_authors(rootdir: Path, since: dt.datetime, paths: list[str]) -> dict[str, list[Any]]:
+    """email -> [name, commits] of the commits since ``since`` touching ``paths``, with
+    names and e-mails mapped through .mailmap; from one ``git log``."""
+    if run_git(rootdir, "rev-parse", "--is-shallow-repository").strip() == "true":
+        raise CriterionError(
+            "the repository is a shallow clone, so its history cannot say who committed: "
+            "fetch the full history (GitHub Actions: actions/checkout with fetch-depth: 0; "
+            "GitLab: GIT_DEPTH: 0)")
+    # Dates are filtered here, not with --since: git stops walking at the first older commit,
+    # and a commit authored long ago can sit above recent ones (a rebase, a late merge).
+    out = run_git(rootdir, "log", "--format=%at%x00%aE%x00%aN", "--no-merges", "--",
+                  *(paths or ["."]))
+    cutoff = since.timestamp()
+    authors: dict[str, list[Any]] = {}
+    for line in out.splitlines():
+        stamp, _, rest = line.partition("\0")
+        email, _, name = rest.partition("\0")
+        if not stamp.strip().isdigit() or int(stamp) < cutoff:
+            continue
+        who = authors.setdefault(email.strip().lower() or name.strip(), [name.strip(), 0])
+        who[1] += 1
+    return authors
+
+
+def truck_factor(counts: list[int]) -> int:
+    """The fewest authors whose commits cover at least half of all commits."""
+    total = sum(counts)
+    covered = 0
+    for i, n in enumerate(sorted(counts, reverse=True), start=1):
+        covered += n
+        if 2 * covered >= total:
+            return i
+    return 0
+
+
+def git_criteria(rule: GitOwners) -> list[Criterion]:
+    where = ", ".join(rule.paths) if rule.paths else "the repository"
+    window = f"in the last {format_duration(rule.since)}"
+
+    def authors(ev: EvalContext) -> dict[str, list[Any]]:
+        found: dict[str, list[Any]] | CriterionError = ev.shared_value(
+            ("owners-git", str(ev.rootdir), rule.since, tuple(rule.paths),
+             ev.now.replace(second=0, microsecond=0)), lambda: _authors_or_error(ev, rule))
+        if isinstance(found, CriterionError):
+            raise CriterionError(str(found))
+        return found
+
+    def count(ev: EvalContext) -> Outcome:
+        found = authors(ev)
+        ranked = sorted(found.values(), key=lambda who: (-who[1], who[0]))
+        names = ", ".join(f"{name} ({n})" for name, n in ranked[:8]) + (
+            " …" if len(ranked) > 8 else "")
+        commits = sum(n for _, n in ranked)
+        words = (f"{len(found)} distinct author{'s' if len(found) != 1 else ''} of {commits} "
+                 f"commit{'s' if commits != 1 else ''} to {where} {window}"
+                 f"{f' ({names})' if names else ''}, expected {rule.git.text}")
+        commits_by = {name: n for name, n in ranked}
+        if rule.git.holds(len(found)):
+            return Outcome.passed(len(found), rule.git.text, words, authors=commits_by)
+        return Outcome.failed(words, len(found), rule.git.text, authors=commits_by)
+
+    criteria = [Criterion("git-authors", count, expected=rule.git.text, evidence="measured")]
+    expectation = rule.truck_factor
+    if expectation is not None:
+        def truck(ev: EvalContext) -> Outcome:
+            ranked = sorted(authors(ev).values(), key=lambda who: (-who[1], who[0]))
+            commits = sum(n for _, n in ranked)
+            factor = truck_factor([n for _, n in ranked])
+            top = ranked[:factor]
+            share = sum(n for _, n in top) / commits if commits else 0.0
+            who = ", ".join(name for name, _ in top) or "nobody"
+            words = (f"truck factor {factor}: {who} made {sum(n for _, n in top)} of {commits} "
+                     f"commits ({share:.0%}) to {where} {window}, expected {expectation.text}")
+            if expectation.holds(factor):
+                return Outcome.passed(factor, expectation.text, words)
+            return Outcome.failed(words, factor, expectation.text)
+        criteria.append(Criterion("truck-factor", truck, expected=expectation.text,
+                                  evidence="measured"))
+    return criteria
+
+
+def _authors_or_error(ev: EvalContext, rule: GitOwners) -> dict[str, list[Any]] | CriterionError:
+    try:
+        since = ev.now - dt.timedelta(seconds=rule.since)
+        return commit_authors(ev.rootdir, since, rule.paths)
+    except CriterionError as exc:
+        return exc

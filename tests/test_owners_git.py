@@ -1,0 +1,134 @@
+"""``owners = { git = ... }``: authors and truck factor counted from real git repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_mlfunnel.kinds.owners import truck_factor
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60,
+                          check=True, env={**os.environ, **(env or {})})
+    return done.stdout
+
+
+def commit(repo: Path, path: str, author: str, email: str, days_ago: int = 1) -> None:
+    file = repo / path
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("a") as handle:
+        handle.write(f"{author} {days_ago}\n")
+    stamp = f"@{int(time.time()) - days_ago * 86400} +0000"
+    git(repo, "add", path)
+    git(repo, "commit", "-q", "-m", f"change {path}", env={
+        "GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": author,
+        "GIT_COMMITTER_EMAIL": email, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
+
+
+@pytest.fixture
+def repo(pytester: pytest.Pytester) -> Path:
+    path = pytester.path
+    git(path, "init", "-q", "-b", "main")
+    for _ in range(6):
+        commit(path, "src/model.py", "Alice", "alice@example.com")
+    commit(path, "src/data.py", "Bob", "bob@example.com")
+    commit(path, "src/data.py", "Bob Builder", "bob@home.example")  # the same Bob, see .mailmap
+    commit(path, "models/card.md", "Carol", "carol@example.com")
+    commit(path, "docs/index.md", "Dan", "dan@example.com")  # outside the paths
+    commit(path, "src/old.py", "Eve", "eve@example.com", days_ago=400)  # outside the window
+    (path / ".mailmap").write_text("Bob <bob@example.com> Bob Builder <bob@home.example>\n")
+    return path
+
+
+CONFIG = """
+[tool.mlfunnel]
+[tool.mlfunnel.maintenance.owners]
+owners = {{ git = "{git}", since = "180 days", paths = ["src/", "models/"]{extra} }}
+"""
+
+def run(pytester: pytest.Pytester, git_expectation: str, extra: str = "") -> Any:
+    pytester.makepyprojecttoml(CONFIG.format(git=git_expectation, extra=extra))
+    return pytester.runpytest("--funnel", "--funnel-json=report.json", "-p", "no:cacheprovider")
+
+
+def criteria(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
+    data = json.loads((pytester.path / "report.json").read_text())
+    return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
+
+
+def test_distinct_authors_after_mailmap_in_the_window_and_paths(
+        pytester: pytest.Pytester, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    git(repo, "add", ".mailmap")
+    commit(repo, "src/model.py", "Alice", "alice@example.com")
+    result = run(pytester, ">= 4", ', truck_factor = ">= 2"')
+    found = criteria(pytester)
+    authors = found["git-authors"]
+    assert authors["evidence"] == "measured"
+    assert authors["observed"] == 3
+    assert authors["message"] == (
+        "3 distinct authors of 10 commits to src/, models/ in the last 180 days (Alice (7), "
+        "Bob (2), Carol (1)), expected >= 4")
+    assert authors["status"] == "failed"
+    truck = found["truck-factor"]
+    assert truck["observed"] == 1 and truck["evidence"] == "measured"
+    assert truck["message"] == ("truck factor 1: Alice made 7 of 10 commits (70%) to src/, "
+                                "models/ in the last 180 days, expected >= 2")
+    assert result.ret == 1
+
+
+def test_enough_authors_pass(pytester: pytest.Pytester, repo: Path) -> None:
+    for name in ("Bob", "Carol"):
+        for _ in range(3):
+            commit(repo, "src/model.py", name, f"{name.lower()}@example.com")
+    result = run(pytester, ">= 2", ', truck_factor = ">= 2"')
+    found = criteria(pytester)
+    assert found["git-authors"]["status"] == "passed"
+    assert found["truck-factor"]["observed"] == 2
+    assert result.ret == 0
+
+
+def test_a_shallow_clone_is_an_error_that_says_how_to_fetch_the_history(
+        pytester: pytest.Pytester, repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)],
+                   check=True, timeout=60, capture_output=True)
+    (clone / "pyproject.toml").write_text(CONFIG.format(git=">= 2", extra=""))
+    result = pytester.runpytest("--funnel", f"--rootdir={clone}", "-c",
+                                str(clone / "pyproject.toml"), "--funnel-json=report.json")
+    found = criteria(pytester)["git-authors"]
+    assert found["status"] == "error"
+    assert "shallow clone" in found["message"] and "fetch-depth: 0" in found["message"]
+    assert result.ret == 1
+
+
+def test_outside_a_git_repository_the_criterion_errors_saying_so(
+        pytester: pytest.Pytester) -> None:
+    run(pytester, ">= 2")
+    found = criteria(pytester)["git-authors"]
+    assert found["status"] == "error"
+    assert found["message"].endswith("is not in a git repository: owners counted from git "
+                                     "need the project's history")
+
+
+def test_a_bad_git_rule_is_a_config_error_with_its_key_path(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml('[tool.mlfunnel.maintenance.owners]\n'
+                               'owners = { git = "many", since = "180" }\n')
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([
+        "*tool.mlfunnel.maintenance.owners.owners.git: not a valid expectation: 'many'*",
+        "*tool.mlfunnel.maintenance.owners.owners.since: not a duration: '180' (a number and a unit: *"])
+
+
+@pytest.mark.parametrize(("counts", "factor"), [([], 0), ([5], 1), ([7, 2, 1], 1),
+                                                ([3, 3, 3, 1], 2), ([1, 1, 1, 1], 2)])
+def test_the_truck_factor_is_the_fewest_authors_covering_half_the_commits(
+        counts: list[int], factor: int) -> None:
+    assert truck_factor(counts) == factor
