@@ -1,6 +1,8 @@
-"""Train the churn model and write its evaluation, the evidence the model gate reads.
+"""Train the churn model and write the evidence the model gate reads.
 
-    python train.py                  # models/churn.json + reports/eval.json
+    python train.py              # models/churn.json, reports/eval.json and
+                                 # reports/holdout_predictions.parquet (holdout rows: the
+                                 # model's and the production model's predictions side by side)
     python train.py --baseline   # also reports/prod_eval.json (production model: 2 features)
 
 A logistic regression fitted by gradient descent with numpy: small, deterministic, good enough.
@@ -14,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 HERE = Path(__file__).parent
 PLANS = ["basic", "pro", "team"]
@@ -21,15 +25,31 @@ NUMERIC = ["age", "tenure_months", "monthly_spend", "support_calls"]
 FEATURES = NUMERIC + [f"plan_{p}" for p in PLANS]
 
 
-def load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     columns = duckdb.sql(
-        f"select coalesce(age, 40) as age, tenure_months, monthly_spend, support_calls, plan, "
-        f"churned from read_parquet('{path.as_posix()}') order by customer_id"
+        f"select customer_id, coalesce(age, 40) as age, tenure_months, monthly_spend, "
+        f"support_calls, plan, churned from read_parquet('{path.as_posix()}') "
+        f"order by customer_id"
     ).fetchnumpy()
     plan = np.asarray(columns["plan"]).astype(str)
     x = np.column_stack([np.asarray(columns[c], dtype=float) for c in NUMERIC]
                         + [(plan == p).astype(float) for p in PLANS])
-    return x, np.asarray(columns["churned"], dtype=float), plan
+    return (x, np.asarray(columns["churned"], dtype=float), plan,
+            np.asarray(columns["customer_id"]))
+
+
+def write_predictions(path: Path, ids: np.ndarray, y: np.ndarray, plan: np.ndarray,
+                      model: dict, x: np.ndarray, production: dict, x_production: np.ndarray
+                      ) -> None:
+    """One row per holdout customer: the truth, the model's and production's predictions."""
+    score = predict(model, x)
+    production_score = predict(production, x_production)
+    pq.write_table(pa.table({
+        "customer_id": ids, "plan": plan, "churned": y.astype(int),
+        "pred": (score >= model["threshold"]).astype(int), "proba": score,
+        "prod_pred": (production_score >= production["threshold"]).astype(int),
+        "prod_proba": production_score,
+    }), path)
 
 
 def fit(x: np.ndarray, y: np.ndarray, steps: int = 3000, rate: float = 0.3) -> dict:
@@ -86,12 +106,20 @@ def evaluate(model: dict, x: np.ndarray, y: np.ndarray, plan: np.ndarray) -> dic
     }
 
 
+def production_model(x: np.ndarray, y: np.ndarray) -> tuple[dict, list[int]]:
+    """The model in production today: two features and a lower threshold."""
+    keep = [FEATURES.index("tenure_months"), FEATURES.index("monthly_spend")]
+    narrow = fit(x[:, keep], y)
+    narrow["threshold"] = 0.3  # the production rule calls more people, it sees less
+    return narrow, keep
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--baseline", action="store_true",
                         help="also write reports/prod_eval.json (the 2-feature production model)")
     args = parser.parse_args()
-    x, y, plan = load(HERE / "data" / "customers.parquet")
+    x, y, plan, ids = load(HERE / "data" / "customers.parquet")
     rng = np.random.default_rng(7)
     test = rng.random(len(y)) < 0.25
     model = fit(x[~test], y[~test])
@@ -101,10 +129,11 @@ def main() -> None:
     metrics = evaluate(model, x[test], y[test], plan[test])
     (HERE / "reports" / "eval.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"holdout: accuracy {metrics['accuracy']}, f1 {metrics['f1']}, auc {metrics['auc']}")
+    narrow, keep = production_model(x[~test], y[~test])
+    write_predictions(HERE / "reports" / "holdout_predictions.parquet", ids[test], y[test],
+                      plan[test], model, x[test], narrow, x[test][:, keep])
+    print(f"holdout predictions: {int(test.sum())} rows in reports/holdout_predictions.parquet")
     if args.baseline:
-        keep = [FEATURES.index("tenure_months"), FEATURES.index("monthly_spend")]
-        narrow = fit(x[~test][:, keep], y[~test])
-        narrow["threshold"] = 0.3  # the production rule calls more people, it sees less
         narrow_metrics = evaluate(narrow, x[test][:, keep], y[test], plan[test])
         (HERE / "reports" / "prod_eval.json").write_text(
             json.dumps(narrow_metrics, indent=2) + "\n")
