@@ -1,0 +1,231 @@
+"""Predictions speed: the predictions kind against reading the file, and against sklearn.
+
+    python bench/predictions.py                # 10M rows; --rows N to change
+
+Writes (seeded) one Parquet file of N prediction rows under bench/data/ (git-ignored, kept
+between runs): a binary target, the model's label and probability, the production model's
+label and probability, and a slice column of 20 values. Then measures:
+
+  floor     pyarrow.parquet.read_table of the columns used
+  (a)       the ``predictions`` kind on the file: accuracy, f1, roc_auc, log_loss and ece
+            overall and per slice (20 slices), plus f1 and roc_auc against the production
+            columns with their paired 95% intervals (multinomial bootstrap, DeLong); every
+            criterion evaluated as the kind does
+  (b) RSS   peak resident memory of (a) in a fresh process, against the Arrow size of the
+            columns used (and the same process doing nothing but imports)
+  (c)       sklearn computing the same point values on the pandas frame already in memory
+            (accuracy_score, f1_score, roc_auc_score, log_loss, and the ECE from
+            calibration_curve, overall and per slice, for the model and the baseline; sklearn
+            has no paired interval), against (a); the pandas read is reported apart
+
+Timings are the best of ``--repeat`` runs with a warm file cache; a ratio is the median over
+rounds that run the baseline and the measured code in turn. The machine may be shared: the
+load average is printed beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+SLICES = 20
+COLUMNS = ["churned", "pred", "proba", "prod_pred", "prod_proba", "segment"]
+METRICS = ("accuracy", "f1", "roc_auc", "log_loss", "ece")
+
+
+def generate(rows: int, path: Path, seed: int = 1) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed)
+    segment = rng.integers(0, SLICES, rows)
+    y = (rng.random(rows) < 0.2 + 0.01 * segment).astype(np.int8)
+    signal = rng.normal(0, 1, rows)
+    proba = 1 / (1 + np.exp(-(1.6 * y - 1.2 + 0.9 * signal)))  # ~10M distinct scores
+    prod = 1 / (1 + np.exp(-(1.1 * y - 1.0 + 0.9 * (0.6 * signal + 0.8 * rng.normal(0, 1,
+                                                                                 rows)))))
+    DATA.mkdir(exist_ok=True)
+    pq.write_table(pa.table({
+        "churned": y, "pred": (proba >= 0.5).astype(np.int8), "proba": proba,
+        "prod_pred": (prod >= 0.5).astype(np.int8), "prod_proba": prod,
+        "segment": pa.array(np.char.add("s", segment.astype(str))),
+    }), path, row_group_size=1_000_000)
+
+
+def data_file(rows: int) -> Path:
+    path = DATA / f"predictions-{rows}.parquet"
+    if not path.exists():
+        print(f"generating {rows:,} prediction rows ...", flush=True)
+        generate(rows, path)
+    return path
+
+
+def run_kind(path: Path) -> dict[str, Any]:
+    """Every criterion of the check, evaluated as the kind evaluates them."""
+    from pytest_mlfunnel.context import EvalContext, PlanContext
+    from pytest_mlfunnel.kinds.predictions import PredictionsConfig, PredictionsKind
+
+    expect = {m: ">= 0" for m in METRICS} | {f"slices.segment.*.{m}": ">= 0" for m in METRICS}
+    expect |= {"f1": ">= baseline", "roc_auc": ">= baseline"}
+    check = PredictionsConfig.model_validate(
+        {"predictions": str(path), "task": "binary", "target": "churned", "prediction": "pred",
+         "score": "proba", "slices": ["segment"], "significance": 0.05,
+         "baseline": {"prediction": "prod_pred", "score": "prod_proba"}, "expect": expect},
+        context={"sources": {}, "key_path": "bench.predictions"})
+    shared: dict[Any, Any] = {}
+    plan = PredictionsKind().plan(check, PlanContext(rootdir=DATA, config_path=DATA / "x",
+                                                     gate="model", check="bench",
+                                                     key_path="bench.predictions",
+                                                     shared=shared))
+    ctx = EvalContext(rootdir=DATA, fixtures={}, shared=shared)
+    found = {c.name: c.evaluate(ctx) for c in plan}
+    bad = {n: o.message for n, o in found.items() if o.status == "error"}
+    assert not bad, bad
+    return {n: o.observed for n, o in found.items()}
+
+
+def read_columns(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.read_table(path, columns=COLUMNS).num_rows)
+
+
+def sklearn_metrics(frame: Any) -> dict[str, float]:
+    import numpy as np
+    from sklearn import metrics
+    from sklearn.calibration import calibration_curve
+
+    def ece(y: Any, p: Any) -> float:
+        true, predicted = calibration_curve(y, p, n_bins=10, strategy="uniform")
+        counts = np.bincount(np.searchsorted(np.linspace(0, 1, 11)[1:-1], p), minlength=10)
+        return float(np.sum(counts[counts > 0] * np.abs(true - predicted)) / len(y))
+
+    def all_of(rows: Any, label: str, score: str) -> dict[str, float]:
+        y, p, s = rows["churned"].to_numpy(), rows[label].to_numpy(), rows[score].to_numpy()
+        return {"accuracy": metrics.accuracy_score(y, p), "f1": metrics.f1_score(y, p),
+                "roc_auc": metrics.roc_auc_score(y, s), "log_loss": metrics.log_loss(y, s),
+                "ece": ece(y, s)}
+
+    found = {f"model.{k}": v for k, v in all_of(frame, "pred", "proba").items()}
+    found |= {f"baseline.{k}": v for k, v in all_of(frame, "prod_pred", "prod_proba").items()
+              if k in ("f1", "roc_auc")}
+    for value, rows in frame.groupby("segment"):
+        found |= {f"{value}.{k}": v for k, v in all_of(rows, "pred", "proba").items()}
+    return found
+
+
+def best_of(repeat: int, action: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def paired(repeat: int, baseline: Callable[[], Any], action: Callable[[], Any]
+           ) -> tuple[float, float, float]:
+    """(best baseline, best action, median of the per-round ratios), run in turn."""
+    base, mine, ratios = [], [], []
+    for _ in range(repeat):
+        base.append(best_of(1, baseline))
+        mine.append(best_of(1, action))
+        ratios.append(mine[-1] / base[-1])
+    return min(base), min(mine), statistics.median(ratios)
+
+
+def peak_rss(mode: str, path: Path) -> int:
+    code = (f"import sys; sys.path.insert(0, {str(HERE.parent)!r}); "
+            f"import bench.predictions as b; b.child({mode!r}, {str(path)!r})")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True, timeout=1800).stdout
+    return int(json.loads(out.strip().splitlines()[-1])["rss"])
+
+
+def child(mode: str, path: str) -> None:
+    import duckdb  # noqa: F401  (the imports are part of the idle baseline)
+
+    import pytest_mlfunnel.kinds.predictions
+    import pytest_mlfunnel.sources.tabular_sql  # noqa: F401
+
+    if mode == "kind":
+        run_kind(Path(path))
+    elif mode == "floor":
+        read_columns(Path(path))
+    # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into its children.
+    status = Path("/proc/self/status").read_text()
+    peak_kib = next(int(line.split()[1]) for line in status.splitlines()
+                    if line.startswith("VmHWM:"))
+    print(json.dumps({"rss": peak_kib * 1024}))
+
+
+def load() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE.parent))
+    path = data_file(args.rows)
+    import duckdb
+    import pyarrow.parquet as pq
+
+    print(f"{args.rows:,} rows · {SLICES} slices · Parquet "
+          f"{path.stat().st_size / 2**20:.0f} MiB · {os.cpu_count()} cores · duckdb "
+          f"{duckdb.__version__} · {dt.date.today().isoformat()} · load average {load()}")
+    observed = run_kind(path)
+    print(f"f1 {observed['f1']:.4f} · roc_auc {observed['roc_auc']:.4f} · "
+          f"log_loss {observed['log_loss']:.4f} · ece {observed['ece']:.4f}")
+
+    def show(label: str, seconds: float, ratio: float | None = None, target: str = "") -> None:
+        shown = f"{ratio:6.2f}x" if ratio is not None else "       "
+        print(f"{label:<46} {seconds:7.3f} s  {shown}  {target}  (load {load()})", flush=True)
+
+    print()
+    floor, ours, ratio = paired(args.repeat, lambda: read_columns(path),
+                                lambda: run_kind(path))
+    show("floor: pyarrow read_table, columns used", floor)
+    show("(a) predictions kind, all criteria", ours, ratio, "target <= 2.5x floor")
+    arrow_size = pq.read_table(path, columns=COLUMNS).nbytes
+    rss_kind = peak_rss("kind", path)
+    rss_idle = peak_rss("idle", path)
+    rss_floor = peak_rss("floor", path)
+    print()
+    print(f"(b) peak RSS of (a)                            {rss_kind / 2**20:7.0f} MiB  "
+          f"{rss_kind / arrow_size:5.2f}x  target <= 1.0x Arrow size of the columns "
+          f"({arrow_size / 2**20:.0f} MiB)")
+    print(f"    same process, imports only                 {rss_idle / 2**20:7.0f} MiB")
+    print(f"    pyarrow read_table of the columns (floor)  {rss_floor / 2**20:7.0f} MiB",
+          flush=True)
+    print()
+    import pandas as pd
+
+    started = time.perf_counter()
+    frame = pd.read_parquet(path, columns=COLUMNS)
+    read = time.perf_counter() - started
+    reference = sklearn_metrics(frame)
+    for name in ("accuracy", "f1", "roc_auc", "log_loss", "ece"):
+        assert abs(reference[f"model.{name}"] - observed[name]) < 1e-9, name
+    _, sk_time, ratio = paired(args.repeat, lambda: run_kind(path),
+                               lambda: sklearn_metrics(frame))
+    show("(c) sklearn on the pandas frame in memory", sk_time, ratio,
+         f"of (a); its pd.read_parquet not counted: {read:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
