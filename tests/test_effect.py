@@ -193,6 +193,21 @@ def test_a_missing_group_is_an_error_naming_the_values_there(
                                  " period has: after, before"])
 
 
+def test_before_alone_compares_with_the_default_after_label(pytester: pytest.Pytester) -> None:
+    """The reference lists defaults for both labels: giving one keeps the other's default."""
+    write_kpi(pytester.path / "kpi.csv", np.array([5.0, 5.2, 5.1, 5.3]),
+              np.array([4.0, 4.1, 4.2, 3.9]), labels=("pre", "after"))
+    pytester.makepyprojecttoml(config(BASE + 'before = "pre"\nexpect = "decrease"\n'))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(passed=1)
+    assert str(report(pytester)["message"]).startswith("minutes_per_box fell 21.")
+    pytester.makepyprojecttoml(config(BASE + 'before = "pre"\nexpect = "increase"\n'))
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["      effectiveness::box_time::minutes_per_box: "
+                                 "minutes_per_box fell 21.*"])
+
+
 def test_a_group_with_one_value_is_an_error_not_a_verdict(pytester: pytest.Pytester) -> None:
     write_kpi(pytester.path / "kpi.csv", np.array([5.0, 5.2, 5.1]), np.array([4.0]))
     pytester.makepyprojecttoml(config(BASE + 'expect = "decrease"\n'))
@@ -238,8 +253,9 @@ def test_a_missing_file_and_a_missing_column_are_errors(pytester: pytest.Pyteste
     ('expect = "decrease"\ntest = "ttest"',
      "tool.mlfunnel.effectiveness.box_time.test: Input should be 'welch', 'mannwhitney' or "
      "'bootstrap'*"),
-    ('expect = "decrease"\nbefore = "pre"',
-     "tool.mlfunnel.effectiveness.box_time: after: missing (give both before and after)"),
+    ('expect = "decrease"\ncontrol = "a"',
+     "tool.mlfunnel.effectiveness.box_time: treatment: missing (give both control and "
+     "treatment)"),
     ('expect = "decrease"\nbefore = "a"\nafter = "b"\ncontrol = "c"\ntreatment = "d"',
      "tool.mlfunnel.effectiveness.box_time: give before/after or control/treatment, not both"),
     ('expect = "decrease"\nmax_rows = 100',

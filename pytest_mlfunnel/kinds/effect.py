@@ -117,11 +117,12 @@ class EffectConfig(CheckConfig):
         trial = self.control is not None or self.treatment is not None
         if timed and trial:
             raise ValueError("give before/after or control/treatment, not both")
-        for first, second in (("before", "after"), ("control", "treatment")):
-            given = [getattr(self, k) is not None for k in (first, second)]
-            if any(given) and not all(given):
-                missing = first if not given[0] else second
-                raise ValueError(f"{missing}: missing (give both {first} and {second})")
+        # before/after default to the labels "before" and "after"; an experiment's
+        # control and treatment have no natural default, so both are named.
+        given = [getattr(self, k) is not None for k in ("control", "treatment")]
+        if any(given) and not all(given):
+            missing = "control" if not given[0] else "treatment"
+            raise ValueError(f"{missing}: missing (give both control and treatment)")
         if self.max_rows is not None and self.test == "welch":
             raise ValueError("max_rows: welch reads only aggregates, not rows (max_rows is "
                              "for test = 'mannwhitney' or 'bootstrap')")
