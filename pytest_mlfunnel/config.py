@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from pytest_mlfunnel.services import (
     unplaceholder,
 )
 from pytest_mlfunnel.sources.spec import SourceSpec, declare_sources
+from pytest_mlfunnel.suggest import did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,6 +37,7 @@ SECTION = "tool.mlfunnel"
 TOP_LEVEL_KEYS = ("require", "funnel", "history", "project", "sources", "services")
 DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+_UNIONS = (typing.Union, types.UnionType)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
 
@@ -197,11 +201,13 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
         if key not in funnel:
             if isinstance(value, dict):
                 problems.append((f"{SECTION}.{key}", f"unknown gate {key!r} (the funnel is: "
-                                                     f"{', '.join(funnel)})"))
+                                                     f"{', '.join(funnel)})"
+                                                     f"{did_you_mean(key, funnel)}"))
             else:
                 allowed = ", ".join(TOP_LEVEL_KEYS)
-                problems.append((f"{SECTION}.{key}", f"unknown key (allowed: {allowed}, "
-                                                     "or a gate table)"))
+                hint = did_you_mean(key, TOP_LEVEL_KEYS)
+                problems.append((f"{SECTION}.{key}", f"unknown key{hint}" if hint else
+                                 f"unknown key (allowed: {allowed}, or a gate table)"))
             continue
         if not isinstance(value, dict):
             problems.append((f"{SECTION}.{key}", "expected a table of checks, e.g. "
@@ -302,9 +308,10 @@ def _parse_require(raw: Any, funnel: list[str], problems: list[tuple[str, str]])
     if raw is None:
         return None
     if not isinstance(raw, str) or (raw != "none" and raw not in funnel):
+        hint = did_you_mean(raw, [*funnel, "none"]) if isinstance(raw, str) else ""
         problems.append((f"{SECTION}.require",
                          f"expected a gate name or 'none', got {raw!r} (gates: "
-                         f"{', '.join(funnel)})"))
+                         f"{', '.join(funnel)}){hint}"))
         return None
     return raw
 
@@ -322,8 +329,7 @@ def _parse_check(gate: str, name: str, table: Any, registry: KindRegistry,
         return None
     kinds = [k for k in table if k in registry.keys]
     if not kinds:
-        problems.append((key_path, f"no check kind: give exactly one of "
-                                   f"{', '.join(registry.keys)}"))
+        problems.extend(_no_kind(key_path, table, registry))
         return None
     if len(kinds) > 1:
         problems.append((key_path, f"two kind keys in one check: {', '.join(kinds)} "
@@ -335,11 +341,17 @@ def _parse_check(gate: str, name: str, table: Any, registry: KindRegistry,
     except Exception as exc:  # a broken third-party kind must not crash collection
         problems.append((key_path, f"check kind {kind_key!r} cannot be loaded: {exc}"))
         return None
+    loose = _loose_booleans(kind.config_model, table, key_path)
     try:
         config = kind.config_model.model_validate(
             table, context={"sources": sources, "key_path": key_path})
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, key_path, kind.config_model))
+        problems.extend(loose)
+        problems.extend(p for p in _pydantic_problems(exc, key_path, kind.config_model)
+                        if p not in loose)
+        return None
+    if loose:
+        problems.extend(loose)
         return None
     return CheckEntry(gate=gate, name=name, kind=kind_key, config=config, key_path=key_path,
                       line=find_line(text, gate, name))
@@ -357,7 +369,9 @@ def _pydantic_problems(exc: ValidationError, key_path: str, model: type[CheckCon
         message = str(error["msg"])
         if kind == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1])
-            message = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+            hint = did_you_mean(loc[-1], allowed) if loc else ""
+            message = f"unknown key{hint}" + (f" (allowed: {', '.join(allowed)})"
+                                              if allowed else "")
         elif kind == "missing":
             message = "missing required key"
         elif message.startswith("Value error, "):
@@ -380,15 +394,85 @@ def _is_union_tag(part: Any) -> bool:
 
 def _allowed_keys(model: type[CheckConfig], loc: list[str]) -> list[str]:
     current: Any = model
+    mapping = False  # the last field was a table of named entries (columns.<col>)
     for part in loc:
         fields = getattr(current, "model_fields", None)
+        if mapping and (not fields or part not in fields):
+            mapping = False
+            continue
         if not fields or part not in fields:
             return []
-        current = _model_in(fields[part].annotation)
+        annotation = fields[part].annotation
+        mapping = _is_mapping(annotation)
+        current = _model_in(annotation)
         if current is None:
             return []
     fields = getattr(current, "model_fields", None)
     return [field.alias or name for name, field in fields.items()] if fields else []
+
+
+def _is_mapping(annotation: Any) -> bool:
+    if typing.get_origin(annotation) is dict:
+        return True
+    return typing.get_origin(annotation) in _UNIONS and any(
+        _is_mapping(arg) for arg in typing.get_args(annotation))
+
+
+def _no_kind(key_path: str, table: dict[str, Any], registry: KindRegistry
+             ) -> list[tuple[str, str]]:
+    """A check without a kind key: a misspelled kind gets a did-you-mean, else the keys seen."""
+    kinds = registry.keys
+    others = [key for key in table if key not in CheckConfig.model_fields]
+    known: set[str] = set()  # keys some kind accepts (expect, rows ...) are not typos of kinds
+    for name in kinds:
+        try:
+            fields = registry.get(name).config_model.model_fields
+        except Exception:  # a broken third-party kind is reported where it is used
+            continue
+        known.update(info.alias or field for field, info in fields.items())
+    typos = [(key, did_you_mean(key, kinds)) for key in others if key not in known]
+    found = [(f"{key_path}.{key}", f"unknown key{hint}") for key, hint in typos if hint]
+    if found:
+        return found
+    seen = ""
+    if others:
+        one = len(others) == 1
+        seen = (f"; found {', '.join(others)}, which "
+                f"{'is not a kind key' if one else 'are not kind keys'}")
+    return [(key_path, f"no check kind: give exactly one of {', '.join(kinds)}{seen}")]
+
+
+def _is_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return typing.get_origin(annotation) in _UNIONS and args == [bool]
+
+
+def _loose_booleans(model: Any, table: Any, key_path: str) -> list[tuple[str, str]]:
+    """``unique = "yes"`` is not a boolean: pydantic would accept it, the config does not."""
+    fields = getattr(model, "model_fields", None)
+    if not fields or not isinstance(table, dict):
+        return []
+    problems: list[tuple[str, str]] = []
+    for name, info in fields.items():
+        key = info.alias or name
+        if key not in table:
+            continue
+        value, here = table[key], f"{key_path}.{key}"
+        if _is_bool(info.annotation):
+            if not isinstance(value, bool):
+                problems.append((here, f"expected true or false, got {value!r}"))
+            continue
+        inner = _model_in(info.annotation)
+        if inner is None or not isinstance(value, dict):
+            continue
+        if _is_mapping(info.annotation):
+            for entry, rules in value.items():
+                problems.extend(_loose_booleans(inner, rules, f"{here}.{entry}"))
+        else:
+            problems.extend(_loose_booleans(inner, value, here))
+    return problems
 
 
 def _model_in(annotation: Any) -> Any:

@@ -53,7 +53,18 @@ class Outcome:
             extra.setdefault("baseline", baseline)
         if expectation.holds(observed, baseline):
             return cls.passed(observed, expectation.text, words, **extra)
-        return cls.failed(words, observed, expectation.text, details, **extra)
+        return cls.failed(words + scale_hint(observed, expectation), observed, expectation.text,
+                          details, **extra)
+
+
+def scale_hint(observed: float, expectation: Expectation) -> str:
+    """`` -- did you mean 90%?`` when a share (0.98) is held to a percentage written as a
+    plain number (``>= 90``): no share can ever meet it."""
+    if (expectation.unit == "number" and not expectation.uses_baseline
+            and isinstance(observed, float) and 0 < observed < 1
+            and 1 < expectation.value <= 100):
+        return f" -- did you mean {format_value(expectation.value)}%?"
+    return ""
 
 
 def to_builtin(value: Any) -> Any:

@@ -14,6 +14,7 @@ import pytest
 from _pytest.fixtures import FixtureLookupError
 
 from pytest_mlfunnel import secrets
+from pytest_mlfunnel.collection_errors import unknown_fixture_lines
 from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
 from pytest_mlfunnel.coverage_run import SameRunCoverage
 from pytest_mlfunnel.funnel import (
@@ -32,6 +33,7 @@ from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.report import Report, utc_now, write_atomic
 from pytest_mlfunnel.service_runs import ServiceRuns
+from pytest_mlfunnel.suggest import did_you_mean
 
 _FINAL_FIELDS = ("id", "gate", "check", "kind", "status", "evidence", "observed", "expected",
                  "message", "duration_s", "details", "extra")
@@ -54,7 +56,7 @@ class FunnelSession:
         self._plans: dict[str, list[Criterion]] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.failed_tests: set[str] = set()
-        self.bad_markers: dict[str, str] = {}
+        self.usage_errors: list[str] = []  # found by xdist workers at collection
         self.report: Report | None = None
         self.history: History | None = None
         self.history_error: str | None = None
@@ -95,7 +97,8 @@ class FunnelSession:
             if override != "none" and override not in funnel_config.funnel:
                 raise pytest.UsageError(
                     f"--funnel-require: unknown gate {override!r} (gates: "
-                    f"{', '.join(funnel_config.funnel)}, or 'none')")
+                    f"{', '.join(funnel_config.funnel)}, or 'none')"
+                    f"{did_you_mean(override, [*funnel_config.funnel, 'none'])}")
             require = override
         return cls(pytest_config, funnel_config, registry, require)
 
@@ -154,6 +157,20 @@ class FunnelSession:
         return ids
 
     # ------------------------------------------------------------------ collection
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        """Under xdist the controller collects nothing: check the criteria's fixture names
+        here, against the fixtures of plugins and of the conftest.py files pytest loaded at
+        start (those a criterion under the config file can see), before any test runs."""
+        if is_worker(self.pytest_config) or not self.pytest_config.pluginmanager.has_plugin(
+                "dsession"):
+            return
+        wanted = [(entry, name, session) for entry in self.config.checks
+                  for criterion in self.plan(entry) for name in criterion.fixtures]
+        lines = unknown_fixture_lines(self.config.file_label, session, wanted)
+        if lines:
+            raise pytest.UsageError(*lines)
+
     def pytest_collect_file(self, file_path: Path, parent: pytest.Collector
                             ) -> ConfigFile | None:
         if file_path.name == self.config.path.name and file_path.resolve() == self._config_path:
@@ -170,20 +187,36 @@ class FunnelSession:
             node = ConfigFile.from_parent(session, path=self.config.path)
             node.funnel = self
             items[:0] = list(session.genitems(node))
+        problems: list[str] = []
+        wrong_gate: list[pytest.Item] = []
+        wanted = []
         for item in items:
             if isinstance(item, CriterionItem):
+                wanted += [(item.entry, name, item) for name in item.criterion.fixtures]
                 continue
             marker = item.get_closest_marker("funnel")
             if marker is None:
                 continue
             gate = marker.args[0] if marker.args else marker.kwargs.get("gate")
             if gate not in self.config.funnel:
-                # An error of the test, not of the run: under xdist only workers see markers.
-                self.bad_markers[item.nodeid] = (
-                    f"@pytest.mark.funnel({gate!r}): unknown gate (gates: "
-                    f"{', '.join(self.config.funnel)})")
+                hint = did_you_mean(gate, self.config.funnel) if isinstance(gate, str) else ""
+                problems.append(f"{item.nodeid}: @pytest.mark.funnel({gate!r}): unknown gate "
+                                f"(gates: {', '.join(self.config.funnel)}){hint}")
+                wrong_gate.append(item)
                 continue
             item.user_properties.append(("gate", gate))
+        if is_worker(config):
+            # Raising here would crash the worker: report a collection error that the
+            # controller turns into exit 4, and do not run the test.
+            for item, message in zip(wrong_gate, problems, strict=True):
+                report = pytest.CollectReport(item.nodeid, "failed", message, [])
+                report.mlfunnel_usage_error = message  # type: ignore[attr-defined]
+                config.hook.pytest_collectreport(report=report)
+            items[:] = [i for i in items if i not in wrong_gate]
+        else:
+            problems += unknown_fixture_lines(self.config.file_label, session, wanted)
+            if problems:
+                raise pytest.UsageError(*problems)
         if config.getoption("funnel_only"):
             keep = [i for i in items if isinstance(i, CriterionItem)
                     or i.get_closest_marker("funnel") is not None]
@@ -193,12 +226,6 @@ class FunnelSession:
                 config.hook.pytest_deselected(items=dropped)
 
     # ------------------------------------------------------------------ running
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        message = self.bad_markers.get(item.nodeid)
-        if message is not None:
-            pytest.fail(message, pytrace=False)
-
     def _gate_of(self, item: pytest.Item) -> tuple[str, str] | None:
         """(gate, severity) for funnel items, None for ordinary tests."""
         if isinstance(item, CriterionItem):
@@ -302,13 +329,20 @@ class FunnelSession:
             self.results[record["id"]] = record
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed:
+        usage_error = getattr(report, "mlfunnel_usage_error", None)
+        if isinstance(usage_error, str):
+            if usage_error not in self.usage_errors:
+                self.usage_errors.append(usage_error)
+        elif report.failed:
             self.failed_tests.add(report.nodeid or "<collection>")
 
     # ------------------------------------------------------------------ verdict
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if is_worker(self.pytest_config):
+            return
+        if self.usage_errors:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
             return
         if exitstatus in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR,
                           pytest.ExitCode.USAGE_ERROR):

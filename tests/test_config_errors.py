@@ -11,12 +11,13 @@ BROKEN = [
         '[tool.mlfunnel]\nrequire = "modle"\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.require: expected a gate name or 'none', got "
          "'modle' (gates: data, problem, model, organization, deployment, usage, effectiveness, "
-         "maintenance)"],
+         "maintenance); did you mean 'model'?"],
         id="unknown-required-gate"),
     pytest.param(
         '[tool.mlfunnel.modle.quality]\nmetrics = "r.json"\nexpect = { a = ">= 1" }\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.modle: unknown gate 'modle' (the funnel is: "
-         "data, problem, model, organization, deployment, usage, effectiveness, maintenance)"],
+         "data, problem, model, organization, deployment, usage, effectiveness, maintenance); "
+         "did you mean 'model'?"],
         id="unknown-gate"),
     pytest.param(
         '[tool.mlfunnel]\nthreshold = 3\n',
@@ -31,7 +32,7 @@ BROKEN = [
     pytest.param(
         '[tool.mlfunnel.model.quality]\nexpect = { a = ">= 1" }\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: no check kind: give exactly one of "
-         "*"],
+         "coverage, dataset, *; found expect, which is not a kind key"],
         id="no-kind-key"),
     pytest.param(
         '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { accuracy = "0.8" }\n',
@@ -43,7 +44,7 @@ BROKEN = [
         '[tool.mlfunnel.model.quality]\nmetrics = "evl"\nexpect = { accuracy = ">= 0.8" }\n'
         '[tool.mlfunnel.sources]\neval = "reports/eval.json"\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.metrics: unknown source 'evl': not a "
-         "declared source and not a path (declared sources: eval)"],
+         "declared source and not a path (declared sources: eval); did you mean 'eval'?"],
         id="unknown-source"),
     pytest.param(
         '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { accuracy = ">= 0.8" }\n'

@@ -75,7 +75,8 @@ def test_a_metric_name_that_matches_nothing_lists_the_names_that_exist(
     result = pytester.runpytest("--funnel")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines_random([
-        "acuracy: no such metric in reports/eval.json (metrics there: accuracy, f1.macro)",
+        "acuracy: no such metric in reports/eval.json (metrics there: accuracy, f1.macro); "
+        "did you mean 'accuracy'?",
         "slices.*.r2: no such metric in reports/eval.json (metrics there: accuracy, f1.macro)",
     ])
 

@@ -291,7 +291,7 @@ http = "http://ops:hunter2@127.0.0.1:{port}/health"
      "tool.mlfunnel.deployment.bad.http: expected an http:// or https:// URL, got "
      "'ftp://example.com/x'"),
     ('http = "http://127.0.0.1:1/x"\nexpect = { p90_ms = "<= 5" }',
-     "tool.mlfunnel.deployment.bad.expect.p90_ms: unknown key (allowed: p50_ms, p95_ms, "
+     "tool.mlfunnel.deployment.bad.expect.p90_ms: unknown key; did you mean 'p99_ms'? (allowed: p50_ms, p95_ms, "
      "p99_ms, errors)"),
     ('http = "http://127.0.0.1:1/x"\nexpect = { errors = "<= 5" }',
      "tool.mlfunnel.deployment.bad.expect: errors is the share of failed probes: write e.g. "

@@ -158,7 +158,7 @@ def test_the_command_line_overrides_require(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--funnel", "--funnel-require=modle")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: --funnel-require: unknown gate 'modle' (gates: data, "
-                                 "problem, model, or 'none')"])
+                                 "problem, model, or 'none'); did you mean 'model'?"])
 
 
 def test_an_ordinary_failing_test_fails_the_run(pytester: pytest.Pytester) -> None:
@@ -306,21 +306,39 @@ def test_marked_tests_are_criteria_of_their_gate(pytester: pytest.Pytester,
     assert result.ret == 0
 
 
-@pytest.mark.parametrize("extra", XDIST)
-def test_an_unknown_gate_on_a_marker_errors_that_test(pytester: pytest.Pytester,
-                                                      extra: list[str]) -> None:
+def test_an_unknown_gate_on_a_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
     make_project(pytester, three_gates())
     pytester.makepyfile(test_a="""
         import pytest
         @pytest.mark.funnel("modle")
         def test_x(): pass
     """)
-    result = pytester.runpytest("--funnel", *extra)
-    result.assert_outcomes(passed=3, errors=1)
-    result.stdout.fnmatch_lines(["*@pytest.mark.funnel('modle'): unknown gate (gates: data, "
-                                 "problem, model)*"])
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: test_a.py::test_x: @pytest.mark.funnel('modle'): "
+                                 "unknown gate (gates: data, problem, model); did you mean "
+                                 "'model'?"])
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
-    assert result.ret == 1
+
+
+def test_under_xdist_an_unknown_marker_gate_is_a_collection_error_and_exit_4(
+        pytester: pytest.Pytester) -> None:
+    """Only the workers see markers: the marked test does not run, the rest does, exit 4."""
+    make_project(pytester, three_gates())
+    pytester.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.funnel("modle")
+        def test_x(): raise AssertionError("must not run")
+        def test_y(): pass
+    """)
+    result = pytester.runpytest("--funnel", "-n", "2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR collecting test_a.py*",
+                                 "test_a.py::test_x: @pytest.mark.funnel('modle'): unknown gate "
+                                 "(gates: data, problem, model); did you mean 'model'?"])
+    result.stdout.no_fnmatch_line("*must not run*")
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
 def test_unmarked_tests_behave_as_without_the_plugin(pytester: pytest.Pytester) -> None:
@@ -382,20 +400,68 @@ def test_criteria_receive_fixtures_of_any_scope(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["size 2, expected >= 3"])
 
 
-def test_a_missing_fixture_is_an_error_criterion(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("extra", XDIST)
+def test_a_misspelled_fixture_is_a_usage_error_naming_its_key(pytester: pytest.Pytester,
+                                                              extra: list[str]) -> None:
+    pytester.makeconftest("""
+        import pytest
+        @pytest.fixture
+        def serving_cost():
+            return {"usd": 0.01}
+        @pytest.fixture
+        def reviews_frame():
+            return {"usd": 0.01}
+    """)
+    pytester.makepyprojecttoml("""
+        [tool.mlfunnel]
+        funnel = ["model", "organization"]
+        [tool.mlfunnel.sources]
+        reviews = { fixture = "reviews_frme" }
+        [tool.mlfunnel.model.latency]
+        timing = "serving_costz"
+        expect = { p95_ms = "<= 50" }
+        [tool.mlfunnel.organization.budget]
+        metrics = { fixture = "serving_costs" }
+        expect = { usd = "<= 0.05" }
+        [tool.mlfunnel.organization.reviews]
+        metrics = "reviews"
+        expect = { usd = "<= 0.05" }
+        [tool.mlfunnel.organization.unrelated]
+        metrics = { fixture = "quarterly_numbers" }
+        expect = { usd = "<= 0.05" }
+    """)
+    result = pytester.runpytest("--funnel", *extra)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: pyproject.toml: tool.mlfunnel.model.latency.timing: no fixture "
+        "'serving_costz'; did you mean 'serving_cost'?",
+        "*pyproject.toml: tool.mlfunnel.organization.budget.metrics.fixture: no fixture "
+        "'serving_costs'; did you mean 'serving_cost'?",
+        "*pyproject.toml: tool.mlfunnel.sources.reviews.fixture: no fixture 'reviews_frme'; "
+        "did you mean 'reviews_frame'?",
+        "*pyproject.toml: tool.mlfunnel.organization.unrelated.metrics.fixture: no fixture "
+        "'quarterly_numbers'",
+    ])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_a_fixture_of_a_conftest_below_the_config_is_not_visible_to_criteria(
+        pytester: pytest.Pytester) -> None:
+    pytester.mkpydir("tests")
+    (pytester.path / "tests" / "conftest.py").write_text(
+        "import pytest\n@pytest.fixture\ndef serving_cost():\n    return {'usd': 0.01}\n")
     pytester.makepyprojecttoml("""
         [tool.mlfunnel]
         funnel = ["organization"]
         [tool.mlfunnel.organization.budget]
-        metrics = { fixture = "serving_costs" }
+        metrics = { fixture = "serving_cost" }
         expect = { usd = "<= 0.05" }
     """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*fixture 'serving_costs' not found*"])
-    criterion = report_of(pytester)["gates"][0]["criteria"][0]
-    assert criterion["status"] == "error"
-    assert "fixture 'serving_costs' not found" in criterion["message"]
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pyproject.toml: tool.mlfunnel.organization.budget."
+                                 "metrics.fixture: no fixture 'serving_cost'"])
 
 
 # ----------------------------------------------------------------------------- outcomes

@@ -160,7 +160,7 @@ expect = { p95_ms = "<= 50" }
     ('timing = "sleepy_call"\nexpect = { per_second = ">= 5%" }',
      "tool.mlfunnel.model.bad.expect: per_second is calls per second*"),
     ('timing = "sleepy_call"\nexpect = { p90_ms = "<= 5" }',
-     "tool.mlfunnel.model.bad.expect.p90_ms: unknown key (allowed: p50_ms, p95_ms, p99_ms, "
+     "tool.mlfunnel.model.bad.expect.p90_ms: unknown key; did you mean 'p99_ms'? (allowed: p50_ms, p95_ms, p99_ms, "
      "per_second)"),
     ('timing = "model.predict"\nexpect = { p95_ms = "<= 5" }',
      "tool.mlfunnel.model.bad.timing: expected the name of a fixture*"),

@@ -32,7 +32,12 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, mode
 
 from pytest_mlfunnel.context import EvalContext as EvalContext  # re-exported for kinds
 from pytest_mlfunnel.context import PlanContext as PlanContext
-from pytest_mlfunnel.expectations import Expectation, ExpectationError, parse_duration
+from pytest_mlfunnel.expectations import (
+    Expectation,
+    ExpectationError,
+    format_value,
+    parse_duration,
+)
 from pytest_mlfunnel.outcome import Outcome
 from pytest_mlfunnel.sources.spec import SourceError, SourceSpec, parse_source
 
@@ -78,6 +83,24 @@ def _iso_date(value: Any) -> dt.date:
         except ValueError:
             pass
     raise ValueError(f"expected an ISO date such as 2027-03-31, got {value!r}")
+
+
+def share_expectation(value: Expectation, what: str) -> Expectation:
+    """An expectation on a share (0 to 1): ``">= 90%"`` or ``">= 0.9"``.
+
+    ``">= 90"`` can never hold for a share and is almost surely meant as a percentage: it is
+    refused when the config is read, with the spelling that works.
+    """
+    if value.unit == "duration" or value.uses_baseline:
+        raise ValueError(f"{what} is a share: write e.g. '>= 90%' or '>= 0.9', not "
+                         f"{value.text!r}")
+    if 0 <= value.value <= 1:
+        return value
+    if value.unit == "number" and 1 < value.value <= 100:
+        raise ValueError(f"{what} is a share: write '{value.op} {format_value(value.value)}%' "
+                         f"or '{value.op} {format_value(value.value / 100)}', not "
+                         f"{value.text!r}")
+    raise ValueError(f"{what} is a share between 0 and 100%, got {value.text!r}")
 
 
 #: ``">= 0.8"`` parsed into an :class:`Expectation`.

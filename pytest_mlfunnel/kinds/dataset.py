@@ -30,6 +30,7 @@ from pytest_mlfunnel.kinds.base import (
     ExpectationField,
     PlanContext,
     Source,
+    share_expectation,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.spec import SourceSpec
@@ -54,6 +55,14 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
+def _percent_in_range(value: Expectation | None, key: str) -> Expectation | None:
+    """``"<= 5%"`` compares the share of rows, so it lies between 0 and 100%."""
+    if value is not None and value.unit == "percent" and not 0 <= value.value <= 1:
+        raise ValueError(f"{key}: a percentage compares the share of rows, between 0 and "
+                         f"100%, got {value.text!r}")
+    return value
+
+
 class ColumnRules(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -65,6 +74,11 @@ class ColumnRules(BaseModel):
     min_share: float | None = None
     dtype: Literal["int", "float", "string", "bool", "datetime", "date"] | None = None
     max_age: Duration | None = None
+
+    @field_validator("nulls")
+    @classmethod
+    def _nulls_share(cls, value: Expectation | None) -> Expectation | None:
+        return _percent_in_range(value, "nulls")
 
     @field_validator("min", "max", mode="before")
     @classmethod
@@ -120,6 +134,11 @@ class JoinRule(BaseModel):
     def keys(self) -> list[str]:
         return [self.on] if isinstance(self.on, str) else list(self.on)
 
+    @field_validator("match")
+    @classmethod
+    def _match_is_a_share(cls, value: Expectation) -> Expectation:
+        return share_expectation(value, "match (the share of rows whose key is found)")
+
     @model_validator(mode="after")
     def _keys_given(self) -> JoinRule:
         if not self.keys or any(not k.strip() for k in self.keys):
@@ -160,6 +179,11 @@ class DatasetConfig(CheckConfig):
     columns: dict[str, ColumnRules] = Field(default_factory=dict)
     join: JoinRule | None = None
     group_size: GroupSizeRule | None = None
+
+    @field_validator("duplicates")
+    @classmethod
+    def _duplicates_share(cls, value: Expectation | None) -> Expectation | None:
+        return _percent_in_range(value, "duplicates")
 
     @model_validator(mode="after")
     def _something_to_check(self) -> DatasetConfig:

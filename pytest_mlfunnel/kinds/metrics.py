@@ -21,6 +21,7 @@ from pytest_mlfunnel.kinds.base import (
 from pytest_mlfunnel.outcome import CriterionError, Outcome, Status
 from pytest_mlfunnel.sources.metrics import MetricSet, load_metrics
 from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.suggest import did_you_mean
 
 
 class MetricsConfig(CheckConfig):
@@ -108,7 +109,8 @@ class MetricsKind(CheckKind):
             if not matches:
                 return Outcome.failed(
                     f"{name}: no such metric in {metrics.origin} (metrics there: "
-                    f"{metrics.describe_names()})", None, expectation.text)
+                    f"{metrics.describe_names()}){did_you_mean(name, metrics.names())}",
+                    None, expectation.text)
             if len(matches) == 1:
                 metric, value = matches[0]
                 return compare_one(metric, value, expectation, metrics, baseline)

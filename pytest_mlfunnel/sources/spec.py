@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from pytest_mlfunnel import secrets
 
+from pytest_mlfunnel.suggest import did_you_mean
+
 SOURCE_KEYS = ("path", "fixture", "url")
 _OPTIONAL_KEYS = ("query", "table", "format", "options", "description")
 _EXTENSION_RE = re.compile(r"\.[A-Za-z0-9]{1,8}(\.gz)?$")
@@ -108,7 +110,7 @@ def parse_source(value: Any, declared: dict[str, SourceSpec], key_path: str = ""
         names = ", ".join(sorted(declared)) or "none declared"
         raise SourceError(
             f"unknown source {text!r}: not a declared source and not a path "
-            f"(declared sources: {names})"
+            f"(declared sources: {names}){did_you_mean(text, declared)}"
         )
     if isinstance(value, dict):
         return source_from_table(value, key_path)
@@ -123,7 +125,8 @@ def source_from_table(table: dict[str, Any], key_path: str = "", name: str | Non
     unknown = sorted(set(table) - set(SOURCE_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
         allowed = ", ".join(SOURCE_KEYS + _OPTIONAL_KEYS)
-        raise SourceError(f"unknown key {unknown[0]!r} in source (allowed: {allowed})")
+        hint = did_you_mean(unknown[0], SOURCE_KEYS + _OPTIONAL_KEYS)
+        raise SourceError(f"unknown key {unknown[0]!r} in source (allowed: {allowed}){hint}")
     given = [k for k in SOURCE_KEYS if k in table]
     if len(given) != 1:
         raise SourceError(

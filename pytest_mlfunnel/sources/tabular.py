@@ -45,6 +45,7 @@ from pytest_mlfunnel.sources.table_protocol import (
     comparable,
 )
 from pytest_mlfunnel.sources.tabular_expr import VALUE_OPS, Expr, ScoreRanks
+from pytest_mlfunnel.suggest import did_you_mean
 
 _COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows"} | {"offending"}
 _NUMERIC_OPS = frozenset({"sum", "mean", "var", "quantiles", "histogram", "cells"})
@@ -83,7 +84,8 @@ def column_problem(agg: Agg, schema: dict[str, str], display: str) -> str | None
 
 def missing_column(column: str, schema: dict[str, str], display: str) -> str:
     names = ", ".join(schema) if len(schema) <= 30 else ", ".join(list(schema)[:30]) + ", ..."
-    return f"{column}: no such column in {display} (columns: {names})"
+    return (f"{column}: no such column in {display} (columns: {names})"
+            f"{did_you_mean(column, schema)}")
 
 
 class _Failed:
