@@ -428,7 +428,8 @@ def test_an_unknown_source_name_is_a_config_error(pytester: pytest.Pytester) -> 
     result = pytester.runpytest("--funnel")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*tool.mlfunnel.maintenance.drift.drift.reference: unknown "
-                                 "source 'trian'*(declared sources: train)"])
+                                 "source 'trian'*(declared sources: train); did you mean "
+                                 "'train'?"])
 
 
 def test_a_damaged_cache_is_only_a_missed_shortcut(

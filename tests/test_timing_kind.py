@@ -139,17 +139,16 @@ expect = { p95_ms = "<= 50", p50_ms = "<= 50" }
     assert {c["status"] for c in report(pytester).values()} == {"error"}
 
 
-def test_an_unknown_fixture_is_reported(pytester: pytest.Pytester) -> None:
+def test_an_unknown_fixture_is_a_usage_error_naming_its_key(pytester: pytest.Pytester) -> None:
     project(pytester, """
 [tool.mlfunnel.model.latency]
 timing = "predict_one"
 expect = { p95_ms = "<= 50" }
 """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
-    result.assert_outcomes(errors=1)
-    assert report(pytester)["p95_ms"]["status"] == "error"
-    assert "fixture 'predict_one' not found" in report(pytester)["p95_ms"][
-        "message"]  # type: ignore[operator]
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pyproject.toml: tool.mlfunnel.model.latency.timing: "
+                                 "no fixture 'predict_one'*"])
 
 
 @pytest.mark.parametrize(("checks", "message"), [
