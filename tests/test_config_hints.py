@@ -21,7 +21,7 @@ MISTAKES = [
     pytest.param(
         '[tool.mlfunnel.data.train]\nrows = ">= 1"\ncolumn = 3\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.data.train: no check kind: give exactly one of "
-         "coverage, dataset, document, drift, effect, files, http, metrics, owners, timing; "
+         "coverage, dataset, document, drift, effect, files, http, metrics, owners, *timing; "
          "found rows, column, which are not kind keys"],
         id="no-kind-names-what-it-found"),
     pytest.param(

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_mlfunnel import secrets
-
 from pytest_mlfunnel.suggest import did_you_mean
 
 SOURCE_KEYS = ("path", "fixture", "url")
