@@ -16,8 +16,15 @@ import pytest
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.kinds.base import Criterion, EvalContext
-from pytest_mlfunnel.outcome import CriterionError, Outcome, to_builtin
+from pytest_mlfunnel.outcome import (
+    CriterionError,
+    Outcome,
+    SourceUnavailable,
+    source_failure_outcome,
+    to_builtin,
+)
 from pytest_mlfunnel.render.failure import describe_failure
+from pytest_mlfunnel.sources.failures import RUNNING
 
 if TYPE_CHECKING:
     from _pytest._code.code import ExceptionInfo, TerminalRepr
@@ -113,12 +120,16 @@ class CriterionItem(pytest.Function):
         fixtures = {name: self.funcargs[name] for name in self.criterion.fixtures}
         context = EvalContext(rootdir=self.funnel.rootdir, fixtures=fixtures,
                               shared=self.funnel.shared)
+        self.funnel.shared[RUNNING] = True  # sources that fail from now on fail once
         started = time.perf_counter()
         try:
             outcome = self.criterion.evaluate(context)
             if not isinstance(outcome, Outcome):
                 raise TypeError(f"check kind {self.entry.kind!r} returned {outcome!r}, "
                                 "not an Outcome")
+        except SourceUnavailable as exc:
+            outcome = source_failure_outcome(exc, self.funnel.shared, self._short_id(),
+                                             self.criterion.expected)
         except CriterionError as exc:
             outcome = Outcome.error(str(exc), self.criterion.expected)
         except Exception as exc:  # a crash in a check must not lose the rest of the run
@@ -140,6 +151,10 @@ class CriterionItem(pytest.Function):
         ])
         if outcome.status != "passed":
             raise CriterionFailed(outcome)
+
+    def _short_id(self) -> str:
+        """``data::train::rows``: the node id without the config file."""
+        return "::".join(self.nodeid.split("::")[1:]) or self.nodeid
 
     def repr_failure(self, excinfo: ExceptionInfo[BaseException],  # type: ignore[override]
                      style: Any = None) -> str | TerminalRepr:

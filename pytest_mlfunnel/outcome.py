@@ -18,6 +18,38 @@ class CriterionError(Exception):
     """
 
 
+#: how long the short reason of a failed source may be in the line every criterion shows
+SHORT_REASON = 80
+
+
+class SourceUnavailable(CriterionError):
+    """A source shared by criteria (a file, a database, a server) could not be opened or read.
+
+    It is remembered for the session (see ``sources/failures.py``): the first criterion that
+    needs the source carries the full message, every other one a short line pointing at it,
+    and nothing tries the source again. ``cause`` (``"data/x.parquet: file not found"``) goes
+    to ``extra["cause"]`` of each of them, so reports can show it once with a count.
+    """
+
+    def __init__(self, source: str, reason: str, message: str | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(message or f"{source}: {reason}")
+
+    @property
+    def cause(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+    @classmethod
+    def from_error(cls, source: str, error: CriterionError) -> SourceUnavailable:
+        """Wrap a reader's error (``"<source>: file not found (expected at ...)"``): its whole
+        first line is the message, its head the short reason."""
+        if isinstance(error, SourceUnavailable):
+            return error
+        message = str(error).strip()
+        return cls(source, short_reason(message, source), message)
+
+
 @dataclass
 class Outcome:
     status: Status
@@ -89,3 +121,31 @@ def to_builtin(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return str(value)
+
+
+def short_reason(message: str, source: str) -> str:
+    """``"a.csv: cannot read as csv: Invalid Input Error: ..."`` -> ``"cannot read as csv:
+    Invalid Input Error: ..."`` cut before any parenthesis or semicolon, at most
+    SHORT_REASON characters."""
+    text = (message.splitlines() or [""])[0].strip()
+    if text.startswith(f"{source}: "):
+        text = text[len(source) + 2:]
+    for stop in (" (", "; "):
+        if stop in text:
+            text = text[:text.index(stop)]
+    text = text.strip().rstrip(":;,.")
+    if len(text) > SHORT_REASON:
+        text = text[:SHORT_REASON - 1].rstrip() + "…"
+    return text or "cannot be opened"
+
+
+def source_failure_outcome(failure: SourceUnavailable, shared: dict[Any, Any],
+                           criterion: str, expected: str | None = None) -> Outcome:
+    """The outcome of a criterion whose source failed: the full message for the first
+    criterion of this process that met the failure, ``"<cause> (see <first>)"`` for the
+    others."""
+    first = shared.setdefault(("source failed first", failure.cause), criterion)
+    message = str(failure) if first == criterion else f"{failure.cause} (see {first})"
+    outcome = Outcome.error(message, expected)
+    outcome.extra["cause"] = failure.cause
+    return outcome

@@ -250,7 +250,9 @@ columns.age = {{ nulls = "== 0" }}
             # query each; nothing else reads data when every criterion passes ("bounds" reads
             # the key's min/max from the Parquet footer for the exact distinct count)
             assert purposes.count("aggregate") <= 1, (source, purposes)
-            assert set(purposes) <= {"schema", "bounds", "aggregate", "join", "group sizes"}
+            assert purposes.count("open") <= 1, (source, purposes)
+            assert set(purposes) <= {"open", "schema", "bounds", "aggregate", "join",
+                                     "group sizes"}
             assert purposes.count("join") <= 1 and purposes.count("group sizes") <= 1
         aggregates = [p for p in lines if p[1] == "aggregate"]
         assert len(aggregates) == 2 if not xdist else len(aggregates) <= 2 * len(processes)

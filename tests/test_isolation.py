@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +122,184 @@ expect = { psi = "<= 0.2" }
         "reference.parquet: is a FIFO (named pipe), not a regular file; refused before opening "
         "it (reading it could wait forever)")
     assert not list((pytester.path / ".mlfunnel").glob("drift-reference-*.json"))
+
+
+# --------------------------------------------------------------------------- one rule, one error
+def queries(log: Path) -> list[list[str]]:
+    return [line.split("\t") for line in log.read_text().splitlines()]
+
+
+def test_a_rule_that_cannot_apply_errors_only_its_own_criterion(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    duckdb.sql("COPY (SELECT i AS id, i % 2 = 0 AS flag, NULL AS empty, "
+               "{'a': i, 'b': 'x'} AS nested, 'p' || (i % 3) AS plan FROM range(100) t(i)) "
+               f"TO '{pytester.path / 'train.parquet'}' (FORMAT parquet)")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.train]
+dataset = "train.parquet"
+rows = ">= 1"
+columns.flag = { values = ["yes", "no"] }
+columns.empty = { values = [1, 2], nulls = "<= 100%" }
+columns.nested = { min_share = "5%", nulls = "== 0" }
+columns.id = { unique = true, min = 0 }
+columns.plan = { values = ["p0", "p1", "p2"], min_share = "10%" }
+""")
+    log = pytester.path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    found = criteria(pytester)
+    errors = {k: c["message"] for k, c in found.items() if c["status"] == "error"}
+    assert errors == {
+        "train::flag.values": "flag: 'yes' is not a boolean, but flag is bool",
+        "train::empty.values": "empty: values needs a column of numbers, strings, booleans or "
+                               "dates; empty is other (nested or untyped)",
+        "train::nested.min_share": "nested: min_share needs a column of numbers, strings, "
+                                   "booleans or dates; nested is other (nested or untyped)",
+    }
+    assert {k for k, c in found.items() if c["status"] == "passed"} == {
+        "train::rows", "train::empty.nulls", "train::nested.nulls", "train::id.unique",
+        "train::id.min", "train::plan.values", "train::plan.min_share"}
+    result.assert_outcomes(passed=7, failed=3)
+    # rules that cannot apply are known from the schema: the rest is still one pass
+    assert [q[1] for q in queries(log)].count("aggregate") == 1
+
+
+def test_a_column_that_breaks_while_scanning_errors_only_its_criteria(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DuckDB types column b as an integer from the first rows; a text value far below makes
+    # every query that reads b fail, and only those
+    lines = ["id,b,c", *(f"{i},{i},x{i % 3}" for i in range(30_000)), "30000,abc,x1"]
+    (pytester.path / "late.csv").write_text("\n".join(lines) + "\n")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.late]
+dataset = "late.csv"
+rows = ">= 1"
+columns.id = { nulls = "== 0", unique = true }
+columns.b = { max = 1000000 }
+columns.c = { values = ["x0", "x1", "x2"] }
+""")
+    log = pytester.path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json", "report.json")
+    found = criteria(pytester)
+    assert {k: c["status"] for k, c in found.items()} == {
+        "late::rows": "passed", "late::id.nulls": "passed", "late::id.unique": "passed",
+        "late::b.max": "error", "late::c.values": "passed"}
+    assert found["late::b.max"]["message"].startswith(
+        "late.csv: cannot read as csv: Conversion Error")
+    assert "cause" not in found["late::b.max"].get("extra", {})
+    # one pass, then count(*) and halves of the failed pass: bounded, never one per criterion
+    assert [q[1] for q in queries(log)].count("aggregate") <= 8
+
+
+# --------------------------------------------------------------------------- fails once
+MANY = """
+[tool.mlfunnel.data.train]
+dataset = "data/trian.parquet"
+rows = ">= 1"
+duplicates = "== 0"
+columns.id = { nulls = "== 0", unique = true, min = 0 }
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+def test_a_missing_file_fails_once_and_the_other_criteria_point_at_the_first(
+        pytester: pytest.Pytester, xdist: list[str]) -> None:
+    pytester.makepyprojecttoml(MANY)
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json", *xdist)
+    result.assert_outcomes(failed=5)
+    found = criteria(pytester)
+    full = (f"data/trian.parquet: file not found (expected at {pytester.path}/data/"
+            "trian.parquet; an earlier CI step should write it)")
+    messages = [c["message"] for c in found.values()]
+    assert {c["extra"]["cause"] for c in found.values()} == {
+        "data/trian.parquet: file not found"}
+    if not xdist:
+        assert messages == [full] + ["data/trian.parquet: file not found (see data::train::rows)"
+                                     ] * 4
+    else:  # each worker opens the source itself: one full message per worker at most
+        assert 1 <= messages.count(full) <= 2
+        assert all(m == full or (m.startswith("data/trian.parquet: file not found (see "
+                                              "data::train::")) for m in messages)
+    result.stdout.fnmatch_lines(["*data/trian.parquet: file not found -- 5 criteria*"])
+    assert result.stdout.str().count("expected at") <= (1 if not xdist else 2)
+
+
+def test_a_file_that_cannot_be_opened_is_not_opened_again(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    (pytester.path / "oneline.csv").write_text("x" * 3_000_000 + "\n")
+    pytester.makepyprojecttoml(MANY.replace("data/trian.parquet", "oneline.csv"))
+    log = pytester.path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(failed=5)
+    assert [q[1] for q in queries(log)] == ["open"]
+    found = list(criteria(pytester).values())
+    assert found[0]["message"].startswith("oneline.csv: cannot read as csv: Invalid Input Error")
+    cause = found[0]["extra"]["cause"]
+    assert cause.startswith("oneline.csv: cannot read as csv: Invalid Input Error")
+    assert len(cause) <= len("oneline.csv: ") + 80
+    assert [c["message"] for c in found[1:]] == [f"{cause} (see data::train::rows)"] * 4
+
+
+def test_an_unreachable_metrics_server_is_asked_once(pytester: pytest.Pytester) -> None:
+    import http.server
+    import threading
+
+    asked: list[str] = []
+
+    class Down(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(503, "Service Unavailable")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Down)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+        pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.model.live]
+metrics = "{url}"
+expect = {{ accuracy = ">= 0.8", f1 = ">= 0.7", latency = "<= 200" }}
+""")
+        result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                    "report.json")
+    finally:
+        server.shutdown()
+        server.server_close()
+    result.assert_outcomes(failed=3)
+    assert asked == ["/metrics"]
+    found = list(criteria(pytester).values())
+    cause = f"{url}: HTTP 503 Service Unavailable"
+    assert [c["message"] for c in found] == [cause] + [f"{cause} (see model::live::accuracy)"] * 2
+    assert {c["extra"]["cause"] for c in found} == {cause}
+
+
+@pytest.mark.parametrize(("check", "source"), [
+    ('dataset = { url = "sqlite:///ops/absent.db", table = "events" }\nrows = ">= 1"\n'
+     'columns.id = { nulls = "== 0", unique = true }', "sqlite:///ops/absent.db table events"),
+    ('metrics = { url = "sqlite:///ops/absent.db", query = "select 1 as a, 2 as b, 3 as c" }\n'
+     'expect = { a = ">= 1", b = ">= 1", c = ">= 1" }', "sqlite:///ops/absent.db"),
+], ids=["table", "metrics"])
+def test_a_database_that_cannot_be_opened_fails_once(pytester: pytest.Pytester,
+                                                      check: str, source: str) -> None:
+    pytester.makepyprojecttoml(f"[tool.mlfunnel.data.events]\n{check}\n")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(failed=3)
+    found = list(criteria(pytester).values())
+    cause = f"{source}: database file not found"
+    assert found[0]["message"] == f"{cause} ({pytester.path}/ops/absent.db)"
+    first = found[0]["id"].split("::", 1)[1]
+    assert [c["message"] for c in found[1:]] == [f"{cause} (see {first})"] * 2
+    assert {c["extra"]["cause"] for c in found} == {cause}

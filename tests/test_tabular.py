@@ -279,7 +279,7 @@ def test_nan_counts_as_null_and_only_a_column_holding_nan_is_read_again(
         Agg("nulls", "clean"), Agg("max", "clean"), Agg("nulls", "dirty"), Agg("max", "dirty"),
         Agg("mean", "dirty"), Agg("distinct", "key")]) == [1, 4.0, 2, 9.0, 5.0, 3]
     purposes = [line.split("\t")[1] for line in log.read_text().splitlines()]
-    assert purposes == ["schema", "bounds", "aggregate", "aggregate (NaN)"]
+    assert purposes == ["open", "schema", "bounds", "aggregate", "aggregate (NaN)"]
     redo = log.read_text().splitlines()[-1]
     assert '"dirty"' in redo and '"clean"' not in redo
 

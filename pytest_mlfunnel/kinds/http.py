@@ -37,7 +37,7 @@ from pytest_mlfunnel.kinds.base import (
     ExpectationField,
     PlanContext,
 )
-from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.outcome import CriterionError, Outcome, SourceUnavailable
 from pytest_mlfunnel.sources.http_metrics import HttpAnswer, http_calls
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -318,7 +318,7 @@ class HttpKind(CheckKind):
         run: ProbeRun = ctx.shared_value(shared_key, lambda: run_probes(check))
         problem = run.unreachable()
         if problem is not None:
-            raise CriterionError(problem)
+            raise SourceUnavailable.from_error(run.url, CriterionError(problem))
         return run
 
     def _status(self, check: HttpConfig, shared_key: tuple[str, str], expected: str) -> Any:

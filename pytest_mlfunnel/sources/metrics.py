@@ -17,6 +17,7 @@ from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
 from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.failures import open_once
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
 
@@ -168,20 +169,12 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
             raise CriterionError(f"fixture {spec.fixture!r} is not available here")
         return from_object(context.fixtures[spec.fixture], f"fixture {spec.fixture!r}")
     if context is not None:
-        # a failed read is kept too: a URL that timed out is not asked again per criterion
-        found: MetricSet | CriterionError = context.shared_value(
-            ("metrics", spec.cache_key()), lambda: _read_or_error(spec, rootdir))
-        if isinstance(found, CriterionError):
-            raise found
+        # a failed read fails once: a URL that timed out is not asked again per criterion
+        shared = context.shared
+        found: MetricSet = context.shared_value(("metrics", spec.cache_key()), lambda: open_once(
+            shared, "metrics", spec.display(), lambda: _read(spec, rootdir)))
         return found
     return _read(spec, rootdir)
-
-
-def _read_or_error(spec: SourceSpec, rootdir: Path) -> MetricSet | CriterionError:
-    try:
-        return _read(spec, rootdir)
-    except CriterionError as exc:
-        return exc
 
 
 def _read(spec: SourceSpec, rootdir: Path) -> MetricSet:

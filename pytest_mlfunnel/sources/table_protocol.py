@@ -182,6 +182,11 @@ class Engine:
     def compute(self, aggs: list[Agg]) -> list[Any]:
         raise NotImplementedError
 
+    def unsupported(self, agg: Agg) -> str | None:
+        """Why this engine cannot compute the aggregate on this table (known without a
+        query, e.g. a value of the wrong type for the column), else None."""
+        return None
+
     def offending(self, column: str, mode: str, arg: Any, dtype: str) -> list[Any]:
         raise NotImplementedError
 

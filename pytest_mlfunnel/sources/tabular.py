@@ -33,7 +33,12 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
-from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.outcome import CriterionError, SourceUnavailable
+from pytest_mlfunnel.sources.failures import (
+    open_once,
+    remember_failure,
+    remembered_failure,
+)
 from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.sources.table_protocol import (
     NUMERIC,
@@ -49,6 +54,8 @@ from pytest_mlfunnel.suggest import did_you_mean
 
 _COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows"} | {"offending"}
 _NUMERIC_OPS = frozenset({"sum", "mean", "var", "quantiles", "histogram", "cells"})
+#: aggregates that compare or count values one by one -> the rule that asks for them
+_PLAIN_VALUE_OPS = {"not_in": "values", "value_counts": "min_share"}
 
 
 # --------------------------------------------------------------------------- planning
@@ -79,6 +86,9 @@ def column_problem(agg: Agg, schema: dict[str, str], display: str) -> str | None
         return f"{agg.column}: {agg.op} needs a numeric column, {agg.column} is {dtype}"
     if agg.op in ("min", "max") and dtype == "other":
         return f"{agg.column}: {agg.op} needs an ordered column, {agg.column} is {dtype}"
+    if agg.op in _PLAIN_VALUE_OPS and dtype == "other":
+        return (f"{agg.column}: {_PLAIN_VALUE_OPS[agg.op]} needs a column of numbers, strings, "
+                f"booleans or dates; {agg.column} is {dtype} (nested or untyped)")
     return None
 
 
@@ -96,29 +106,37 @@ class _Failed:
 
 
 class SharedTable:
-    """A table shared by every criterion on one source in this process: one pass, cached."""
+    """A table shared by every criterion on one source in this process: one pass, cached.
 
-    def __init__(self, engine: Engine, planned: dict[tuple[Any, ...], Agg]) -> None:
+    A source that cannot be read (missing file, unreachable database, a file DuckDB cannot
+    scan) fails once: the failure is remembered in ``shared`` and raised again without trying
+    (``sources/failures.py``). An aggregate that cannot run (a rule that does not fit its
+    column) fails only the criteria that ask for it.
+    """
+
+    def __init__(self, engine: Engine, planned: dict[tuple[Any, ...], Agg],
+                 shared: dict[Any, Any] | None = None) -> None:
         self.engine = engine
         self.display = engine.display
         self._planned = planned
+        self._shared: dict[Any, Any] = {} if shared is None else shared
         self._results: dict[tuple[Any, ...], Any] = {}
         self._schema: dict[str, str] | None = None
-        self._broken: str | None = None
 
-    def _guard(self, action: Callable[[], Any], remember: bool = False) -> Any:
-        if self._broken is not None:
-            raise CriterionError(self._broken)
+    def _guard(self, action: Callable[[], Any], source_level: bool = False) -> Any:
+        failure = remembered_failure(self._shared, "table", self.display)
+        if failure is not None:
+            raise failure
         try:
             return action()
         except CriterionError as exc:
-            if remember:  # unreadable file, unreachable database: do not try again per item
-                self._broken = str(exc)
+            if source_level:  # unreadable file, unreachable database: do not try again per item
+                raise remember_failure(self._shared, "table", self.display, exc) from None
             raise
 
     def schema(self) -> dict[str, str]:
         if self._schema is None:
-            self._schema = dict(self._guard(self.engine.schema, remember=True))
+            self._schema = dict(self._guard(self.engine.schema, source_level=True))
         return self._schema
 
     def aggregate(self, aggs: list[Agg]) -> list[Any]:
@@ -131,15 +149,14 @@ class SharedTable:
                     batch.setdefault(agg.key(), agg)
             valid = []
             for key, agg in batch.items():
-                problem = column_problem(agg, schema, self.display)
+                problem = column_problem(agg, schema, self.display) or self.engine.unsupported(
+                    agg)
                 if problem is None:
                     valid.append(agg)
                 else:
                     self._results[key] = _Failed(problem)
             if valid:
-                values = self._guard(lambda: self.engine.compute(valid), remember=True)
-                for agg, value in zip(valid, values, strict=True):
-                    self._results[agg.key()] = value
+                self._pass(valid)
         answers = []
         for agg in aggs:
             if agg.op == "offending":
@@ -150,6 +167,57 @@ class SharedTable:
                 raise CriterionError(value.message)
             answers.append(value)
         return answers
+
+    def _pass(self, aggs: list[Agg]) -> None:
+        """Every aggregate in one pass. When the pass fails, and the table itself answers
+        (``count(*)``), the pass is split in halves until each failing aggregate stands alone:
+        one rule that cannot apply errors only its own criteria."""
+        try:
+            values = self._guard(lambda: self._compute(aggs))
+        except SourceUnavailable:
+            raise
+        except CriterionError as exc:
+            if not self._table_answers(aggs):
+                raise remember_failure(self._shared, "table", self.display, exc) from None
+            self._split([a for a in aggs if a.key() not in self._results], exc)
+            return
+        for agg, value in zip(aggs, values, strict=True):
+            self._results[agg.key()] = value
+
+    def _compute(self, aggs: list[Agg]) -> list[Any]:
+        try:
+            return self.engine.compute(aggs)
+        except CriterionError:
+            raise
+        except Exception as exc:  # an engine's surprise on one column must not sink the pass
+            raise CriterionError(f"{self.display}: {type(exc).__name__}: {exc}") from None
+
+    def _table_answers(self, failed: list[Agg]) -> bool:
+        rows = Agg("rows")
+        if [a.key() for a in failed] == [rows.key()]:
+            return False  # the failed pass was count(*) itself
+        try:
+            (count,) = self._compute([rows])
+        except CriterionError:
+            return False
+        self._results[rows.key()] = count
+        return True
+
+    def _split(self, aggs: list[Agg], error: CriterionError) -> None:
+        if not aggs:
+            return
+        if len(aggs) == 1:
+            self._results[aggs[0].key()] = _Failed(str(error))
+            return
+        half = len(aggs) // 2
+        for part in (aggs[:half], aggs[half:]):
+            try:
+                values = self._compute(part)
+            except CriterionError as exc:
+                self._split(part, exc)
+                continue
+            for agg, value in zip(part, values, strict=True):
+                self._results[agg.key()] = value
 
     def _offending(self, agg: Agg, schema: dict[str, str]) -> list[Any]:
         problem = column_problem(agg, schema, self.display)
@@ -272,10 +340,11 @@ def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
         if spec.url is not None:
             from pytest_mlfunnel.sources.tabular_sql import open_database
 
-            return SharedTable(open_database(spec, ctx.rootdir), planned)
+            return SharedTable(open_database(spec, ctx.rootdir), planned, ctx.shared)
         from pytest_mlfunnel.sources.tabular_sql import open_file
 
-        return SharedTable(open_file(spec, ctx.rootdir, ctx.shared), planned)
+        return SharedTable(open_file(spec, ctx.rootdir, ctx.shared), planned, ctx.shared)
 
-    result: SharedTable = ctx.shared_value(("tabular", spec.cache_key()), build)
+    result: SharedTable = ctx.shared_value(("tabular", spec.cache_key()), lambda: open_once(
+        ctx.shared, "table", spec.display(), build))
     return result

@@ -290,6 +290,17 @@ class SqlEngine(Engine):
             return f"{x} IS NOT NULL AND TRY_CAST({x} AS ENUM({allowed})) IS NULL"
         return f"{x} IS NOT NULL AND {x} NOT IN ({allowed})"
 
+    def unsupported(self, agg: Agg) -> str | None:
+        """A rule whose SQL cannot even be written (``values = ["yes"]`` on a boolean column)
+        is left out of the pass."""
+        if agg.op == "cells":  # its own query, built from the grid alone
+            return None
+        try:
+            self._expressions(agg)
+        except CriterionError as exc:
+            return str(exc)
+        return None
+
     def compute(self, aggs: list[Agg], purpose: str = "aggregate") -> list[Any]:
         """One pass. Float columns are first read as they are, with a probe for NaN (a NaN
         sorts above every number); only a column that holds NaN is read again, NaN-aware."""
@@ -704,8 +715,10 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
     fmt = suffix.split(".")[0]
     execute = duckdb_executor(connection, display, prefix=f"cannot read as {fmt}: ")
     source = f"{reader}({_duck_literal(pattern)}{args})"
+    create = f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}"
+    log_query("open", display, create)  # DuckDB reads the file's head here (CSV sniffing)
     try:
-        connection.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}")
+        connection.execute(create)
     except Exception as exc:
         raise CriterionError(f"{display}: cannot read as {fmt}: {_first_line(exc)}") from None
     return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
