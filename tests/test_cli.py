@@ -137,7 +137,7 @@ def test_init_scaffolds_a_project_that_runs(pytester: pytest.Pytester,
     assert result.ret == 0
     result.stdout.fnmatch_lines([
         " 1 * data * FAILED * 0/2",
-        "      data::train::rows: data/train.parquet: file not found (expected at",
+        "      data/train.parquet: file not found -- 2 criteria",
         " 2 * problem * FAILED *",
         "      problem::statement::section-problem: docs/problem.md: section 'Problem'",
         "        is only a placeholder (TODO)",
