@@ -625,3 +625,22 @@ def test_a_release_without_a_usable_date_is_skipped(tmp_path: Path, created: Any
     assert reading.releases == []
     assert [str(p) for p in reading.problems] == [
         f"{path}:1: no valid 'created' date ({created!r})"]
+
+
+def test_markdown_renders_hostile_names_as_plain_text(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Rendered by a CommonMark+tables parser: no link, no HTML, the name shown as written."""
+    from markdown_it import MarkdownIt
+
+    hostile = "*[click](http://evil.example)* <b>|x| _y_ `z` # h\x1b[31m"
+    write_history(tmp_path / "h" / ".mlfunnel" / "history.jsonl",
+                  [entry(hostile, "v1", "2026-01-01", 2)])
+    assert main(["portfolio", str(tmp_path / "h"), "--markdown", "-", "--as-of",
+                 "2026-11-29"]) == 0
+    rendered = MarkdownIt("commonmark").enable("table").render(capsys.readouterr().out)
+    assert "<a " not in rendered and "<b>" not in rendered and "<code>" not in rendered
+    assert "<em>" not in rendered and "\x1b" not in rendered
+    shown = hostile.replace("<", "&lt;").replace(">", "&gt;").replace("\x1b", "\\x1b")
+    # Whole cells: the pipes in the name did not split its row.
+    assert f"<td>{shown}</td>" in rendered  # the projects' table
+    assert f"<td>{shown} (332 d)</td>" in rendered  # stalled in front of model
