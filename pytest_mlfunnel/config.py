@@ -136,6 +136,9 @@ def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
     return value
 
 
+NO_KIND = "no check kind:"
+
+
 def load_config(path: Path, rootdir: Path, registry: KindRegistry,
                 file_label: str | None = None) -> FunnelConfig:
     label = file_label or _label(path, rootdir)
@@ -228,6 +231,10 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
                 checks.append(entry)
 
     if problems:
+        if any(message.startswith(NO_KIND) for _, message in problems):
+            hint = _late_kinds_hint(rootdir)
+            problems = [(where, message + hint if message.startswith(NO_KIND) else message)
+                        for where, message in problems]
         raise ConfigError(label, _one_per_unset_value(
             [(where, unplaceholder(message, declared)) for where, message in problems],
             unset_paths))
@@ -260,6 +267,42 @@ def resolve_services(config: FunnelConfig, entry: CheckEntry, urls: dict[str, st
         raise ConfigError(config.file_label, problems)
     return CheckEntry(gate=entry.gate, name=entry.name, kind=entry.kind,
                       config=resolved.config, key_path=entry.key_path, line=entry.line)
+
+
+#: Folders never searched for a conftest.py defining check kinds.
+_NOT_SEARCHED = frozenset({"node_modules", "__pycache__", "venv", "site-packages", "build",
+                           "dist"})
+#: Folders searched at most (the search runs only when a check has no known kind).
+_SEARCH_LIMIT = 2000
+
+
+def _late_kinds_hint(rootdir: Path) -> str:
+    """Why a kind may be unknown: a conftest.py below the rootdir defines the hook, but pytest
+    reads it during collection, after the config (at startup pytest reads only the rootdir's
+    conftest.py and those of ``test*`` folders right below it)."""
+    seen = 0
+    for folder, subfolders, files in os.walk(rootdir):
+        subfolders[:] = sorted(d for d in subfolders
+                               if not d.startswith(".") and d not in _NOT_SEARCHED)
+        seen += 1
+        if seen > _SEARCH_LIMIT:
+            break
+        here = Path(folder)
+        read_at_startup = here == rootdir or (here.parent == rootdir
+                                              and here.name.startswith("test"))
+        if "conftest.py" not in files or read_at_startup:
+            continue
+        conftest = Path(folder) / "conftest.py"
+        try:
+            defines = "def pytest_mlfunnel_check_kinds" in conftest.read_text(
+                encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if defines:
+            return (f" ({conftest.relative_to(rootdir).as_posix()} defines "
+                    "pytest_mlfunnel_check_kinds, but a conftest.py in a subfolder is read "
+                    "after the config: move the hook to the rootdir's conftest.py or a plugin)")
+    return ""
 
 
 def _one_per_unset_value(problems: list[tuple[str, str]], unset_paths: tuple[str, ...]
@@ -439,7 +482,7 @@ def _no_kind(key_path: str, table: dict[str, Any], registry: KindRegistry
         one = len(others) == 1
         seen = (f"; found {', '.join(others)}, which "
                 f"{'is not a kind key' if one else 'are not kind keys'}")
-    return [(key_path, f"no check kind: give exactly one of {', '.join(kinds)}{seen}")]
+    return [(key_path, f"{NO_KIND} give exactly one of {', '.join(kinds)}{seen}")]
 
 
 def _is_bool(annotation: Any) -> bool:

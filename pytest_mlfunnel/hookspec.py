@@ -16,17 +16,18 @@ def pytest_mlfunnel_check_kinds() -> list[Any]:
 
     Each kind has a ``key`` (the config key only it has), a ``config_model`` (a pydantic
     model subclassing ``CheckConfig``) and a ``plan`` method returning criteria. A key that
-    clashes with a registered kind is a usage error.
+    clashes with a registered kind is a usage error. Import only from
+    ``pytest_mlfunnel.api``. The config is read before collection: implement this hook in
+    the rootdir's ``conftest.py`` or in a plugin, not in a conftest.py of a subfolder.
 
-    Example (in ``conftest.py`` or a plugin)::
+    Example (in the rootdir's ``conftest.py`` or a plugin)::
 
-        from pytest_mlfunnel.kinds.base import CheckConfig, CheckKind, Criterion
-        from pytest_mlfunnel.outcome import Outcome
+        from pytest_mlfunnel.api import CheckConfig, CheckKind, Criterion, Outcome
 
         class GpuBudgetConfig(CheckConfig):
             gpu_hours: float
 
-        class GpuBudgetKind(CheckKind):
+        class GpuBudgetKind(CheckKind[GpuBudgetConfig]):
             key = "gpu_hours"
             config_model = GpuBudgetConfig
 

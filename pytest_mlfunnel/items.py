@@ -119,7 +119,7 @@ class CriterionItem(pytest.Function):
     def runtest(self) -> None:
         fixtures = {name: self.funcargs[name] for name in self.criterion.fixtures}
         context = EvalContext(rootdir=self.funnel.rootdir, fixtures=fixtures,
-                              shared=self.funnel.shared)
+                              shared=self.funnel.shared, key_path=self.entry.key_path)
         self.funnel.shared[RUNNING] = True  # sources that fail from now on fail once
         started = time.perf_counter()
         try:

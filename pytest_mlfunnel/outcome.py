@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -87,6 +88,23 @@ class Outcome:
             return cls.passed(observed, expectation.text, words, **extra)
         return cls.failed(words + scale_hint(observed, expectation), observed, expectation.text,
                           details, **extra)
+
+    @classmethod
+    def of_all(cls, outcomes: Mapping[str, Outcome], expected: str | None, passed: str,
+               failed: str) -> Outcome:
+        """One outcome for many (columns, metrics matching a wildcard): observed maps each
+        name to its value; passed (message ``passed``) when all passed, else the others'
+        messages after ``failed``, formatted with ``bad`` and ``total``
+        (``"{bad} of {total} failed"``); ``error`` when every one that did not pass is an
+        error, else ``failed``."""
+        observed = {name: o.observed for name, o in outcomes.items()}
+        bad = [o for o in outcomes.values() if o.status != "passed"]
+        if not bad:
+            return cls.passed(observed, expected, passed)
+        message = (failed.format(bad=len(bad), total=len(outcomes)) + ": "
+                   + "; ".join(o.message for o in bad))
+        status: Status = "error" if all(o.status == "error" for o in bad) else "failed"
+        return cls(status, to_builtin(observed), expected, message)
 
 
 def scale_hint(observed: float, expectation: Expectation) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from typing import Any
 
 from pytest_mlfunnel.kinds.base import CheckKind
 
@@ -28,9 +29,9 @@ class KindRegistry:
 
     def __init__(self) -> None:
         self._paths: dict[str, str] = dict(BUILTIN_KINDS)
-        self._kinds: dict[str, CheckKind] = {}
+        self._kinds: dict[str, CheckKind[Any]] = {}
 
-    def add(self, kind: type[CheckKind] | CheckKind, origin: str = "a plugin") -> None:
+    def add(self, kind: type[CheckKind[Any]] | CheckKind[Any], origin: str = "a plugin") -> None:
         instance = kind() if isinstance(kind, type) else kind
         key = getattr(instance, "key", None)
         if not isinstance(key, str) or not key:
@@ -41,7 +42,7 @@ class KindRegistry:
             raise ValueError(f"check kind {key!r} from {origin} is already registered")
         self._kinds[key] = instance
 
-    def extend(self, kinds: Iterable[type[CheckKind] | CheckKind], origin: str) -> None:
+    def extend(self, kinds: Iterable[type[CheckKind[Any]] | CheckKind[Any]], origin: str) -> None:
         for kind in kinds:
             self.add(kind, origin)
 
@@ -49,7 +50,7 @@ class KindRegistry:
     def keys(self) -> list[str]:
         return sorted(set(self._paths) | set(self._kinds))
 
-    def get(self, key: str) -> CheckKind:
+    def get(self, key: str) -> CheckKind[Any]:
         if key not in self._kinds:
             module_name, _, class_name = self._paths[key].partition(":")
             cls = getattr(importlib.import_module(module_name), class_name)

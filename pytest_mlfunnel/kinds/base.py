@@ -1,23 +1,25 @@
 """The shape every check kind has: a config model, a plan of criteria, an evaluation.
 
-A kind is one module with one ``CheckKind`` subclass::
+A kind is one module with one ``CheckKind`` subclass, generic in its config::
 
     class OwnersConfig(CheckConfig):
         owners: ExpectationField
         file: str | None = None
 
-    class OwnersKind(CheckKind):
+    class OwnersKind(CheckKind[OwnersConfig]):
         key = "owners"               # the key only this kind has
         evidence = "attested"
         config_model = OwnersConfig
 
-        def plan(self, check, ctx):
-            return [Criterion("owners", lambda ev: evaluate(check, ev), expected=check.owners.text)]
+        def plan(self, check: OwnersConfig, ctx: PlanContext) -> list[Criterion]:
+            def evaluate(ev: EvalContext) -> Outcome: ...
+            return [Criterion("owners", evaluate, expected=check.owners.text)]
 
 and one line in ``kinds/__init__.py``'s ``BUILTIN_KINDS`` (third-party kinds return their
 class from the ``pytest_mlfunnel_check_kinds`` hook). ``plan`` runs at collection time, on
 every xdist worker, and must give the same criteria everywhere; ``evaluate`` runs when the
-item runs. Criteria of one source share work through ``ctx.shared``.
+item runs. The criteria of one check share work through ``ev.per_check(factory)``; checks
+share work through ``ev.shared_value(key, factory)``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, model_validator
 
@@ -135,25 +137,31 @@ class CheckConfig(BaseModel):
 
 
 # --------------------------------------------------------------------------- criteria
+#: What a criterion runs when its item runs.
+Evaluate = Callable[[EvalContext], Outcome]
+ConfigT = TypeVar("ConfigT", bound=CheckConfig)
+
+
 @dataclass
 class Criterion:
     """One collected item: ``name`` becomes the last part of the node id."""
 
     name: str
-    evaluate: Callable[[EvalContext], Outcome]
+    evaluate: Evaluate
     fixtures: tuple[str, ...] = ()
     expected: str | None = None  # shown before the run (collect-only, junit properties)
     evidence: Evidence | None = None  # None: the kind's evidence
 
 
-class CheckKind:
-    """Base class of a check kind. Subclasses set ``key``, ``config_model``, ``plan``."""
+class CheckKind(Generic[ConfigT]):
+    """Base class of a check kind, generic in its config model: subclasses set ``key``,
+    ``config_model`` and ``plan``."""
 
     key: ClassVar[str]
     evidence: ClassVar[Evidence] = "measured"
-    config_model: ClassVar[type[CheckConfig]]
+    config_model: type[ConfigT]
 
-    def plan(self, check: Any, ctx: PlanContext) -> list[Criterion]:
+    def plan(self, check: ConfigT, ctx: PlanContext) -> list[Criterion]:
         raise NotImplementedError
 
 

@@ -33,6 +33,7 @@ from pytest_mlfunnel.kinds.base import (
     CheckKind,
     Criterion,
     EvalContext,
+    Evaluate,
     ExpectationField,
     PlanContext,
 )
@@ -276,33 +277,30 @@ def read_cobertura(path: Path, label: str, include: list[str], omit: list[str],
                   covered_branches if measured_branches else None, len(files), label)
 
 
-class CoverageKind(CheckKind):
+class CoverageKind(CheckKind[CoverageConfig]):
     key = "coverage"
     evidence = "measured"
     config_model = CoverageConfig
 
     def plan(self, check: CoverageConfig, ctx: PlanContext) -> list[Criterion]:
-        shared_key = ("coverage", ctx.key_path)
-        criteria = [Criterion("coverage", self._total(check, shared_key),
-                              expected=check.coverage.text)]
+        criteria = [Criterion("coverage", self._total(check), expected=check.coverage.text)]
         if check.branch is not None:
-            criteria.append(Criterion("branch", self._branch(check, shared_key, check.branch),
+            criteria.append(Criterion("branch", self._branch(check, check.branch),
                                       expected=check.branch.text))
         return criteria
 
     @staticmethod
-    def _totals(check: CoverageConfig, shared_key: tuple[str, str], ctx: EvalContext
-                ) -> Totals:
-        found = ctx.shared_value(shared_key, lambda: _read_or_message(
+    def _totals(check: CoverageConfig, ctx: EvalContext) -> Totals:
+        found = ctx.per_check(lambda: _read_or_message(
             check, ctx.rootdir, ctx.shared.get(SAME_RUN_KEY)))
         if isinstance(found, str):
             raise CriterionError(found)
         assert isinstance(found, Totals)
         return found
 
-    def _total(self, check: CoverageConfig, shared_key: tuple[str, str]) -> Any:
+    def _total(self, check: CoverageConfig) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
-            totals = self._totals(check, shared_key, ctx)
+            totals = self._totals(check, ctx)
             expectation = check.coverage
             words = (f"{check.data_file}: coverage {format_value(totals.total, 'percent')} "
                      f"({totals.breakdown()}), expected {expectation.text}")
@@ -312,10 +310,9 @@ class CoverageKind(CheckKind):
                                   **totals.as_extra())
         return evaluate
 
-    def _branch(self, check: CoverageConfig, shared_key: tuple[str, str],
-                expectation: Expectation) -> Any:
+    def _branch(self, check: CoverageConfig, expectation: Expectation) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
-            totals = self._totals(check, shared_key, ctx)
+            totals = self._totals(check, ctx)
             rate = totals.branch_rate
             if rate is None:
                 raise CriterionError(

@@ -197,7 +197,7 @@ class DatasetConfig(CheckConfig):
 Evaluate = Callable[[EvalContext], Outcome]
 
 
-class DatasetKind(CheckKind):
+class DatasetKind(CheckKind[DatasetConfig]):
     key = "dataset"
     evidence = "measured"
     config_model = DatasetConfig

@@ -6,7 +6,6 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -17,6 +16,7 @@ from pytest_mlfunnel.kinds.base import (
     Criterion,
     Duration,
     EvalContext,
+    Evaluate,
     PlanContext,
     slug,
 )
@@ -206,7 +206,7 @@ def read_document(check: DocumentConfig, rootdir: Path, ctx: EvalContext | None)
     return str(ctx.shared_value(("document", str(path)), read))
 
 
-class DocumentKind(CheckKind):
+class DocumentKind(CheckKind[DocumentConfig]):
     key = "document"
     evidence = "attested"
     config_model = DocumentConfig
@@ -237,7 +237,7 @@ class DocumentKind(CheckKind):
                               f"{check.document}: {len(text.splitlines())} lines")
 
     @staticmethod
-    def _section(check: DocumentConfig, title: str) -> Any:
+    def _section(check: DocumentConfig, title: str) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
             sections = parse_sections(read_document(check, ctx.rootdir, ctx))
             section = find_section(sections, title)
@@ -260,7 +260,7 @@ class DocumentKind(CheckKind):
         return evaluate
 
     @staticmethod
-    def _sign_off(check: DocumentConfig, role: str) -> Any:
+    def _sign_off(check: DocumentConfig, role: str) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
             expected = f"'{role}' signed with a name and a date"
             sections = parse_sections(read_document(check, ctx.rootdir, ctx))

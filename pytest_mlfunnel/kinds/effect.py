@@ -141,7 +141,7 @@ class EffectConfig(CheckConfig):
         return 1.0 - self.confidence
 
 
-class EffectKind(CheckKind):
+class EffectKind(CheckKind[EffectConfig]):
     key = "effect"
     evidence = "measured"
     config_model = EffectConfig

@@ -16,6 +16,7 @@ from pytest_mlfunnel.kinds.base import (
     Criterion,
     Duration,
     EvalContext,
+    Evaluate,
     PlanContext,
 )
 from pytest_mlfunnel.outcome import Outcome
@@ -57,7 +58,7 @@ def expand(pattern: str, rootdir: Path) -> list[Path]:
     return [full] if full.exists() else []
 
 
-class FilesKind(CheckKind):
+class FilesKind(CheckKind[FilesConfig]):
     key = "files"
     evidence = "measured"
     config_model = FilesConfig
@@ -69,7 +70,7 @@ class FilesKind(CheckKind):
                 for pattern in check.files]
 
     @staticmethod
-    def _evaluator(check: FilesConfig, pattern: str, expected: str) -> Any:
+    def _evaluator(check: FilesConfig, pattern: str, expected: str) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
             matches = expand(pattern, ctx.rootdir)
             if not matches:

@@ -34,6 +34,7 @@ from pytest_mlfunnel.kinds.base import (
     CheckKind,
     Criterion,
     EvalContext,
+    Evaluate,
     ExpectationField,
     PlanContext,
 )
@@ -289,41 +290,37 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # --------------------------------------------------------------------------- the kind
-class HttpKind(CheckKind):
+class HttpKind(CheckKind[HttpConfig]):
     key = "http"
     evidence = "measured"
     config_model = HttpConfig
 
     def plan(self, check: HttpConfig, ctx: PlanContext) -> list[Criterion]:
-        shared_key = ("http", ctx.key_path)
         statuses = " or ".join(str(code) for code in check.statuses)
         expected = f"status {statuses}" + (
             f" with {', '.join(check.response)}" if check.response else "")
-        criteria = [Criterion("status", self._status(check, shared_key, expected),
-                              expected=expected)]
+        criteria = [Criterion("status", self._status(check, expected), expected=expected)]
         for key in ("p50_ms", "p95_ms", "p99_ms"):
             expectation = getattr(check.expect, key)
             if expectation is not None:
-                criteria.append(Criterion(key, self._latency(check, shared_key, key,
-                                                             expectation),
+                criteria.append(Criterion(key, self._latency(check, key, expectation),
                                           expected=expectation.text))
         if check.expect.errors is not None:
-            criteria.append(Criterion("errors", self._errors(check, shared_key,
-                                                             check.expect.errors),
+            criteria.append(Criterion("errors", self._errors(check, check.expect.errors),
                                       expected=check.expect.errors.text))
         return criteria
 
     @staticmethod
-    def _run(check: HttpConfig, shared_key: tuple[str, str], ctx: EvalContext) -> ProbeRun:
-        run: ProbeRun = ctx.shared_value(shared_key, lambda: run_probes(check))
+    def _run(check: HttpConfig, ctx: EvalContext) -> ProbeRun:
+        run: ProbeRun = ctx.per_check(lambda: run_probes(check))
         problem = run.unreachable()
         if problem is not None:
             raise SourceUnavailable.from_error(run.url, CriterionError(problem))
         return run
 
-    def _status(self, check: HttpConfig, shared_key: tuple[str, str], expected: str) -> Any:
+    def _status(self, check: HttpConfig, expected: str) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
-            run = self._run(check, shared_key, ctx)
+            run = self._run(check, ctx)
             good = len(run.probes) - len(run.failed)
             observed = {"ok": good, "requests": len(run.probes)}
             first_status = next((p.answer.status for p in run.probes if p.answer.answered),
@@ -345,12 +342,11 @@ class HttpKind(CheckKind):
                                   observed, expected)
         return evaluate
 
-    def _latency(self, check: HttpConfig, shared_key: tuple[str, str], key: str,
-                 expectation: Expectation) -> Any:
+    def _latency(self, check: HttpConfig, key: str, expectation: Expectation) -> Evaluate:
         q = float(key[1:3])
 
         def evaluate(ctx: EvalContext) -> Outcome:
-            run = self._run(check, shared_key, ctx)
+            run = self._run(check, ctx)
             latencies = run.latencies_ms()
             value_ms = percentile(latencies, q)
             observed = value_ms / 1000.0 if expectation.unit == "duration" else value_ms
@@ -370,10 +366,9 @@ class HttpKind(CheckKind):
             return Outcome.failed(words, round(value_ms, 3), expectation.text, None, **extra)
         return evaluate
 
-    def _errors(self, check: HttpConfig, shared_key: tuple[str, str],
-                expectation: Expectation) -> Any:
+    def _errors(self, check: HttpConfig, expectation: Expectation) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
-            run = self._run(check, shared_key, ctx)
+            run = self._run(check, ctx)
             failed = run.failed
             share = len(failed) / len(run.probes)
             words = (f"{run.url}: errors {format_value(share, 'percent')} ({len(failed)} of "

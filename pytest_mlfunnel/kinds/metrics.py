@@ -14,11 +14,12 @@ from pytest_mlfunnel.kinds.base import (
     CheckKind,
     Criterion,
     EvalContext,
+    Evaluate,
     ExpectationField,
     PlanContext,
     Source,
 )
-from pytest_mlfunnel.outcome import CriterionError, Outcome, Status
+from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.metrics import MetricSet, load_metrics
 from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.suggest import did_you_mean
@@ -68,7 +69,7 @@ def _number(name: str, value: Any, origin: str) -> float:
     return float(value)
 
 
-class MetricsKind(CheckKind):
+class MetricsKind(CheckKind[MetricsConfig]):
     key = "metrics"
     evidence = "measured"
     config_model = MetricsConfig
@@ -100,7 +101,7 @@ class MetricsKind(CheckKind):
         return matches or [pattern]
 
     @staticmethod
-    def _evaluator(check: MetricsConfig, name: str, expectation: Expectation) -> Any:
+    def _evaluator(check: MetricsConfig, name: str, expectation: Expectation) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
             metrics = load_metrics(check.metrics, ctx.rootdir, ctx)
             baseline = (load_metrics(check.baseline, ctx.rootdir, ctx)
@@ -116,16 +117,9 @@ class MetricsKind(CheckKind):
                 return compare_one(metric, value, expectation, metrics, baseline)
             outcomes = {metric: compare_one(metric, value, expectation, metrics, baseline)
                         for metric, value in matches}
-            bad = {m: o for m, o in outcomes.items() if o.status != "passed"}
-            observed = {m: o.observed for m, o in outcomes.items()}
-            if not bad:
-                return Outcome.passed(observed, expectation.text,
-                                      f"{len(outcomes)} metrics match {name}, all as expected")
-            status: Status = ("error" if all(o.status == "error" for o in bad.values())
-                              else "failed")
-            message = "; ".join(o.message for o in bad.values())
-            return Outcome(status, observed, expectation.text,
-                           f"{len(bad)} of {len(outcomes)} failed: {message}")
+            return Outcome.of_all(outcomes, expectation.text,
+                                  f"{len(outcomes)} metrics match {name}, all as expected",
+                                  "{bad} of {total} failed")
         return evaluate
 
 

@@ -85,7 +85,7 @@ def find_codeowners(rootdir: Path, given: str | None) -> Path:
     raise CriterionError(f"no CODEOWNERS file (looked in {', '.join(STANDARD_LOCATIONS)})")
 
 
-class OwnersKind(CheckKind):
+class OwnersKind(CheckKind[OwnersConfig]):
     key = "owners"
     evidence = "attested"
     config_model = OwnersConfig

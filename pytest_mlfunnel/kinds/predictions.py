@@ -757,7 +757,7 @@ def metric_value(check: PredictionsConfig, evidence: Evidence, metric: str, scop
 Evaluate = Callable[[EvalContext], Outcome]
 
 
-class PredictionsKind(CheckKind):
+class PredictionsKind(CheckKind[PredictionsConfig]):
     key = "predictions"
     evidence = "measured"
     config_model = PredictionsConfig

@@ -27,6 +27,7 @@ from pytest_mlfunnel.kinds.base import (
     CheckKind,
     Criterion,
     EvalContext,
+    Evaluate,
     ExpectationField,
     PlanContext,
 )
@@ -114,29 +115,28 @@ def measure(function: Any, name: str, runs: int, warmup: int) -> Measurement:
     return Measurement([d * 1000.0 for d in durations], sum(durations), warmup)
 
 
-class TimingKind(CheckKind):
+class TimingKind(CheckKind[TimingConfig]):
     key = "timing"
     evidence = "measured"
     config_model = TimingConfig
 
     def plan(self, check: TimingConfig, ctx: PlanContext) -> list[Criterion]:
-        shared_key = ("timing", ctx.key_path)
         criteria = []
         for key in ("p50_ms", "p95_ms", "p99_ms", "per_second"):
             expectation = getattr(check.expect, key)
             if expectation is not None:
-                criteria.append(Criterion(key, self._evaluator(check, shared_key, key,
+                criteria.append(Criterion(key, self._evaluator(check, key,
                                                                expectation),
                                           fixtures=(check.timing,),
                                           expected=expectation.text))
         return criteria
 
     @staticmethod
-    def _evaluator(check: TimingConfig, shared_key: tuple[str, str], key: str,
-                   expectation: Expectation) -> Any:
+    def _evaluator(check: TimingConfig, key: str,
+                   expectation: Expectation) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
             function = ctx.fixtures.get(check.timing)
-            measured = ctx.shared_value(shared_key, lambda: measure_once(
+            measured = ctx.per_check(lambda: measure_once(
                 function, check.timing, check.runs, check.warmup))
             if isinstance(measured, str):  # the first criterion's error, not measured again
                 raise CriterionError(measured)

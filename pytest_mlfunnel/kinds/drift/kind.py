@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 from pytest_mlfunnel.context import EvalContext, PlanContext
 from pytest_mlfunnel.expectations import Expectation
-from pytest_mlfunnel.kinds.base import CheckKind, Criterion
+from pytest_mlfunnel.kinds.base import CheckKind, Criterion, Evaluate
 from pytest_mlfunnel.kinds.drift.cache import load_summary
 from pytest_mlfunnel.kinds.drift.comparison import DriftResult, compute_drift
 from pytest_mlfunnel.kinds.drift.config import (
@@ -23,10 +22,8 @@ from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.tabular import open_table, plan_aggregates
 from pytest_mlfunnel.stats import PSI_EPSILON
 
-Evaluate = Callable[[EvalContext], Outcome]
 
-
-class DriftKind(CheckKind):
+class DriftKind(CheckKind[DriftConfig]):
     key = "drift"
     evidence = "measured"
     config_model = DriftConfig
@@ -34,7 +31,6 @@ class DriftKind(CheckKind):
     def plan(self, check: DriftConfig, ctx: PlanContext) -> list[Criterion]:
         fixtures = tuple(dict.fromkeys(check.drift.reference.fixtures
                                        + check.drift.current.fixtures))
-        share_key = ("drift", ctx.key_path)
         types = self._known_types(check, ctx)
         criteria: list[Criterion] = []
         if types is None:
@@ -42,7 +38,7 @@ class DriftKind(CheckKind):
             # criterion per statistic over every shared column.
             for name, expectation in check.expect.items():
                 criteria.append(Criterion(name, _all_columns_evaluator(
-                    check, share_key, name, expectation), fixtures, expectation.text))
+                    check, name, expectation), fixtures, expectation.text))
             return criteria
         for column, kind in types.items():
             wanted = [(n, e) for n, e in check.expect.items() if kind is None
@@ -51,7 +47,7 @@ class DriftKind(CheckKind):
                 wanted = check.expect.items()[:1]
             for name, expectation in wanted:
                 criteria.append(Criterion(f"{column}.{name}", _column_evaluator(
-                    check, share_key, column, name, expectation), fixtures, expectation.text))
+                    check, column, name, expectation), fixtures, expectation.text))
         return criteria
 
     @staticmethod
@@ -99,10 +95,8 @@ def _plan_current_from_cache(check: DriftConfig, ctx: PlanContext,
         plan_aggregates(ctx.shared, check.drift.current, current_aggs(summary))
 
 
-def _shared_drift(check: DriftConfig, share_key: tuple[str, str], ctx: EvalContext
-                  ) -> DriftResult:
-    result: DriftResult = ctx.shared_value(share_key, lambda: compute_drift(check, ctx))
-    return result
+def _shared_drift(check: DriftConfig, ctx: EvalContext) -> DriftResult:
+    return ctx.per_check(lambda: compute_drift(check, ctx))
 
 
 _LABELS = {"psi": "psi", "ks": "ks", "ks_p": "ks p-value", "js": "js distance",
@@ -137,18 +131,18 @@ def _rounded(value: float) -> float:
     return value if value == 0 or math.isnan(value) else float(f"{value:.6g}")
 
 
-def _column_evaluator(check: DriftConfig, share_key: tuple[str, str], column: str,
+def _column_evaluator(check: DriftConfig, column: str,
                       statistic: str, expectation: Expectation) -> Evaluate:
     def evaluate(ctx: EvalContext) -> Outcome:
-        return column_outcome(_shared_drift(check, share_key, ctx), column, statistic,
+        return column_outcome(_shared_drift(check, ctx), column, statistic,
                               expectation)
     return evaluate
 
 
-def _all_columns_evaluator(check: DriftConfig, share_key: tuple[str, str], statistic: str,
+def _all_columns_evaluator(check: DriftConfig, statistic: str,
                            expectation: Expectation) -> Evaluate:
     def evaluate(ctx: EvalContext) -> Outcome:
-        result = _shared_drift(check, share_key, ctx)
+        result = _shared_drift(check, ctx)
         outcomes: dict[str, Outcome] = {}
         for column, drift in result.columns.items():
             if drift.error is None and statistic not in drift.values:
@@ -159,14 +153,7 @@ def _all_columns_evaluator(check: DriftConfig, share_key: tuple[str, str], stati
                 outcomes[column] = Outcome.error(str(exc), expectation.text)
         if not outcomes:
             raise CriterionError(f"{statistic}: no column of {result.reference} it applies to")
-        observed = {c: o.observed for c, o in outcomes.items()}
-        bad = {c: o for c, o in outcomes.items() if o.status != "passed"}
-        if not bad:
-            return Outcome.passed(observed, expectation.text,
-                                  f"{statistic} as expected in all {len(outcomes)} columns")
-        message = f"{len(bad)} of {len(outcomes)} columns: " + "; ".join(
-            o.message for o in bad.values())
-        if all(o.status == "error" for o in bad.values()):
-            return Outcome("error", observed, expectation.text, message)
-        return Outcome.failed(message, observed, expectation.text)
+        return Outcome.of_all(outcomes, expectation.text,
+                              f"{statistic} as expected in all {len(outcomes)} columns",
+                              "{bad} of {total} columns")
     return evaluate

@@ -1,0 +1,105 @@
+"""docs/extending.md's examples are run as written: a kind in the rootdir's conftest.py, a
+kind that reads a table, and the message for a kind registered too late."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb  # noqa: F401 - imported once here: pytester's in-process runs must not re-import it
+import pandas as pd
+import pytest
+
+import pytest_mlfunnel.api as api
+
+PAGE = (Path(__file__).resolve().parent.parent / "docs" / "extending.md").read_text()
+BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
+
+
+def example(name: str) -> tuple[dict[str, str], list[str]]:
+    """The files of one example (code blocks whose first line is ``# <file name>``) and the
+    lines of its ``text`` block (what the user sees)."""
+    start = PAGE.index(f"<!-- example: {name} -->")
+    section = PAGE[start:PAGE.index("<!-- end example -->", start)]
+    files: dict[str, str] = {}
+    shown: list[str] = []
+    for language, body in BLOCK.findall(section):
+        first, _, rest = body.partition("\n")
+        if language in ("python", "toml") and first.startswith("# "):
+            files[first[2:].strip()] = rest
+        elif language == "text":
+            shown += [line for line in body.splitlines() if line.strip()]
+    assert files and shown, f"example {name}: no files or no output in docs/extending.md"
+    return files, shown
+
+
+def write(pytester: pytest.Pytester, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_the_model_size_example_runs_as_written(pytester: pytest.Pytester) -> None:
+    files, shown = example("model-size")
+    write(pytester, files)
+    (pytester.path / "models").mkdir()
+    (pytester.path / "models" / "model.bin").write_bytes(b"\0" * 62_000_000)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(shown)
+    assert result.ret == 1
+    (pytester.path / "models" / "model.bin").write_bytes(b"\0" * 1_000_000)
+    pytester.runpytest("--funnel").assert_outcomes(passed=1)
+
+
+def test_the_table_example_runs_as_written_and_reads_the_file_once(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    files, shown = example("majority")
+    write(pytester, files)
+    (pytester.path / "data").mkdir()
+    pd.DataFrame({"label": ["no"] * 900 + ["yes"] * 100, "x": range(1000)}).to_parquet(
+        pytester.path / "data" / "train.parquet")
+    log = pytester.path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    result = pytester.runpytest("--funnel", "-p", "no:xdist")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(shown)
+    purposes = [line.split("\t")[1] for line in log.read_text().splitlines()
+                if line.split("\t")[2] == "data/train.parquet"]
+    assert purposes.count("aggregate") == 1, purposes
+
+
+def test_a_kind_registered_in_a_subfolder_conftest_is_named_in_the_error(
+        pytester: pytest.Pytester) -> None:
+    files, _ = example("model-size")
+    write(pytester, {"pyproject.toml": files["pyproject.toml"],
+                     "checks/conftest.py": files["conftest.py"]})
+    page_error = next(line for line in PAGE.splitlines()
+                      if line.startswith("ERROR: pyproject.toml: tool.mlfunnel.deployment"))
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([page_error.replace("...", "*")])  # the page lists a few kinds
+    (pytester.path / "checks" / "conftest.py").rename(pytester.path / "conftest.py")
+    pytester.runpytest("--funnel").assert_outcomes(errors=0, failed=1)  # no model file yet
+
+
+def test_the_page_lists_everything_the_api_exports() -> None:
+    table = PAGE[PAGE.index("## What you may import"):PAGE.index("## A new check kind")]
+    listed = set(re.findall(r"`(\w+)", table))
+    assert set(api.__all__) <= listed, set(api.__all__) - listed
+    assert all(hasattr(api, name) for name in api.__all__)
+
+
+def test_a_kind_in_a_nested_test_folder_is_named_but_not_one_read_at_startup(
+        pytester: pytest.Pytester) -> None:
+    files, _ = example("model-size")
+    write(pytester, {"pyproject.toml": files["pyproject.toml"],
+                     "tests/unit/conftest.py": files["conftest.py"],
+                     "tests/conftest.py": "def pytest_mlfunnel_check_kinds():\n    return []\n"})
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*no check kind: give exactly one of *(tests/unit/conftest.py "
+                                 "defines pytest_mlfunnel_check_kinds, but a conftest.py in a "
+                                 "subfolder is read after the config: move the hook to the "
+                                 "rootdir's conftest.py or a plugin)"])
