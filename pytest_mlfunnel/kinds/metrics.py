@@ -106,6 +106,9 @@ class MetricsKind(CheckKind[MetricsConfig]):
             metrics = load_metrics(check.metrics, ctx.rootdir, ctx)
             baseline = (load_metrics(check.baseline, ctx.rootdir, ctx)
                         if check.baseline is not None and expectation.uses_baseline else None)
+            return with_evidence(judge(metrics, baseline), metrics, baseline)
+
+        def judge(metrics: MetricSet, baseline: MetricSet | None) -> Outcome:
             matches = metrics.resolve(name)
             if not matches:
                 return Outcome.failed(
@@ -121,6 +124,15 @@ class MetricsKind(CheckKind[MetricsConfig]):
                                   f"{len(outcomes)} metrics match {name}, all as expected",
                                   "{bad} of {total} failed")
         return evaluate
+
+
+def with_evidence(outcome: Outcome, metrics: MetricSet, baseline: MetricSet | None) -> Outcome:
+    """Name the exact run a number came from (sources that know one, such as MLflow)."""
+    for label, used in (("source", metrics), ("baseline", baseline)):
+        if used is not None and used.evidence:
+            outcome.extra["source" if label == "source" else "baseline_source"] = used.evidence
+            outcome.details.append(f"{label}: {used.origin}")
+    return outcome
 
 
 def compare_one(name: str, value: Any, expectation: Expectation, metrics: MetricSet,

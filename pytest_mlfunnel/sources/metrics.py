@@ -32,9 +32,12 @@ MAX_NAMES_SHOWN = 12
 class MetricSet:
     """Flat ``dotted.name -> value`` metrics with wildcard lookup."""
 
-    def __init__(self, values: Mapping[str, Any], origin: str) -> None:
+    def __init__(self, values: Mapping[str, Any], origin: str,
+                 evidence: Mapping[str, Any] | None = None) -> None:
         self.values = dict(values)
         self.origin = origin
+        # where exactly the numbers came from (e.g. an MLflow run id), for the report
+        self.evidence = dict(evidence or {})
 
     def names(self) -> list[str]:
         return list(self.values)
@@ -100,7 +103,7 @@ def _load_optional_readers() -> None:
     import importlib
 
     for module in ("pytest_mlfunnel.sources.sql", "pytest_mlfunnel.sources.prometheus",
-                   "pytest_mlfunnel.sources.http_metrics"):
+                   "pytest_mlfunnel.sources.http_metrics", "pytest_mlfunnel.sources.mlflow_reader"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -179,6 +182,8 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
 
 def _read(spec: SourceSpec, rootdir: Path) -> MetricSet:
     _load_optional_readers()
+    if spec.mlflow is not None:
+        return READERS["mlflow"](spec, rootdir)
     if spec.url is not None:
         scheme = spec.url_scheme.split("+", 1)[0]
         reader = READERS.get(scheme)

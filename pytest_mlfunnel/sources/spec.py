@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_mlfunnel import secrets
+from pytest_mlfunnel.sources.mlflow_spec import MlflowSelector, MlflowSpecError, parse_mlflow
 from pytest_mlfunnel.suggest import did_you_mean
 
 SOURCE_KEYS = ("path", "fixture", "url")
@@ -22,7 +23,8 @@ _EXTENSION_RE = re.compile(r"\.[A-Za-z0-9]{1,8}(\.gz)?$")
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One source of evidence. Exactly one of ``path``, ``fixture``, ``url`` is set."""
+    """One source of evidence. Exactly one of ``path``, ``fixture``, ``url``, ``mlflow`` is
+    set."""
 
     name: str | None = None  # the declared name in [tool.mlfunnel.sources], None when inline
     path: str | None = None
@@ -33,11 +35,14 @@ class SourceSpec:
     format: str | None = None  # overrides the format guessed from the extension
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     key_path: str = ""  # where it was declared, for messages
+    mlflow: MlflowSelector | None = None  # a run in an MLflow tracking store
 
     @property
     def kind(self) -> str:
         if self.fixture is not None:
             return "fixture"
+        if self.mlflow is not None:
+            return "mlflow"
         if self.url is not None:
             return "url"
         return "path"
@@ -68,6 +73,8 @@ class SourceSpec:
         """How the source is named in every output: secrets masked."""
         if self.fixture is not None:
             where = f"fixture {self.fixture!r}"
+        elif self.mlflow is not None:
+            where = f"mlflow {secrets.mask_url(self.mlflow.uri)} {self.mlflow.describe()}"
         elif self.url is not None:
             where = secrets.mask_url(self.url)
             if self.table:
@@ -77,11 +84,18 @@ class SourceSpec:
         return f"{self.name} ({where})" if self.name and self.name != where else where
 
     def cache_key(self) -> tuple[Any, ...]:
-        return (self.path, self.fixture, self.url, self.query, self.table, self.format)
+        return (self.path, self.fixture, self.url, self.query, self.table, self.format,
+                self.mlflow)
 
 
 class SourceError(ValueError):
-    """A source value that cannot be understood; the message names the problem."""
+    """A source value that cannot be understood; the message names the problem, ``key`` the
+    key inside the source table it is about (``run.order_by``), when there is one."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.message = message
+        self.key = key
 
 
 def looks_like_path(text: str) -> bool:
@@ -121,6 +135,11 @@ def parse_source(value: Any, declared: dict[str, SourceSpec], key_path: str = ""
 
 def source_from_table(table: dict[str, Any], key_path: str = "", name: str | None = None
                       ) -> SourceSpec:
+    if "mlflow" in table:
+        try:
+            return SourceSpec(name=name, mlflow=parse_mlflow(table), key_path=key_path)
+        except MlflowSpecError as exc:
+            raise SourceError(str(exc), exc.key) from None
     unknown = sorted(set(table) - set(SOURCE_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
         allowed = ", ".join(SOURCE_KEYS + _OPTIONAL_KEYS)
@@ -176,5 +195,5 @@ def declare_sources(raw: dict[str, Any], key_path: str) -> tuple[dict[str, Sourc
                     f"got {type(value).__name__}"
                 )
         except SourceError as exc:
-            errors.append((here, str(exc)))
+            errors.append((f"{here}.{exc.key}" if exc.key else here, exc.message))
     return sources, errors

@@ -318,6 +318,9 @@ def _join_key(values: tuple[Any, ...], as_text: bool) -> tuple[Any, ...]:
 
 def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
     """The table behind a source, opened once per session (per xdist worker)."""
+    if spec.mlflow is not None:
+        raise CriterionError(f"{spec.display()}: an MLflow source holds a run's metrics, params "
+                             "and tags, not a table: read it with a metrics check")
     planned: dict[tuple[Any, ...], Agg] = ctx.shared.setdefault(_plan_key(spec), {})
     if spec.fixture is not None:
         if spec.fixture not in ctx.fixtures:
