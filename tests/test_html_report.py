@@ -172,23 +172,48 @@ def test_history_adds_a_chart_and_a_table_of_releases(pytester: pytest.Pytester)
 
 
 # ----------------------------------------------------------------------------- in Chromium
-def chromium_paths() -> tuple[str, str] | None:
+def chromium_paths() -> tuple[str | None, str | None]:
     binary = os.environ.get("MLFUNNEL_CHROMIUM") or shutil.which("chromium") or shutil.which(
         "chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    if binary and driver:
-        return binary, driver
-    return None
+    return binary, shutil.which("chromedriver")
+
+
+def missing_browser_parts(binary: str | None, driver: str | None) -> str | None:
+    """What is missing to drive headless Chromium, named: ``no chromedriver on PATH``."""
+    missing = [name for name, found in (("chromium", binary), ("chromedriver", driver))
+               if not found]
+    if not missing:
+        return None
+    found = [f"{name} is {path}" for name, path in (("chromium", binary),
+                                                    ("chromedriver", driver)) if path]
+    return f"no {' and no '.join(missing)} on PATH" + (f" ({found[0]})" if found else "")
+
+
+def test_the_skip_reason_names_only_what_is_missing(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    tool = tmp_path / "chromium"
+    tool.write_text("#!/bin/sh\nexit 0\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("MLFUNNEL_CHROMIUM", raising=False)
+    assert missing_browser_parts(*chromium_paths()) == (
+        f"no chromedriver on PATH (chromium is {tool})")
+    tool.rename(tmp_path / "chromedriver")
+    assert missing_browser_parts(*chromium_paths()) == (
+        f"no chromium on PATH (chromedriver is {tmp_path / 'chromedriver'})")
+    (tmp_path / "chromedriver").unlink()
+    assert missing_browser_parts(*chromium_paths()) == "no chromium and no chromedriver on PATH"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    paths = chromium_paths()
-    if paths is None:
+    binary, driver_path = chromium_paths()
+    missing = missing_browser_parts(binary, driver_path)
+    if missing is not None:
         if os.environ.get("CI"):
-            pytest.fail("headless Chromium is missing: .ci/run installs chromium and "
-                        "chromium-driver")
-        pytest.skip("no chromium/chromedriver on PATH")
+            pytest.fail(f"headless Chromium is missing ({missing}): .ci/run installs chromium "
+                        "and chromium-driver")
+        pytest.skip(missing)
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
@@ -198,12 +223,12 @@ def browser() -> Iterator[Any]:
         pytest.skip("selenium is not installed")
 
     options = webdriver.ChromeOptions()
-    options.binary_location = paths[0]
+    options.binary_location = binary
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
                      "--disable-dev-shm-usage", "--window-size=1200,1600"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=paths[1]), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     try:
         yield driver
     finally:

@@ -152,3 +152,4 @@ def test_criteria_of_one_failed_source_show_their_cause_once_with_the_count() ->
     assert text[1:3] == ["      data/trian.parquet: file not found -- 13 criteria",
                          "      data::train::c13: rows 3, expected >= 5000"]
     assert sum("trian" in line for line in text) == 1
+

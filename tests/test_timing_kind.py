@@ -174,3 +174,60 @@ def test_a_bad_timing_config_stops_the_run_naming_the_key(
     result = pytester.runpytest("--funnel")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*pyproject.toml: {message}"])
+
+
+TRACED = """
+import coverage
+import pytest
+
+
+@pytest.fixture
+def traced_call():
+    tracer = coverage.Coverage(data_file=None)
+    tracer.start()  # as pytest-cov or `coverage run` would: every call is traced
+    yield lambda: sum(range(100))
+    tracer.stop()
+"""
+
+
+@pytest.mark.parametrize("extra", XDIST)
+def test_times_measured_under_a_tracer_say_they_are_inflated(pytester: pytest.Pytester,
+                                                             extra: list[str]) -> None:
+    pytester.makeconftest(TRACED)
+    pytester.makepyprojecttoml("""
+        [tool.mlfunnel]
+        funnel = ["model"]
+        [tool.mlfunnel.model.latency]
+        timing = "traced_call"
+        runs = 20
+        expect = { p95_ms = "<= 10000", per_second = ">= 1e12" }
+    """)
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *extra)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "traced_call: throughput */s over 20 runs after 5 warm-up, expected >= 1e12 -- measured "
+        "under a tracer (coverage); times are inflated",
+        "      model::latency::per_second: traced_call: throughput */s over 20*",
+    ])
+    section = " ".join(result.stdout.str().split("= ml funnel =")[1].split())
+    assert "expected >= 1e12 -- measured under a tracer (coverage); times are inflated" in (
+        section)
+    found = report(pytester)
+    assert found["p95_ms"]["status"] == "passed"
+    assert str(found["p95_ms"]["message"]).endswith(
+        "-- measured under a tracer (coverage); times are inflated")
+    assert found["p95_ms"]["extra"]["tracer"] == "coverage"  # type: ignore[index]
+
+
+def test_untraced_times_carry_no_tracer_note(pytester: pytest.Pytester) -> None:
+    project(pytester, """
+[tool.mlfunnel.model.latency]
+timing = "quick_call"
+runs = 20
+expect = { p95_ms = "<= 10000" }
+""")
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json")
+    assert result.ret == 0
+    found = report(pytester)
+    assert "tracer" not in str(found["p95_ms"]["message"])
+    assert "tracer" not in found["p95_ms"].get("extra", {})  # type: ignore[operator]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -67,11 +68,34 @@ class TimingConfig(CheckConfig):
         return value.strip()
 
 
+def active_tracer() -> str | None:
+    """Who traces this thread (coverage, a debugger), which inflates every timed call."""
+    trace = sys.gettrace()
+    if trace is not None:
+        owner = getattr(trace, "__self__", trace)  # a bound method: its object
+        module = type(owner).__module__ or ""
+        if module == "builtins":
+            module = getattr(trace, "__module__", None) or ""
+        if module.startswith("coverage"):
+            return "coverage"
+        if module.split(".")[0] in ("bdb", "pdb", "pydevd", "_pydevd_bundle", "debugpy"):
+            return "a debugger"
+        return module.split(".")[0] or "unknown"
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+: coverage may use it instead
+    if monitoring is not None:
+        for tool in range(6):
+            name = monitoring.get_tool(tool)
+            if name:
+                return "coverage" if "coverage" in name.lower() else str(name)
+    return None
+
+
 @dataclass
 class Measurement:
     durations_ms: list[float]
     total_s: float
     warmup: int
+    tracer: str | None = None  # measured under coverage or a debugger: times are inflated
 
     @property
     def runs(self) -> int:
@@ -112,7 +136,8 @@ def measure(function: Any, name: str, runs: int, warmup: int) -> Measurement:
         raise CriterionError(f"{name}: {phase} {number} raised {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
                              ) from None
-    return Measurement([d * 1000.0 for d in durations], sum(durations), warmup)
+    return Measurement([d * 1000.0 for d in durations], sum(durations), warmup,
+                       active_tracer())
 
 
 class TimingKind(CheckKind[TimingConfig]):
@@ -154,9 +179,13 @@ class TimingKind(CheckKind[TimingConfig]):
                          else f"{format_value(round(reported, 4))} ms")
                 label = key.removesuffix("_ms")
             words = f"{check.timing}: {label} {shown} {runs}, expected {expectation.text}"
+            extra: dict[str, Any] = dict(summary)
+            if measured.tracer is not None:
+                words += f" -- measured under a tracer ({measured.tracer}); times are inflated"
+                extra["tracer"] = measured.tracer
             if expectation.holds(observed):
-                return Outcome.passed(round(reported, 6), expectation.text, words, **summary)
-            return Outcome.failed(words, round(reported, 6), expectation.text, None, **summary)
+                return Outcome.passed(round(reported, 6), expectation.text, words, **extra)
+            return Outcome.failed(words, round(reported, 6), expectation.text, None, **extra)
         return evaluate
 
 
