@@ -65,13 +65,22 @@ def add_portfolio_command(commands: Any) -> None:
 
 
 def _write(target: str, text: str, report_to: Any) -> None:
+    # UTF-8 whatever the terminal's encoding; a lone surrogate (a "\ud800" escape in a
+    # history) is written as that escape rather than failing the write.
+    data = text.encode("utf-8", "backslashreplace")
     if target == "-":
-        sys.stdout.write(text)
+        sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+            buffer.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8"))
         return
     path = Path(target)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(data)
     except OSError as exc:
         raise _OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
     print(f"wrote {target}", file=report_to)

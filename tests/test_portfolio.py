@@ -644,3 +644,24 @@ def test_markdown_renders_hostile_names_as_plain_text(tmp_path: Path,
     # Whole cells: the pipes in the name did not split its row.
     assert f"<td>{shown}</td>" in rendered  # the projects' table
     assert f"<td>{shown} (332 d)</td>" in rendered  # stalled in front of model
+
+
+def test_a_name_that_is_not_valid_unicode_reaches_every_output_escaped(tmp_path: Path) -> None:
+    """JSON allows a lone surrogate escape; no output may fail on it."""
+    path = tmp_path / "h.jsonl"
+    line = summary_line(entry("PLACEHOLDER", "v1", "2026-01-01", 1)).replace(
+        b"PLACEHOLDER", b"bad\\ud800name")
+    path.write_bytes(line + b"\n")
+    done = mlfunnel("portfolio", "h.jsonl", "--json", "p.json", "--html", "p.html",
+                    "--markdown", "p.md", "--as-of", "2026-11-29", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "bad\\ud800name" in done.stdout  # the terminal table, escaped
+    assert json.loads((tmp_path / "p.json").read_text())["projects"][0]["project"] == (
+        "bad\ud800name")
+    assert "bad\\ud800name" in (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "bad\\\\ud800name" in (tmp_path / "p.md").read_text(encoding="utf-8")
+    to_stdout = mlfunnel("portfolio", "h.jsonl", "--json", "-", "--as-of", "2026-11-29",
+                         cwd=tmp_path)
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert json.loads(to_stdout.stdout)["projects"][0]["project"] == "bad\ud800name"
