@@ -665,3 +665,22 @@ def test_a_name_that_is_not_valid_unicode_reaches_every_output_escaped(tmp_path:
                          cwd=tmp_path)
     assert to_stdout.returncode == 0, to_stdout.stderr
     assert json.loads(to_stdout.stdout)["projects"][0]["project"] == "bad\ud800name"
+
+
+def test_files_that_cannot_be_read_and_empty_folders_are_noted_by_the_command(
+        tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    project_history(tmp_path, "good", [("2026-01-01", 1)])
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "dangling.jsonl").symlink_to(tmp_path / "nowhere")
+    done = mlfunnel("portfolio", "good", "pipe.jsonl", "empty", "dangling.jsonl", "--as-of",
+                    "2026-11-29", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "mlfunnel: note: pipe.jsonl: cannot read: not a regular file (skipped)",
+        "mlfunnel: note: empty: no .mlfunnel/history.jsonl found in this folder (skipped)",
+        "mlfunnel: note: dangling.jsonl: no such file or directory (skipped)",
+    ]
+    assert done.stdout.splitlines()[-1] == "read 1 release from 1 file"
