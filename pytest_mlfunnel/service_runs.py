@@ -6,10 +6,14 @@ A service starts once per run, and only when a selected criterion refers to it:
 * under pytest-xdist the controller collects nothing. Every worker sends the node ids it
   selected (``pytest_xdist_node_collection_finished``) before any item is scheduled; the
   controller starts the services the first of these selections uses and writes each
-  service's state -- its URL, or why it is not usable -- to ``.mlfunnel/services/<name>.json``
-  under a token it gave the workers. Workers read that file (a bounded wait) when a
-  criterion or the ``mlfunnel_service`` fixture needs the service: they get the URL, never a
-  second server.
+  service's state -- its URL, why it is not usable, or "not started" -- to
+  ``.mlfunnel/services/<name>.json`` under a token it gave the workers. Workers read that
+  file (a bounded wait) when a criterion or the ``mlfunnel_service`` fixture needs the
+  service: they get the URL, never a second server.
+* a test that asks ``mlfunnel_service`` for a service no selected criterion uses: serially
+  it starts there and then; a worker leaves a request file beside the state file, which a
+  thread of the controller answers by starting the service and rewriting the state (the
+  worker's wait is bounded by the service's timeout).
 
 The controller (or the serial process) stops every service at the end of the session, also
 after a failure or Ctrl-C: SIGTERM to the process group, SIGKILL after a grace period.
@@ -21,6 +25,7 @@ import atexit
 import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -75,6 +80,9 @@ class ServiceRuns:
         self._resolved: dict[str, list[Criterion] | str] = {}
         self._plan_shared: dict[Any, Any] = {}
         self._exit_hook = False
+        self._lock = threading.RLock()  # the controller's request thread starts services too
+        self._stop_requests = threading.Event()
+        self._request_thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ which, and when
     def used_by(self, nodeids: Iterable[str]) -> list[str]:
@@ -109,12 +117,24 @@ class ServiceRuns:
         for name in self.specs:
             if name in used:
                 self.ensure(name)
-            else:
-                self.states[name] = ServiceState(
-                    name, None, "not started: no selected criterion uses it (under "
-                                "pytest-xdist only the controller starts services, for the "
-                                "criteria selected)", self._log_label(name))
+            else:  # not started: a worker's test may still ask for it
+                self.states[name] = ServiceState(name, None, None, self._log_label(name))
             self._write_state(self.states[name])
+        if any(name not in used for name in self.specs):
+            self._request_thread = threading.Thread(target=self._answer_requests,
+                                                    name="mlfunnel-services", daemon=True)
+            self._request_thread.start()
+
+    def _answer_requests(self) -> None:
+        """Controller: start the services workers' tests ask for (request files)."""
+        folder = self.rootdir / STATE_DIR
+        while not self._stop_requests.wait(0.1):
+            for request in folder.glob(f"*.request.{self.token}.*"):
+                name = request.name.split(".request.", 1)[0]
+                with contextlib.suppress(OSError):
+                    request.unlink()
+                if name in self.specs and not self._stop_requests.is_set():
+                    self._write_state(self.ensure(name))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.is_worker:
@@ -127,12 +147,30 @@ class ServiceRuns:
     # ------------------------------------------------------------------ starting, stopping
     def ensure(self, name: str) -> ServiceState:
         """The service's state; started here (once) unless this is an xdist worker."""
-        if name in self.states:
-            return self.states[name]
-        if self.is_worker:
-            state = self._read_state(name)
-            self.states[name] = state
-            return state
+        with self._lock:
+            known = self.states.get(name)
+            if known is not None and (known.url is not None or known.failure is not None):
+                return known
+            if self.is_worker:
+                return self._ask_controller(name)
+            return self._start(name)
+
+    def _ask_controller(self, name: str) -> ServiceState:
+        state = self._read_state(name, settled=False)
+        if state.url is None and state.failure is None:  # not started: ask for it
+            folder = self.rootdir / STATE_DIR
+            request = folder / f"{name}.request.{self.token}.{os.getpid()}"
+            try:
+                request.write_text("", encoding="utf-8")
+            except OSError as exc:
+                return ServiceState(name, None, f"cannot ask the pytest-xdist controller to "
+                                                f"start it: {exc.strerror or exc}",
+                                    state.log)
+            state = self._read_state(name, settled=True)
+        self.states[name] = state
+        return state
+
+    def _start(self, name: str) -> ServiceState:
         spec = self.specs[name]
         process = ServiceProcess(spec, self.rootdir, self.rootdir / STATE_DIR / f"{name}.log")
         self.processes[name] = process
@@ -147,13 +185,21 @@ class ServiceRuns:
         return state
 
     def stop_all(self) -> None:
-        for name, process in list(self.processes.items()):
-            process.stop()
-            del self.processes[name]
+        self._stop_requests.set()
+        thread, self._request_thread = self._request_thread, None
+        if thread is not None:  # it may be starting a service: bounded by that one's timeout
+            thread.join(timeout=max(s.timeout_s for s in self.specs.values()) + 10)
+        with self._lock:
+            for name, process in list(self.processes.items()):
+                process.stop()
+                del self.processes[name]
         if not self.is_worker and self._announced:
-            for name in self.specs:
+            folder = self.rootdir / STATE_DIR
+            leftovers = [folder / f"{name}.json" for name in self.specs]
+            leftovers += folder.glob(f"*.request.{self.token}.*")
+            for path in leftovers:
                 with contextlib.suppress(OSError):
-                    (self.rootdir / STATE_DIR / f"{name}.json").unlink()
+                    path.unlink()
 
     def _log_label(self, name: str) -> str:
         return (STATE_DIR / f"{name}.log").as_posix()
@@ -165,7 +211,8 @@ class ServiceRuns:
         scratch.write_text(json.dumps({"token": self.token, **asdict(state)}), encoding="utf-8")
         os.replace(scratch, target)
 
-    def _read_state(self, name: str) -> ServiceState:
+    def _read_state(self, name: str, settled: bool) -> ServiceState:
+        """The controller's word on a service; ``settled``: wait for a URL or a failure."""
         target = self.rootdir / STATE_DIR / f"{name}.json"
         waited = self.specs[name].timeout_s + _WORKER_MARGIN_S
         deadline = time.monotonic() + waited
@@ -174,7 +221,8 @@ class ServiceRuns:
                 found = json.loads(target.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 found = None
-            if isinstance(found, dict) and found.get("token") == self.token:
+            if isinstance(found, dict) and found.get("token") == self.token and (
+                    not settled or found.get("url") or found.get("failure")):
                 return ServiceState(str(found["name"]), found.get("url"), found.get("failure"),
                                     str(found.get("log") or self._log_label(name)))
             if time.monotonic() >= deadline:
