@@ -89,7 +89,7 @@ def test_coverage_criteria_judge_the_data_pytest_cov_measures_in_the_same_run(
     project(pytester, CHECKS)
     result = pytester.runpytest_subprocess("--funnel", "--cov=churn", "--cov-branch",
                                            "--funnel-json=report.json", "-v", *args,
-                                           timeout=180)
+                                           timeout=300)
     result.assert_outcomes(passed=5, failed=1)
     assert result.ret == 1
     totals = reference(pytester.path)
@@ -122,7 +122,7 @@ def test_a_deselected_coverage_criterion_stays_deselected(
     project(pytester, CHECKS)
     result = pytester.runpytest_subprocess("--funnel", "--cov=churn", "--cov-branch",
                                            "-k", "not strict",
-                                           "--funnel-json=report.json", *args, timeout=180)
+                                           "--funnel-json=report.json", *args, timeout=300)
     result.assert_outcomes(passed=5)
     assert result.ret == 0
     assert set(criteria(pytester)) == {"tests::coverage", "tests::branch"}
@@ -139,7 +139,7 @@ data_file = "coverage.xml"
         '<?xml version="1.0" ?><coverage lines-valid="10" lines-covered="4" '
         'line-rate="0.4" branch-rate="0"><packages/></coverage>')
     result = pytester.runpytest_subprocess("--funnel", "--cov=churn", "-v",
-                                           "--funnel-json=report.json", timeout=180)
+                                           "--funnel-json=report.json", timeout=300)
     result.assert_outcomes(passed=3, failed=1)
     found = criteria(pytester)["legacy::coverage"]
     assert found["observed"] == pytest.approx(0.4)
@@ -152,7 +152,7 @@ data_file = "coverage.xml"
 def test_without_pytest_cov_the_data_file_is_read_as_before(
         pytester: pytest.Pytester) -> None:
     project(pytester, CHECKS)
-    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cov", timeout=180)
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cov", timeout=300)
     result.assert_outcomes(passed=3, failed=3)
     result.stdout.fnmatch_lines(["*.coverage: no coverage data (expected at *"])
 
@@ -160,7 +160,7 @@ def test_without_pytest_cov_the_data_file_is_read_as_before(
 def test_a_package_the_tests_never_import_is_named_in_the_message(
         pytester: pytest.Pytester) -> None:
     project(pytester, CHECKS)
-    result = pytester.runpytest_subprocess("--funnel", "--cov=elsewhere", timeout=180)
+    result = pytester.runpytest_subprocess("--funnel", "--cov=elsewhere", timeout=300)
     result.assert_outcomes(passed=3, failed=3)
     result.stdout.fnmatch_lines([
         "*.coverage: *pytest-cov measured no file in this run*--cov*"])
@@ -174,7 +174,7 @@ def test_a_missing_other_data_file_points_at_the_file_pytest_cov_writes(
 coverage = ">= 50%"
 data_file = "build/.coverage"
 ''')
-    result = pytester.runpytest_subprocess("--funnel", "--cov=churn", timeout=180)
+    result = pytester.runpytest_subprocess("--funnel", "--cov=churn", timeout=300)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([
         "build/.coverage: no coverage data (expected at *); this run's pytest-cov data goes to "

@@ -134,7 +134,7 @@ def test_the_fixture_gives_the_same_server(mlfunnel_service):
         assert seen.read().split()[1] == url.rsplit(":", 1)[1]
 """)
     result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *args,
-                                           timeout=120)
+                                           timeout=300)
     result.assert_outcomes(passed=5)
     assert result.ret == 0
     assert len(started(pytester)) == 1  # one server, also with two workers
@@ -155,7 +155,7 @@ def test_a_service_no_selected_criterion_uses_is_not_started(
         pytester: pytest.Pytester, args: list[str]) -> None:
     project(pytester)
     result = pytester.runpytest_subprocess("--funnel", "-k", "not deployment", *args,
-                                           timeout=120)
+                                           timeout=300)
     result.assert_outcomes(passed=1, deselected=None if args == ["-n", "2"] else 3)
     assert started(pytester) == []
     assert not (pytester.path / ".mlfunnel/services/model.log").exists()
@@ -166,7 +166,7 @@ def test_a_service_that_exits_at_once_errors_every_criterion_using_it(
         pytester: pytest.Pytester, args: list[str]) -> None:
     project(pytester, mode="exit")
     result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *args,
-                                           timeout=120)
+                                           timeout=300)
     result.assert_outcomes(passed=1, failed=3)  # the data gate still ran: the run went on
     assert result.ret == 1
     result.stdout.fnmatch_lines([
@@ -189,8 +189,8 @@ def test_a_service_that_is_never_ready_errors_after_its_timeout_and_is_killed(
     toml = pytester.path / "pyproject.toml"
     toml.write_text(toml.read_text().replace('timeout = "20 s"', 'timeout = "1 s"'))
     began = time.monotonic()
-    result = pytester.runpytest_subprocess("--funnel", timeout=120)
-    assert time.monotonic() - began < 60
+    result = pytester.runpytest_subprocess("--funnel", timeout=300)
+    assert time.monotonic() - began < 240
     result.assert_outcomes(passed=1, failed=3)
     result.stdout.fnmatch_lines([
         "service model: not ready within 1 s (http://127.0.0.1:*/health: *refused*",
@@ -203,7 +203,7 @@ def test_a_service_that_is_never_ready_errors_after_its_timeout_and_is_killed(
 def test_a_service_whose_child_serves_is_stopped_with_its_child(
         pytester: pytest.Pytester, args: list[str]) -> None:
     project(pytester, mode="child")
-    result = pytester.runpytest_subprocess("--funnel", *args, timeout=120)
+    result = pytester.runpytest_subprocess("--funnel", *args, timeout=300)
     result.assert_outcomes(passed=4)
     processes = started(pytester)
     assert len(processes) == 2  # the service and the child that listens
@@ -215,7 +215,7 @@ def test_ready_can_be_a_line_of_the_service_output(pytester: pytest.Pytester) ->
     toml = pytester.path / "pyproject.toml"
     toml.write_text(toml.read_text().replace('ready = "http://127.0.0.1:{port}/health"',
                                              'ready = { log = "Listening on" }'))
-    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    result = pytester.runpytest_subprocess("--funnel", timeout=300)
     result.assert_outcomes(passed=4)
     assert_all_stopped(pytester)
 
@@ -226,7 +226,7 @@ def test_a_criterion_that_fails_against_a_service_shows_the_log_tail(
 [tool.mlfunnel.deployment.predict]
 http = "${services.model.url}/predict"
 """)
-    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    result = pytester.runpytest_subprocess("--funnel", timeout=300)
     result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines([
         "http://127.0.0.1:*/predict: *404*",
@@ -253,14 +253,14 @@ def test_waits(mlfunnel_service):
                             *args], cwd=pytester.path, env=env, start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 240
         while not (pytester.path / "running.txt").exists():
             assert time.monotonic() < deadline, "the test never started"
             assert run.poll() is None, run.communicate()[0].decode()
             time.sleep(0.1)
         assert listening(started(pytester)[0][1])
         os.killpg(run.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-        output = run.communicate(timeout=60)[0].decode()
+        output = run.communicate(timeout=180)[0].decode()
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
@@ -357,7 +357,7 @@ def test_client_{0}(mlfunnel_service):
         assert answer.status == 200
 """
     pytester.makepyfile(test_one=client.format("one"), test_two=client.format("two"))
-    result = pytester.runpytest_subprocess("--funnel", "-k", "client", *args, timeout=120)
+    result = pytester.runpytest_subprocess("--funnel", "-k", "client", *args, timeout=300)
     result.assert_outcomes(passed=2)
     assert len(started(pytester)) == 1  # asked for by two tests, maybe on two workers
     assert_all_stopped(pytester)
@@ -376,7 +376,7 @@ def test_every_service_key_is_in_the_reference() -> None:
 def test_collect_only_starts_nothing(pytester: pytest.Pytester, args: list[str]) -> None:
     project(pytester)
     result = pytester.runpytest_subprocess("--funnel", "--collect-only", "-q", *args,
-                                           timeout=120)
+                                           timeout=300)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["pyproject.toml::deployment::health::status"])
     assert started(pytester) == []
