@@ -358,6 +358,7 @@ def test_bad_mlflow_sources_are_config_errors_with_key_paths(pytester: pytest.Py
         typo = { mlflow = "sqlite:///mlflow.db", experimnet = "churn" }
         order = { mlflow = "sqlite:///mlflow.db", experiment = "churn", run = { order_by = 3 } }
         search = { mlflow = "sqlite:///mlflow.db", experiment = "churn", run = { sort = "x" } }
+        orderby = { mlflow = "sqlite:///mlflow.db", experiment = "churn", run = { orderby = "x" } }
         version = { mlflow = "sqlite:///mlflow.db", model = "churn", version = "three" }
         alias = { mlflow = "sqlite:///mlflow.db", experiment = "churn", alias = "production" }
         nothing = { mlflow = "sqlite:///mlflow.db" }
@@ -375,11 +376,13 @@ def test_bad_mlflow_sources_are_config_errors_with_key_paths(pytester: pytest.Py
         f"{prefix}.sources.both.run: give either model (a registered model's run) or run, not "
         "both",
         f"{prefix}.sources.typo.experimnet: unknown key in an mlflow source (allowed: mlflow, "
-        "experiment, run, model, alias, version, description)",
+        "experiment, run, model, alias, version, description); did you mean 'experiment'?",
         f"{prefix}.sources.order.run.order_by: expected a string or a list of strings such as "
         "\"metrics.f1 DESC\", got 3",
         f"{prefix}.sources.search.run.sort: unknown key in a run search (allowed: filter, "
         "order_by)",
+        f"{prefix}.sources.orderby.run.orderby: unknown key in a run search (allowed: filter, "
+        "order_by); did you mean 'order_by'?",
         f"{prefix}.sources.version.version: expected a version number such as 3, got 'three'",
         f"{prefix}.sources.alias.alias: alias selects a version of a registered model: give "
         "model too",

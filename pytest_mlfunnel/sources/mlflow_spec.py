@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_mlfunnel.suggest import did_you_mean
+
 #: Keys of an MLflow source table (``description`` is accepted by every source).
 MLFLOW_KEYS = ("mlflow", "experiment", "run", "model", "alias", "version")
 RUN_KEYS = ("filter", "order_by")
@@ -62,7 +64,8 @@ def parse_mlflow(table: dict[str, Any]) -> MlflowSelector:
     for key in table:
         if key not in MLFLOW_KEYS and key != "description":
             raise MlflowSpecError(f"unknown key in an mlflow source (allowed: "
-                                  f"{', '.join(MLFLOW_KEYS)}, description)", key)
+                                  f"{', '.join(MLFLOW_KEYS)}, description)"
+                                  f"{did_you_mean(key, (*MLFLOW_KEYS, 'description'))}", key)
     uri = _text(table, "mlflow", "a tracking URI such as \"sqlite:///mlflow.db\", "
                                  "\"./mlruns\" or \"http://mlflow.internal:5000\"")
     experiment = _text(table, "experiment", "an experiment name") if "experiment" in table \
@@ -116,7 +119,8 @@ def _search_selector(uri: str, experiment: str, run: dict[str, Any]) -> MlflowSe
     for key in run:
         if key not in RUN_KEYS:
             raise MlflowSpecError(f"unknown key in a run search (allowed: "
-                                  f"{', '.join(RUN_KEYS)})", f"run.{key}")
+                                  f"{', '.join(RUN_KEYS)}){did_you_mean(key, RUN_KEYS)}",
+                                  f"run.{key}")
     run_filter = run.get("filter")
     if run_filter is not None and not isinstance(run_filter, str):
         raise MlflowSpecError("expected a search filter string such as \"metrics.f1 > 0.8 "
