@@ -153,3 +153,31 @@ def test_criteria_of_one_failed_source_show_their_cause_once_with_the_count() ->
                          "      data::train::c13: rows 3, expected >= 5000"]
     assert sum("trian" in line for line in text) == 1
 
+
+
+@pytest.mark.parametrize("extra", XDIST)
+def test_a_source_that_cannot_be_opened_is_one_line_with_its_count(pytester: pytest.Pytester,
+                                                                   extra: list[str]) -> None:
+    make_project(pytester, """
+        [tool.mlfunnel]
+        funnel = ["data", "model"]
+        [tool.mlfunnel.data.train]
+        dataset = "data/trian.parquet"
+        rows = ">= 5000"
+        duplicates = "== 0"
+        columns.age = { nulls = "<= 5%", min = 0, max = 120 }
+        columns.plan = { values = ["free", "pro"] }
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect = { accuracy = ">= 0.9" }
+    """, {"accuracy": 0.86})
+    result = pytester.runpytest("--funnel", *extra)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "* 1 * data * FAILED * 0/6",
+        "      data/trian.parquet: file not found -- 6 criteria",
+        "* 2 * model * FAILED * 0/1",
+        "      model::quality::accuracy: accuracy 0.86, expected >= 0.9",
+    ])
+    section = result.stdout.str().split("= ml funnel =")[1].split("stage reached:")[0]
+    assert section.count("trian.parquet") == 1
