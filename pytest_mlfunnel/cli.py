@@ -54,6 +54,9 @@ def read_section(pyproject: Path) -> dict[str, Any] | None:
             document = tomllib.load(handle)
     except FileNotFoundError:
         return None
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{pyproject}: cannot read: not UTF-8 text (byte "
+                       f"0x{exc.object[exc.start]:02x} at position {exc.start})") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise CliError(f"{pyproject}: cannot read: {exc}") from None
     tool = document.get("tool")
@@ -89,7 +92,8 @@ def warn_skipped(history: History) -> None:
         print(f"mlfunnel: note: {note}", file=sys.stderr)
 
 
-def load_report(path: Path) -> dict[str, Any]:
+def load_report(path: Path, checked: bool = True) -> dict[str, Any]:
+    """A JSON report; ``checked`` validates it with the models the plugin writes it with."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -103,8 +107,13 @@ def load_report(path: Path) -> dict[str, Any]:
         raise CliError(f"{path}: not an mlfunnel report (schema {schema!r}, expected "
                        "'mlfunnel-report/1'; write one with 'pytest --funnel "
                        "--funnel-json=PATH')")
-    if not isinstance(data.get("gates"), list):
-        raise CliError(f"{path}: not an mlfunnel report (no gates)")
+    if not checked:
+        return data
+    from pytest_mlfunnel.schema import check_report
+
+    problem = check_report(data)  # the models the plugin writes it with
+    if problem is not None:
+        raise CliError(f"{path}: {problem}")
     return data
 
 
@@ -278,7 +287,9 @@ def command_compare(args: argparse.Namespace) -> int:
     from pytest_mlfunnel.compare import ReportShapeError, compare_reports
     from pytest_mlfunnel.render import comparison as render
 
-    base, head = load_report(Path(args.base)), load_report(Path(args.head))
+    # compare names what it needs of each side itself (ReportShapeError)
+    base = load_report(Path(args.base), checked=False)
+    head = load_report(Path(args.head), checked=False)
     try:
         result = compare_reports(base, head, args.base, args.head)
     except ReportShapeError as exc:

@@ -6,7 +6,8 @@ Writers hold a lock file beside it and replace the whole file (temp file + ``os.
 so a reader never sees half a line and two runs recording at once lose nothing. Lines that
 are not ours are reported and kept byte for byte.
 
-Standard library only: the ``mlfunnel`` command reads this module without pytest.
+Standard library only at import: the ``mlfunnel`` command reads this module without pytest
+(a line is checked with the report schema's models, loaded when a history is read).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ NOT_PASSED = ("failed", "error")
 #: Numbers observed per line; enough for trends, small enough to keep lines short.
 MAX_OBSERVED = 200
 _LOCK_TIMEOUT_S = 60.0
+#: A temporary file of ours this old is left over from a run that was killed.
+STALE_TEMPORARY_S = 600.0
 
 
 @dataclass
@@ -80,31 +83,12 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"not a history entry (a JSON {type(data).__name__})"
     if data.get("schema") != SCHEMA:
         return None, f"not a history entry (schema {data.get('schema')!r}, expected {SCHEMA!r})"
-    problem = _entry_problem(data)
+    from pytest_mlfunnel.schema import check_history_line
+
+    problem = check_history_line(data)
     if problem is not None:
         return None, f"not a valid history entry ({problem})"
     return data, None
-
-
-def _entry_problem(data: Mapping[str, Any]) -> str | None:
-    release = data.get("release")
-    if not isinstance(release, str) or not release:
-        return "no release"
-    stage = data.get("stage")
-    if not isinstance(stage, int) or isinstance(stage, bool) or stage < 0:
-        return "no stage"
-    gates = data.get("gates")
-    if not isinstance(gates, list):
-        return "no gates"
-    for gate in gates:
-        if not isinstance(gate, dict) or not isinstance(gate.get("name"), str):
-            return "a gate without a name"
-        if gate.get("status") not in GATE_STATUSES:
-            return f"gate {gate.get('name')!r} has status {gate.get('status')!r}"
-    funnel = data.get("funnel")
-    if not isinstance(funnel, list) or not all(isinstance(g, str) for g in funnel):
-        return "no funnel"
-    return None
 
 
 def _split(blob: bytes) -> list[bytes]:
@@ -261,7 +245,9 @@ def replace_file(path: Path, blob: bytes) -> None:
         mode = path.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the pid in the name tells a later writer whether the process is still alive
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                               suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(blob)
@@ -275,6 +261,44 @@ def replace_file(path: Path, blob: bytes) -> None:
         raise
 
 
+def remove_stale_temporaries(path: Path, now: float | None = None) -> list[Path]:
+    """Remove ``.<name>.*.tmp`` beside ``path`` left by a killed writer: its process is gone,
+    or it is older than ``STALE_TEMPORARY_S``. Call it holding the lock."""
+    now = time.time() if now is None else now
+    removed = []
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir()
+                      if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return []
+    for candidate in candidates:
+        pid = candidate.name[len(prefix):].split(".", 1)[0]
+        try:
+            stale = (pid.isdigit() and not _alive(int(pid))) or (
+                now - candidate.lstat().st_mtime > STALE_TEMPORARY_S)
+            if stale and candidate.is_file():
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # pragma: no cover - os.kill would end the process there
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
+
+
 def record(path: Path, report: Mapping[str, Any]) -> History:
     """Add the summary of ``report`` to the history; a release already there is replaced.
 
@@ -283,6 +307,7 @@ def record(path: Path, report: Mapping[str, Any]) -> History:
     line = summary_line(report)
     release = report.get("release")
     with locked(path):
+        remove_stale_temporaries(path)
         try:
             blob = path.read_bytes()
         except FileNotFoundError:
@@ -362,19 +387,21 @@ def series(entries: Sequence[Mapping[str, Any]], current: Mapping[str, Any] | No
     return [e for e in entries if e.get("release") != release] + [current]
 
 
-def record_run(path: Path, report: Mapping[str, Any], label: str) -> list[str]:
-    """``--funnel-record``: record a report, returning notes for the terminal summary.
+def record_run(path: Path, report: Mapping[str, Any], label: str
+               ) -> tuple[list[str], str | None]:
+    """``--funnel-record``: record a report; (notes for the terminal summary, the reason it
+    could not be recorded or None).
 
     A partial run is not recorded: its stage counts only what was selected, and history
     would then show a slip that never happened.
     """
     if report.get("partial"):
-        return [f"not recorded in {label}: partial run (criteria were deselected)"]
+        return [f"not recorded in {label}: partial run (criteria were deselected)"], None
     try:
         before = record(path, report)
     except (OSError, TimeoutError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return [f"could not record {report.get('release')} in {label}: {reason}"]
+        return [], f"could not record {report.get('release')} in {label}: {reason}"
     replaced = any(e.get("release") == report.get("release") for e in before.entries)
     verb = "replaced" if replaced else "recorded"
-    return [f"{verb} {report.get('release')} in {label}"]
+    return [f"{verb} {report.get('release')} in {label}"], None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,28 @@ def criterion_dict(result: CriterionResult) -> dict[str, Any]:
 def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace(
         "+00:00", "Z")
+
+
+def output_problem(path: Path, relative_to: Path) -> str | None:
+    """Why a file cannot be written at ``path``, when that can be known before trying."""
+
+    def shown(folder: Path) -> str:
+        try:
+            return folder.relative_to(relative_to).as_posix()
+        except ValueError:
+            return str(folder)
+
+    if path.is_dir():
+        return "is a directory"
+    folder = path.parent
+    for folder in path.parents:  # the nearest folder that exists; the rest will be made
+        if folder.exists() or folder.is_symlink():
+            break
+    if not folder.is_dir():
+        return f"{shown(folder)} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create files in {shown(folder)} (not writable)"
+    return None
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -31,7 +31,8 @@ from pytest_mlfunnel.items import ConfigFile, CriterionItem
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
 from pytest_mlfunnel.outcome import CriterionError, Outcome
-from pytest_mlfunnel.report import Report, utc_now, write_atomic
+from pytest_mlfunnel.render.escape import controls
+from pytest_mlfunnel.report import Report, output_problem, utc_now, write_atomic
 from pytest_mlfunnel.service_runs import ServiceRuns
 from pytest_mlfunnel.suggest import did_you_mean
 
@@ -60,6 +61,7 @@ class FunnelSession:
         self.report: Report | None = None
         self.history: History | None = None
         self.history_error: str | None = None
+        self.output_errors: list[str] = []  # requested outputs that could not be written
         self.file_nodeid = self._nodeid_of(config.path)
         self._config_path = config.path.resolve()
         # a plugin of its own (registered by plugin.py): starts and stops [tool.mlfunnel.services]
@@ -100,6 +102,8 @@ class FunnelSession:
                     f"{', '.join(funnel_config.funnel)}, or 'none')"
                     f"{did_you_mean(override, [*funnel_config.funnel, 'none'])}")
             require = override
+        if not is_worker(pytest_config):
+            _check_outputs(pytest_config, funnel_config, rootdir)
         return cls(pytest_config, funnel_config, registry, require)
 
     def _nodeid_of(self, path: Path) -> str:
@@ -263,8 +267,8 @@ class FunnelSession:
             record["extra"]["waiver"] = decided.waiver
         if decided.xfail_reason is not None and report.failed:
             report.outcome = "skipped"
-            report.wasxfail = secrets.redact(  # type: ignore[attr-defined]
-                decided.xfail_reason)
+            report.wasxfail = controls(  # type: ignore[attr-defined]
+                secrets.redact(decided.xfail_reason))
         report.mlfunnel = secrets.redact_data(record)  # type: ignore[attr-defined]
         return report
 
@@ -358,8 +362,13 @@ class FunnelSession:
             try:
                 write_atomic(target, self.report.to_json() + "\n")
             except OSError as exc:
-                self.report.notes.append(f"could not write {json_path}: {exc.strerror or exc}")
+                self.output_errors.append(f"could not write {json_path}: "
+                                          f"{exc.strerror or exc}")
         self._write_outputs(self.report)
+        # CI relies on the artifacts it asked for: a missing one fails the run
+        if self.output_errors and session.exitstatus in (
+                pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self.pytest_config.hook.pytest_mlfunnel_report(report=self.report)
 
     def build_report(self) -> Report:
@@ -409,7 +418,8 @@ class FunnelSession:
         return self.history
 
     def _write_outputs(self, report: Report) -> None:
-        """--funnel-record, --funnel-html, the GitHub step summary; problems become notes."""
+        """--funnel-record, --funnel-html, the GitHub step summary. What was asked for and
+        could not be written is an error of the run; the step summary only a note."""
         from pytest_mlfunnel.render.html import write_html
         from pytest_mlfunnel.render.markdown import append_step_summary
 
@@ -417,11 +427,17 @@ class FunnelSession:
         invocation = Path(self.pytest_config.invocation_params.dir)
         history = self.history if self.history is not None else self._read_history()
         if option("funnel_record") is not None:
-            report.notes.extend(record_run(self.config.history, report.to_dict(),
-                                           self._nodeid_of(self.config.history)))
+            notes, error = record_run(self.config.history, report.to_dict(),
+                                      self._nodeid_of(self.config.history))
+            report.notes.extend(notes)
+            if error is not None:
+                self.output_errors.append(error)
         if option("funnel_html"):
-            report.notes.extend(write_html(invocation / option("funnel_html"), report,
-                                           history.entries))
+            try:
+                write_html(invocation / option("funnel_html"), report, history.entries)
+            except OSError as exc:
+                self.output_errors.append(f"could not write {option('funnel_html')}: "
+                                          f"{exc.strerror or exc}")
         report.notes.extend(append_step_summary(report))
 
     # ------------------------------------------------------------------ output
@@ -437,6 +453,28 @@ class FunnelSession:
         for text, markup in render_terminal(self.report, terminalreporter._tw.fullwidth,
                                             encoding, quiet):
             terminalreporter.write_line(text, **markup)
+        for error in self.output_errors:
+            terminalreporter.write_line(controls(f"error: {error}"), red=True, bold=True)
+
+
+def _check_outputs(pytest_config: pytest.Config, config: FunnelConfig, rootdir: Path) -> None:
+    """A requested output that cannot be written is a usage error before anything runs."""
+    invocation = Path(pytest_config.invocation_params.dir)
+    for name, flag in (("funnel_json", "--funnel-json"), ("funnel_html", "--funnel-html")):
+        value = pytest_config.getoption(name)
+        if value:
+            problem = output_problem(invocation / value, invocation)
+            if problem is not None:
+                raise pytest.UsageError(f"{flag}: {value}: {problem}")
+    if pytest_config.getoption("funnel_record") is not None:
+        problem = output_problem(config.history, rootdir)
+        if problem is not None:
+            try:
+                shown = config.history.relative_to(rootdir).as_posix()
+            except ValueError:
+                shown = str(config.history)
+            raise pytest.UsageError(f"--funnel-record: {shown}: {problem} (the history "
+                                    "file, tool.mlfunnel.history)")
 
 
 def _first_line(call: pytest.CallInfo[None]) -> str:

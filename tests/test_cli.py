@@ -308,13 +308,28 @@ def test_badge_from_the_console_script(recorded: pytest.Pytester) -> None:
     assert ">problem 2/3<" in svg
 
 
-def test_report_escapes_and_survives_a_hand_edited_report(tmp_path: Path) -> None:
+def test_report_refuses_a_hand_edited_report_of_the_wrong_shape(tmp_path: Path) -> None:
+    report = {"schema": "mlfunnel-report/1", "project": "p", "funnel": ["data"],
+              "stage": "<b>2</b>", "gates": [{"name": "data", "status": "passed"}]}
+    (tmp_path / "odd.json").write_text(json.dumps(report))
+    for args in (["report", "odd.json", "--html", "odd.html"],
+                 ["badge", "--report", "odd.json", "-o", "-"]):
+        done = mlfunnel(*args, cwd=tmp_path)
+        assert done.returncode == 2
+        assert done.stderr == ("mlfunnel: error: odd.json: stage: Input should be a valid "
+                               "integer (got '<b>2</b>')\n")
+    assert not (tmp_path / "odd.html").exists()
+
+
+def test_report_escapes_a_hand_edited_report(tmp_path: Path) -> None:
     evil = "<script>alert(1)</script>"
     report = {"schema": "mlfunnel-report/1", "project": evil, "release": evil,
-              "funnel": ["data", evil], "stage": "<b>2</b>", "reached": evil, "ok": "yes",
+              "funnel": ["data", evil], "stage": 2, "reached": evil, "ok": True,
               "verdict": evil, "reasons": [evil], "required": evil,
-              "gates": [{"name": evil, "status": evil, "passed": evil, "total": None,
-                         "criteria": [{"id": evil, "status": evil, "evidence": evil,
+              "gates": [{"name": "data", "status": "passed", "passed": 0, "total": 0},
+                        {"name": evil, "status": "failed", "passed": 0, "total": 1,
+                         "criteria": [{"id": evil, "check": evil, "kind": evil,
+                                       "status": "failed", "evidence": evil,
                                        "observed": {"k": evil}, "expected": evil,
                                        "message": evil, "details": [evil]}]}]}
     (tmp_path / "evil.json").write_text(json.dumps(report))

@@ -112,7 +112,7 @@ def test_corrupt_and_foreign_lines_are_reported_and_kept_byte_for_byte(tmp_path:
         "h.jsonl:3: not a history entry (schema 'someone-else/2', expected "
         "'mlfunnel-report/1') (skipped, left in place)",
         "h.jsonl:4: not a history entry (a JSON list) (skipped, left in place)",
-        "h.jsonl:5: not a valid history entry (no stage) (skipped, left in place)",
+        "h.jsonl:5: not a valid history entry (stage: Field required) (skipped, left in place)",
     ]
     record(path, summary("v2", 2))
     blob = path.read_bytes()
@@ -350,13 +350,16 @@ def test_no_regress_also_fails_when_the_required_gate_is_missed(pytester: pytest
     ])
 
 
-def test_an_unwritable_history_is_a_note_not_a_crash(pytester: pytest.Pytester) -> None:
+def test_an_unwritable_history_is_a_usage_error_when_recording(
+        pytester: pytest.Pytester) -> None:
     make_project(pytester, stage=3)
     (pytester.path / ".mlfunnel").write_text("a file where the directory should be")
     result = pytester.runpytest("--funnel", "--funnel-record=v1")
-    assert result.ret == 0
-    result.stdout.fnmatch_lines(["*note: could not record v1 in .mlfunnel/history.jsonl: *"])
-    result.stdout.no_fnmatch_line("*Traceback*")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --funnel-record: .mlfunnel/history.jsonl: .mlfunnel is not a directory (the "
+        "history file, tool.mlfunnel.history)"])
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_hook_receives_the_report_with_the_previous_release(pytester: pytest.Pytester) -> None:

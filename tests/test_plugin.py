@@ -696,11 +696,14 @@ def test_a_rootdir_without_pyproject_is_named(pytester: pytest.Pytester) -> None
                                  "where, or give --funnel-config=PATH)"])
 
 
-def test_the_report_path_failure_is_reported_not_raised(pytester: pytest.Pytester) -> None:
+def test_a_report_path_that_cannot_be_written_is_a_usage_error(
+        pytester: pytest.Pytester) -> None:
     make_project(pytester, three_gates('require = "model"'))
     (pytester.path / "blocker").write_text("a file, not a directory")
     result = pytester.runpytest("--funnel", "--funnel-json=blocker/report.json")
-    result.stdout.fnmatch_lines(["  note: could not write blocker/report.json*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --funnel-json: blocker/report.json: blocker is not a "
+                                 "directory"])
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pytest_mlfunnel.outcome import Outcome
+from pytest_mlfunnel.render.escape import controls
 from pytest_mlfunnel.secrets import redact
 
 
@@ -15,4 +16,4 @@ def describe_failure(outcome: Outcome, where: str, name: str) -> str:
     lines = [outcome.message or outcome.status,
              f"  ({outcome.status} · {where} {name})"]
     lines += [f"    {line}" for line in outcome.details]
-    return redact("\n".join(lines))
+    return controls(redact("\n".join(lines)))

@@ -463,14 +463,10 @@ def render_html(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
             + "\n".join(part for part in body if part) + "\n</main>\n</body>\n</html>\n")
 
 
-def write_html(path: Path, report: Report, history: Sequence[Mapping[str, Any]]) -> list[str]:
-    """``--funnel-html``: write the page; a note instead of a crash when it cannot."""
+def write_html(path: Path, report: Report, history: Sequence[Mapping[str, Any]]) -> None:
+    """``--funnel-html``: write the page (``OSError`` when it cannot be written)."""
     from pytest_mlfunnel.report import write_atomic
 
     page = render_html(report.to_dict(), history, previous=report.previous,
                        notes=report.notes)
-    try:
-        write_atomic(path, page)
-    except OSError as exc:
-        return [f"could not write {path}: {exc.strerror or exc}"]
-    return []
+    write_atomic(path, page)

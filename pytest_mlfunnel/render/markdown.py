@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_mlfunnel.history import compare, count
+from pytest_mlfunnel.render.escape import markdown, markdown_code
 
 if TYPE_CHECKING:
     from pytest_mlfunnel.report import Report
@@ -33,17 +33,17 @@ MAX_LISTED = 50
 
 
 def cell(value: Any) -> str:
-    """Table-safe text: escaped HTML, no pipes or newlines breaking the row."""
+    """Table-safe text that renders as itself: Markdown, HTML, pipes, newlines and control
+    characters of values and names escaped (the one place this renderer escapes)."""
     if value is None:
         return ""
-    text = " ".join(str(value).split())
-    return html.escape(text, quote=False).replace("|", "\\|")
+    return markdown(str(value))
 
 
 def render_markdown(report: Mapping[str, Any], previous: Mapping[str, Any] | None = None
                     ) -> str:
-    release = f" {report.get('release')}" if report.get("release") else ""
-    lines = [f"### ml funnel · {cell(report.get('project'))}{cell(release)}", ""]
+    release = f" {cell(report.get('release'))}" if report.get("release") else ""
+    lines = [f"### ml funnel · {cell(report.get('project'))}{release}", ""]
     lines.append(f"**{cell(report.get('verdict'))}**")
     lines.append("")
     for reason in report.get("reasons") or ():
@@ -78,8 +78,9 @@ def render_markdown(report: Mapping[str, Any], previous: Mapping[str, Any] | Non
                   "|-----------|--------|----------|----------|----------|---------|"]
         for criterion in not_passed[:MAX_LISTED]:
             key = str(criterion.get("id", "")).partition("::")[2] or criterion.get("id")
+            key = markdown_code(str(key))
             lines.append(
-                f"| `{cell(key)}` | {CRITERION_CELLS.get(criterion.get('status', ''), '')} | "
+                f"| {key} | {CRITERION_CELLS.get(criterion.get('status', ''), '')} | "
                 f"{cell(criterion.get('evidence'))} | {cell(criterion.get('observed'))} | "
                 f"{cell(criterion.get('expected'))} | {cell(criterion.get('message'))} |")
         if len(not_passed) > MAX_LISTED:

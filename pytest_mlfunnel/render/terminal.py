@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_mlfunnel.funnel import NOT_PASSED, CriterionResult, GateResult
 from pytest_mlfunnel.history import compare
+from pytest_mlfunnel.render.escape import controls
 from pytest_mlfunnel.report import Report
 from pytest_mlfunnel.secrets import redact
 
@@ -190,4 +191,4 @@ def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8",
             lines.append((f"  {failing}", {"red": True}))
     for note in report.notes:
         lines.append((f"  note: {note}", {"yellow": True}))
-    return [(redact(text), markup) for text, markup in lines]
+    return [(controls(redact(text)), markup) for text, markup in lines]
