@@ -40,7 +40,7 @@ MUTATIONS = 300
 
 def cli_run(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest_mlfunnel.cli", *args],
-                          cwd=pytester.path, capture_output=True, text=True, timeout=60,
+                          cwd=pytester.path, capture_output=True, text=True, timeout=180,
                           check=False)
 
 
@@ -79,18 +79,20 @@ def test_what_the_plugin_writes_is_what_the_schema_accepts(
 ])
 def test_a_report_of_the_wrong_shape_is_one_line_naming_the_field(
         pytester: pytest.Pytester, real_report: tuple[dict[str, Any], dict[str, Any]],
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         change: Any, field: str) -> None:
+    monkeypatch.chdir(pytester.path)
     report = copy.deepcopy(real_report[0])
     change(report)
     (pytester.path / "bad.json").write_text(json.dumps(report))
+    capsys.readouterr()
     for args in (["report", "bad.json", "--html", "r.html", "--markdown", "r.md"],
                  ["badge", "--report", "bad.json", "-o", "b.svg"]):
-        done = cli_run(pytester, *args)
-        assert done.returncode == 2, done.stderr
-        lines = done.stderr.splitlines()
-        assert len(lines) == 1, done.stderr
+        code, err = _call(args, capsys)
+        assert code == 2, err
+        lines = err.splitlines()
+        assert len(lines) == 1, err
         assert lines[0].startswith(f"mlfunnel: error: bad.json: {field}: "), lines[0]
-        assert "not a valid mlfunnel report" not in lines[0] or field in lines[0]
     assert not (pytester.path / "r.html").exists()
 
 
