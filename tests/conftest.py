@@ -26,3 +26,28 @@ def postgres_url() -> str:
             pytest.fail("MLFUNNEL_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL")
         pytest.skip("no PostgreSQL server: run eval \"$(bash .ci/postgres.sh)\"")
     return url
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--xdist-variants", action="store_true", default=False,
+        help="Run every test that takes xdist_args under -n 2 as well (CI does); without it "
+             "only the tests marked xdist_matters get their xdist variant.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "xdist_matters: xdist is the point of this test (report merging, one pass "
+                   "per process): its -n 2 variant always runs")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``xdist_args``: the extra pytest arguments of a run, ``[]`` and, where it matters or
+    with ``--xdist-variants``, ``["-n", "2"]``."""
+    if "xdist_args" not in metafunc.fixturenames:
+        return
+    variants = [pytest.param([], id="plain")]
+    if (metafunc.definition.get_closest_marker("xdist_matters") is not None
+            or metafunc.config.getoption("xdist_variants")):
+        variants.append(pytest.param(["-n", "2"], id="xdist"))
+    metafunc.parametrize("xdist_args", variants)

@@ -10,8 +10,6 @@ import pytest
 
 from pytest_mlfunnel.render.markdown import cell, render_markdown
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
-
 CONFIG = """
 [tool.mlfunnel]
 funnel = ["data", "problem", "model"]
@@ -38,15 +36,15 @@ def make_project(pytester: pytest.Pytester, accuracy: float = 0.74) -> None:
         {"rows": 500, "signed": 1, "accuracy": accuracy, "auc": 0.9}))
 
 
-@pytest.mark.parametrize("xdist", XDIST)
+@pytest.mark.xdist_matters
 def test_the_step_summary_gets_the_funnel_table_once(pytester: pytest.Pytester,
                                                      monkeypatch: pytest.MonkeyPatch,
-                                                     xdist: list[str]) -> None:
+                                                     xdist_args: list[str]) -> None:
     make_project(pytester)
     summary = pytester.path / "step_summary.md"
     summary.write_text("## earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = pytester.runpytest("--funnel", *xdist)
+    result = pytester.runpytest("--funnel", *xdist_args)
     assert result.ret == 1
     text = summary.read_text()
     assert text.startswith("## earlier step\n### ml funnel · ")  # appended, not replaced
@@ -104,11 +102,11 @@ def test_markdown_cells_cannot_break_the_table_or_inject_html() -> None:
                    "x\\|y &lt;i&gt;z&lt;/i&gt; |")
 
 
-@pytest.mark.parametrize("xdist", XDIST)
+@pytest.mark.xdist_matters
 def test_junitxml_carries_gate_check_observed_expected(pytester: pytest.Pytester,
-                                                       xdist: list[str]) -> None:
+                                                       xdist_args: list[str]) -> None:
     make_project(pytester)
-    pytester.runpytest("--funnel", "--junitxml=junit.xml", *xdist)
+    pytester.runpytest("--funnel", "--junitxml=junit.xml", *xdist_args)
     root = ET.parse(pytester.path / "junit.xml").getroot()
     cases = {case.get("name"): case for case in root.iter("testcase")}
     accuracy = cases["accuracy"]

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
-
 SCORE = '''
 def band(score):
     if score > 0.8:
@@ -78,9 +76,8 @@ def report(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
     return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_the_total_is_coverage_pys_own_figure(pytester: pytest.Pytester,
-                                              args: list[str]) -> None:
+                                              xdist_args: list[str]) -> None:
     measure(pytester.path)
     expected = reference(pytester.path)
     project(pytester, """
@@ -88,7 +85,7 @@ def test_the_total_is_coverage_pys_own_figure(pytester: pytest.Pytester,
 coverage = ">= 95%"
 branch = ">= 20%"
 """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist_args)
     result.assert_outcomes(passed=1, failed=1)
     criteria = report(pytester)
     assert criteria["coverage"]["observed"] == pytest.approx(

@@ -11,7 +11,6 @@ import pytest
 
 pytest.importorskip("pytest_cov")
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 
 SCORE = '''
 def band(score):
@@ -83,12 +82,12 @@ coverage = ">= 95%"
 '''
 
 
-@pytest.mark.parametrize("args", XDIST)
+@pytest.mark.xdist_matters  # pytest-cov combines the workers' data
 def test_coverage_criteria_judge_the_data_pytest_cov_measures_in_the_same_run(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester, CHECKS)
     result = pytester.runpytest_subprocess("--funnel", "--cov=churn", "--cov-branch",
-                                           "--funnel-json=report.json", "-v", *args,
+                                           "--funnel-json=report.json", "-v", *xdist_args,
                                            timeout=300)
     result.assert_outcomes(passed=5, failed=1)
     assert result.ret == 1
@@ -116,13 +115,13 @@ def test_coverage_criteria_judge_the_data_pytest_cov_measures_in_the_same_run(
     assert "pytest --cov" not in result.stdout.str()
 
 
-@pytest.mark.parametrize("args", XDIST)
+@pytest.mark.xdist_matters  # pytest-cov combines the workers' data
 def test_a_deselected_coverage_criterion_stays_deselected(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester, CHECKS)
     result = pytester.runpytest_subprocess("--funnel", "--cov=churn", "--cov-branch",
                                            "-k", "not strict",
-                                           "--funnel-json=report.json", *args, timeout=300)
+                                           "--funnel-json=report.json", *xdist_args, timeout=300)
     result.assert_outcomes(passed=5)
     assert result.ret == 0
     assert set(criteria(pytester)) == {"tests::coverage", "tests::branch"}

@@ -20,7 +20,6 @@ for _module in ("duckdb", "narwhals", "pandas", "pyarrow", "dask.dataframe", "sq
     with contextlib.suppress(ImportError):  # a test needing a missing one fails on its own
         importlib.import_module(_module)
 
-XDIST = [pytest.param([], id="in-process"), pytest.param(["-n", "2"], id="xdist")]
 N = 200
 
 
@@ -88,14 +87,13 @@ def report(pytester: pytest.Pytester, depth: int = 1) -> dict[str, dict[str, Any
             for g in data["gates"] for c in g["criteria"]}
 
 
-@pytest.mark.parametrize("xdist", XDIST)
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_every_constraint_passes_on_good_data(pytester: pytest.Pytester, fmt: str,
-                                              xdist: list[str]) -> None:
+                                              xdist_args: list[str]) -> None:
     write(customers(), pytester.path / f"data/train.{fmt}")
     project(pytester, f'"data/train.{fmt}"')
     result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
-                                "report.json", *xdist)
+                                "report.json", *xdist_args)
     result.assert_outcomes(passed=CRITERIA)
     assert result.ret == 0
     names = set(report(pytester))
@@ -104,15 +102,14 @@ def test_every_constraint_passes_on_good_data(pytester: pytest.Pytester, fmt: st
                      "churned.values", "churned.min_share", "signup_date.max_age"}
 
 
-@pytest.mark.parametrize("xdist", XDIST)
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_every_constraint_fails_with_its_message(pytester: pytest.Pytester, fmt: str,
-                                                 xdist: list[str]) -> None:
+                                                 xdist_args: list[str]) -> None:
     frame = customers(bad=True)
     write(pl.concat([frame, frame.head(4)]), pytester.path / f"data/train.{fmt}")
     project(pytester, f'"data/train.{fmt}"')
     result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
-                                "report.json", *xdist)
+                                "report.json", *xdist_args)
     result.assert_outcomes(passed=4, failed=CRITERIA - 4)
     assert result.ret == 1
     outcomes = report(pytester)
@@ -314,9 +311,8 @@ def test_k_reads_naturally(pytester: pytest.Pytester) -> None:
     assert "age.min" not in result.stdout.str()
 
 
-@pytest.mark.parametrize("xdist", XDIST)
 def test_bad_inputs_end_as_errors_and_the_run_goes_on(pytester: pytest.Pytester,
-                                                      xdist: list[str]) -> None:
+                                                      xdist_args: list[str]) -> None:
     write(customers(), pytester.path / "good.parquet")
     (pytester.path / "corrupt.parquet").write_bytes(b"PAR1 this is not parquet at all")
     (pytester.path / "broken.csv").write_bytes(b"a,b\n1,2\n\x00\xff\xfe,\"unterminated\n3")
@@ -344,7 +340,7 @@ dataset = "good.parquet"
 rows = ">= 100"
 """)
     result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
-                                "report.json", *xdist)
+                                "report.json", *xdist_args)
     result.assert_outcomes(passed=1, failed=7)
     outcomes = report(pytester, depth=2)
     assert "INTERNALERROR" not in result.stdout.str()

@@ -15,8 +15,6 @@ import pytest
 import scipy.stats as ss
 from scipy.spatial.distance import jensenshannon
 
-XDIST = [[], ["-n", "2"]]
-
 
 def customers(n: int, seed: int, spend_shift: float = 0.0,
               plans: tuple[str, ...] = ("basic", "pro", "family")) -> pd.DataFrame:
@@ -79,16 +77,15 @@ def psi_formula(r: np.ndarray, c: np.ndarray, epsilon: float = 1e-4) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-@pytest.mark.parametrize("xdist", XDIST)
 def test_only_the_drifted_column_fails_and_the_numbers_match_scipy(
         pytester: pytest.Pytester, frames: tuple[pd.DataFrame, pd.DataFrame],
-        xdist: list[str]) -> None:
+        xdist_args: list[str]) -> None:
     reference, current = frames
     pytester.makepyprojecttoml(config(
         'columns = ["age", "plan", "monthly_spend"]\n'
         'expect = { psi = "<= 0.2", ks = "<= 0.1", ks_p = ">= 0.001", js = "<= 0.1", '
         'chi2_p = ">= 0.001" }\n'))
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist_args)
     result.assert_outcomes(passed=7, failed=4)
     result.stdout.fnmatch_lines(["*monthly_spend psi 0.*, expected <= 0.2"])
     found = criteria(pytester)

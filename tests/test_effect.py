@@ -13,8 +13,6 @@ import pandas.core.arrays.arrow.extension_types
 import pytest
 import scipy.stats as ss
 
-XDIST = [[], ["-n", "2"]]
-
 
 def write_kpi(path: Path, before: np.ndarray, after: np.ndarray, by: str = "period",
               labels: tuple[object, object] = ("before", "after"),
@@ -54,15 +52,14 @@ def report(pytester: pytest.Pytester) -> dict[str, object]:
     return criterion
 
 
-@pytest.mark.parametrize("xdist", XDIST)
 def test_a_significant_decrease_passes_and_reports_the_numbers_scipy_gives(
-        pytester: pytest.Pytester, kpi: tuple[np.ndarray, np.ndarray], xdist: list[str]) -> None:
+        pytester: pytest.Pytester, kpi: tuple[np.ndarray, np.ndarray], xdist_args: list[str]) -> None:
     before, after = kpi
     pytester.makepyprojecttoml(config(BASE + 'expect = "decrease"\nmin_effect = "5%"\n'))
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v", *xdist)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v", *xdist_args)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*PASSED*effectiveness::box_time::minutes_per_box*"]
-                                if xdist else
+                                if xdist_args else
                                 ["*effectiveness::box_time::minutes_per_box PASSED*"])
     criterion = report(pytester)
     expected = ss.ttest_ind(after, before, equal_var=False, alternative="less")
@@ -79,13 +76,12 @@ def test_a_significant_decrease_passes_and_reports_the_numbers_scipy_gives(
     assert f"fell {abs(relative) * 100:.1f}%" in str(criterion["message"])
 
 
-@pytest.mark.parametrize("xdist", XDIST)
 def test_a_change_the_wrong_way_is_called_out_in_words(
-        pytester: pytest.Pytester, xdist: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     rng = np.random.default_rng(3)
     write_kpi(pytester.path / "kpi.csv", rng.normal(4.93, 0.5, 300), rng.normal(5.33, 0.5, 300))
     pytester.makepyprojecttoml(config(BASE + 'expect = "decrease"\n'))
-    result = pytester.runpytest("--funnel", *xdist)
+    result = pytester.runpytest("--funnel", *xdist_args)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*minutes_per_box rose *% (4.9* -> 5.3*), expected a decrease"])
     assert result.ret == 1

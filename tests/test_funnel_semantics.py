@@ -19,9 +19,15 @@ def result(gate: str, status: str, name: str = "c") -> CriterionResult:
                            kind="metrics", status=status)  # type: ignore[arg-type]
 
 
-def test_default_funnel_has_the_eight_gates_in_order() -> None:
-    assert DEFAULT_FUNNEL == ("data", "problem", "model", "organization", "deployment", "usage",
-                              "effectiveness", "maintenance")
+def test_in_the_default_funnel_a_passed_usage_gate_counts_only_after_deployment() -> None:
+    # Behaviour, not the constant: with data..organization passed and deployment empty, the
+    # stage stops before deployment even though usage passed.
+    ran = [result(g, "passed") for g in ("data", "problem", "model", "organization", "usage")]
+    gates = build_gates(DEFAULT_FUNNEL, ran, {g.gate: 1 for g in ran})
+    verdict = decide(DEFAULT_FUNNEL, "usage", gates, partial=False)
+    assert (verdict.stage, verdict.reached, verdict.funnel_ok) == (4, "organization", False)
+    assert verdict.reasons[0] == ("gate deployment is empty (nothing configured for it) and "
+                                  "the required gate is usage")
 
 
 def test_gate_status_words() -> None:

@@ -12,8 +12,6 @@ import pytest
 
 from pytest_mlfunnel.history import SCHEMA, compare, read_history, record, summary_of
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
-
 CONFIG = """
 [tool.mlfunnel]
 funnel = ["data", "problem", "model"]
@@ -201,11 +199,11 @@ def test_summary_keeps_statuses_and_measured_numbers_but_not_criteria() -> None:
 
 
 # ----------------------------------------------------------------------------- real runs
-@pytest.mark.parametrize("xdist", XDIST)
-def test_recording_writes_one_summary_line_once(pytester: pytest.Pytester, xdist: list[str]
+@pytest.mark.xdist_matters
+def test_recording_writes_one_summary_line_once(pytester: pytest.Pytester, xdist_args: list[str]
                                                 ) -> None:
     make_project(pytester, stage=2)
-    result = pytester.runpytest("--funnel", "--funnel-record=v1.0.0", *xdist)
+    result = pytester.runpytest("--funnel", "--funnel-record=v1.0.0", *xdist_args)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*note: recorded v1.0.0 in .mlfunnel/history.jsonl"])
     (line,) = history_lines(pytester)
@@ -221,13 +219,12 @@ def test_recording_writes_one_summary_line_once(pytester: pytest.Pytester, xdist
     assert line["created"].endswith("Z")
 
 
-@pytest.mark.parametrize("xdist", XDIST)
 def test_the_summary_compares_with_the_last_recorded_release(pytester: pytest.Pytester,
-                                                             xdist: list[str]) -> None:
+                                                             xdist_args: list[str]) -> None:
     make_project(pytester, stage=3)
     assert pytester.runpytest("--funnel", "--funnel-record=v1.3.0").ret == 0
     set_stage(pytester, 2)
-    result = pytester.runpytest("--funnel", "--funnel-record=v1.4.0", *xdist)
+    result = pytester.runpytest("--funnel", "--funnel-record=v1.4.0", *xdist_args)
     result.stdout.fnmatch_lines([
         "stage reached: problem (2/3) · required: model · BELOW REQUIRED GATE",
         "*gate model failed and the required gate is model",
@@ -281,19 +278,18 @@ def test_without_record_nothing_is_written(pytester: pytest.Pytester) -> None:
 
 
 # ----------------------------------------------------------------------------- no-regress
-@pytest.mark.parametrize("xdist", XDIST)
 def test_no_regress_fails_a_run_below_the_last_release(pytester: pytest.Pytester,
-                                                       xdist: list[str]) -> None:
+                                                       xdist_args: list[str]) -> None:
     make_project(pytester, stage=3, require="data")
     assert pytester.runpytest("--funnel", "--funnel-record=v1.3.0").ret == 0
     set_stage(pytester, 2)
     # Without the option the slip is shown, and the run passes (data is required).
-    result = pytester.runpytest("--funnel", *xdist)
+    result = pytester.runpytest("--funnel", *xdist_args)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["stage reached: problem (2/3) · required: data · OK",
                                  "since v1.3.0: model -> problem, down 1 stage"])
     result = pytester.runpytest("--funnel", "--funnel-no-regress", "--funnel-json=r.json",
-                                *xdist)
+                                *xdist_args)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
         "stage reached: problem (2/3) · required: data · REGRESSED since v1.3.0",

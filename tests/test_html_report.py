@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 HOSTILE = "<img src=x onerror=alert(1)>"
 
 CONFIG = """
@@ -92,11 +91,11 @@ def run_report(pytester: pytest.Pytester, *args: str) -> str:
 
 
 # ----------------------------------------------------------------------------- as text
-@pytest.mark.parametrize("xdist", XDIST)
-def test_the_page_is_one_self_contained_file(pytester: pytest.Pytester, xdist: list[str]
+@pytest.mark.xdist_matters
+def test_the_page_is_one_self_contained_file(pytester: pytest.Pytester, xdist_args: list[str]
                                              ) -> None:
     make_project(pytester)
-    page = run_report(pytester, *xdist)
+    page = run_report(pytester, *xdist_args)
     assert page.startswith("<!doctype html>")
     assert "<script" not in page
     assert not re.search(r"<(link|img|iframe|object|embed)\b", page)

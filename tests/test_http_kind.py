@@ -14,7 +14,6 @@ from pytest_mlfunnel.kinds.http import percentile
 
 __all__ = ["closed_port", "live_server"]
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 
 
 def project(pytester: pytest.Pytester, checks: str) -> None:
@@ -26,9 +25,8 @@ def report(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
     return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_a_healthy_endpoint_passes_status_response_latency_and_errors(
-        pytester: pytest.Pytester, live_server: LiveServer, args: list[str]) -> None:
+        pytester: pytest.Pytester, live_server: LiveServer, xdist_args: list[str]) -> None:
     project(pytester, f"""
 [tool.mlfunnel.deployment.health]
 http = "{live_server.url}/fast"
@@ -36,7 +34,7 @@ requests = 10
 response = ["score", "model.version"]
 expect = {{ p50_ms = "<= 1000", p95_ms = "<= 1000", p99_ms = "<= 2 s", errors = "== 0" }}
 """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v", *xdist_args)
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["*deployment*passed*5/5*", "stage reached: deployment (1/1)*"])
     criteria = report(pytester)
@@ -196,9 +194,8 @@ json = {{ plan = "pro" }}
     result.stdout.fnmatch_lines(["*: status 422 Unprocessable*(expected 200)"])
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_a_closed_port_is_an_error_criterion_saying_connection_refused(
-        pytester: pytest.Pytester, args: list[str], closed_port: int) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str], closed_port: int) -> None:
     port = closed_port
     project(pytester, f"""
 [tool.mlfunnel.deployment.health]
@@ -206,7 +203,7 @@ http = "http://127.0.0.1:{port}/health"
 requests = 3
 expect = {{ p95_ms = "<= 200", errors = "== 0" }}
 """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist_args)
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [f"http://127.0.0.1:{port}/health: connection refused (3 of 3 probes)"])

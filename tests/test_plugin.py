@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
-
 EVAL = {"accuracy": 0.86, "f1": 0.71,
         "slices": {"north": {"r2": 0.7}, "south": {"r2": 0.65}, "east": {"r2": 0.61}}}
 PROD = {"accuracy": 0.84, "f1": 0.69}
@@ -78,11 +76,10 @@ def test_it_does_not_import_heavy_modules_when_off(pytester: pytest.Pytester) ->
 
 
 # ----------------------------------------------------------------------------- exit codes
-@pytest.mark.parametrize("extra", XDIST)
 def test_it_passes_when_the_required_gate_is_reached(pytester: pytest.Pytester,
-                                                     extra: list[str]) -> None:
+                                                     xdist_args: list[str]) -> None:
     make_project(pytester, three_gates('require = "model"'))
-    result = pytester.runpytest("--funnel", *extra)
+    result = pytester.runpytest("--funnel", *xdist_args)
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
         "*= ml funnel =*",
@@ -94,10 +91,10 @@ def test_it_passes_when_the_required_gate_is_reached(pytester: pytest.Pytester,
     assert result.ret == 0
 
 
-@pytest.mark.parametrize("extra", XDIST)
-def test_it_fails_below_the_required_gate(pytester: pytest.Pytester, extra: list[str]) -> None:
+@pytest.mark.xdist_matters
+def test_it_fails_below_the_required_gate(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     make_project(pytester, three_gates('require = "model"', f1=">= 0.9"))
-    result = pytester.runpytest("--funnel", *extra)
+    result = pytester.runpytest("--funnel", *xdist_args)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([
         "* 2 * problem * FAILED * 0/1",
@@ -108,11 +105,10 @@ def test_it_fails_below_the_required_gate(pytester: pytest.Pytester, extra: list
     assert result.ret == 1
 
 
-@pytest.mark.parametrize("extra", XDIST)
 def test_failures_above_the_required_gate_are_xfailed(pytester: pytest.Pytester,
-                                                      extra: list[str]) -> None:
+                                                      xdist_args: list[str]) -> None:
     make_project(pytester, three_gates('require = "data"', f1=">= 0.9"))
-    result = pytester.runpytest("--funnel", "-rx", *extra)
+    result = pytester.runpytest("--funnel", "-rx", *xdist_args)
     result.assert_outcomes(passed=2, xfailed=1)
     result.stdout.fnmatch_lines([
         "* 2 * problem * FAILED*",
@@ -122,11 +118,10 @@ def test_failures_above_the_required_gate_are_xfailed(pytester: pytest.Pytester,
     assert result.ret == 0
 
 
-@pytest.mark.parametrize("extra", XDIST)
 def test_without_require_every_criterion_blocks(pytester: pytest.Pytester,
-                                                extra: list[str]) -> None:
+                                                xdist_args: list[str]) -> None:
     make_project(pytester, three_gates(f1=">= 0.9"))
-    result = pytester.runpytest("--funnel", *extra)
+    result = pytester.runpytest("--funnel", *xdist_args)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["stage reached: data (1/3) · required: none set · CRITERIA FAILED"])
     assert result.ret == 1
@@ -139,10 +134,9 @@ def test_without_require_a_clean_run_exits_zero(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["stage reached: model (3/3) · required: none set · OK"])
 
 
-@pytest.mark.parametrize("extra", XDIST)
-def test_require_none_only_reports(pytester: pytest.Pytester, extra: list[str]) -> None:
+def test_require_none_only_reports(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     make_project(pytester, three_gates('require = "none"', f1=">= 0.9"))
-    result = pytester.runpytest("--funnel", "-rx", *extra)
+    result = pytester.runpytest("--funnel", "-rx", *xdist_args)
     result.assert_outcomes(passed=2, xfailed=1)
     result.stdout.fnmatch_lines(["stage reached: data (1/3) · required: none · REPORT ONLY",
                                  "*report only (require = none)*"])
@@ -284,9 +278,9 @@ def test_funnel_only_runs_criteria_and_marked_tests(pytester: pytest.Pytester) -
     result.stdout.fnmatch_lines(["* 3 * model * passed * 2/2"])
 
 
-@pytest.mark.parametrize("extra", XDIST)
+@pytest.mark.xdist_matters
 def test_marked_tests_are_criteria_of_their_gate(pytester: pytest.Pytester,
-                                                 extra: list[str]) -> None:
+                                                 xdist_args: list[str]) -> None:
     make_project(pytester, three_gates('require = "problem"'))
     pytester.makepyfile(test_a="""
         import pytest
@@ -295,7 +289,7 @@ def test_marked_tests_are_criteria_of_their_gate(pytester: pytest.Pytester,
         @pytest.mark.funnel("data")
         def test_no_leakage(): pass
     """)
-    result = pytester.runpytest("--funnel", "-rx", *extra)
+    result = pytester.runpytest("--funnel", "-rx", *xdist_args)
     result.assert_outcomes(passed=4, xfailed=1)
     result.stdout.fnmatch_lines([
         "* 1 * data * passed * 2/2",
@@ -400,9 +394,8 @@ def test_criteria_receive_fixtures_of_any_scope(pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(["size 2, expected >= 3"])
 
 
-@pytest.mark.parametrize("extra", XDIST)
 def test_a_misspelled_fixture_is_a_usage_error_naming_its_key(pytester: pytest.Pytester,
-                                                              extra: list[str]) -> None:
+                                                              xdist_args: list[str]) -> None:
     pytester.makeconftest("""
         import pytest
         @pytest.fixture
@@ -430,7 +423,7 @@ def test_a_misspelled_fixture_is_a_usage_error_naming_its_key(pytester: pytest.P
         metrics = { fixture = "quarterly_numbers" }
         expect = { usd = "<= 0.05" }
     """)
-    result = pytester.runpytest("--funnel", *extra)
+    result = pytester.runpytest("--funnel", *xdist_args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([
         "ERROR: pyproject.toml: tool.mlfunnel.model.latency.timing: no fixture "
@@ -512,12 +505,12 @@ def test_warn_severity_warns_without_failing(pytester: pytest.Pytester) -> None:
     assert result.ret == 0
 
 
-@pytest.mark.parametrize("extra", XDIST)
-def test_the_json_report_follows_the_schema(pytester: pytest.Pytester, extra: list[str]) -> None:
+@pytest.mark.xdist_matters
+def test_the_json_report_follows_the_schema(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     make_project(pytester, three_gates('require = "model"', f1=">= 0.9"))
     pytester.makepyprojecttoml(three_gates('require = "model"', f1=">= 0.9")
                                + '\n[project]\nname = "churn"\n')
-    result = pytester.runpytest("--funnel", "--funnel-json=out/report.json", *extra)
+    result = pytester.runpytest("--funnel", "--funnel-json=out/report.json", *xdist_args)
     assert result.ret == 1
     report = report_of(pytester, "out/report.json")
     assert report["schema"] == "mlfunnel-report/1"
@@ -715,5 +708,8 @@ def test_the_default_funnel_has_eight_gates(pytester: pytest.Pytester, tmp_path:
         expect = { accuracy = ">= 0.5" }
     """)
     result = pytester.runpytest("--funnel")
-    result.stdout.fnmatch_lines(["* 1 * data * passed*", "* 8 * maintenance * empty*",
-                                 "stage reached: data (1/8) · required: none set · OK"])
+    result.stdout.fnmatch_lines([
+        "* 1 * data * passed*", "* 2 * problem * empty*", "* 3 * model * empty*",
+        "* 4 * organization * empty*", "* 5 * deployment * empty*", "* 6 * usage * empty*",
+        "* 7 * effectiveness * empty*", "* 8 * maintenance * empty*",
+        "stage reached: data (1/8) · required: none set · OK"])

@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, write_to_textfi
 
 __all__ = ["closed_port", "live_server"]
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 RATIO = 'http_requests_total{code=~"5.."} / http_requests_total'
 
 
@@ -39,10 +38,9 @@ def traffic(server: LiveServer, ok: int, errors: int) -> None:
         server.count(503, "/health", 0)
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_the_5xx_share_is_a_ratio_of_two_selectors(pytester: pytest.Pytester,
                                                    live_server: LiveServer,
-                                                   args: list[str]) -> None:
+                                                   xdist_args: list[str]) -> None:
     traffic(live_server, ok=97, errors=3)
     project(pytester, f'{{ url = "{live_server.url}/metrics" }}', f"""
 [tool.mlfunnel.deployment.errors]
@@ -53,7 +51,7 @@ expect = {{ '{RATIO}' = "<= 1%" }}
 metrics = "service"
 expect = {{ '{RATIO}' = "<= 5%", 'http_requests_total{{code="200"}}' = "== 97" }}
 """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist_args)
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([f"{RATIO} 3%, expected <= 1%"])
     data = json.loads((pytester.path / "report.json").read_text())

@@ -30,7 +30,6 @@ USER_TOKEN = "tok-user-5f3a9c"
 QUERY_TOKEN = "qtok-7d2e81b4"
 HEADER_TOKEN = "htok-c0ffee42"
 SECRETS = (PASSWORD, quote(PASSWORD, safe=""), USER_TOKEN, QUERY_TOKEN, HEADER_TOKEN)
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 
 
 def forms(secret: str) -> set[str]:
@@ -129,10 +128,10 @@ def every_output(pytester: pytest.Pytester, result: pytest.RunResult) -> dict[st
     return outputs
 
 
-@pytest.mark.parametrize("args", XDIST)
+@pytest.mark.xdist_matters
 def test_no_secret_reaches_any_output_of_http_checks_and_metric_urls(
         pytester: pytest.Pytester, echo_server: EchoServer, secret_env: None,
-        monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]) -> None:
     port = echo_server.port
     pytester.makepyprojecttoml(f"""
         [tool.mlfunnel]
@@ -168,7 +167,7 @@ def test_no_secret_reaches_any_output_of_http_checks_and_metric_urls(
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "out" / "summary.md"))
     result = pytester.runpytest("--funnel", "-v", "-rA", "--funnel-json=out/report.json",
                                 "--funnel-html=out/report.html", "--junitxml=out/junit.xml",
-                                "--funnel-record=v1", *args)
+                                "--funnel-record=v1", *xdist_args)
     assert result.ret == 1
     result.assert_outcomes(failed=6)
     # the server answered, and what it echoed is there with the secrets masked

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 WEEKLY = ("select count(*) as requests, count(distinct user_id) as users from calls "
           "where ts >= datetime('now', '-7 days')")
 
@@ -48,13 +47,12 @@ def report(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
     return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_the_first_rows_columns_are_the_metrics(pytester: pytest.Pytester,
-                                                args: list[str]) -> None:
+                                                xdist_args: list[str]) -> None:
     usage_db(pytester.path / "ops" / "usage.db", users=12, calls_per_user=70)
     project(pytester, f'{{ url = "sqlite:///ops/usage.db", query = "{WEEKLY}" }}',
             '{ requests = ">= 700", users = ">= 10" }')
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist_args)
     result.assert_outcomes(passed=2)
     criteria = report(pytester)
     assert criteria["requests"]["observed"] == 840  # the 50 old calls are outside the window

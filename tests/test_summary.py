@@ -11,8 +11,6 @@ from pytest_mlfunnel.funnel import CriterionResult, build_gates, decide
 from pytest_mlfunnel.render.terminal import render_terminal
 from pytest_mlfunnel.report import Report
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
-
 MANY = {f"metric_{i:02d}": 0.5 for i in range(14)}
 
 
@@ -27,9 +25,9 @@ def listed(stdout: str) -> list[str]:
     return stdout[stdout.index("= ml funnel ="):].splitlines()[1:]
 
 
-@pytest.mark.parametrize("extra", XDIST)
+@pytest.mark.xdist_matters
 def test_every_failing_criterion_is_listed_under_its_gate(pytester: pytest.Pytester,
-                                                          extra: list[str]) -> None:
+                                                          xdist_args: list[str]) -> None:
     make_project(pytester, """
         [tool.mlfunnel]
         funnel = ["data", "model", "usage"]
@@ -45,7 +43,7 @@ def test_every_failing_criterion_is_listed_under_its_gate(pytester: pytest.Pytes
         expect = { requests = ">= 700" }
         severity = "warn"
     """, {"accuracy": 0.86, "f1": 0.71, "auc": 0.9})
-    result = pytester.runpytest("--funnel", *extra)
+    result = pytester.runpytest("--funnel", *xdist_args)
     assert result.ret == 0
     result.stdout.fnmatch_lines([
         "* 1 * data * passed * 1/1",
@@ -155,9 +153,9 @@ def test_criteria_of_one_failed_source_show_their_cause_once_with_the_count() ->
 
 
 
-@pytest.mark.parametrize("extra", XDIST)
+@pytest.mark.xdist_matters
 def test_a_source_that_cannot_be_opened_is_one_line_with_its_count(pytester: pytest.Pytester,
-                                                                   extra: list[str]) -> None:
+                                                                   xdist_args: list[str]) -> None:
     make_project(pytester, """
         [tool.mlfunnel]
         funnel = ["data", "model"]
@@ -171,7 +169,7 @@ def test_a_source_that_cannot_be_opened_is_one_line_with_its_count(pytester: pyt
         metrics = "reports/eval.json"
         expect = { accuracy = ">= 0.9" }
     """, {"accuracy": 0.86})
-    result = pytester.runpytest("--funnel", *extra)
+    result = pytester.runpytest("--funnel", *xdist_args)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
         "* 1 * data * FAILED * 0/6",

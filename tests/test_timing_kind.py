@@ -6,8 +6,6 @@ import json
 
 import pytest
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
-
 CONFTEST = """
 import time
 from pathlib import Path
@@ -61,9 +59,8 @@ def report(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
     return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_a_known_sleep_is_measured_and_judged(pytester: pytest.Pytester,
-                                              args: list[str]) -> None:
+                                              xdist_args: list[str]) -> None:
     project(pytester, """
 [tool.mlfunnel.model.latency]
 timing = "sleepy_call"
@@ -71,7 +68,7 @@ warmup = 2
 runs = 12
 expect = { p50_ms = "<= 5", p95_ms = "<= 2 s", p99_ms = "<= 500", per_second = "<= 101" }
 """)
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *args)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist_args)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(
         ["sleepy_call: p50 * ms over 12 runs after 2 warm-up, expected <= 5"])
@@ -81,7 +78,7 @@ expect = { p50_ms = "<= 5", p95_ms = "<= 2 s", p99_ms = "<= 500", per_second = "
     assert criteria["p95_ms"]["status"] == "passed"
     assert criteria["p50_ms"]["extra"]["runs"] == 12  # type: ignore[index]
     calls = [int(n) for n in (pytester.path / "calls.txt").read_text().split()]
-    if not args:  # one measurement per process: warm-up + runs, once for all criteria
+    if not xdist_args:  # one measurement per process: warm-up + runs, once for all criteria
         assert calls == [14]
     else:
         assert all(n in (0, 14) for n in calls) and 14 in calls
@@ -190,9 +187,8 @@ def traced_call():
 """
 
 
-@pytest.mark.parametrize("extra", XDIST)
 def test_times_measured_under_a_tracer_say_they_are_inflated(pytester: pytest.Pytester,
-                                                             extra: list[str]) -> None:
+                                                             xdist_args: list[str]) -> None:
     pytester.makeconftest(TRACED)
     pytester.makepyprojecttoml("""
         [tool.mlfunnel]
@@ -202,7 +198,7 @@ def test_times_measured_under_a_tracer_say_they_are_inflated(pytester: pytest.Py
         runs = 20
         expect = { p95_ms = "<= 10000", per_second = ">= 1e12" }
     """)
-    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *extra)
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *xdist_args)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
         "traced_call: throughput */s over 20 runs after 5 warm-up, expected >= 1e12 -- measured "
