@@ -248,3 +248,16 @@ def test_stale_temporary_history_files_are_removed_when_the_history_is_next_writ
     assert not dead.exists() and not old.exists()
     assert live.exists() and foreign.exists()
     assert [p.name for p in folder.glob(".history.jsonl.*.tmp")] == [live.name]
+
+
+def test_an_xfail_reason_shows_control_characters_escaped(
+        pytester: pytest.Pytester, reason_server: ReasonServer) -> None:
+    hostile_project(pytester, reason_server.port)
+    pytester.makepyprojecttoml((pytester.path / "pyproject.toml").read_text().replace(
+        'funnel = ["data", "model", "deployment"]',
+        'funnel = ["data", "model", "deployment"]\nrequire = "none"'))
+    result = pytester.runpytest("--funnel", "-rx")
+    terminal = result.stdout.str()
+    assert "\x1b" not in terminal and "\x07" not in terminal
+    assert (r"report only (require = none): http://127.0.0.1:" in terminal
+            and r"status 503 down \x1b]8;;https://evil.example\x07click" in terminal)

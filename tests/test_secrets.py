@@ -367,3 +367,24 @@ def test_the_drift_reference_cache_holds_no_secret(pytester: pytest.Pytester,
                 assert_no_secret(str(path), path.read_text("utf-8"), (HEADER_TOKEN,))
         assert_no_secret("report", (pytester.path / "report.json").read_text("utf-8"),
                          (HEADER_TOKEN,))
+
+
+def test_an_xfail_reason_never_shows_a_secret(pytester: pytest.Pytester,
+                                              echo_server: EchoServer,
+                                              secret_env: None) -> None:
+    pytester.makepyprojecttoml(f"""
+        [tool.mlfunnel]
+        funnel = ["data", "deployment"]
+        require = "data"
+        [tool.mlfunnel.data.docs]
+        files = ["pyproject.toml"]
+        [tool.mlfunnel.deployment.query-token]
+        http = "http://127.0.0.1:{echo_server.port}/echo?token=${{QUERY_TOKEN}}"
+    """)
+    result = pytester.runpytest("--funnel", "-rx", "--junitxml=junit.xml")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        f"XFAIL *query-token::status - above required gate data: "
+        f"http://127.0.0.1:{echo_server.port}/echo?token=***: status 401 denied *"])
+    assert_no_secret("terminal", result.stdout.str())
+    assert_no_secret("junit", (pytester.path / "junit.xml").read_text("utf-8"))
