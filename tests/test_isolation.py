@@ -303,3 +303,57 @@ def test_a_database_that_cannot_be_opened_fails_once(pytester: pytest.Pytester,
     first = found[0]["id"].split("::", 1)[1]
     assert [c["message"] for c in found[1:]] == [f"{cause} (see {first})"] * 2
     assert {c["extra"]["cause"] for c in found} == {cause}
+
+
+# --------------------------------------------------------------------------- http headers
+def test_a_header_value_outside_latin_1_is_a_config_error_naming_the_header(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTE", "naïve — ok")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.deployment.health]
+http = "http://127.0.0.1:9/health"
+headers = { X-Note = "${NOTE}" }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([
+        "ERROR: pyproject.toml: tool.mlfunnel.deployment.health.headers: header 'X-Note': the "
+        "value holds U+2014 at character 7, outside Latin-1: HTTP header values are Latin-1 "
+        "text (percent-encode or base64 it)"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_header_that_cannot_be_sent_is_named_instead_of_a_timeout() -> None:
+    import http.server
+    import threading
+    import time
+
+    from pytest_mlfunnel.sources.http_metrics import http_call
+
+    asked: list[str] = []
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        started = time.perf_counter()
+        answer = http_call("GET", f"http://127.0.0.1:{server.server_address[1]}/health",
+                           headers={"Authorization": "Bearer tøken→x"}, timeout=5.0)
+        elapsed = time.perf_counter() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer.failure == (
+        "not sent: header 'Authorization': the value holds U+2192 at character 13, outside "
+        "Latin-1: HTTP header values are Latin-1 text (percent-encode or base64 it)")
+    assert not answer.timed_out and elapsed < 2.5
+    assert asked == []

@@ -39,7 +39,7 @@ from pytest_mlfunnel.kinds.base import (
     PlanContext,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome, SourceUnavailable
-from pytest_mlfunnel.sources.http_metrics import HttpAnswer, http_calls
+from pytest_mlfunnel.sources.http_metrics import HttpAnswer, header_problem, http_calls
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_REQUESTS = 10_000
@@ -141,6 +141,15 @@ class HttpConfig(CheckConfig):
         if not codes or any(not 100 <= code <= 599 for code in codes):
             raise ValueError(f"expected an HTTP status code (100-599) or a list of them, "
                              f"got {value!r}")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            problem = header_problem(name, text)
+            if problem is not None:
+                raise ValueError(problem)
         return value
 
     @field_validator("response")

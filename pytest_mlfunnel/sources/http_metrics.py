@@ -74,7 +74,11 @@ def http_calls(method: str, url: str, *, count: int, body: bytes | None = None,
         for _ in range(count):
             if stop.is_set():
                 return
-            answers.append(_call(method, url, body, dict(headers or {}), timeout))
+            try:
+                answer = _call(method, url, body, dict(headers or {}), timeout)
+            except Exception as exc:  # never let the thread die silently: say what happened
+                answer = HttpAnswer(failure=f"the request failed: {type(exc).__name__}: {exc}")
+            answers.append(answer)
 
     worker = threading.Thread(target=work, daemon=True, name="mlfunnel-http")
     worker.start()
@@ -86,8 +90,34 @@ def http_calls(method: str, url: str, *, count: int, body: bytes | None = None,
                    for _ in range(count - len(done))]
 
 
+#: characters of an HTTP token (RFC 9110): what a header name may hold
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a header cannot be sent as written, else None. The value is never repeated (it may
+    hold a secret); a character that does not fit is named by its code point."""
+    if not name or any(c not in _TOKEN for c in name):
+        return (f"header {name!r}: a header name is letters, digits and ! # $ % & ' * + - . ^ _ "
+                "` | ~ only")
+    for position, char in enumerate(value, 1):
+        if char in "\r\n\0":
+            return (f"header {name!r}: the value holds a line break or NUL (U+{ord(char):04X} "
+                    f"at character {position}), which a header cannot carry")
+        if ord(char) > 0xFF:
+            return (f"header {name!r}: the value holds U+{ord(char):04X} at character "
+                    f"{position}, outside Latin-1: HTTP header values are Latin-1 text "
+                    "(percent-encode or base64 it)")
+    return None
+
+
 def _call(method: str, url: str, body: bytes | None, headers: dict[str, str],
           timeout: float) -> HttpAnswer:
+    for name, value in headers.items():
+        problem = header_problem(name, value)
+        if problem is not None:
+            return HttpAnswer(failure=f"not sent: {problem}")
     parts = urlsplit(url)
     host = parts.hostname or ""
     target = parts.path or "/"
