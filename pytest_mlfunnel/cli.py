@@ -57,7 +57,7 @@ def read_section(pyproject: Path) -> dict[str, Any] | None:
     except UnicodeDecodeError as exc:
         raise CliError(f"{pyproject}: cannot read: not UTF-8 text (byte "
                        f"0x{exc.object[exc.start]:02x} at position {exc.start})") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError
         raise CliError(f"{pyproject}: cannot read: {exc}") from None
     tool = document.get("tool")
     section = tool.get("mlfunnel") if isinstance(tool, dict) else None

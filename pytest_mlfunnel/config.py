@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -90,7 +91,10 @@ class FunnelConfig:
 def read_toml(path: Path, file_label: str) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            blob = handle.read()
+        return tomllib.loads(blob.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(file_label, [("", not_utf8(blob, exc))]) from None
     except FileNotFoundError:
         raise ConfigError(file_label, [("", f"file not found (looked for {path}; pytest's "
                                             "rootdir decides where, or give "
@@ -99,6 +103,59 @@ def read_toml(path: Path, file_label: str) -> dict[str, Any]:
         raise ConfigError(file_label, [("", f"cannot read: {exc.strerror or exc}")]) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file_label, [("", f"not valid TOML: {exc}")]) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ConfigError(file_label, [("", f"not valid TOML: {exc}")]) from None
+
+
+def not_utf8(blob: bytes, exc: UnicodeDecodeError) -> str:
+    """``not valid UTF-8: byte 0xff at line 3, column 9`` (TOML files are UTF-8)."""
+    line = blob.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (blob.rfind(b"\n", 0, exc.start) + 1) + 1
+    return (f"not valid UTF-8: byte 0x{blob[exc.start]:02x} at line {line}, column {column} "
+            "(TOML files are UTF-8; save the file as UTF-8)")
+
+
+#: the largest integer TOML holds (64-bit signed)
+MAX_INTEGER = 2**63 - 1
+
+
+def unsound_values(value: Any, key_path: str) -> list[tuple[str, str]]:
+    """Values no key can mean, wherever they are: a NUL in a string (no path, URL or name
+    holds one; the operating system refuses it), NaN or infinity, an integer beyond 64 bits.
+    Found before any check is validated, so nothing later trips over them."""
+    if isinstance(value, str):
+        if "\0" in value:
+            return [(key_path, "contains a NUL character (\\0), which no path, URL or name "
+                               "may hold")]
+        return []
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(key_path, f"expected a finite number, got {value}")]
+    if isinstance(value, int) and abs(value) > MAX_INTEGER:
+        return [(key_path, "number out of range (TOML integers are 64-bit: at most "
+                           "9223372036854775807 either way)")]
+    found: list[tuple[str, str]] = []
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if "\0" in str(key):
+                found.append((f"{key_path}.{str(key).replace(chr(0), '?')}",
+                              "a key contains a NUL character (\\0)"))
+                continue
+            found.extend(unsound_values(inner, f"{key_path}.{key}"))
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            found.extend(unsound_values(inner, f"{key_path}[{i}]"))
+    return found
+
+
+def without_nul_keys(value: Any) -> Any:
+    """The tables without the keys ``unsound_values`` reported (a NUL in a key)."""
+    if isinstance(value, dict):
+        return {k: without_nul_keys(v) for k, v in value.items() if "\0" not in str(k)}
+    if isinstance(value, list):
+        return [without_nul_keys(v) for v in value]
+    return value
 
 
 def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
@@ -152,7 +209,10 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
         raise ConfigError(label, [(SECTION, "expected a table")])
     problems: list[tuple[str, str]] = []
     section = expand_env(section, SECTION, problems)
-    # a value with an unset variable is reported once, not again by the check it breaks
+    problems.extend(unsound_values(section, SECTION))
+    section = without_nul_keys(section)
+    # a value with an unset variable (or one no key can mean) is reported once, not again by
+    # the check it breaks
     unset_paths = tuple(path for path, _ in problems)
     text = _read_text(path)
 

@@ -34,7 +34,11 @@ _DURATION_UNITS: dict[str, float] = {
     "w": 604800.0, "week": 604800.0, "weeks": 604800.0,
 }
 
-_NUMBER = r"[+-]?(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+#: digits, an underscore only between two of them (``1_000``), as in Python and TOML
+_DIGITS = r"\d+(?:_\d+)*"
+_NUMBER = rf"[+-]?(?:{_DIGITS}(?:\.(?:{_DIGITS})?)?|\.{_DIGITS})(?:[eE][+-]?\d+)?"
+#: the longest duration any key takes: 100 years, in seconds
+MAX_DURATION_S = 100 * 365.25 * 86400.0
 _EXPECTATION_RE = re.compile(r"^\s*(>=|<=|==|!=|>|<)\s*(.+?)\s*$")
 _BASELINE_RE = re.compile(rf"^baseline(?:\s*([+\-*])\s*({_NUMBER})\s*(%)?)?$", re.IGNORECASE)
 _DURATION_RE = re.compile(rf"^({_NUMBER})\s*([a-zA-Z]+)$")
@@ -49,7 +53,17 @@ class ExpectationError(ValueError):
 
 
 def parse_number(text: str) -> float:
-    return float(text.replace("_", ""))
+    """A finite number written as the grammar above says (``float()`` alone would take
+    ``1_000_``, ``nan`` and ``1e999``)."""
+    cleaned = text.strip()
+    if not _NUMBER_RE.match(cleaned):
+        raise ExpectationError(f"not a number: {text!r} (digits with an optional sign, decimal "
+                               "point and exponent; _ only between digits, as in 1_000)")
+    value = float(cleaned.replace("_", ""))
+    if not math.isfinite(value):
+        raise ExpectationError(f"number out of range: {text!r} (a finite number, at most "
+                               "about 1.8e308)")
+    return value
 
 
 def parse_duration(text: str) -> float:
@@ -58,7 +72,10 @@ def parse_duration(text: str) -> float:
     if not match or match.group(2).lower() not in _DURATION_UNITS:
         units = "ms, s, min, h, days, weeks"
         raise ExpectationError(f"not a duration: {text!r} (a number and a unit: {units})")
-    return parse_number(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    seconds = parse_number(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+    if abs(seconds) > MAX_DURATION_S:
+        raise ExpectationError(f"duration out of range: {text!r} (at most 100 years)")
+    return seconds
 
 
 def parse_share(value: object) -> float:
@@ -122,10 +139,13 @@ class Expectation:
             return cls(text, op, parse_number(rhs))
         try:
             return cls(text, op, parse_duration(rhs), unit="duration")
-        except ExpectationError:
+        except ExpectationError as exc:
+            if "out of range" in str(exc):
+                raise
+            hint = (" _ goes only between digits, as in 1_000;" if "_" in rhs else "")
             raise ExpectationError(
                 f"not a valid expectation: {raw!r} (VALUE must be a number, a percentage, "
-                f"a duration or baseline arithmetic; {EXAMPLES})"
+                f"a duration or baseline arithmetic;{hint} {EXAMPLES})"
             ) from None
 
     @property

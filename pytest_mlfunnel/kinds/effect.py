@@ -44,6 +44,10 @@ Test = Literal["welch", "mannwhitney", "bootstrap"]
 #: Rows read by the sample-based tests when ``max_rows`` is not given.
 DEFAULT_MAX_ROWS: dict[str, int] = {"mannwhitney": 1_000_000, "bootstrap": 10_000}
 BOOTSTRAP_RESAMPLES = 2000
+#: the most rows a sample-based test may read into memory
+MAX_ROWS = 1_000_000_000
+#: seeds go into SQL arithmetic and numpy: 31 bits keep every engine exact
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,8 @@ class EffectConfig(CheckConfig):
     min_effect: MinEffect | None = None
     confidence: float = 0.95
     test: Test = "welch"
-    max_rows: int | None = Field(default=None, gt=1)
-    seed: int = 0
+    max_rows: int | None = Field(default=None, gt=1, le=MAX_ROWS)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
 
     @field_validator("min_effect", mode="before")
     @classmethod

@@ -42,6 +42,8 @@ from pytest_mlfunnel.outcome import CriterionError, Outcome, SourceUnavailable
 from pytest_mlfunnel.sources.http_metrics import HttpAnswer, header_problem, http_calls
 
 DEFAULT_TIMEOUT_S = 5.0
+#: the longest a probe may wait for its answer
+MAX_TIMEOUT_S = 3600.0
 MAX_REQUESTS = 10_000
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -99,6 +101,9 @@ def seconds(value: Any, key: str = "timeout") -> float:
         raise ValueError(f"expected seconds or a duration such as '5 s', got {value!r}")
     if not number > 0 or math.isinf(number):
         raise ValueError(f"must be more than 0 seconds, got {value!r}")
+    if number > MAX_TIMEOUT_S:
+        raise ValueError(f"at most {format_duration(MAX_TIMEOUT_S)}, got {value!r} (a probe "
+                         "that may wait longer is not a check CI can wait for)")
     return number
 
 

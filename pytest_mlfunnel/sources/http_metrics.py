@@ -189,15 +189,18 @@ def source_timeout(spec: SourceSpec) -> float:
     raw = spec.options.get("timeout")
     if raw is None:
         return DEFAULT_TIMEOUT_S
-    if isinstance(raw, int | float) and not isinstance(raw, bool) and raw > 0:
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 < raw <= 3600:
         return float(raw)
     if isinstance(raw, str):
         try:
-            return parse_duration(raw)
+            seconds = parse_duration(raw)
         except ExpectationError:
             pass
+        else:
+            if 0 < seconds <= 3600:
+                return seconds
     raise CriterionError(f"{spec.display()}: options.timeout must be seconds or a duration "
-                         f"such as '5 s', got {raw!r}")
+                         f"such as '5 s', at most 1 h, got {raw!r}")
 
 
 @register_reader("http", "https")
