@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -589,17 +590,56 @@ def _model_in(annotation: Any) -> Any:
 
 
 def find_line(text: str, gate: str, name: str) -> int:
-    """The 1-based line where a check is written (its table header, else its key)."""
-    part = r"""(?:%s|"%s"|'%s')"""
-    gate_re, name_re = (part % ((re.escape(x),) * 3) for x in (gate, name))
-    patterns = [
-        rf"^\s*\[\s*tool\s*\.\s*mlfunnel\s*\.\s*{gate_re}\s*\.\s*{name_re}\s*\]",
-        rf"^\s*\[\s*tool\s*\.\s*mlfunnel\s*\.\s*{gate_re}\s*\.\s*{name_re}\s*\.",
-        rf"^\s*{gate_re}\s*\.\s*{name_re}\s*[.=]",
-        rf"^\s*{name_re}\s*[.=]",
-    ]
-    for pattern in patterns:
-        match = re.search(pattern, text, re.MULTILINE)
-        if match:
-            return text.count("\n", 0, match.start()) + 1
-    return 0
+    """The 1-based line where a check is written (its table header, else its key), 0 when
+    unknown. The file is indexed once (not searched once per check: that made loading
+    thousands of checks quadratic)."""
+    return _line_index(text).line(gate, name)
+
+
+_KEY_PART = r"""[A-Za-z0-9_\-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*'"""
+_DOTTED = rf"(?:{_KEY_PART})(?:\s*\.\s*(?:{_KEY_PART}))*"
+_HEADER_RE = re.compile(rf"^\s*\[\s*({_DOTTED})\s*(\]|\.)")
+_KEY_RE = re.compile(rf"^\s*({_DOTTED})\s*[.=]")
+_PART_RE = re.compile(_KEY_PART)
+
+
+def _parts(dotted: str) -> tuple[str, ...]:
+    # quoted parts compare by what is between the quotes, as written
+    return tuple(p[1:-1] if p[0] in "\"'" else p for p in _PART_RE.findall(dotted))
+
+
+class _LineIndex:
+    """First lines of table headers and dotted keys, by the key parts that locate a check."""
+
+    def __init__(self, text: str) -> None:
+        self.header: dict[tuple[str, str], int] = {}  # [tool.mlfunnel.<gate>.<name>]
+        self.subtable: dict[tuple[str, str], int] = {}  # [tool.mlfunnel.<gate>.<name>.x]
+        self.dotted: dict[tuple[str, str], int] = {}  # <gate>.<name> = / <gate>.<name>.x =
+        self.key: dict[str, int] = {}  # <name> = / <name>.x =
+        for number, line in enumerate(text.splitlines(), 1):
+            header = _HEADER_RE.match(line)
+            if header:
+                parts = _parts(header.group(1))
+                if len(parts) >= 4 and parts[:2] == ("tool", "mlfunnel"):
+                    place = (parts[2], parts[3])
+                    if len(parts) == 4 and header.group(2) == "]":
+                        self.header.setdefault(place, number)
+                    else:
+                        self.subtable.setdefault(place, number)
+                continue
+            key = _KEY_RE.match(line)
+            if key:
+                parts = _parts(key.group(1))
+                self.key.setdefault(parts[0], number)
+                if len(parts) >= 2:
+                    self.dotted.setdefault((parts[0], parts[1]), number)
+
+    def line(self, gate: str, name: str) -> int:
+        place = (gate, name)
+        return (self.header.get(place) or self.subtable.get(place) or self.dotted.get(place)
+                or self.key.get(name) or 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _line_index(text: str) -> _LineIndex:
+    return _LineIndex(text)

@@ -6,6 +6,7 @@ final status (``funnel.final_status``) and the renderers describe the failure.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import time
 from collections.abc import Iterator
@@ -62,6 +63,16 @@ class ConfigFile(pytest.File):
             if any(entry.gate == gate for entry in self.funnel.config.checks):
                 yield GateCollector.from_parent(self, name=gate)
 
+    def fixture_info(self, node: pytest.Collector, fixtures: tuple[str, ...]) -> Any:
+        """The fixture closure of criteria asking for these fixtures: the same for every
+        criterion under this file, so worked out once and shared, as pytest shares it between
+        the cases of one parametrized test (thousands of criteria collect in linear time)."""
+        found: dict[tuple[str, ...], Any] = self.__dict__.setdefault("_fixture_infos", {})
+        if fixtures not in found:
+            found[fixtures] = self.session._fixturemanager.getfixtureinfo(
+                node, _callobj_for(fixtures), None)  # type: ignore[arg-type]
+        return found[fixtures]
+
 
 class GateCollector(pytest.Collector):
     def collect(self) -> Iterator[CheckCollector]:
@@ -77,17 +88,21 @@ class CheckCollector(pytest.Collector):
     entry: CheckEntry
 
     def collect(self) -> Iterator[CriterionItem]:
-        funnel: FunnelPlan = self.parent.parent.funnel  # type: ignore[union-attr]
+        config_file: ConfigFile = self.parent.parent  # type: ignore[union-attr,assignment]
+        funnel = config_file.funnel
         for criterion in funnel.plan(self.entry):
-            yield CriterionItem.from_parent(self, name=criterion.name, entry=self.entry,
-                                            criterion=criterion, funnel=funnel)
+            yield CriterionItem.from_parent(
+                self, name=criterion.name, entry=self.entry, criterion=criterion, funnel=funnel,
+                fixtureinfo=config_file.fixture_info(self, criterion.fixtures))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, self.entry.line - 1 if self.entry.line else None, self.entry.key_path
 
 
+@functools.lru_cache(maxsize=256)
 def _callobj_for(fixtures: tuple[str, ...]) -> Any:
-    """A function whose parameters are the fixture names, so pytest resolves them."""
+    """A function whose parameters are the fixture names, so pytest resolves them (one per
+    set of names, shared by the items that ask for it: thousands of criteria collect fast)."""
 
     def criterion(**kwargs: Any) -> None:  # pragma: no cover - never called directly
         pass

@@ -123,3 +123,29 @@ def test_a_nul_in_history_stops_the_run_before_it_starts(pytester: pytest.Pytest
     result.stderr.fnmatch_lines(["ERROR: pyproject.toml: tool.mlfunnel.history: contains a NUL "
                                  "character (\\0), which no path, URL or name may hold"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_each_check_points_at_the_line_it_is_written_on(tmp_path: Path) -> None:
+    """Lines come from one index of the file's headers and keys (loading stays linear in the
+    number of checks); a blank line before a header no longer shifts it by one."""
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[project]\nname = "demo"\n\n'                                          # 1-3
+        '[tool.mlfunnel.model]\n'                                               # 4
+        'inline = { metrics = "r.json", expect = { a = ">= 1" } }\n'            # 5
+        'dotted.metrics = "r.json"\n'                                           # 6
+        'dotted.expect = { a = ">= 1" }\n\n\n'                                  # 7-9
+        '[tool.mlfunnel.model.quality]\n'                                       # 10
+        'metrics = "r.json"\n\n'                                                # 11-12
+        '[ tool . mlfunnel . "deployment" . \'health\' ]\n'                     # 13
+        'http = "http://127.0.0.1:9/h"\n\n'                                     # 14-15
+        '[tool.mlfunnel.model.quality.expect]\n'                                # 16
+        'a = ">= 1"\n\n'                                                        # 17-18
+        '[tool.mlfunnel.data.sub.columns.age]\n'                                # 19
+        'nulls = "== 0"\n'                                                      # 20
+        '[tool.mlfunnel.data.sub]\n'                                            # 21
+        'dataset = "t.csv"\n')                                                  # 22
+    lines = {e.key_path.rsplit(".", 2)[-2] + "." + e.name: e.line
+             for e in load_config(path, tmp_path, KindRegistry()).checks}
+    assert lines == {"model.inline": 5, "model.dotted": 6, "model.quality": 10,
+                     "deployment.health": 13, "data.sub": 21}
