@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_mlfunnel.history import History, count, read_history
+from pytest_mlfunnel.history import DEFAULT_HISTORY, History, count, read_history
 from pytest_mlfunnel.portfolio_command import add_portfolio_command
 
 if sys.version_info >= (3, 11):
@@ -23,7 +23,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
 DEFAULT_BADGE = "funnel-badge.svg"
 #: Files ``mlfunnel init`` writes besides the config: template name -> path in the project.
 DOCUMENTS = {

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.funnel import DEFAULT_FUNNEL
+from pytest_mlfunnel.history import DEFAULT_HISTORY
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import CheckConfig, slug
 from pytest_mlfunnel.services import (
@@ -37,7 +38,6 @@ else:  # pragma: no cover
 
 SECTION = "tool.mlfunnel"
 TOP_LEVEL_KEYS = ("require", "funnel", "history", "project", "sources", "services")
-DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 _UNIONS = (typing.Union, types.UnionType)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")

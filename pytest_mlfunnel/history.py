@@ -16,16 +16,20 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA = "mlfunnel-report/1"  # the same schema as the JSON report (criteria optional)
+from pytest_mlfunnel.atomic import write_atomic
+from pytest_mlfunnel.funnel import NOT_PASSED
+from pytest_mlfunnel.report import SCHEMA as SCHEMA  # the report's: a history line is one
+
+#: Where runs are recorded unless ``history = ...`` says otherwise.
+DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
+
 GATE_STATUSES = ("passed", "warned", "failed", "empty", "not run")
-NOT_PASSED = ("failed", "error")
 #: Numbers observed per line; enough for trends, small enough to keep lines short.
 MAX_OBSERVED = 200
 _LOCK_TIMEOUT_S = 60.0
@@ -239,26 +243,8 @@ def _acquire(fd: int, lock_path: Path, timeout_s: float) -> None:
 
 
 def replace_file(path: Path, blob: bytes) -> None:
-    """Write a whole file through a temp file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o644
-    # the pid in the name tells a later writer whether the process is still alive
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write a whole file atomically (see ``atomic.write_atomic``)."""
+    write_atomic(path, blob)
 
 
 def remove_stale_temporaries(path: Path, now: float | None = None) -> list[Path]:

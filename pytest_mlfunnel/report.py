@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_mlfunnel.atomic import write_atomic as write_atomic  # re-exported for renderers
 from pytest_mlfunnel.funnel import CriterionResult, GateResult, Verdict
 from pytest_mlfunnel.secrets import redact_data
 
@@ -102,11 +103,3 @@ def output_problem(path: Path, relative_to: Path) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cannot create files in {shown(folder)} (not writable)"
     return None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file so that a reader never sees half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_mlfunnel"
-CORE = ("funnel", "expectations", "stats", "report", "outcome", "history", "context")
+CORE = ("funnel", "expectations", "stats", "report", "outcome", "history", "context", "atomic")
 UPPER = ("kinds", "items", "session", "plugin", "config")
 
 

@@ -46,7 +46,6 @@ Scalar = int | float | str | bool
 #: value_counts kept for ``min_share``: more classes than this is not a class column
 MAX_CLASSES = 1000
 MAX_SHOWN = 5
-DTYPE_NAMES = ("int", "float", "string", "bool", "datetime", "date")
 
 
 def _no_bool(value: Any) -> Any:

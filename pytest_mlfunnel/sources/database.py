@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.outcome import CriterionError
@@ -17,11 +17,6 @@ from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 SQL_EXTRA_HINT = "pip install 'pytest-mlfunnel[sql]' (SQLAlchemy and a driver)"
-
-
-def is_database_url(url: str) -> bool:
-    scheme = urlsplit(url).scheme.lower()
-    return bool(scheme) and scheme not in ("http", "https", "file")
 
 
 def sqlite_path(url: str, rootdir: Path) -> Path:

@@ -9,6 +9,7 @@ again and saved over it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_validator
 
 from pytest_mlfunnel import secrets
+from pytest_mlfunnel.atomic import write_atomic
 from pytest_mlfunnel.kinds.drift.config import ColumnType, DriftConfig
 from pytest_mlfunnel.kinds.drift.summary import ColumnSummary, to_cells
 from pytest_mlfunnel.sources.file_types import special_file
@@ -189,10 +191,5 @@ def save_summary(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType]
 
 def _write(path: Path, body: str) -> None:
     """Atomically (xdist workers may race to write it); a failure is only a missed shortcut."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(body, encoding="utf-8")
-        os.replace(temporary, path)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        write_atomic(path, body)
