@@ -19,7 +19,6 @@ import pytest
 from pytest_mlfunnel.render.escape import controls, markdown
 from pytest_mlfunnel.render.markdown import render_markdown
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist")]
 #: A terminal hyperlink (OSC 8), a colour change, a bell and a window-title change.
 HOSTILE = "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07 \x1b[31mred\x1b[0m\x07\x1b]0;pwned\x07"
 IMAGE = "![pix](https://evil.example/p.png)"
@@ -82,14 +81,13 @@ def hostile_project(pytester: pytest.Pytester, port: int) -> None:
     (pytester.path / "reports" / "eval.json").write_text(json.dumps({f"acc{HOSTILE}": 0.5}))
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_control_characters_from_data_are_shown_escaped(
         pytester: pytest.Pytester, reason_server: ReasonServer,
-        monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]) -> None:
     hostile_project(pytester, reason_server.port)
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = pytester.runpytest("--funnel", "-v", "-rA", *args)
+    result = pytester.runpytest("--funnel", "-v", "-rA", *xdist_args)
     assert result.ret == 1
     terminal = result.stdout.str() + result.stderr.str()
     text = summary.read_text(encoding="utf-8")
@@ -199,9 +197,8 @@ def test_a_read_only_folder_is_a_usage_error_before_the_run(pytester: pytest.Pyt
                                  "locked (not writable)"])
 
 
-@pytest.mark.parametrize("args", XDIST)
 def test_an_output_that_cannot_be_written_at_the_end_fails_the_run(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     pytester.makepyprojecttoml(PASSING)
     # a test of the project takes the report's place while the run goes on
     pytester.makepyfile(test_takes_the_place="""
@@ -214,7 +211,7 @@ def test_an_output_that_cannot_be_written_at_the_end_fails_the_run(
     """)
     (pytester.path / "out").mkdir()
     result = pytester.runpytest("--funnel", "--funnel-json=out/report.json",
-                                "--funnel-html=out/report.html", "--funnel-record=v1", *args)
+                                "--funnel-html=out/report.html", "--funnel-record=v1", *xdist_args)
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
