@@ -216,3 +216,30 @@ def test_bootstrap_intervals_of_f1_cover_the_true_difference_95_percent_of_the_t
                                   lambda k: f1(k, 1) - f1(k, 2), draws=200, seed=i)
         covered += c.low <= truth <= c.high
     assert 0.925 <= covered / simulations <= 0.975, covered / simulations
+
+
+def test_delong_per_slice_pairs_the_rows_of_each_slice(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    n = 900
+    y = rng.integers(0, 2, n)
+    a = np.round(1 / (1 + np.exp(-rng.normal(1.0 * y, 1.0))), 2)
+    b = np.round(1 / (1 + np.exp(-rng.normal(0.7 * y, 1.0))), 2)
+    frame = pd.DataFrame({"y": y, "p": (a > 0.5).astype(int), "a": a, "b": b,
+                          "bp": (b > 0.5).astype(int), "g": rng.choice(["u", "v", "w"], n)})
+    frame.to_parquet(tmp_path / "p.parquet")
+    check = PredictionsConfig.model_validate(
+        {"predictions": str(tmp_path / "p.parquet"), "task": "binary", "target": "y",
+         "prediction": "p", "score": "a", "slices": ["g"], "min_slice_rows": 1,
+         "baseline": {"prediction": "bp", "score": "b"},
+         "expect": {"slices.g.*.roc_auc": ">= baseline"}},
+        context={"sources": {}, "key_path": "t"})
+    ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared={})
+    evidence = Collector(check, open_table(check.predictions, ctx)).collect()
+    for value in ("u", "v", "w"):
+        rows = frame[frame.g == value]
+        comparison = compare_paired(check, evidence, "roc_auc", evidence.slices["g"][value])
+        auc_a, auc_b, se = delong_direct(rows.y.to_numpy(), rows.a.to_numpy(),
+                                         rows.b.to_numpy())
+        assert (comparison.value, comparison.baseline) == pytest.approx((auc_a, auc_b),
+                                                                        abs=1e-12)
+        assert comparison.se == pytest.approx(se, rel=1e-9)

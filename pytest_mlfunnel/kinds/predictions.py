@@ -484,10 +484,13 @@ class Collector:
             groupings += list(check.slices)
         if check.task == "binary":
             label = equals(check.target, evidence.positive)
-            scores = [col(self.scores[0])]
-            if self.baseline_score and self.wants(("roc_auc",), baseline=True):
-                scores.append(col(self.baseline_score))
             for column in groupings:
+                # the baseline's scores are ranked (and paired) only where a criterion asks
+                paired = self.baseline_score is not None and any(
+                    n.base == "roc_auc" and check.expect[n.text].uses_baseline
+                    and n.slice_column == column for n in self.names.values())
+                scores = [col(self.scores[0])] + (
+                    [col(self.baseline_score)] if paired and self.baseline_score else [])
                 found = self.table.score_ranks(label, scores, col(column) if column else None,
                                                where)
                 for key, ranks in found.items():

@@ -292,11 +292,15 @@ def sql_score_ranks(engine: Any, label: Expr, scores: list[Expr], by: Expr | Non
         ranks.positives, ranks.negatives = int(values[0]), int(values[1])
         ranks.scores[int(row[1])] = ScoreRank(*values[2:])
     if len(scores) == 2 and found:
-        cross = ("SELECT r.k, sum(CASE WHEN r.y = 1 THEN c0.lo * c1.lo END), "
-                 "sum(CASE WHEN r.y = 0 THEN c0.hi * c1.hi END) FROM r "
-                 "JOIN c0 ON r.k = c0.k AND r.s0 = c0.s JOIN c1 ON r.k = c1.k AND r.s1 = c1.s "
-                 "GROUP BY r.k")
-        for row in engine.run_seeing_nan(f"WITH {', '.join(ctes)} {cross}", "score ranks"):
+        # One join at a time, the first materialized: left to itself a planner that misjudges
+        # the rows of r may join c0 to c1 on the group key alone (a product per group).
+        first = ("a AS MATERIALIZED (SELECT r.k AS k, r.y AS y, r.s1 AS s1, c0.lo AS lo0, "
+                 "c0.hi AS hi0 FROM r JOIN c0 ON r.k = c0.k AND r.s0 = c0.s)")
+        cross = ("SELECT a.k, sum(CASE WHEN a.y = 1 THEN a.lo0 * c1.lo END), "
+                 "sum(CASE WHEN a.y = 0 THEN a.hi0 * c1.hi END) FROM a "
+                 "JOIN c1 ON a.k = c1.k AND a.s1 = c1.s GROUP BY a.k")
+        sql = f"WITH {', '.join([*ctes, first])} {cross}"
+        for row in engine.run_seeing_nan(sql, "score ranks"):
             k = None if by is None else plain(row[0])
             found[k].cross_below = float(plain(row[1]) or 0.0)
             found[k].cross_above = float(plain(row[2]) or 0.0)
