@@ -243,3 +243,55 @@ def test_delong_per_slice_pairs_the_rows_of_each_slice(tmp_path: Path) -> None:
         assert (comparison.value, comparison.baseline) == pytest.approx((auc_a, auc_b),
                                                                         abs=1e-12)
         assert comparison.se == pytest.approx(se, rel=1e-9)
+
+
+def test_regression_and_multiclass_baselines_match_direct_paired_computations(
+        tmp_path: Path) -> None:
+    from sklearn import metrics
+
+    rng = np.random.default_rng(21)
+    n = 600
+    t = rng.normal(100, 10, n)
+    frame = pd.DataFrame({"t": t, "p": t + rng.normal(0, 3, n), "b": t + rng.normal(0, 4, n)})
+    frame.to_parquet(tmp_path / "r.parquet")
+    check = PredictionsConfig.model_validate(
+        {"predictions": str(tmp_path / "r.parquet"), "task": "regression", "target": "t",
+         "prediction": "p", "baseline": "b",
+         "expect": {"mae": "<= baseline", "rmse": "<= baseline", "r2": ">= baseline"}},
+        context={"sources": {}, "key_path": "t"})
+    ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared={})
+    evidence = Collector(check, open_table(check.predictions, ctx)).collect()
+    mae = compare_paired(check, evidence, "mae", evidence.overall)
+    d = np.abs(frame.t - frame.p) - np.abs(frame.t - frame.b)
+    assert (mae.value, mae.baseline) == pytest.approx(
+        (metrics.mean_absolute_error(frame.t, frame.p),
+         metrics.mean_absolute_error(frame.t, frame.b)), rel=1e-9)
+    assert mae.se == pytest.approx(d.std(ddof=1) / math.sqrt(n), rel=1e-9)
+    r2 = compare_paired(check, evidence, "r2", evidence.overall)
+    assert (r2.value, r2.baseline) == pytest.approx(
+        (metrics.r2_score(frame.t, frame.p), metrics.r2_score(frame.t, frame.b)), rel=1e-9)
+    assert r2.low < r2.difference < r2.high
+    rmse = compare_paired(check, evidence, "rmse", evidence.overall)
+    assert rmse.baseline == pytest.approx(metrics.root_mean_squared_error(frame.t, frame.b),
+                                          rel=1e-9)
+    assert rmse.low < rmse.difference < rmse.high < 0
+
+    labels = rng.choice(list("abc"), n)
+    model = np.where(rng.random(n) < 0.8, labels, rng.choice(list("abc"), n))
+    base = np.where(rng.random(n) < 0.7, labels, rng.choice(list("abc"), n))
+    pd.DataFrame({"y": labels, "m": model, "b": base}).to_parquet(tmp_path / "m.parquet")
+    check = PredictionsConfig.model_validate(
+        {"predictions": str(tmp_path / "m.parquet"), "task": "multiclass", "target": "y",
+         "prediction": "m", "baseline": "b",
+         "expect": {"accuracy": ">= baseline", "f1_macro": ">= baseline"}},
+        context={"sources": {}, "key_path": "t"})
+    evidence = Collector(check, open_table(check.predictions, ctx)).collect()
+    accuracy = compare_paired(check, evidence, "accuracy", evidence.overall)
+    only_model = int(((model == labels) & (base != labels)).sum())
+    only_base = int(((model != labels) & (base == labels)).sum())
+    assert accuracy.discordant == (only_model, only_base)
+    f1 = compare_paired(check, evidence, "f1_macro", evidence.overall)
+    assert (f1.value, f1.baseline) == pytest.approx(
+        (metrics.f1_score(labels, model, average="macro"),
+         metrics.f1_score(labels, base, average="macro")), abs=1e-12)
+    assert f1.method == "multinomial bootstrap" and f1.low < f1.difference < f1.high
