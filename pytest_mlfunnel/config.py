@@ -52,8 +52,9 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
+        # a NUL (from a key or a value) would cut the line short in a terminal: spell it
         return [secrets.redact(f"{self.file_label}: {path}: {message}" if path
-                               else f"{self.file_label}: {message}")
+                               else f"{self.file_label}: {message}").replace("\0", "\\0")
                 for path, message in self.problems]
 
 
