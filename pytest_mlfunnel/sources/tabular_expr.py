@@ -155,11 +155,11 @@ class SqlRendering:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.dialect: str = engine.dialect
+        self.dialect: Any = engine.dialect  # a sql_dialects.Dialect
 
     @property
     def double(self) -> str:
-        return {"duckdb": "DOUBLE", "sqlite": "REAL"}.get(self.dialect, "DOUBLE PRECISION")
+        return str(self.dialect.float_type)
 
     def number(self, value: float) -> str:
         return f"CAST({float(value)!r} AS {self.double})"
@@ -210,11 +210,7 @@ class SqlRendering:
     def value(self, op: str, expr: Expr) -> str:
         x = self.render(expr)
         if op == "median":
-            if self.dialect == "duckdb":
-                return f"quantile_cont({x}, 0.5)"
-            if self.dialect == "postgresql":
-                return f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {x})"
-            return ""
+            return str(self.dialect.median(x) or "")  # "": per-group window query
         return f"{op}({x})"
 
 

@@ -1,8 +1,9 @@
 """Tables answered in SQL: files and eager frames in DuckDB, databases in their own SQL.
 
-One ``SqlEngine`` writes the aggregate pass for three dialects (``duckdb``, ``sqlite``,
-``postgresql``; other SQLAlchemy databases get the PostgreSQL/ANSI forms). Everything runs
-where the data is; only aggregate rows come back.
+One ``SqlEngine`` writes the aggregate pass once and renders every system-specific piece
+through its ``Dialect`` (``sql_dialects``: DuckDB, SQLite, PostgreSQL, Spark SQL, Snowflake,
+BigQuery, Trino and generic ANSI). Everything runs where the data is; only aggregate rows come
+back.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.sql_dialects import Dialect, dialect_for_url, dialect_named
 from pytest_mlfunnel.sources.table_protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
@@ -40,10 +42,6 @@ _DUCK_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
 _PG_INTS = {"smallint", "integer", "bigint"}
 _PG_FLOATS = {"real", "double precision", "numeric"}
 _PG_STRINGS = {"text", "character varying", "character", "name", "\"char\"", "citext", "uuid"}
-
-
-def quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def duckdb_dtype(type_name: str) -> str:
@@ -135,13 +133,14 @@ def plain(value: Any) -> Any:
 class SqlEngine(Engine):
     """Aggregates over ``source`` (a table/view name or a parenthesised query) in one SELECT."""
 
-    def __init__(self, display: str, source: str, dialect: str, execute: Executor,
+    def __init__(self, display: str, source: str, dialect: Dialect | str, execute: Executor,
                  schema_loader: Callable[[], dict[str, str]], connection_id: Any = None,
                  cheap_bounds: bool = False) -> None:
         self.display = display
         self.cheap_bounds = cheap_bounds  # min/max come from file statistics (Parquet)
         self.source = source
-        self.dialect = dialect
+        self.dialect = dialect_named(dialect) if isinstance(dialect, str) else dialect
+        self.q = self.dialect.quote
         self._execute = execute
         self._schema_loader = schema_loader
         self._schema: dict[str, str] | None = None
@@ -156,13 +155,15 @@ class SqlEngine(Engine):
         """``run`` for a query that tells NaN apart. Parquet statistics leave NaN out of a
         column's min/max, and DuckDB's statistics propagation then folds ``isnan(x)`` to false
         for the whole file; the query runs with that optimizer off."""
-        if self.dialect != "duckdb":
+        settings = self.dialect.settings_seeing_nan()
+        if settings is None:
             return self.run(sql, purpose)
-        self._execute("SET disabled_optimizers = 'statistics_propagation'", "settings")
+        before, after = settings
+        self._execute(before, "settings")
         try:
             return self.run(sql, purpose)
         finally:
-            self._execute("RESET disabled_optimizers", "settings")
+            self._execute(after, "settings")
 
     def schema(self) -> dict[str, str]:
         if self._schema is None:
@@ -174,14 +175,10 @@ class SqlEngine(Engine):
 
     def _clean(self, column: str, nan_aware: bool = True) -> str:
         """The column with NaN turned into NULL (NaN counts as a null everywhere)."""
-        name = quote(column)
+        name = self.q(column)
         if self.schema().get(column) != "float" or not nan_aware:
             return name
-        if self.dialect == "duckdb":
-            return f"CASE WHEN NOT isnan({name}) THEN {name} END"
-        if self.dialect == "postgresql":
-            return f"CASE WHEN {name} <> 'NaN' THEN {name} END"
-        return name  # SQLite stores NaN as NULL
+        return self.dialect.clean(name)
 
     def literal(self, value: Any, dtype: str) -> str:
         if value is None:
@@ -192,10 +189,7 @@ class SqlEngine(Engine):
             return "'" + text.replace("'", "''") + "'"
         if dtype == "bool":
             if isinstance(value, bool) or value in (0, 1):
-                truth = bool(value)
-                if self.dialect == "sqlite":
-                    return "1" if truth else "0"
-                return "TRUE" if truth else "FALSE"
+                return self.dialect.boolean(bool(value))
             raise CriterionError(f"{value!r} is not a boolean")
         if dtype in ("int", "float"):
             if isinstance(value, bool):
@@ -205,10 +199,7 @@ class SqlEngine(Engine):
             raise CriterionError(f"{value!r} is not a number")
         if dtype in ("datetime", "date") and isinstance(value, str | dt.date):
             text = value.isoformat() if isinstance(value, dt.date) else value
-            kind = "DATE" if dtype == "date" else "TIMESTAMP"
-            if self.dialect == "sqlite":
-                return "'" + text.replace("'", "''") + "'"
-            return f"CAST('{text}' AS {kind})"
+            return self.dialect.temporal(text, dtype)
         raise CriterionError(f"{value!r} cannot be compared with a {dtype} column")
 
     def _in_list(self, column: str, values: list[Any]) -> str:
@@ -227,10 +218,7 @@ class SqlEngine(Engine):
         if op == "rows":
             return ["count(*)"]
         if op == "duplicate_rows":
-            if self.dialect == "duckdb":
-                return ["count(*) - count(DISTINCT t)"]
-            return [f"count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {self.source} "
-                    "AS s) AS d)"]
+            return [self.dialect.duplicate_rows(self.source)]
         assert column is not None
         x = self._clean(column, nan_aware)
         if op == "count":
@@ -242,14 +230,7 @@ class SqlEngine(Engine):
         if op == "mean":
             return [f"avg({x})"]
         if op == "var":
-            if self.dialect == "sqlite":
-                mean = f"(SELECT avg({x}) FROM {self.source} AS m)"
-                return [f"CASE WHEN count({x}) > 1 THEN sum(({x} - {mean}) * ({x} - {mean})) "
-                        f"/ (count({x}) - 1) END"]
-            if self.dialect == "duckdb":
-                # DuckDB before 2.0 raises "out of range" on a NaN (NaN is null here anyway)
-                return [f"var_samp(nullif(CAST({x} AS DOUBLE), 'NaN'::DOUBLE))"]
-            return [f"var_samp({x})"]
+            return [self.dialect.variance(x, self.source)]
         if op == "distinct":
             if bounds and column in bounds:
                 # A bitmap over the key's range: exact, and far cheaper than hashing.
@@ -257,38 +238,20 @@ class SqlEngine(Engine):
                 return [f"coalesce(bit_count(bitstring_agg({x}, {low}, {high})), 0)"]
             return [f"count(DISTINCT {x})"]
         if op == "quantiles":
-            qs = ", ".join(repr(float(q)) for q in agg.arg)
-            if self.dialect == "duckdb":
-                return [f"quantile_cont({x}, [{qs}])"]
-            if self.dialect == "postgresql":
-                return [f"percentile_cont(ARRAY[{qs}]::float8[]) WITHIN GROUP (ORDER BY {x})"]
-            return []  # SQLite: its own window query
+            # empty: a window query of its own (SQLite, BigQuery, Trino)
+            return self.dialect.quantiles(x, [float(q) for q in agg.arg])
         if op == "histogram":
-            edges = [float(e) for e in agg.arg]
-            if self.dialect == "duckdb":
-                # DuckDB's own histogram bins are right-closed, (b_i-1, b_i]; on -x they are
-                # exactly [e_i, e_i+1) of x, in one hash-free pass however many bins KS asks.
-                negated = ", ".join(repr(-e) for e in reversed(edges))
-                return [f"histogram(-CAST({x} AS DOUBLE), [{negated}]::DOUBLE[])"]
-            parts = [f"count(CASE WHEN {x} < {edges[0]!r} THEN 1 END)"]
-            parts += [f"count(CASE WHEN {x} >= {lo!r} AND {x} < {hi!r} THEN 1 END)"
-                      for lo, hi in itertools.pairwise(edges)]
-            parts.append(f"count(CASE WHEN {x} >= {edges[-1]!r} THEN 1 END)")
-            return parts
+            return self.dialect.histogram(x, [float(e) for e in agg.arg])
         if op == "value_counts":
-            return [f"histogram({x})"] if self.dialect == "duckdb" else []
+            counts = self.dialect.value_counts(x)
+            return [counts] if counts else []
         if op == "not_in":
             return [f"count(CASE WHEN {self._outside(column, x, list(agg.arg))} THEN 1 END)"]
         raise CriterionError(f"unknown aggregate {op!r}")
 
     def _outside(self, column: str, x: str, values: list[Any]) -> str:
         """A condition true for non-null values outside the list."""
-        allowed = self._in_list(column, values)
-        if self.dialect == "duckdb" and self.schema()[column] == "string" and allowed != "NULL":
-            # Casting to an ENUM of the allowed values runs on the dictionary of the column,
-            # many times faster than comparing every string with a list.
-            return f"{x} IS NOT NULL AND TRY_CAST({x} AS ENUM({allowed})) IS NULL"
-        return f"{x} IS NOT NULL AND {x} NOT IN ({allowed})"
+        return self.dialect.outside(x, self._in_list(column, values), self.schema()[column])
 
     def unsupported(self, agg: Agg) -> str | None:
         """A rule whose SQL cannot even be written (``values = ["yes"]`` on a boolean column)
@@ -315,8 +278,9 @@ class SqlEngine(Engine):
         floats = sorted({a.column for a in aggs if a.column and schema.get(a.column) == "float"
                          and a.op not in ("duplicate_rows", "rows")})
         bounds = self._key_bounds(aggs)
-        results = self._pass(aggs, purpose, nan_aware=self.dialect == "sqlite", bounds=bounds,
-                             probes=floats if self.dialect != "sqlite" else [])
+        stores_nan = self.dialect.stores_nan
+        results = self._pass(aggs, purpose, nan_aware=not stores_nan, bounds=bounds,
+                             probes=floats if stores_nan else [])
         values, probed = results
         with_nan = [c for c, top in zip(floats, probed, strict=False) if _is_nan(top)]
         if with_nan:
@@ -336,7 +300,7 @@ class SqlEngine(Engine):
                        and self.schema().get(a.column) == "int"})
         if not keys:
             return {}
-        exprs = ", ".join(f"min({quote(k)}), max({quote(k)})" for k in keys)
+        exprs = ", ".join(f"min({self.q(k)}), max({self.q(k)})" for k in keys)
         row = self.run(f"SELECT {exprs} FROM {self._from()}", "bounds")[0]
         found = {}
         for i, key in enumerate(keys):
@@ -350,7 +314,7 @@ class SqlEngine(Engine):
               ) -> tuple[list[Any], list[Any]]:
         plans = [(agg, self._expressions(agg, nan_aware, bounds)) for agg in aggs]
         columns = [e for _, exprs in plans for e in exprs]
-        columns += [f"max({quote(c)})" for c in probes]
+        columns += [f"max({self.q(c)})" for c in probes]
         row: tuple[Any, ...] = ()
         if columns:
             sql = f"SELECT {', '.join(columns)} FROM {self._from()}"
@@ -369,32 +333,27 @@ class SqlEngine(Engine):
     def _shape(self, agg: Agg, values: list[Any]) -> Any:
         op = agg.op
         if op == "histogram":
-            if self.dialect == "duckdb":
-                return _from_negated_histogram(values[0], len(agg.arg))
-            return [int(v) for v in values]
+            return self.dialect.histogram_counts(values, len(agg.arg))
         value = values[0]
         if op in ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in"):
             return int(value or 0)
         if op in ("sum", "mean", "var"):
             return None if value is None else float(value)
         if op == "quantiles":
-            return [None if v is None else float(v) for v in (value or [None] * len(agg.arg))]
+            found = value if self.dialect.quantiles_as_array else values
+            return [None if v is None else float(v) for v in (found or [None] * len(agg.arg))]
         if op == "value_counts":
             counts = sorted(((k, int(v)) for k, v in (value or {}).items() if k is not None),
                             key=lambda kv: -kv[1])
             return dict(counts[:int(agg.arg or len(counts) or 1)])
-        return plain(value)
+        return self.dialect.from_database(plain(value), self.schema().get(agg.column or ""))
 
     def _double(self, value: float) -> str:
-        if math.isinf(value):
-            text = {"duckdb": "'{}inf'", "postgresql": "'{}Infinity'"}.get(self.dialect,
-                                                                          "{}9e999")
-            return f"CAST({text.format('-' if value < 0 else '')} AS {self._float_type})"
-        return f"CAST({value!r} AS {self._float_type})"
+        return self.dialect.double(value)
 
     @property
     def _float_type(self) -> str:
-        return {"duckdb": "DOUBLE", "sqlite": "REAL"}.get(self.dialect, "DOUBLE PRECISION")
+        return self.dialect.float_type
 
     def _cells(self, aggs: list[Agg]) -> list[list[tuple[float, int, Any, Any]]]:
         """Counts per occupied cell of each ``CellGrid``: one GROUP BY per column, all in one
@@ -418,11 +377,11 @@ class SqlEngine(Engine):
         assert agg.column is not None
         grid: CellGrid = agg.arg
         num = self._double
-        name = quote(agg.column)
+        name = self.q(agg.column)
         x = f"CAST({name} AS {self._float_type})" if grid.integers else name
         j = f"floor({grid.per_unit} * sign({x}) * ln(1 + abs({x})))"
         cases = []
-        nan = {"duckdb": f"isnan({name})", "postgresql": f"{name} = 'NaN'"}.get(self.dialect)
+        nan = self.dialect.nan_test(name)
         if (grid.high is not None or grid.low is not None) and nan and (
                 self.schema().get(agg.column) == "float"):
             cases.append(f"WHEN {nan} THEN NULL")  # NaN sorts above every number here
@@ -487,16 +446,18 @@ class SqlEngine(Engine):
     def offending(self, column: str, mode: str, arg: Any, dtype: str) -> list[Any]:
         # NaN-aware: a NaN is one of the nulls shown (see run_seeing_nan)
         x = self._clean(column)
-        name = quote(column)
+        name = self.q(column)
         if mode == "null":
             # rows whose column is null: show the other columns of a few such rows
             rows = self.run_seeing_nan(f"SELECT * FROM {self._from()} WHERE {x} IS NULL "
                                        f"LIMIT {OFFENDING_LIMIT}", "offending")
             return [list(map(plain, r)) for r in rows]
         if mode == "duplicated":
-            rows = self.run_seeing_nan(f"SELECT {name} FROM {self._from()} WHERE {name} IS NOT "
-                                       f"NULL GROUP BY {name} HAVING count(*) > 1 ORDER BY "
-                                       f"count(*) DESC LIMIT {OFFENDING_LIMIT}", "offending")
+            # ordered by an alias: Spark rejects count(*) in ORDER BY of a grouped query
+            rows = self.run_seeing_nan(f"SELECT {name}, count(*) AS mlfunnel_n FROM "
+                                       f"{self._from()} WHERE {name} IS NOT NULL GROUP BY {name} "
+                                       f"HAVING count(*) > 1 ORDER BY mlfunnel_n DESC LIMIT "
+                                       f"{OFFENDING_LIMIT}", "offending")
             return [plain(r[0]) for r in rows]
         if mode == "not_in":
             cond = self._outside(column, x, list(arg))
@@ -507,8 +468,9 @@ class SqlEngine(Engine):
             raise CriterionError(f"unknown offending mode {mode!r}")
         order = "ASC" if mode == "below" else "DESC"
         if mode == "not_in":
-            sql = (f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL AND {cond} "
-                   f"GROUP BY {x} ORDER BY count(*) DESC LIMIT {OFFENDING_LIMIT}")
+            sql = (f"SELECT {x} AS v, count(*) AS mlfunnel_n FROM {self._from()} WHERE {x} IS "
+                   f"NOT NULL AND {cond} GROUP BY {x} ORDER BY mlfunnel_n DESC LIMIT "
+                   f"{OFFENDING_LIMIT}")
         else:
             sql = (f"SELECT DISTINCT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL AND "
                    f"{cond} ORDER BY v {order} LIMIT {OFFENDING_LIMIT}")
@@ -520,7 +482,7 @@ class SqlEngine(Engine):
             raise CriterionError(f"{self.display}: this database cannot compute "
                                  f"{next(a.op for a, e in plans if not e)} per group")
         columns = [e for _, exprs in plans for e in exprs]
-        key = quote(by)
+        key = self.q(by)
         rows = self.run(f"SELECT {key}, {', '.join(columns)} FROM {self._from()} GROUP BY {key}",
                         "grouped")
         out: dict[Any, list[Any]] = {}
@@ -533,14 +495,9 @@ class SqlEngine(Engine):
         return out
 
     def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
-        cols = ", ".join(quote(c) for c in columns)
+        cols = ", ".join(self.q(c) for c in columns)
         numbered = f"(SELECT {cols}, row_number() OVER () AS mlfunnel_rn FROM {self._from()}) AS s"
-        if self.dialect == "duckdb":
-            order = f"hash(mlfunnel_rn + {int(seed)})"
-        elif self.dialect == "postgresql":
-            order = f"md5(mlfunnel_rn::text || '-{int(seed)}')"
-        else:  # a multiplicative hash in 31 bits: reproducible without extensions
-            order = f"((mlfunnel_rn + {int(seed)}) * 2654435761) % 2147483647"
+        order = self.dialect.sample_order(seed)
         rows = self.run(f"SELECT {cols} FROM {numbered} ORDER BY {order} LIMIT {int(limit)}",
                         "sample")
         return {c: [plain(r[i]) for r in rows] for i, c in enumerate(columns)}
@@ -553,10 +510,10 @@ class SqlEngine(Engine):
                 other.connection_id != self.connection_id):
             return None
         mine, theirs = self.schema(), other.schema()
-        text = "VARCHAR" if self.dialect == "duckdb" else "TEXT"
+        text = self.dialect.text_type
         keys, conds = [], []
         for i, (a, b) in enumerate(zip(on, other_on, strict=True)):
-            left, right = f"t.{quote(a)}", quote(b)
+            left, right = f"t.{self.q(a)}", self.q(b)
             if not comparable(mine[a], theirs[b]):
                 left, right = f"CAST({left} AS {text})", f"CAST({right} AS {text})"
             keys.append(f"{right} AS k{i}")
@@ -581,22 +538,22 @@ class SqlEngine(Engine):
         if parts is None:
             return None
         other_sql, keys, conds = parts
-        present = " AND ".join(f"t.{quote(c)} IS NOT NULL" for c in on)
-        columns = ", ".join(f"t.{quote(c)}" for c in on)
+        present = " AND ".join(f"t.{self.q(c)} IS NOT NULL" for c in on)
+        columns = ", ".join(f"t.{self.q(c)}" for c in on)
         sql = (f"SELECT DISTINCT {columns} FROM {self._from()} WHERE {present} AND NOT EXISTS "
                f"(SELECT 1 FROM (SELECT {', '.join(keys)} FROM {other_sql.source} AS u) AS o "
                f"WHERE {' AND '.join(conds)}) LIMIT {int(limit)}")
         return [tuple(plain(v) for v in row) for row in self.run(sql, "offending")]
 
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
-        keys = ", ".join(quote(c) for c in on)
-        present = " AND ".join(f"{quote(c)} IS NOT NULL" for c in on)
+        keys = ", ".join(self.q(c) for c in on)
+        present = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in on)
         return [tuple(plain(v) for v in row) for row in self.run(
             f"SELECT {keys}, count(*) FROM {self._from()} WHERE {present} GROUP BY {keys}",
             "join keys")]
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
-        keys = ", ".join(quote(c) for c in by)
+        keys = ", ".join(self.q(c) for c in by)
         groups = f"(SELECT count(*) AS n FROM {self._from()} GROUP BY {keys})"
         sizes = SqlEngine(self.display, groups, self.dialect, self._execute,
                           lambda: {"n": "int"}, self.connection_id)
@@ -729,18 +686,19 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
 def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
     """``url`` + ``table`` or ``query``: every aggregate runs in the database."""
     display = spec.display()
+    dialect = dialect_for_url(spec.url_scheme)
+    quote = dialect.quote
     if spec.table:
-        source = ".".join(quote(part) for part in spec.table.split("."))
+        source = dialect.qualified(spec.table)
     elif spec.query:
         source = f"({spec.query.strip().rstrip(';')})"
     else:
         raise CriterionError(f"{display}: a database table source needs table = ... or "
                              "query = ...")
     scheme = spec.url_scheme.split("+", 1)[0]
-    dialect = "sqlite" if scheme == "sqlite" else "postgresql"
 
     def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
-        if dialect == "postgresql" and scheme.startswith("postgres"):
+        if scheme.startswith("postgres"):
             sql = sql.replace("%", "%%")  # psycopg reads % as a placeholder
         return run_query(spec, sql, rootdir)[1]
 
@@ -772,19 +730,3 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
 def _column_names(spec: SourceSpec, source: str, rootdir: Path) -> list[str]:
     columns, _ = run_query(spec, f"SELECT * FROM {source} AS s LIMIT 0", rootdir)
     return columns
-
-
-def _from_negated_histogram(counts: dict[Any, Any] | None, edges: int) -> list[int]:
-    """DuckDB's map over -x (keys -ek .. -e0, then +inf) -> counts (< e0), [e0, e1), .., (>= ek).
-
-    DuckDB lists every boundary, empty bins included, so the shape is known.
-    """
-    ordered = sorted(((float(k), int(v)) for k, v in (counts or {}).items()),
-                     key=lambda kv: kv[0])
-    finite = [v for k, v in ordered if k != float("inf")]
-    below_first = sum(v for k, v in ordered if k == float("inf"))
-    if not ordered:
-        return [0] * (edges + 1)
-    if len(finite) != edges:
-        raise CriterionError(f"histogram: expected {edges} bins from DuckDB, got {len(finite)}")
-    return [below_first, *reversed(finite)]

@@ -1,0 +1,338 @@
+"""How each SQL system spells what the one-pass engine asks: one small class per backend.
+
+``SqlEngine`` (``tabular_sql``) writes the aggregate pass once and asks its ``Dialect`` for
+every piece that differs between systems: identifier quoting, the float and text types, the
+NaN test, variance, quantiles, histograms, literals and the sampling order. A new warehouse is
+one class here and its tests; nothing else branches on the system.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any, ClassVar
+
+from pytest_mlfunnel.outcome import CriterionError
+
+
+class Dialect:
+    """The ANSI forms; subclasses override only what their system spells differently."""
+
+    name: ClassVar[str] = "ansi"
+    #: the sqlglot dialect name the rendered SQL is checked against in the tests
+    sqlglot: ClassVar[str] = ""
+    quote_char: ClassVar[str] = '"'
+    float_type: ClassVar[str] = "DOUBLE PRECISION"
+    text_type: ClassVar[str] = "VARCHAR"
+    #: False where the database cannot store NaN (SQLite): no probe for it, no second pass
+    stores_nan: ClassVar[bool] = True
+    #: True when ``quantiles`` returns one expression holding every quantile (an array)
+    quantiles_as_array: ClassVar[bool] = False
+
+    def quote(self, name: str) -> str:
+        q = self.quote_char
+        return q + name.replace(q, q + q) + q
+
+    def qualified(self, dotted: str) -> str:
+        """``schema.table`` -> each part quoted."""
+        return ".".join(self.quote(part) for part in dotted.split("."))
+
+    # -------------------------------------------------------------- NaN and types
+    def nan_test(self, x: str) -> str | None:
+        """A condition true when ``x`` is NaN, or None when the system has no NaN."""
+        return f"{x} = CAST('NaN' AS {self.float_type})"
+
+    def clean(self, x: str) -> str:
+        """``x`` with NaN turned into NULL (NaN counts as a null everywhere)."""
+        nan = self.nan_test(x)
+        return x if nan is None else f"CASE WHEN NOT ({nan}) THEN {x} END"
+
+    def double(self, value: float) -> str:
+        if value in (float("inf"), float("-inf")):
+            return self.infinity(value < 0)
+        return f"CAST({value!r} AS {self.float_type})"
+
+    def infinity(self, negative: bool) -> str:
+        return f"CAST('{'-' if negative else ''}Infinity' AS {self.float_type})"
+
+    # -------------------------------------------------------------- literals
+    def boolean(self, truth: bool) -> str:
+        return "TRUE" if truth else "FALSE"
+
+    def temporal(self, text: str, dtype: str) -> str:
+        kind = "DATE" if dtype == "date" else "TIMESTAMP"
+        return f"CAST('{text.replace(chr(39), chr(39) * 2)}' AS {kind})"
+
+    def from_database(self, value: Any, dtype: str | None) -> Any:
+        """A value as the column's declared type says (SQLite hands dates back as text)."""
+        return value
+
+    # -------------------------------------------------------------- aggregates
+    def duplicate_rows(self, source: str) -> str:
+        return (f"count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {source} AS s) "
+                "AS d)")
+
+    def variance(self, x: str, source: str) -> str:
+        return f"var_samp({x})"
+
+    def quantiles(self, x: str, qs: list[float]) -> list[str]:
+        """Expressions for the quantiles in the pass; empty: a window query of their own."""
+        return [f"percentile_cont({q!r}) WITHIN GROUP (ORDER BY {x})" for q in qs]
+
+    def median(self, x: str) -> str | None:
+        found = self.quantiles(x, [0.5])
+        return found[0] if found and not self.quantiles_as_array else None
+
+    def histogram(self, x: str, edges: list[float]) -> list[str]:
+        parts = [f"count(CASE WHEN {x} < {edges[0]!r} THEN 1 END)"]
+        parts += [f"count(CASE WHEN {x} >= {lo!r} AND {x} < {hi!r} THEN 1 END)"
+                  for lo, hi in itertools.pairwise(edges)]
+        parts.append(f"count(CASE WHEN {x} >= {edges[-1]!r} THEN 1 END)")
+        return parts
+
+    def histogram_counts(self, values: list[Any], edges: int) -> list[int]:
+        return [int(v) for v in values]
+
+    def value_counts(self, x: str) -> str | None:
+        """An aggregate giving a {value: count} map in the pass, or None (a query of its own)."""
+        return None
+
+    def outside(self, x: str, allowed: str, dtype: str) -> str:
+        """True for non-null values not in the rendered list ``allowed``."""
+        return f"{x} IS NOT NULL AND {x} NOT IN ({allowed})"
+
+    def sample_order(self, seed: int) -> str:
+        """A reproducible shuffle of ``mlfunnel_rn`` (a multiplicative hash in 31 bits)."""
+        return f"((mlfunnel_rn + {int(seed)}) * 2654435761) % 2147483647"
+
+    def settings_seeing_nan(self) -> tuple[str, str] | None:
+        """Statements run before/after a query that must tell NaN apart, if any."""
+        return None
+
+
+class DuckDBDialect(Dialect):
+    name = "duckdb"
+    sqlglot = "duckdb"
+    float_type = "DOUBLE"
+    quantiles_as_array = True
+
+    def nan_test(self, x: str) -> str | None:
+        return f"isnan({x})"
+
+    def clean(self, x: str) -> str:
+        return f"CASE WHEN NOT isnan({x}) THEN {x} END"
+
+    def infinity(self, negative: bool) -> str:
+        return f"CAST('{'-' if negative else ''}inf' AS DOUBLE)"
+
+    def duplicate_rows(self, source: str) -> str:
+        return "count(*) - count(DISTINCT t)"
+
+    def variance(self, x: str, source: str) -> str:
+        # DuckDB before 2.0 raises "out of range" on a NaN (NaN is null here anyway)
+        return f"var_samp(nullif(CAST({x} AS DOUBLE), 'NaN'::DOUBLE))"
+
+    def quantiles(self, x: str, qs: list[float]) -> list[str]:
+        return [f"quantile_cont({x}, [{', '.join(repr(q) for q in qs)}])"]
+
+    def median(self, x: str) -> str | None:
+        return f"quantile_cont({x}, 0.5)"
+
+    def histogram(self, x: str, edges: list[float]) -> list[str]:
+        # DuckDB's own histogram bins are right-closed, (b_i-1, b_i]; on -x they are
+        # exactly [e_i, e_i+1) of x, in one hash-free pass however many bins KS asks.
+        negated = ", ".join(repr(-e) for e in reversed(edges))
+        return [f"histogram(-CAST({x} AS DOUBLE), [{negated}]::DOUBLE[])"]
+
+    def histogram_counts(self, values: list[Any], edges: int) -> list[int]:
+        return from_negated_histogram(values[0], edges)
+
+    def value_counts(self, x: str) -> str | None:
+        return f"histogram({x})"
+
+    def outside(self, x: str, allowed: str, dtype: str) -> str:
+        if dtype == "string" and allowed != "NULL":
+            # Casting to an ENUM of the allowed values runs on the dictionary of the column,
+            # many times faster than comparing every string with a list.
+            return f"{x} IS NOT NULL AND TRY_CAST({x} AS ENUM({allowed})) IS NULL"
+        return super().outside(x, allowed, dtype)
+
+    def sample_order(self, seed: int) -> str:
+        return f"hash(mlfunnel_rn + {int(seed)})"
+
+    def settings_seeing_nan(self) -> tuple[str, str] | None:
+        # Parquet statistics leave NaN out of a column's min/max, and DuckDB's statistics
+        # propagation then folds ``isnan(x)`` to false for the whole file.
+        return ("SET disabled_optimizers = 'statistics_propagation'",
+                "RESET disabled_optimizers")
+
+
+class SQLiteDialect(Dialect):
+    name = "sqlite"
+    sqlglot = "sqlite"
+    float_type = "REAL"
+    text_type = "TEXT"
+    stores_nan = False  # SQLite stores NaN as NULL
+
+    def nan_test(self, x: str) -> str | None:
+        return None
+
+    def infinity(self, negative: bool) -> str:
+        return f"CAST({'-' if negative else ''}9e999 AS REAL)"
+
+    def boolean(self, truth: bool) -> str:
+        return "1" if truth else "0"
+
+    def temporal(self, text: str, dtype: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
+    def from_database(self, value: Any, dtype: str | None) -> Any:
+        # A DATETIME/DATE column holds ISO text; read it back as what it declares.
+        if isinstance(value, str) and dtype in ("datetime", "date"):
+            try:
+                moment = dt.datetime.fromisoformat(value.strip())
+            except ValueError:
+                return value
+            return moment.date() if dtype == "date" and len(value.strip()) <= 10 else moment
+        return value
+
+    def variance(self, x: str, source: str) -> str:
+        mean = f"(SELECT avg({x}) FROM {source} AS m)"
+        return (f"CASE WHEN count({x}) > 1 THEN sum(({x} - {mean}) * ({x} - {mean})) "
+                f"/ (count({x}) - 1) END")
+
+    def quantiles(self, x: str, qs: list[float]) -> list[str]:
+        return []  # exact quantiles with window functions, a query of their own
+
+
+class PostgreSQLDialect(Dialect):
+    name = "postgresql"
+    sqlglot = "postgres"
+    text_type = "TEXT"
+    quantiles_as_array = True
+
+    def nan_test(self, x: str) -> str | None:
+        return f"{x} = 'NaN'"
+
+    def clean(self, x: str) -> str:
+        return f"CASE WHEN {x} <> 'NaN' THEN {x} END"
+
+    def quantiles(self, x: str, qs: list[float]) -> list[str]:
+        listed = ", ".join(repr(q) for q in qs)
+        return [f"percentile_cont(ARRAY[{listed}]::float8[]) WITHIN GROUP (ORDER BY {x})"]
+
+    def median(self, x: str) -> str | None:
+        return f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {x})"
+
+    def sample_order(self, seed: int) -> str:
+        return f"md5(mlfunnel_rn::text || '-{int(seed)}')"
+
+
+class SparkDialect(Dialect):
+    """Spark SQL and Databricks: backticks, ``percentile`` (exact), ``hash``."""
+
+    name = "spark"
+    sqlglot = "spark"
+    quote_char = "`"
+    float_type = "DOUBLE"
+    text_type = "STRING"
+    quantiles_as_array = True
+
+    def nan_test(self, x: str) -> str | None:
+        return f"isnan({x})"
+
+    def quantiles(self, x: str, qs: list[float]) -> list[str]:
+        # ``percentile`` is exact and interpolates linearly, as percentile_cont does
+        return [f"percentile({x}, array({', '.join(repr(q) for q in qs)}))"]
+
+    def median(self, x: str) -> str | None:
+        return f"percentile({x}, 0.5)"
+
+    def sample_order(self, seed: int) -> str:
+        return f"hash(mlfunnel_rn + {int(seed)})"
+
+
+class SnowflakeDialect(Dialect):
+    """The ANSI forms: ``percentile_cont(q) WITHIN GROUP``, one per quantile."""
+
+    name = "snowflake"
+    sqlglot = "snowflake"
+    float_type = "DOUBLE"
+
+
+class BigQueryDialect(Dialect):
+    """Backticks; ``percentile_cont`` is only a window function there, so quantiles take the
+    exact window query."""
+
+    name = "bigquery"
+    sqlglot = "bigquery"
+    quote_char = "`"
+    float_type = "FLOAT64"
+    text_type = "STRING"
+
+    def quote(self, name: str) -> str:
+        return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+    def nan_test(self, x: str) -> str | None:
+        return f"IS_NAN({x})"
+
+    def infinity(self, negative: bool) -> str:
+        return f"CAST('{'-' if negative else ''}inf' AS FLOAT64)"
+
+    def quantiles(self, x: str, qs: list[float]) -> list[str]:
+        return []
+
+
+class TrinoDialect(Dialect):
+    """Trino/Presto: no exact percentile aggregate, so quantiles take the window query."""
+
+    name = "trino"
+    sqlglot = "trino"
+    float_type = "DOUBLE"
+
+    def nan_test(self, x: str) -> str | None:
+        return f"is_nan({x})"
+
+    def infinity(self, negative: bool) -> str:
+        return "-infinity()" if negative else "infinity()"
+
+    def quantiles(self, x: str, qs: list[float]) -> list[str]:
+        return []
+
+
+DIALECTS: dict[str, type[Dialect]] = {
+    cls.name: cls for cls in (Dialect, DuckDBDialect, SQLiteDialect, PostgreSQLDialect,
+                              SparkDialect, SnowflakeDialect, BigQueryDialect, TrinoDialect)}
+
+#: SQLAlchemy backend names (the URL scheme before ``+driver``) -> dialect
+_BACKENDS = {"sqlite": "sqlite", "postgresql": "postgresql", "postgres": "postgresql",
+             "cockroachdb": "postgresql", "redshift": "postgresql", "duckdb": "duckdb",
+             "databricks": "spark", "spark": "spark", "hive": "spark", "sparksql": "spark",
+             "snowflake": "snowflake", "bigquery": "bigquery", "trino": "trino",
+             "presto": "trino"}
+
+
+def dialect_named(name: str) -> Dialect:
+    return DIALECTS[name]()
+
+
+def dialect_for_url(scheme: str) -> Dialect:
+    """The dialect of a database URL, from its SQLAlchemy backend name; ANSI otherwise."""
+    backend = scheme.split("+", 1)[0].lower()
+    return DIALECTS[_BACKENDS.get(backend, "ansi")]()
+
+
+def from_negated_histogram(counts: dict[Any, Any] | None, edges: int) -> list[int]:
+    """DuckDB's map over -x (keys -ek .. -e0, then +inf) -> counts (< e0), [e0, e1), .., (>= ek).
+
+    DuckDB lists every boundary, empty bins included, so the shape is known.
+    """
+    ordered = sorted(((float(k), int(v)) for k, v in (counts or {}).items()),
+                     key=lambda kv: kv[0])
+    finite = [v for k, v in ordered if k != float("inf")]
+    below_first = sum(v for k, v in ordered if k == float("inf"))
+    if not ordered:
+        return [0] * (edges + 1)
+    if len(finite) != edges:
+        raise CriterionError(f"histogram: expected {edges} bins from DuckDB, got {len(finite)}")
+    return [below_first, *reversed(finite)]
