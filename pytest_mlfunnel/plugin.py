@@ -7,6 +7,7 @@ Nothing heavy is imported here: pydantic, DuckDB and narwhals load only with ``-
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from pytest_mlfunnel import secrets
 
         secrets.clear()  # a later run in this process reads its own config
+    database = sys.modules.get("pytest_mlfunnel.sources.database")
+    if database is not None:  # loaded only if a database was read: close its connections
+        database.dispose_engines()
 
 
 @pytest.fixture(scope="session")

@@ -52,11 +52,7 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
     except ModuleNotFoundError:
         raise CriterionError(f"{spec.display()}: {scheme}:// needs SQLAlchemy: "
                              f"{SQL_EXTRA_HINT}") from None
-    try:
-        engine = sqlalchemy.create_engine(_with_driver(spec.url), pool_pre_ping=False)
-    except Exception as exc:  # unknown dialect, missing driver
-        raise CriterionError(f"{spec.display()}: cannot open: {_short(exc)} "
-                             f"({SQL_EXTRA_HINT})") from None
+    engine = _engine_for(spec.url, spec.display())
     try:
         with engine.connect() as conn:
             # text() lets each dialect escape its own placeholders ('%' for psycopg)
@@ -66,8 +62,35 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
             return columns, [tuple(row) for row in result.fetchall()]
     except Exception as exc:
         raise CriterionError(f"{spec.display()}: {_short(exc)}") from None
-    finally:
+
+
+#: one SQLAlchemy engine (and its connection pool) per URL for the whole run: a warehouse
+#: login happens once, not once per query. ``dispose_engines`` closes them at the end.
+_ENGINES: dict[str, Any] = {}
+
+
+def _engine_for(url: str, display: str) -> Any:
+    engine = _ENGINES.get(url)
+    if engine is not None:
+        return engine
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(_with_driver(url), pool_pre_ping=False)
+    except Exception as exc:  # unknown dialect, missing driver
+        raise CriterionError(f"{display}: cannot open: {_short(exc)} "
+                             f"({SQL_EXTRA_HINT})") from None
+    _ENGINES[url] = engine
+    return engine
+
+
+def dispose_engines() -> int:
+    """Close every pooled connection opened during the run; returns how many engines."""
+    engines = list(_ENGINES.values())
+    _ENGINES.clear()
+    for engine in engines:
         engine.dispose()
+    return len(engines)
 
 
 def _with_driver(url: str) -> str:
