@@ -313,11 +313,9 @@ class SqlEngine(Engine):
               bounds: dict[str, tuple[int, int]], probes: list[str]
               ) -> tuple[list[Any], list[Any]]:
         plans = [(agg, self._expressions(agg, nan_aware, bounds)) for agg in aggs]
-        columns = [e for _, exprs in plans for e in exprs]
-        columns += [f"max({self.q(c)})" for c in probes]
+        sql = self.pass_sql(aggs, nan_aware, bounds, probes)
         row: tuple[Any, ...] = ()
-        if columns:
-            sql = f"SELECT {', '.join(columns)} FROM {self._from()}"
+        if sql:
             row = (self.run_seeing_nan(sql, purpose) if nan_aware else self.run(sql, purpose))[0]
         results: list[Any] = []
         position = 0
@@ -329,6 +327,14 @@ class SqlEngine(Engine):
             else:
                 results.append(self._shape(agg, list(values)))
         return results, list(row[position:])
+
+    def pass_sql(self, aggs: list[Agg], nan_aware: bool = True,
+                 bounds: dict[str, tuple[int, int]] | None = None,
+                 probes: tuple[str, ...] | list[str] = ()) -> str:
+        """The one SELECT of the pass ("" when every aggregate needs a query of its own)."""
+        columns = [e for agg in aggs for e in self._expressions(agg, nan_aware, bounds)]
+        columns += [f"max({self.q(c)})" for c in probes]
+        return f"SELECT {', '.join(columns)} FROM {self._from()}" if columns else ""
 
     def _shape(self, agg: Agg, values: list[Any]) -> Any:
         op = agg.op
@@ -360,18 +366,20 @@ class SqlEngine(Engine):
         query (UNION ALL), so the engine runs the columns side by side.
 
         NaN needs no cleaning: it lands in a cell of its own (NaN), dropped here."""
-        parts = [f"SELECT {k} AS k, s{k}.* FROM ({self._cells_sql(agg)}) AS s{k}"
-                 for k, agg in enumerate(aggs)]
         found: list[list[tuple[float, int, Any, Any]]] = [[] for _ in aggs]
         clamped = any(a.arg.low is not None or a.arg.high is not None for a in aggs)
         run = self.run_seeing_nan if clamped else self.run
-        for k, key, n, low, high in run(" UNION ALL ".join(parts), "cells"):
+        for k, key, n, low, high in run(self.cells_sql(aggs), "cells"):
             if key is not None and key == key:  # NaN's cell is dropped
                 found[k].append((float(key), n, low, high))
         if any(isinstance(r[2], decimal.Decimal) for rows in found for r in rows[:1]):
             found = [[(key, n, plain(low), plain(high)) for key, n, low, high in rows]
                      for rows in found]
         return [agg.arg.merge(rows) for agg, rows in zip(aggs, found, strict=True)]
+
+    def cells_sql(self, aggs: list[Agg]) -> str:
+        return " UNION ALL ".join(f"SELECT {k} AS k, s{k}.* FROM ({self._cells_sql(agg)}) AS s{k}"
+                                  for k, agg in enumerate(aggs))
 
     def _cells_sql(self, agg: Agg) -> str:
         assert agg.column is not None
@@ -425,11 +433,7 @@ class SqlEngine(Engine):
 
     def _window_quantiles(self, x: str, qs: list[float], source: str) -> list[float | None]:
         """Exact linear-interpolated quantiles with window functions (SQLite)."""
-        picks = " OR ".join(f"r = CAST({q!r} * (n - 1) AS INTEGER) OR "
-                            f"r = CAST({q!r} * (n - 1) AS INTEGER) + 1" for q in qs)
-        rows = self.run(f"SELECT r, n, v FROM (SELECT {x} AS v, row_number() OVER (ORDER BY {x})"
-                        f" - 1 AS r, count(*) OVER () AS n FROM {source} WHERE {x} IS NOT NULL)"
-                        f" AS w WHERE {picks}", "quantiles")
+        rows = self.run(self.window_quantiles_sql(x, qs, source), "quantiles")
         if not rows:
             return [None] * len(qs)
         n = int(rows[0][1])
@@ -441,6 +445,13 @@ class SqlEngine(Engine):
             hi = min(lo + 1, n - 1)
             out.append(by_rank[lo] + (by_rank[hi] - by_rank[lo]) * (pos - lo))
         return out
+
+    def window_quantiles_sql(self, x: str, qs: list[float], source: str) -> str:
+        picks = " OR ".join(f"r = CAST({q!r} * (n - 1) AS INTEGER) OR "
+                            f"r = CAST({q!r} * (n - 1) AS INTEGER) + 1" for q in qs)
+        return (f"SELECT r, n, v FROM (SELECT {x} AS v, row_number() OVER (ORDER BY {x})"
+                f" - 1 AS r, count(*) OVER () AS n FROM {source} WHERE {x} IS NOT NULL)"
+                f" AS w WHERE {picks}")
 
     # ------------------------------------------------------------------ on demand
     def offending(self, column: str, mode: str, arg: Any, dtype: str) -> list[Any]:
@@ -481,10 +492,7 @@ class SqlEngine(Engine):
         if any(not exprs for _, exprs in plans):
             raise CriterionError(f"{self.display}: this database cannot compute "
                                  f"{next(a.op for a, e in plans if not e)} per group")
-        columns = [e for _, exprs in plans for e in exprs]
-        key = self.q(by)
-        rows = self.run(f"SELECT {key}, {', '.join(columns)} FROM {self._from()} GROUP BY {key}",
-                        "grouped")
+        rows = self.run(self.grouped_sql(by, aggs), "grouped")
         out: dict[Any, list[Any]] = {}
         for row in rows:
             values, position = [], 1
@@ -493,6 +501,11 @@ class SqlEngine(Engine):
                 position += len(exprs)
             out[plain(row[0])] = values
         return out
+
+    def grouped_sql(self, by: str, aggs: list[Agg]) -> str:
+        columns = [e for agg in aggs for e in self._expressions(agg)]
+        key = self.q(by)
+        return f"SELECT {key}, {', '.join(columns)} FROM {self._from()} GROUP BY {key}"
 
     def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
         cols = ", ".join(self.q(c) for c in columns)

@@ -1,0 +1,243 @@
+"""SQL by dialect, one engine per database URL, SQLite dates read as dates."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_mlfunnel.sources.sql_dialects import (
+    BigQueryDialect,
+    Dialect,
+    DuckDBDialect,
+    PostgreSQLDialect,
+    SnowflakeDialect,
+    SparkDialect,
+    SQLiteDialect,
+    TrinoDialect,
+    dialect_for_url,
+)
+from pytest_mlfunnel.sources.table_protocol import Agg, CellGrid
+from pytest_mlfunnel.sources.tabular_sql import SqlEngine
+
+sqlglot = pytest.importorskip("sqlglot")
+from sqlglot import exp  # noqa: E402
+
+#: a column whose name needs quoting in every system: a space and a quote character
+AMOUNT = "ref amount"
+SCHEMA = {AMOUNT: "float", "plan": "string", "n": "int", "paid": "bool", "at": "datetime"}
+
+PASS = [Agg("rows"), Agg("duplicate_rows"), Agg("count", AMOUNT), Agg("nulls", AMOUNT),
+        Agg("min", AMOUNT), Agg("max", AMOUNT), Agg("sum", "n"), Agg("mean", AMOUNT),
+        Agg("var", AMOUNT), Agg("distinct", "plan"), Agg("quantiles", AMOUNT, [0.1, 0.5, 0.9]),
+        Agg("histogram", AMOUNT, [0.0, 1.5, 10.0]), Agg("not_in", "plan", ["basic", "pro"]),
+        Agg("not_in", "paid", [True]), Agg("min", "at")]
+
+WAREHOUSES = {"snowflake": SnowflakeDialect, "bigquery": BigQueryDialect,
+              "trino": TrinoDialect, "spark": SparkDialect}
+
+
+def never_run(sql: str, purpose: str) -> list[tuple[Any, ...]]:
+    raise AssertionError(f"rendering ran a query ({purpose})")
+
+
+def engine(dialect: Dialect) -> SqlEngine:
+    source = dialect.qualified("analytics.orders")
+    return SqlEngine(f"orders ({dialect.name})", source, dialect, never_run, lambda: SCHEMA)
+
+
+def queries(dialect: Dialect) -> dict[str, str]:
+    e = engine(dialect)
+    grid = CellGrid(low=-5.0, high=1e6, refine=((10.0, 0.5, 0.9, 4),), bounds=True)
+    rendered = {
+        "pass": e.pass_sql(PASS, nan_aware=True, probes=[AMOUNT]),
+        "cells": e.cells_sql([Agg("cells", AMOUNT, grid), Agg("cells", "n",
+                                                              CellGrid(integers=True))]),
+        "grouped": e.grouped_sql("plan", [Agg("rows"), Agg("mean", AMOUNT),
+                                          Agg("nulls", AMOUNT), Agg("min", "at")]),
+        "quantiles": e.window_quantiles_sql(e._clean(AMOUNT), [0.25, 0.75], e._from()),
+    }
+    return rendered
+
+
+def columns_named(tree: Any) -> set[str]:
+    return {c.name for c in tree.find_all(exp.Column)}
+
+
+@pytest.mark.parametrize("system", sorted(WAREHOUSES))
+@pytest.mark.parametrize("query", ["pass", "cells", "grouped", "quantiles"])
+def test_each_warehouse_dialect_renders_sql_its_system_parses(system: str, query: str) -> None:
+    sql = queries(WAREHOUSES[system]())[query]
+    tree = sqlglot.parse_one(sql, read=system)  # raises ParseError on text it cannot read
+    # quoted the system's way: the column is a column, not a string literal
+    assert AMOUNT in columns_named(tree), sql
+    assert not any(isinstance(lit, exp.Literal) and lit.this == AMOUNT
+                   for lit in tree.find_all(exp.Literal)), sql
+
+
+def test_postgres_quoting_read_by_spark_is_a_string_so_the_check_can_fail() -> None:
+    sql = queries(PostgreSQLDialect())["grouped"]
+    tree = sqlglot.parse_one(sql, read="spark")
+    assert AMOUNT not in columns_named(tree)
+
+
+@pytest.mark.parametrize("dialect", [DuckDBDialect(), SQLiteDialect(), PostgreSQLDialect()])
+def test_local_dialects_render_sql_their_own_parser_reads(dialect: Dialect) -> None:
+    for name, sql in queries(dialect).items():
+        tree = sqlglot.parse_one(sql, read=dialect.sqlglot)
+        assert AMOUNT in columns_named(tree), (name, sql)
+
+
+def test_quantiles_use_each_systems_percentile_function() -> None:
+    rendered = {name: queries(cls())["pass"] for name, cls in WAREHOUSES.items()}
+    assert ("percentile(CASE WHEN NOT (isnan(`ref amount`)) THEN `ref amount` END, "
+            "array(0.1, 0.5, 0.9))") in rendered["spark"]
+    assert "percentile_cont(0.5) WITHIN GROUP (ORDER BY" in rendered["snowflake"]
+    # no exact percentile aggregate there: quantiles take the window query instead
+    assert "percentile" not in rendered["bigquery"].lower()
+    assert "percentile" not in rendered["trino"].lower()
+    assert "`analytics`.`orders`" in rendered["bigquery"]
+
+
+def test_grouped_queries_order_by_an_alias_not_an_aggregate_for_spark(tmp_path: Path) -> None:
+    """``ORDER BY count(*)`` in a grouped query is rejected by Spark: offending values order
+    by an alias. Checked by running the engine's query on a real SQLite table."""
+    seen: list[str] = []
+    db = tmp_path / "plans.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (plan TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?)", [("gold",)] * 3 + [("team",)] * 2 +
+                         [("basic",)] * 4 + [("pro",)])
+
+    def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        seen.append(sql)
+        with sqlite3.connect(db) as conn:
+            return list(conn.execute(sql))
+
+    e = SqlEngine("plans", "t", SQLiteDialect(), execute, lambda: {"plan": "string"})
+    assert e.offending("plan", "not_in", ["basic", "pro"], "string") == ["gold", "team"]
+    assert e.offending("plan", "duplicated", None, "string") == ["basic", "gold", "team"]
+    assert seen and all("ORDER BY count(*)" not in sql for sql in seen)
+
+
+@pytest.mark.parametrize(("url", "name"), [
+    ("sqlite:///x.db", "sqlite"), ("postgresql+psycopg://h/db", "postgresql"),
+    ("databricks://token@host", "spark"), ("snowflake://u@acct/db", "snowflake"),
+    ("bigquery://project/dataset", "bigquery"), ("trino://u@host:8080/hive", "trino"),
+    ("mssql+pyodbc://h/db", "ansi")])
+def test_a_database_url_picks_its_dialect_by_backend_name(url: str, name: str) -> None:
+    assert dialect_for_url(url.split("://", 1)[0]).name == name
+
+
+# --------------------------------------------------------------------------- SQLite dates
+def test_sqlite_datetime_bounds_compare_as_dates(pytester: pytest.Pytester) -> None:
+    with sqlite3.connect(pytester.path / "events.db") as conn:
+        conn.execute("CREATE TABLE events (id INTEGER, at DATETIME, day DATE)")
+        conn.executemany("INSERT INTO events VALUES (?, ?, ?)", [
+            (1, "2024-03-01 10:00:00", "2024-03-01"), (2, "2024-06-30 23:59:59", "2024-06-30"),
+            (3, None, None)])
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.sources]
+events = { url = "sqlite:///events.db", table = "events" }
+
+[tool.mlfunnel.data.events]
+dataset = "events"
+columns.at = { min = "2024-01-01", max = "2024-05-01" }
+columns.day = { min = "2024-01-01", max = "2025-01-01" }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=3, failed=1)
+    assert "TypeError" not in result.stdout.str()
+    data = json.loads((pytester.path / "report.json").read_text())
+    messages = {c["id"].split("::")[-1]: c["message"]
+                for g in data["gates"] for c in g["criteria"]}
+    assert messages["at.max"].startswith("at: max 2024-06-30 23:59:59"), messages["at.max"]
+
+
+def test_sqlite_text_in_a_datetime_column_that_is_not_a_date_is_kept_as_text() -> None:
+    assert SQLiteDialect().from_database("soon", "datetime") == "soon"
+    assert str(SQLiteDialect().from_database("2024-06-30", "date")) == "2024-06-30"
+
+
+# --------------------------------------------------------------------------- one engine per URL
+def count_engines(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Wraps SQLAlchemy's create_engine so every engine made is recorded (the real one runs)."""
+    import sqlalchemy
+
+    made: list[str] = []
+    real = sqlalchemy.create_engine
+
+    def recording(url: Any, **kwargs: Any) -> Any:
+        made.append(str(url))
+        return real(url, **kwargs)
+
+    monkeypatch.setattr(sqlalchemy, "create_engine", recording)
+    return made
+
+
+@pytest.mark.postgres
+def test_one_engine_serves_every_query_of_a_postgres_source(
+        pytester: pytest.Pytester, postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlalchemy
+
+    setup = sqlalchemy.create_engine(postgres_url.replace("postgresql://",
+                                                          "postgresql+psycopg://", 1))
+    with setup.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS engines_orders")
+        conn.exec_driver_sql("CREATE TABLE engines_orders (id integer, amount double precision,"
+                             " plan text)")
+        conn.exec_driver_sql("INSERT INTO engines_orders SELECT g, g * 1.5, CASE WHEN mod(g, 3) = 0 "
+                             "THEN 'pro' ELSE 'basic' END FROM generate_series(1, 50) AS g")
+
+    def backends() -> int:
+        with setup.connect() as conn:
+            return int(conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'mlfunnel-engines-test'").scalar_one())
+
+    made = count_engines(monkeypatch)
+    url = postgres_url + ("&" if "?" in postgres_url else "?") + (
+        "application_name=mlfunnel-engines-test")
+    monkeypatch.setenv("PG_URL", url)
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.sources]
+orders = { url = "${PG_URL}", table = "engines_orders" }
+mean = { url = "${PG_URL}", query = "select avg(amount) as mean_amount from engines_orders" }
+
+[tool.mlfunnel.data.orders]
+dataset = "orders"
+rows = ">= 50"
+columns.amount = { min = 0, nulls = "== 0" }
+columns.plan = { values = ["basic", "pro"] }
+
+[tool.mlfunnel.data.mean]
+metrics = "mean"
+expect = { mean_amount = ">= 10" }
+""")
+    try:
+        result = pytester.runpytest_inprocess("--funnel", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=5)
+        assert len(made) == 1, made  # schema, the pass and the metrics query: one engine
+        assert backends() == 0  # disposed at the end of the run: no connection left open
+    finally:
+        with setup.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS engines_orders")
+        setup.dispose()
+
+
+def test_a_failed_sqlalchemy_url_names_the_missing_driver(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.sources]
+wh = { url = "nosuchdb://u@host/db", table = "orders" }
+
+[tool.mlfunnel.data.wh]
+dataset = "wh"
+rows = ">= 1"
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*wh*cannot open: Can't load plugin*(SQLAlchemy and a driver)*"])
