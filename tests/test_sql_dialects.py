@@ -241,3 +241,20 @@ rows = ">= 1"
     result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*wh*cannot open: Can't load plugin*(SQLAlchemy and a driver)*"])
+
+
+# --------------------------------------------------------------------------- the docs' example
+def test_the_data_sources_page_example_runs_against_a_real_sqlite_file(
+        pytester: pytest.Pytester) -> None:
+    page = (Path(__file__).parent.parent / "docs" / "data-sources.md").read_text()
+    example = page.split("```toml\n", 1)[1].split("```", 1)[0]
+    with sqlite3.connect(pytester.path / "warehouse.db") as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER, amount REAL, paid INTEGER, "
+                     "placed_at DATETIME)")
+        conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", [
+            (1, 12.5, 1, "2024-02-01 09:00:00"), (2, 80.0, 0, "2024-03-15 17:30:00"),
+            (3, 1500.0, 1, "2024-04-02 08:15:00")])
+    pytester.makepyprojecttoml(example)
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(["*amount: max 1500*expected <= 1000*"])
