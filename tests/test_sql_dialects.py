@@ -258,3 +258,34 @@ def test_the_data_sources_page_example_runs_against_a_real_sqlite_file(
     result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(["*amount: max 1500*expected <= 1000*"])
+
+
+def test_one_engine_serves_every_query_of_a_sqlite_file_read_through_sqlalchemy(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    with sqlite3.connect(pytester.path / "shop.db") as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER, amount REAL, plan TEXT)")
+        conn.executemany("INSERT INTO orders VALUES (?, ?, ?)",
+                         [(i, i * 1.5, "pro" if i % 3 == 0 else "basic") for i in range(1, 51)])
+    made = count_engines(monkeypatch)
+    url = f"sqlite+pysqlite:///{pytester.path / 'shop.db'}"
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.sources]
+orders = {{ url = "{url}", table = "orders" }}
+mean = {{ url = "{url}", query = "select avg(amount) as mean_amount from orders" }}
+
+[tool.mlfunnel.data.orders]
+dataset = "orders"
+rows = ">= 50"
+columns.amount = {{ min = 0, nulls = "== 0" }}
+columns.plan = {{ values = ["basic", "pro"] }}
+
+[tool.mlfunnel.data.mean]
+metrics = "mean"
+expect = {{ mean_amount = ">= 10" }}
+""")
+    from pytest_mlfunnel.sources import database
+
+    result = pytester.runpytest_inprocess("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+    assert made == [url]  # the schema, the pass and the metrics query share it
+    assert database._ENGINES == {}  # disposed and forgotten when the run ended
