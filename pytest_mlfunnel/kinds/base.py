@@ -30,7 +30,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationInfo,
+    model_validator,
+)
 
 from pytest_mlfunnel.context import EvalContext as EvalContext  # re-exported for kinds
 from pytest_mlfunnel.context import PlanContext as PlanContext
@@ -107,6 +114,25 @@ def share_expectation(value: Expectation, what: str) -> Expectation:
 
 #: ``">= 0.8"`` parsed into an :class:`Expectation`.
 ExpectationField = Annotated[Expectation, PlainValidator(_expectation)]
+
+
+def flatten_dotted(value: Any) -> Any:
+    """TOML dotted keys (``expect.slices.north.r2 = ...``) nest tables: flatten them back."""
+    if not isinstance(value, dict):
+        return value
+    flat: dict[str, Any] = {}
+    for key, inner in value.items():
+        if isinstance(inner, dict):
+            for name, expectation in flatten_dotted(inner).items():
+                flat[f"{key}.{name}"] = expectation
+        else:
+            flat[key] = inner
+    return flat
+
+
+#: ``expect = { accuracy = ">= 0.8", "slices.*.r2" = ">= 0.6" }``: metric name -> expectation,
+#: with TOML dotted keys read back as dotted metric names.
+MetricExpectations = Annotated[dict[str, ExpectationField], BeforeValidator(flatten_dotted)]
 #: A source name from ``[tool.mlfunnel.sources]``, a path, a URL or an inline table.
 Source = Annotated[SourceSpec, PlainValidator(_source)]
 #: ``"30 days"`` in seconds.

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from pytest_mlfunnel.expectations import Expectation
 from pytest_mlfunnel.kinds.base import (
@@ -15,7 +15,7 @@ from pytest_mlfunnel.kinds.base import (
     Criterion,
     EvalContext,
     Evaluate,
-    ExpectationField,
+    MetricExpectations,
     PlanContext,
     Source,
 )
@@ -27,23 +27,8 @@ from pytest_mlfunnel.suggest import did_you_mean
 
 class MetricsConfig(CheckConfig):
     metrics: Source
-    expect: dict[str, ExpectationField]
+    expect: MetricExpectations
     baseline: Source | None = None
-
-    @field_validator("expect", mode="before")
-    @classmethod
-    def _dotted(cls, value: Any) -> Any:
-        """TOML dotted keys (``expect.slices.north.r2 = ...``) nest tables: flatten them back."""
-        if not isinstance(value, dict):
-            return value
-        flat: dict[str, Any] = {}
-        for key, inner in value.items():
-            if isinstance(inner, dict):
-                for name, expectation in cls._dotted(inner).items():
-                    flat[f"{key}.{name}"] = expectation
-            else:
-                flat[key] = inner
-        return flat
 
     @model_validator(mode="after")
     def _baseline_given_when_used(self) -> MetricsConfig:

@@ -24,7 +24,7 @@ from pytest_mlfunnel.kinds.base import (
     CheckKind,
     Criterion,
     EvalContext,
-    ExpectationField,
+    MetricExpectations,
     PlanContext,
     Source,
 )
@@ -170,22 +170,7 @@ class PredictionsConfig(CheckConfig):
     min_slice_rows: int = Field(default=30, ge=0)
     baseline: str | BaselineColumns | None = None
     significance: float | None = None
-    expect: dict[str, ExpectationField]
-
-    @field_validator("expect", mode="before")
-    @classmethod
-    def _dotted(cls, value: Any) -> Any:
-        """TOML dotted keys (``expect.slices.plan.pro.f1 = ...``) nest tables: flatten them."""
-        if not isinstance(value, dict):
-            return value
-        flat: dict[str, Any] = {}
-        for key, inner in value.items():
-            if isinstance(inner, dict):
-                for name, expectation in cls._dotted(inner).items():
-                    flat[f"{key}.{name}"] = expectation
-            else:
-                flat[key] = inner
-        return flat
+    expect: MetricExpectations
 
     @field_validator("significance")
     @classmethod
