@@ -24,6 +24,7 @@ from pytest_mlfunnel.funnel import (
     build_gates,
     decide,
     final_status,
+    first_line,
     fold_regression,
 )
 from pytest_mlfunnel.history import History, read_history, record_run
@@ -484,4 +485,4 @@ def _first_line(call: pytest.CallInfo[None]) -> str:
         error = call.excinfo.value
         return error.msg or f"fixture {error.argname!r} not found"
     text = call.excinfo.exconly().strip()
-    return text.splitlines()[0] if text else call.excinfo.typename
+    return first_line(text) or call.excinfo.typename

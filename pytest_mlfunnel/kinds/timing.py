@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from pytest_mlfunnel.expectations import Expectation, format_value
+from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
     CheckKind,
@@ -134,7 +135,7 @@ def measure(function: Any, name: str, runs: int, warmup: int) -> Measurement:
         phase = "warm-up call" if call <= warmup else "call"
         number = call if call <= warmup else call - warmup
         raise CriterionError(f"{name}: {phase} {number} raised {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+                             f"{first_line(str(exc))}".rstrip(": ")
                              ) from None
     return Measurement([d * 1000.0 for d in durations], sum(durations), warmup,
                        active_tracer())

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from pytest_mlfunnel import secrets
+from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
@@ -109,5 +110,5 @@ def _with_driver(url: str) -> str:
 def _short(exc: Exception) -> str:
     """The first line of a driver error, without SQLAlchemy's background links."""
     text = str(getattr(exc, "orig", None) or exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = first_line(text) or type(exc).__name__
     return first.split("(Background on this error")[0].strip()

@@ -16,6 +16,7 @@ from typing import Any
 
 import narwhals.stable.v2 as nw
 
+from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.table_protocol import (
     CELL_SPAN,
@@ -81,8 +82,7 @@ def _duckdb_relation(relation: Any, display: str) -> SqlEngine:
             rows: list[tuple[Any, ...]] = relation.query(name, sql).fetchall()
             return rows
         except duckdb.Error as exc:
-            text = str(exc).strip()
-            raise CriterionError(f"{display}: {text.splitlines()[0] if text else exc}") from None
+            raise CriterionError(f"{display}: {first_line(str(exc)) or exc}") from None
 
     def schema() -> dict[str, str]:
         return {str(c): duckdb_dtype(str(t)) for c, t in zip(relation.columns, relation.types,
@@ -138,9 +138,8 @@ class NarwhalsEngine(Engine):
         try:
             rows: list[tuple[Any, ...]] = lazy.collect().rows()
         except Exception as exc:  # each engine has its own error types
-            text = str(exc).strip()
             raise CriterionError(f"{self.display}: {type(exc).__name__}: "
-                                 f"{text.splitlines()[0] if text else ''}") from None
+                                 f"{first_line(str(exc))}") from None
         return [tuple(_py(v) for v in row) for row in rows]
 
     def schema(self) -> dict[str, str]:

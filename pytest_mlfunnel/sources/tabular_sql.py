@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query
 from pytest_mlfunnel.sources.file_types import refuse_special_files
@@ -616,8 +617,7 @@ def duckdb_executor(connection: Any, display: str, prefix: str = "") -> Executor
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return first_line(str(exc)) or type(exc).__name__
 
 
 def duckdb_schema(execute: Executor, source: str, display: str) -> Callable[[], dict[str, str]]:
