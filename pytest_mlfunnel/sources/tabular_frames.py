@@ -41,6 +41,7 @@ from pytest_mlfunnel.sources.tabular_sql import (
     duckdb_dtype,
     duckdb_executor,
     duckdb_schema,
+    shape,
 )
 
 
@@ -233,7 +234,7 @@ class NarwhalsEngine(Engine):
             elif width == 0:
                 results.append(self._value_counts(agg))
             else:
-                results.append(_shape(agg, list(row[position:position + width])))
+                results.append(shape(agg, list(row[position:position + width])))
             position += width
         return results
 
@@ -315,7 +316,7 @@ class NarwhalsEngine(Engine):
         for row in rows:
             values, position = [], 1
             for agg, width in plans:
-                values.append(_shape(agg, list(row[position:position + width])))
+                values.append(shape(agg, list(row[position:position + width])))
                 position += width
             out[row[0]] = values
         return out
@@ -394,16 +395,3 @@ class NarwhalsEngine(Engine):
                     where: Expr | None) -> dict[Any, ScoreRanks]:
         return narwhals_score_ranks(self, label, scores, by, where)
 
-
-def _shape(agg: Agg, values: list[Any]) -> Any:
-    op = agg.op
-    if op == "histogram":
-        return [int(v or 0) for v in values]
-    if op == "quantiles":
-        return [None if v is None else float(v) for v in values]
-    value = values[0]
-    if op in ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in"):
-        return int(value or 0)
-    if op in ("sum", "mean", "var"):
-        return None if value is None else float(value)
-    return value

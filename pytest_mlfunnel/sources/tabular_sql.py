@@ -338,21 +338,20 @@ class SqlEngine(Engine):
         return f"SELECT {', '.join(columns)} FROM {self._from()}" if columns else ""
 
     def _shape(self, agg: Agg, values: list[Any]) -> Any:
+        """What the database returned, in the dialect's own form, as ``shape`` reads it."""
         op = agg.op
         if op == "histogram":
-            return self.dialect.histogram_counts(values, len(agg.arg))
+            return shape(agg, self.dialect.histogram_counts(values, len(agg.arg)))
         value = values[0]
-        if op in ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in"):
-            return int(value or 0)
-        if op in ("sum", "mean", "var"):
-            return None if value is None else float(value)
         if op == "quantiles":
             found = value if self.dialect.quantiles_as_array else values
-            return [None if v is None else float(v) for v in (found or [None] * len(agg.arg))]
+            return shape(agg, list(found or [None] * len(agg.arg)))
         if op == "value_counts":
             counts = sorted(((k, int(v)) for k, v in (value or {}).items() if k is not None),
                             key=lambda kv: -kv[1])
             return dict(counts[:int(agg.arg or len(counts) or 1)])
+        if op in COUNT_OPS or op in FLOAT_OPS:
+            return shape(agg, values)
         return self.dialect.from_database(plain(value), self.schema().get(agg.column or ""))
 
     def _double(self, value: float) -> str:
@@ -602,6 +601,25 @@ def duckdb_connection(shared: dict[Any, Any]) -> Any:
     if key not in shared:
         shared[key] = connect()
     return shared[key]
+
+
+COUNT_OPS = ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in")
+FLOAT_OPS = ("sum", "mean", "var")
+
+
+def shape(agg: Agg, values: list[Any]) -> Any:
+    """An aggregate's raw cells as the kinds read them: counts as int, moments as float."""
+    op = agg.op
+    if op == "histogram":
+        return [int(v or 0) for v in values]
+    if op == "quantiles":
+        return [None if v is None else float(v) for v in values]
+    value = values[0]
+    if op in COUNT_OPS:
+        return int(value or 0)
+    if op in FLOAT_OPS:
+        return None if value is None else float(value)
+    return value
 
 
 def duckdb_executor(connection: Any, display: str, prefix: str = "") -> Executor:
