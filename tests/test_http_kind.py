@@ -256,7 +256,7 @@ def test_some_timeouts_count_as_errors_and_at_the_timeout_in_latency(
 [tool.mlfunnel.deployment.stalls]
 http = "{live_server.url}/flaky?every=2&slow_ms=1500"
 requests = 4
-timeout = 0.3
+timeout = "300 ms"
 expect = {{ errors = "<= 50%", p95_ms = "<= 100", p50_ms = "<= 250" }}
 """)
     result = pytester.runpytest("--funnel", "--funnel-json=report.json")
@@ -297,8 +297,10 @@ http = "http://ops:hunter2@127.0.0.1:{port}/health"
      "tool.mlfunnel.deployment.bad.expect: p95_ms is milliseconds*"),
     ('http = "http://127.0.0.1:1/x"\ntimeout = "soon"',
      "tool.mlfunnel.deployment.bad.timeout: not a duration: 'soon'*"),
-    ('http = "http://127.0.0.1:1/x"\ntimeout = 0',
-     "tool.mlfunnel.deployment.bad.timeout: must be more than 0 seconds, got 0"),
+    ('http = "http://127.0.0.1:1/x"\ntimeout = "0 s"',
+     "tool.mlfunnel.deployment.bad.timeout: must be more than 0 seconds, got '0 s'"),
+    ('http = "http://127.0.0.1:1/x"\ntimeout = 2',
+     "tool.mlfunnel.deployment.bad.timeout: a duration needs a unit: '2 s'?"),
     ('http = "http://127.0.0.1:1/x"\nrequests = 0',
      "tool.mlfunnel.deployment.bad.requests: *greater than or equal to 1*"),
     ('http = "http://127.0.0.1:1/x"\nmethod = "GET"\njson = { a = 1 }',

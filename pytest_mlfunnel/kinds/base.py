@@ -70,11 +70,13 @@ def _source(value: Any, info: ValidationInfo) -> SourceSpec:
         raise ValueError(str(exc)) from None
 
 
-def _duration(value: Any) -> float:
+def duration_seconds(value: Any, example: str = "30 days") -> float:
+    """A duration such as ``"30 days"`` or ``"500 ms"`` in seconds. A bare number is refused:
+    a unit is required, so ``5`` is never read as seconds by one key and days by another."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a duration such as '30 days', got {value!r}")
+        raise ValueError(f"expected a duration such as '{example}', got {value!r}")
     if isinstance(value, int | float):
-        raise ValueError(f"a duration needs a unit: '{value} days'?")
+        raise ValueError(f"a duration needs a unit: '{value} {example.split()[-1]}'?")
     try:
         return parse_duration(value)
     except ExpectationError as exc:
@@ -136,7 +138,7 @@ MetricExpectations = Annotated[dict[str, ExpectationField], BeforeValidator(flat
 #: A source name from ``[tool.mlfunnel.sources]``, a path, a URL or an inline table.
 Source = Annotated[SourceSpec, PlainValidator(_source)]
 #: ``"30 days"`` in seconds.
-Duration = Annotated[float, PlainValidator(_duration)]
+Duration = Annotated[float, PlainValidator(duration_seconds)]
 IsoDate = Annotated[dt.date, PlainValidator(_iso_date)]
 
 

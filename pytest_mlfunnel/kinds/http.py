@@ -24,10 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import (
     Expectation,
-    ExpectationError,
     format_duration,
     format_value,
-    parse_duration,
 )
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
@@ -37,6 +35,7 @@ from pytest_mlfunnel.kinds.base import (
     Evaluate,
     ExpectationField,
     PlanContext,
+    duration_seconds,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome, SourceUnavailable
 from pytest_mlfunnel.sources.http_metrics import HttpAnswer, header_problem, http_calls
@@ -86,19 +85,9 @@ class HttpExpect(LatencyExpect):
         return self
 
 
-def seconds(value: Any, key: str = "timeout") -> float:
-    """Seconds as a number, or a duration string such as ``"500 ms"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{key}: expected seconds or a duration such as '5 s', got {value!r}")
-    if isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = parse_duration(value)
-        except ExpectationError as exc:
-            raise ValueError(str(exc)) from None
-    else:
-        raise ValueError(f"expected seconds or a duration such as '5 s', got {value!r}")
+def seconds(value: Any) -> float:
+    """A probe's timeout: a duration such as ``"500 ms"``, more than 0 and at most 1 h."""
+    number = duration_seconds(value, "5 s")
     if not number > 0 or math.isinf(number):
         raise ValueError(f"must be more than 0 seconds, got {value!r}")
     if number > MAX_TIMEOUT_S:
