@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_mlfunnel import secrets
-from pytest_mlfunnel.funnel import DEFAULT_FUNNEL
+from pytest_mlfunnel.funnel import DEFAULT_FUNNEL, REPORT_ONLY, Required
 from pytest_mlfunnel.history import DEFAULT_HISTORY
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import CheckConfig, slug
@@ -77,7 +77,7 @@ class FunnelConfig:
     path: Path
     file_label: str
     funnel: list[str]
-    require: str | None  # a gate, "none", or None when absent
+    require: Required
     history: Path
     project: str
     sources: dict[str, SourceSpec]
@@ -402,23 +402,23 @@ def _parse_funnel(raw: Any, problems: list[tuple[str, str]]) -> list[str]:
     for gate in raw:
         if gate in seen:
             problems.append((where, f"gate {gate!r} appears twice"))
-        elif not _NAME_RE.match(gate) or gate in TOP_LEVEL_KEYS or gate == "none":
+        elif not _NAME_RE.match(gate) or gate in TOP_LEVEL_KEYS or gate == REPORT_ONLY:
             problems.append((where, f"{gate!r} cannot be a gate name (letters, digits, "
                                     "_ . - only; not a reserved key)"))
         seen.add(gate)
     return list(dict.fromkeys(raw))
 
 
-def _parse_require(raw: Any, funnel: list[str], problems: list[tuple[str, str]]) -> str | None:
+def _parse_require(raw: Any, funnel: list[str], problems: list[tuple[str, str]]) -> Required:
     if raw is None:
-        return None
-    if not isinstance(raw, str) or (raw != "none" and raw not in funnel):
-        hint = did_you_mean(raw, [*funnel, "none"]) if isinstance(raw, str) else ""
+        return Required()
+    if not isinstance(raw, str) or (raw != REPORT_ONLY and raw not in funnel):
+        hint = did_you_mean(raw, [*funnel, REPORT_ONLY]) if isinstance(raw, str) else ""
         problems.append((f"{SECTION}.require",
-                         f"expected a gate name or 'none', got {raw!r} (gates: "
+                         f"expected a gate name or '{REPORT_ONLY}', got {raw!r} (gates: "
                          f"{', '.join(funnel)}){hint}"))
-        return None
-    return raw
+        return Required()
+    return Required.parse(raw)
 
 
 def _parse_check(gate: str, name: str, table: Any, registry: KindRegistry,

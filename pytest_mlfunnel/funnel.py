@@ -58,10 +58,36 @@ class GateResult:
         return next((c for c in self.criteria if c.status in NOT_PASSED), None)
 
 
+REPORT_ONLY = "none"  # the value of ``require`` that reports without failing the run
+
+
+@dataclass(frozen=True)
+class Required:
+    """``require``: a gate the project must reach, report only (``require = "none"``), or not
+    set (``gate`` None and not ``report_only``), when every failing criterion blocks."""
+
+    gate: str | None = None
+    report_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str | None) -> Required:
+        """``require`` or ``--funnel-require`` as written (already checked against the funnel)."""
+        if text is None:
+            return cls()
+        if text == REPORT_ONLY:
+            return cls(report_only=True)
+        return cls(gate=text)
+
+    @property
+    def text(self) -> str | None:
+        """As the header and the JSON report spell it: the gate, ``"none"``, or None."""
+        return REPORT_ONLY if self.report_only else self.gate
+
+
 @dataclass
 class Verdict:
     funnel: list[str]
-    required: str | None  # a gate, "none", or None
+    required: Required
     stage: int  # number of gates reached
     reached: str | None  # the last gate reached, None when none
     funnel_ok: bool  # the funnel alone: required gate reached / no blocking criterion failed
@@ -83,23 +109,20 @@ class Verdict:
     @property
     def enforced(self) -> bool:
         """The required gate is enforced: a full run with a real required gate."""
-        return self.required not in (None, "none") and not self.partial
+        return self.required.gate is not None and not self.partial
 
     def line(self) -> str:
         total = len(self.funnel)
         reached = self.reached or "none"
         parts = [f"stage reached: {reached} ({self.stage}/{total})"]
-        if self.required is None:
-            parts.append("required: none set")
-        else:
-            parts.append(f"required: {self.required}")
+        parts.append(f"required: {self.required.text or 'none set'}")
         if self.partial:
             parts.append("partial run")
-        elif self.required == "none":
+        elif self.required.report_only:
             parts.append("REPORT ONLY")
-        elif self.required is not None and not self.funnel_ok:
+        elif self.required.gate is not None and not self.funnel_ok:
             parts.append("BELOW REQUIRED GATE")
-        elif self.required is None and not self.funnel_ok:
+        elif not self.funnel_ok:
             parts.append("CRITERIA FAILED")
         elif not self.regressed:
             parts.append("OK")
@@ -115,13 +138,13 @@ def gate_index(funnel: Sequence[str], gate: str) -> int:
     return list(funnel).index(gate)
 
 
-def blocks(gate: str, funnel: Sequence[str], required: str | None) -> bool:
+def blocks(gate: str, funnel: Sequence[str], required: Required) -> bool:
     """Does a failure of a criterion in ``gate`` fail the run?"""
-    if required is None:
-        return True
-    if required == "none":
+    if required.report_only:
         return False
-    return gate_index(funnel, gate) <= gate_index(funnel, required)
+    if required.gate is None:
+        return True
+    return gate_index(funnel, gate) <= gate_index(funnel, required.gate)
 
 
 class WaiverTerms(Protocol):
@@ -158,7 +181,7 @@ def _with_first_line(reason: str, message: str) -> str:
 
 
 def final_status(status: CriterionStatus, message: str, *, gate: str, severity: str,
-                 waiver: WaiverTerms | None, funnel: Sequence[str], required: str | None,
+                 waiver: WaiverTerms | None, funnel: Sequence[str], required: Required,
                  today: dt.date) -> FinalStatus:
     """The one place a criterion's evaluated status becomes its final status.
 
@@ -180,8 +203,8 @@ def final_status(status: CriterionStatus, message: str, *, gate: str, severity: 
     if severity == "warn":
         return FinalStatus("warned", message, _with_first_line("warn", message), terms)
     if not blocks(gate, funnel, required):
-        reason = ("report only (require = none)" if required == "none"
-                  else f"above required gate {required}")
+        reason = ("report only (require = none)" if required.report_only
+                  else f"above required gate {required.gate}")
         return FinalStatus(status, message, _with_first_line(reason, message), terms)
     return FinalStatus(status, message, None, terms)
 
@@ -228,7 +251,7 @@ def stage_reached(gates: Sequence[GateResult]) -> int:
     return stage
 
 
-def decide(funnel: Sequence[str], required: str | None, gates: Sequence[GateResult],
+def decide(funnel: Sequence[str], required: Required, gates: Sequence[GateResult],
            partial: bool, tests_failed: int = 0) -> Verdict:
     stage = stage_reached(gates)
     reached = gates[stage - 1].name if stage else None
@@ -237,31 +260,31 @@ def decide(funnel: Sequence[str], required: str | None, gates: Sequence[GateResu
         c for g in gates for c in g.criteria
         if c.status in NOT_PASSED and blocks(g.name, funnel, required)
     ]
-    if required == "none":
+    if required.report_only:
         funnel_ok = True
-    elif required is None or partial:
+    elif required.gate is None or partial:
         funnel_ok = not blocking_failures
         if blocking_failures:
             n = len(blocking_failures)
             reasons.append(f"{n} blocking criteri{'on' if n == 1 else 'a'} failed")
     else:
-        needed = gate_index(funnel, required) + 1
+        needed = gate_index(funnel, required.gate) + 1
         funnel_ok = stage >= needed
         if not funnel_ok:
             stopper = gates[stage]
             if stopper.status == "empty":
                 reasons.append(f"gate {stopper.name} is empty (nothing configured for it) "
-                               f"and the required gate is {required}")
+                               f"and the required gate is {required.gate}")
             elif stopper.status == "not run":
                 reasons.append(f"gate {stopper.name} was not run and the required gate is "
-                               f"{required}")
+                               f"{required.gate}")
             else:
                 reasons.append(f"gate {stopper.name} failed and the required gate is "
-                               f"{required}")
+                               f"{required.gate}")
             for gate in gates[stage + 1:needed]:
                 if gate.status == "empty":
                     reasons.append(f"gate {gate.name} is empty (nothing configured for it) "
-                                   f"and the required gate is {required}")
+                                   f"and the required gate is {required.gate}")
     return Verdict(funnel=list(funnel), required=required, stage=stage, reached=reached,
                    funnel_ok=funnel_ok, partial=partial, tests_failed=tests_failed,
                    reasons=reasons)

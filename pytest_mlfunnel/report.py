@@ -41,7 +41,7 @@ class Report:
             "commit": self.commit,
             "created": self.created,
             "funnel": list(verdict.funnel),
-            "required": verdict.required,
+            "required": verdict.required.text,
             "reached": verdict.reached,
             "stage": verdict.stage,
             "ok": verdict.ok,

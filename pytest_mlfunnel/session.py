@@ -18,8 +18,10 @@ from pytest_mlfunnel.collection_errors import unknown_fixture_lines
 from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
 from pytest_mlfunnel.coverage_run import SameRunCoverage
 from pytest_mlfunnel.funnel import (
+    REPORT_ONLY,
     CriterionResult,
     FinalStatus,
+    Required,
     Verdict,
     build_gates,
     decide,
@@ -47,7 +49,7 @@ def is_worker(config: pytest.Config) -> bool:
 
 class FunnelSession:
     def __init__(self, pytest_config: pytest.Config, config: FunnelConfig,
-                 registry: KindRegistry, require: str | None) -> None:
+                 registry: KindRegistry, require: Required) -> None:
         self.pytest_config = pytest_config
         self.config = config
         self.registry = registry
@@ -97,12 +99,12 @@ class FunnelSession:
         require = funnel_config.require
         override = pytest_config.getoption("funnel_require")
         if override is not None:
-            if override != "none" and override not in funnel_config.funnel:
+            if override != REPORT_ONLY and override not in funnel_config.funnel:
                 raise pytest.UsageError(
                     f"--funnel-require: unknown gate {override!r} (gates: "
-                    f"{', '.join(funnel_config.funnel)}, or 'none')"
-                    f"{did_you_mean(override, [*funnel_config.funnel, 'none'])}")
-            require = override
+                    f"{', '.join(funnel_config.funnel)}, or '{REPORT_ONLY}')"
+                    f"{did_you_mean(override, [*funnel_config.funnel, REPORT_ONLY])}")
+            require = Required.parse(override)
         if not is_worker(pytest_config):
             _check_outputs(pytest_config, funnel_config, rootdir)
         return cls(pytest_config, funnel_config, registry, require)
@@ -114,7 +116,7 @@ class FunnelSession:
             return path.as_posix()
 
     def header(self) -> str:
-        required = self.require if self.require is not None else "none set"
+        required = self.require.text or "none set"
         return (f"mlfunnel: {self.config.file_label} · {len(self.config.funnel)} gates · "
                 f"{len(self.config.checks)} checks · required: {required}")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_mlfunnel.funnel import CriterionStatus, FinalStatus, final_status
+from pytest_mlfunnel.funnel import CriterionStatus, FinalStatus, Required, final_status
 
 EVAL = {"accuracy": 0.86, "f1": 0.71}
 
@@ -108,7 +108,7 @@ def decide(status: CriterionStatus = "failed", message: str = "f1 0.71, expected
            gate: str = "model", severity: str = "block", waiver: Waiver | None = None,
            required: str | None = "data") -> FinalStatus:
     return final_status(status, message, gate=gate, severity=severity, waiver=waiver,
-                        funnel=FUNNEL, required=required, today=TODAY)
+                        funnel=FUNNEL, required=Required.parse(required), today=TODAY)
 
 
 def test_only_the_first_line_of_a_long_message_goes_into_the_reason() -> None:

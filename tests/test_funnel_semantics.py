@@ -5,6 +5,7 @@ from __future__ import annotations
 from pytest_mlfunnel.funnel import (
     DEFAULT_FUNNEL,
     CriterionResult,
+    Required,
     blocks,
     build_gates,
     decide,
@@ -24,7 +25,7 @@ def test_in_the_default_funnel_a_passed_usage_gate_counts_only_after_deployment(
     # stage stops before deployment even though usage passed.
     ran = [result(g, "passed") for g in ("data", "problem", "model", "organization", "usage")]
     gates = build_gates(DEFAULT_FUNNEL, ran, {g.gate: 1 for g in ran})
-    verdict = decide(DEFAULT_FUNNEL, "usage", gates, partial=False)
+    verdict = decide(DEFAULT_FUNNEL, Required.parse("usage"), gates, partial=False)
     assert (verdict.stage, verdict.reached, verdict.funnel_ok) == (4, "organization", False)
     assert verdict.reasons[0] == ("gate deployment is empty (nothing configured for it) and "
                                   "the required gate is usage")
@@ -44,7 +45,7 @@ def test_stage_reached_is_the_longest_run_of_passed_gates_from_the_top() -> None
     results = [result("data", "passed"), result("problem", "warned"), result("model", "failed"),
                result("deployment", "passed")]
     gates = build_gates(FUNNEL, results, {"data": 1, "problem": 1, "model": 1, "deployment": 1})
-    verdict = decide(FUNNEL, "problem", gates, partial=False)
+    verdict = decide(FUNNEL, Required.parse("problem"), gates, partial=False)
     assert verdict.stage == 2
     assert verdict.reached == "problem"
     assert verdict.funnel_ok
@@ -54,7 +55,7 @@ def test_stage_reached_is_the_longest_run_of_passed_gates_from_the_top() -> None
 def test_an_empty_gate_stops_the_funnel_and_is_named_when_required() -> None:
     results = [result("data", "passed"), result("model", "passed")]
     gates = build_gates(FUNNEL, results, {"data": 1, "model": 1})
-    verdict = decide(FUNNEL, "model", gates, partial=False)
+    verdict = decide(FUNNEL, Required.parse("model"), gates, partial=False)
     assert verdict.stage == 1
     assert not verdict.funnel_ok
     assert verdict.line() == "stage reached: data (1/4) · required: model · BELOW REQUIRED GATE"
@@ -64,13 +65,13 @@ def test_an_empty_gate_stops_the_funnel_and_is_named_when_required() -> None:
 
 def test_no_gate_passed_reads_none() -> None:
     gates = build_gates(FUNNEL, [result("data", "failed")], {"data": 1})
-    verdict = decide(FUNNEL, "data", gates, partial=False)
+    verdict = decide(FUNNEL, Required.parse("data"), gates, partial=False)
     assert verdict.line().startswith("stage reached: none (0/4)")
 
 
 def test_a_partial_run_reports_but_does_not_enforce() -> None:
     gates = build_gates(FUNNEL, [result("data", "passed")], {"data": 1, "problem": 2})
-    verdict = decide(FUNNEL, "model", gates, partial=True)
+    verdict = decide(FUNNEL, Required.parse("model"), gates, partial=True)
     assert verdict.funnel_ok
     assert not verdict.enforced
     assert verdict.line().endswith("· partial run")
@@ -78,7 +79,7 @@ def test_a_partial_run_reports_but_does_not_enforce() -> None:
 
 def test_require_none_only_reports() -> None:
     gates = build_gates(FUNNEL, [result("data", "failed")], {"data": 1})
-    verdict = decide(FUNNEL, "none", gates, partial=False)
+    verdict = decide(FUNNEL, Required.parse("none"), gates, partial=False)
     assert verdict.funnel_ok
     assert verdict.line().endswith("REPORT ONLY")
 
@@ -86,21 +87,21 @@ def test_require_none_only_reports() -> None:
 def test_without_require_every_failure_blocks() -> None:
     gates = build_gates(FUNNEL, [result("data", "passed"), result("deployment", "error")],
                         {"data": 1, "deployment": 1})
-    verdict = decide(FUNNEL, None, gates, partial=False)
+    verdict = decide(FUNNEL, Required.parse(None), gates, partial=False)
     assert not verdict.funnel_ok
     assert verdict.line() == "stage reached: data (1/4) · required: none set · CRITERIA FAILED"
 
 
 def test_which_gates_block() -> None:
-    assert blocks("model", FUNNEL, "model")
-    assert blocks("data", FUNNEL, "model")
-    assert not blocks("deployment", FUNNEL, "model")
-    assert blocks("deployment", FUNNEL, None)
-    assert not blocks("data", FUNNEL, "none")
+    assert blocks("model", FUNNEL, Required.parse("model"))
+    assert blocks("data", FUNNEL, Required.parse("model"))
+    assert not blocks("deployment", FUNNEL, Required.parse("model"))
+    assert blocks("deployment", FUNNEL, Required.parse(None))
+    assert not blocks("data", FUNNEL, Required.parse("none"))
 
 
 def test_ordinary_test_failures_make_the_verdict_not_ok() -> None:
     gates = build_gates(FUNNEL, [result("data", "passed")], {"data": 1})
-    verdict = decide(FUNNEL, "data", gates, partial=False, tests_failed=2)
+    verdict = decide(FUNNEL, Required.parse("data"), gates, partial=False, tests_failed=2)
     assert verdict.funnel_ok and not verdict.ok
     assert verdict.line().endswith("· OK · 2 tests failed")

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from pytest_mlfunnel.funnel import CriterionResult, build_gates, decide
+from pytest_mlfunnel.funnel import CriterionResult, Required, build_gates, decide
 from pytest_mlfunnel.render.terminal import render_terminal
 from pytest_mlfunnel.report import Report
 
@@ -137,7 +137,7 @@ def _criterion(index: int, status: str = "error", cause: str | None = None,
 
 def _report(criteria: list[CriterionResult]) -> Report:
     gates = build_gates(["data"], criteria, {"data": len(criteria)})
-    verdict = decide(["data"], None, gates, partial=False)
+    verdict = decide(["data"], Required(), gates, partial=False)
     return Report(project="p", release=None, commit=None, created="2026-11-29T00:00:00Z",
                   verdict=verdict, gates=gates)
 

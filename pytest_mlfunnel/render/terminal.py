@@ -174,7 +174,7 @@ def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8",
         line.encode(encoding)
     except (UnicodeEncodeError, LookupError):
         line = line.replace("·", "-")
-    good = verdict.ok or verdict.partial or (verdict.required == "none"
+    good = verdict.ok or verdict.partial or (verdict.required.report_only
                                             and not verdict.regressed)
     lines.append((line, {"green": good, "red": not good, "bold": True}))
     for reason in verdict.reasons:
