@@ -161,11 +161,10 @@ def test_a_service_no_selected_criterion_uses_is_not_started(
     assert not (pytester.path / ".mlfunnel/services/model.log").exists()
 
 
-@pytest.mark.parametrize("args", XDIST[:2])
 def test_a_service_that_exits_at_once_errors_every_criterion_using_it(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester, mode="exit")
-    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *args,
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *xdist_args,
                                            timeout=300)
     result.assert_outcomes(passed=1, failed=3)  # the data gate still ran: the run went on
     assert result.ret == 1
@@ -199,11 +198,10 @@ def test_a_service_that_is_never_ready_errors_after_its_timeout_and_is_killed(
     assert_all_stopped(pytester)
 
 
-@pytest.mark.parametrize("args", XDIST[:2])
 def test_a_service_whose_child_serves_is_stopped_with_its_child(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester, mode="child")
-    result = pytester.runpytest_subprocess("--funnel", *args, timeout=300)
+    result = pytester.runpytest_subprocess("--funnel", *xdist_args, timeout=300)
     result.assert_outcomes(passed=4)
     processes = started(pytester)
     assert len(processes) == 2  # the service and the child that listens
@@ -345,9 +343,9 @@ def test_an_external_url_starts_nothing(pytester: pytest.Pytester) -> None:
     assert started(pytester) == []
 
 
-@pytest.mark.parametrize("args", XDIST[:2])
+@pytest.mark.xdist_matters
 def test_tests_alone_get_one_service_from_the_controller(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester)
     client = """
 import urllib.request
@@ -357,7 +355,7 @@ def test_client_{0}(mlfunnel_service):
         assert answer.status == 200
 """
     pytester.makepyfile(test_one=client.format("one"), test_two=client.format("two"))
-    result = pytester.runpytest_subprocess("--funnel", "-k", "client", *args, timeout=300)
+    result = pytester.runpytest_subprocess("--funnel", "-k", "client", *xdist_args, timeout=300)
     result.assert_outcomes(passed=2)
     assert len(started(pytester)) == 1  # asked for by two tests, maybe on two workers
     assert_all_stopped(pytester)
@@ -372,10 +370,10 @@ def test_every_service_key_is_in_the_reference() -> None:
     assert [key for key in SERVICE_KEYS if f"| `{key}` |" not in reference] == []
 
 
-@pytest.mark.parametrize("args", XDIST[:2])
-def test_collect_only_starts_nothing(pytester: pytest.Pytester, args: list[str]) -> None:
+@pytest.mark.xdist_matters
+def test_collect_only_starts_nothing(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester)
-    result = pytester.runpytest_subprocess("--funnel", "--collect-only", "-q", *args,
+    result = pytester.runpytest_subprocess("--funnel", "--collect-only", "-q", *xdist_args,
                                            timeout=300)
     assert result.ret == 0
     result.stdout.fnmatch_lines(["pyproject.toml::deployment::health::status"])
