@@ -14,6 +14,7 @@ import pytest
 
 from pytest_mlfunnel.cli import main
 from pytest_mlfunnel.config import load_config
+from pytest_mlfunnel.funnel import Required
 from pytest_mlfunnel.kinds import KindRegistry
 
 CONFIG = """
@@ -129,7 +130,7 @@ def test_init_scaffolds_a_project_that_runs(pytester: pytest.Pytester,
         assert f"wrote {pytester.path / name}" in out
         assert (pytester.path / name).is_file()
     config = load_config(pytester.path / "pyproject.toml", pytester.path, KindRegistry())
-    assert config.require == "none"
+    assert config.require == Required(report_only=True)
     assert {e.gate for e in config.checks} == {"data", "problem", "model", "organization",
                                                "maintenance"}
     # The starter only reports: every gate it cannot prove yet says why, and CI stays green.
