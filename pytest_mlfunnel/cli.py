@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_mlfunnel.history import DEFAULT_HISTORY, History, count, read_history
+from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
 from pytest_mlfunnel.portfolio_command import add_portfolio_command
 
 if sys.version_info >= (3, 11):
@@ -101,10 +101,10 @@ def load_report(path: Path, checked: bool = True) -> dict[str, Any]:
         raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise CliError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("schema") != "mlfunnel-report/1":
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         schema = data.get("schema") if isinstance(data, dict) else None
         raise CliError(f"{path}: not an mlfunnel report (schema {schema!r}, expected "
-                       "'mlfunnel-report/1'; write one with 'pytest --funnel "
+                       f"{SCHEMA!r}; write one with 'pytest --funnel "
                        "--funnel-json=PATH')")
     if not checked:
         return data

@@ -25,7 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-SCHEMA = "mlfunnel-report/1"
+from pytest_mlfunnel.report import SCHEMA
+
 CriterionStatus = Literal["passed", "failed", "error", "warned", "waived", "skipped"]
 GateStatus = Literal["passed", "warned", "failed", "empty", "not run"]
 Count = Annotated[StrictInt, Field(ge=0, le=10**9)]
@@ -76,7 +77,7 @@ class GateDocument(_Model):
 class ReportDocument(_Model):
     """A JSON report (``--funnel-json``); a history line is the same without criteria."""
 
-    schema_: Literal["mlfunnel-report/1"] = Field(alias="schema")
+    schema_: StrictStr = Field(alias="schema")
     release: StrictStr | None = None
     stage: Count
     funnel: list[StrictStr] = Field(min_length=1)
@@ -103,6 +104,13 @@ class ReportDocument(_Model):
             raise ValueError(f"the gates ({', '.join(names) or 'none'}) are not the funnel's "
                              f"({', '.join(self.funnel)})")
         return self
+
+    @field_validator("schema_")
+    @classmethod
+    def _this_schema(cls, value: str) -> str:
+        if value != SCHEMA:
+            raise ValueError(f"expected {SCHEMA!r}, got {value!r}")
+        return value
 
 
 class HistoryDocument(ReportDocument):

@@ -66,6 +66,15 @@ def test_what_the_plugin_writes_is_what_the_schema_accepts(
     assert check_history_line(line) is None
 
 
+
+def test_the_schema_models_accept_only_this_report_schema(
+        real_report: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    report, line = copy.deepcopy(real_report)
+    report["schema"] = line["schema"] = "mlfunnel-report/2"
+    expected = "schema: expected 'mlfunnel-report/1', got 'mlfunnel-report/2'"
+    assert check_report(report) == expected
+    assert check_history_line(line) == expected
+
 @pytest.mark.parametrize(("change", "field"), [
     (lambda r: r["gates"][1].update(status="sideways"), "gates[1].status"),
     (lambda r: r["gates"][0]["criteria"][0].update(status=3), "gates[0].criteria[0].status"),
