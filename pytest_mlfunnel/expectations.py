@@ -12,7 +12,7 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 Unit = Literal["number", "percent", "duration"]
 
@@ -208,3 +208,16 @@ def format_duration(seconds: float) -> str:
         if abs(seconds) >= size:
             return f"{_trim(seconds / size)} {unit}"
     return f"{_trim(seconds * 1000)} ms"
+
+
+def duration_seconds(value: Any, example: str = "30 days") -> float:
+    """A duration such as ``"30 days"`` or ``"500 ms"`` in seconds. A bare number is refused:
+    a unit is required, so ``5`` is never read as seconds by one key and days by another."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration such as '{example}', got {value!r}")
+    if isinstance(value, int | float):
+        raise ValueError(f"a duration needs a unit: '{value} {example.split()[-1]}'?")
+    try:
+        return parse_duration(value)
+    except ExpectationError as exc:
+        raise ValueError(str(exc)) from None

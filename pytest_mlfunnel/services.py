@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from pytest_mlfunnel.expectations import ExpectationError, format_duration, parse_duration
+from pytest_mlfunnel.expectations import duration_seconds, format_duration
 
 SERVICE_KEYS = ("command", "ready", "timeout", "env", "url", "external_url")
 DEFAULT_TIMEOUT_S = 30.0
@@ -152,15 +152,7 @@ def _parse_service(name: str, table: dict[str, Any], where: str,
 
 
 def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"expected seconds or a duration such as '30 s', got {value!r}")
-    if isinstance(value, str):
-        try:
-            number = parse_duration(value)
-        except ExpectationError as exc:
-            raise ValueError(str(exc)) from None
-    else:
-        number = float(value)
+    number = duration_seconds(value, "30 s")
     if not 0 < number < 86_400:
         raise ValueError(f"expected more than 0 seconds and less than a day, got {value!r}")
     return number

@@ -280,6 +280,9 @@ def test_waits(mlfunnel_service):
         "until it answers 2xx, or { log = \"text\" }, got '/health'",
         "ERROR: pyproject.toml: tool.mlfunnel.services.model.timeout: not a duration: 'soon'*",
         "ERROR: pyproject.toml: tool.mlfunnel.services.model.env.N: expected a string, got 3*"]),
+    ('command = ["x"]\ntimeout = 30', "", [
+        "ERROR: pyproject.toml: tool.mlfunnel.services.model.timeout: a duration needs a unit: "
+        "'30 s'?"]),
     ('command = ["x"]', 'http = "${services.modle.url}/health"', [
         "ERROR: pyproject.toml: tool.mlfunnel.deployment.health.http: unknown service 'modle' in "
         "${services.modle.url} (services: model)"]),

@@ -44,8 +44,8 @@ from pytest_mlfunnel.context import PlanContext as PlanContext
 from pytest_mlfunnel.expectations import (
     Expectation,
     ExpectationError,
+    duration_seconds,
     format_value,
-    parse_duration,
 )
 from pytest_mlfunnel.outcome import Outcome
 from pytest_mlfunnel.sources.spec import SourceError, SourceSpec, parse_source
@@ -67,19 +67,6 @@ def _source(value: Any, info: ValidationInfo) -> SourceSpec:
     try:
         return parse_source(value, declared, context.get("key_path", ""))
     except SourceError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def duration_seconds(value: Any, example: str = "30 days") -> float:
-    """A duration such as ``"30 days"`` or ``"500 ms"`` in seconds. A bare number is refused:
-    a unit is required, so ``5`` is never read as seconds by one key and days by another."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"expected a duration such as '{example}', got {value!r}")
-    if isinstance(value, int | float):
-        raise ValueError(f"a duration needs a unit: '{value} {example.split()[-1]}'?")
-    try:
-        return parse_duration(value)
-    except ExpectationError as exc:
         raise ValueError(str(exc)) from None
 
 

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import (
     Expectation,
+    duration_seconds,
     format_duration,
     format_value,
 )
@@ -35,7 +36,6 @@ from pytest_mlfunnel.kinds.base import (
     Evaluate,
     ExpectationField,
     PlanContext,
-    duration_seconds,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome, SourceUnavailable
 from pytest_mlfunnel.sources.http_metrics import HttpAnswer, header_problem, http_calls
