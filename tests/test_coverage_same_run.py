@@ -8,30 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_coverage_kind import SCORE  # the same small package, measured in the same run
 
 pytest.importorskip("pytest_cov")
 
-
-SCORE = '''
-def band(score):
-    if score > 0.8:
-        return "high"
-    if score > 0.5:
-        return "medium"
-    return "low"
-
-
-def explain(score):
-    words = []
-    for threshold in (0.2, 0.5, 0.8):
-        if score > threshold:
-            words.append(f"above {threshold}")
-    return words
-
-
-def unused():
-    return "never called"
-'''
 
 #: Tests in two files, so that under -n 2 each worker measures a part of the package.
 TESTS_BAND = '''
