@@ -22,24 +22,21 @@ kept between runs), then measures, as ratios to baselines measured in the same r
                bench/.venv-evidently, against (a) on files of that many rows
 
 Timings are the best of ``--repeat`` runs with a warm file cache; a ratio is the median over
-rounds that run the baseline and the measured code in turn. (a) and (b) call the code
+rounds that run the baseline and the measured code in turn (bench/measure.py); each line ends
+with the load average, as the machine may be shared. (a) and (b) call the code
 the ``drift`` kind runs (``compute_drift``), configured as a check would be.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import shutil
-import statistics
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from measure import MIB, best_of, figure_line, header, memory_line, paired, peak_rss
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -108,37 +105,8 @@ def read_tables(*paths: Path) -> int:
     return sum(pq.read_table(path).num_rows for path in paths)
 
 
-def best_of(repeat: int, action: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
-def paired(repeat: int, baseline: Callable[[], Any], action: Callable[[], Any]
-           ) -> tuple[float, float, float]:
-    """(best baseline, best action, median of the per-round ratios): the two run in turn,
-    round after round, so a machine that speeds up or slows down mid-run moves both."""
-    base, mine, ratios = [], [], []
-    for _ in range(repeat):
-        base.append(best_of(1, baseline))
-        mine.append(best_of(1, action))
-        ratios.append(mine[-1] / base[-1])
-    return min(base), min(mine), statistics.median(ratios)
-
-
-def peak_rss(mode: str, reference: Path, current: Path) -> int:
-    """Peak RSS (bytes) of a fresh process doing one thing."""
-    code = (f"import sys; sys.path.insert(0, {str(HERE.parent)!r}); import bench.drift as b; "
-            f"b.child({mode!r}, {str(reference)!r}, {str(current)!r})")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout
-    return int(json.loads(out.strip().splitlines()[-1])["rss"])
-
-
 def child(mode: str, reference: str, current: str) -> None:
+    """What (c) measures in a fresh process: the drift pass, the floor, or the imports alone."""
     import duckdb  # noqa: F401  (the imports are part of the idle baseline)
 
     import pytest_mlfunnel.kinds.drift
@@ -148,11 +116,6 @@ def child(mode: str, reference: str, current: str) -> None:
         run_drift(Path(reference), Path(current), cache=False)
     elif mode == "floor":
         read_tables(Path(reference), Path(current))
-    # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into its children.
-    status = Path("/proc/self/status").read_text()
-    peak_kib = next(int(line.split()[1]) for line in status.splitlines()
-                    if line.startswith("VmHWM:"))
-    print(json.dumps({"rss": peak_kib * 1024}))
 
 
 EVIDENTLY_CHILD = """
@@ -187,7 +150,7 @@ def evidently(reference: Path, current: Path, repeat: int) -> dict[str, Any] | N
         return None
     out = subprocess.run([str(EVIDENTLY_PYTHON), "-c", EVIDENTLY_CHILD, str(reference),
                           str(current), str(repeat)], check=True, capture_output=True,
-                         text=True).stdout
+                         text=True, timeout=3600).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -198,49 +161,47 @@ def main() -> None:
     parser.add_argument("--evidently-rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    sys.path.insert(0, str(HERE.parent))
     reference, current = files(args.rows)
     import duckdb
     import pyarrow.parquet as pq
 
-    size = (reference.stat().st_size + current.stat().st_size) / 2**20
-    print(f"2 x {args.rows:,} rows x {len(COLUMNS)} columns ({len(NUMERIC)} numeric, "
-          f"{len(CATEGORIES)} categorical) · Parquet {size:.0f} MiB · {os.cpu_count()} cores · "
-          f"duckdb {duckdb.__version__} · {dt.date.today().isoformat()}")
+    size = (reference.stat().st_size + current.stat().st_size) / MIB
+    print(header(f"2 x {args.rows:,} rows x {len(COLUMNS)} columns ({len(NUMERIC)} numeric, "
+                 f"{len(CATEGORIES)} categorical)", f"Parquet {size:.0f} MiB",
+                 f"duckdb {duckdb.__version__}"))
     values = run_drift(reference, current, cache=False)
     drifted = sorted(c for c, v in values.items() if v["psi"] > 0.2)
     print(f"columns over psi 0.2: {', '.join(drifted)}")
 
     def show(label: str, seconds: float, ratio: float | None = None, target: str = "") -> None:
-        shown = f"{ratio:5.2f}x" if ratio is not None else "      "
-        print(f"{label:<44} {seconds:7.3f} s  {shown}  {target}", flush=True)
+        print(figure_line(label, seconds, ratio, target), flush=True)
 
     print()
-    floor, cold, ratio = paired(args.repeat, lambda: read_tables(reference, current),
-                                lambda: run_drift(reference, current, cache=False))
-    show("floor: pyarrow.parquet.read_table, both", floor)
-    show("(a) psi + ks + js, all columns, cold", cold, ratio, "target <= 2.5x floor")
-    _, binned, ratio = paired(args.repeat, lambda: read_tables(reference, current),
-                              lambda: run_drift(reference, current, False, EXPECT_BINNED))
-    show("    psi + js only (no KS), cold", binned, ratio)
+    cold = paired(args.repeat, lambda: read_tables(reference, current),
+                  lambda: run_drift(reference, current, cache=False))
+    show("floor: pyarrow.parquet.read_table, both", cold.baseline)
+    show("(a) psi + ks + js, all columns, cold", cold.measured, cold.ratio,
+         "target <= 2.5x floor")
+    binned = paired(args.repeat, lambda: read_tables(reference, current),
+                    lambda: run_drift(reference, current, False, EXPECT_BINNED))
+    show("    psi + js only (no KS), cold", binned.measured, binned.ratio)
     shutil.rmtree(DATA / ".mlfunnel", ignore_errors=True)
     run_drift(reference, current, cache=True)  # saves the reference summary
-    floor_current, warm, ratio = paired(args.repeat, lambda: read_tables(current),
-                                        lambda: run_drift(reference, current, cache=True))
-    show("    pyarrow.parquet.read_table, current", floor_current)
-    show("(b) the same, reference summary saved", warm, ratio, "of reading the current file")
+    warm = paired(args.repeat, lambda: read_tables(current),
+                  lambda: run_drift(reference, current, cache=True))
+    show("    pyarrow.parquet.read_table, current", warm.baseline)
+    show("(b) the same, reference summary saved", warm.measured, warm.ratio,
+         "of reading the current file")
     arrow_size = (pq.read_table(reference, columns=COLUMNS).nbytes
                   + pq.read_table(current, columns=COLUMNS).nbytes)
-    rss_drift = peak_rss("drift", reference, current)
-    rss_idle = peak_rss("idle", reference, current)
-    rss_floor = peak_rss("floor", reference, current)
+    rss_drift = peak_rss(child, "drift", reference, current)
+    rss_idle = peak_rss(child, "idle", reference, current)
+    rss_floor = peak_rss(child, "floor", reference, current)
     print()
-    print(f"(c) peak RSS of (a)                          {rss_drift / 2**20:7.0f} MiB  "
-          f"{rss_drift / arrow_size:5.2f}x  target <= 1.0x Arrow size of the columns "
-          f"({arrow_size / 2**20:.0f} MiB)")
-    print(f"    same process, imports only               {rss_idle / 2**20:7.0f} MiB")
-    print(f"    pyarrow read_table of both (the floor)   {rss_floor / 2**20:7.0f} MiB",
-          flush=True)
+    print(memory_line("(c) peak RSS of (a)", rss_drift, rss_drift / arrow_size,
+                      f"target <= 1.0x Arrow size of the columns ({arrow_size / MIB:.0f} MiB)"))
+    print(memory_line("    same process, imports only", rss_idle))
+    print(memory_line("    pyarrow read_table of both (the floor)", rss_floor), flush=True)
     print()
     small_ref, small_cur = files(args.evidently_rows)
     ours = best_of(args.repeat, lambda: run_drift(small_ref, small_cur, cache=False))
@@ -253,7 +214,6 @@ def main() -> None:
     show(f"    evidently {found['version']} DataDriftPreset", found["run"],
          found["run"] / ours, "the time of (d), target >= 50x (its Parquet read not counted: "
          f"{found['read']:.2f} s)")
-
 
 if __name__ == "__main__":
     main()
