@@ -1,7 +1,8 @@
 """Two JSON reports side by side: what a change did to the funnel (``mlfunnel compare``).
 
 Pure data in, a ``Comparison`` out; ``render/comparison.py`` words it for the terminal and
-for a pull-request comment. Standard library only: the ``mlfunnel`` command imports it.
+for a pull-request comment. The standard library and the funnel's rules only: the
+``mlfunnel`` command imports it.
 
 HEAD is *worse* than BASE (``--fail-on-regress`` exits 1) when
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from pytest_mlfunnel.funnel import Required, blocks
 
 BAD = ("failed", "error")
 
@@ -36,7 +39,7 @@ class Side:
     funnel: tuple[str, ...]
     stage: int
     reached: str | None
-    required: str | None
+    required: Required
     ok: bool
     partial: bool
     verdict: str
@@ -174,7 +177,7 @@ def _side(report: Mapping[str, Any], name: str) -> Side:
     required = report.get("required")
     return Side(label=str(label), funnel=tuple(str(g) for g in funnel), stage=stage,
                 reached=_text(report.get("reached")),
-                required=required if isinstance(required, str) else None,
+                required=Required.parse(required if isinstance(required, str) else None),
                 ok=report.get("ok") is True, partial=report.get("partial") is True,
                 verdict=str(report.get("verdict") or ""))
 
@@ -211,12 +214,12 @@ def _criteria(gates: Mapping[str, Mapping[str, Any]], name: str
 
 
 def _blocking_gates(side: Side) -> set[str]:
-    """The gates whose failing criteria fail the run (the funnel's own rule)."""
-    if side.required == "none":
-        return set()
-    if side.required is None or side.required not in side.funnel:
-        return set(side.funnel)
-    return set(side.funnel[: side.funnel.index(side.required) + 1])
+    """The gates whose failing criteria fail the run: the funnel's own rule, with a required
+    gate the report's funnel does not name read as no required gate."""
+    required = side.required
+    if required.gate is not None and required.gate not in side.funnel:
+        required = Required()
+    return {gate for gate in side.funnel if blocks(gate, side.funnel, required)}
 
 
 def _status(gate: Mapping[str, Any] | None) -> str | None:

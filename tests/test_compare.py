@@ -12,6 +12,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from pytest_mlfunnel.cli import main
+from pytest_mlfunnel.compare import compare_reports
 
 CONFIG = """
 [tool.mlfunnel]
@@ -149,6 +150,33 @@ def test_a_failure_above_the_required_gate_is_not_a_regression(
                     cwd=pytester.path)
     assert done.returncode == 1
     assert done.stdout.splitlines()[-1] == "HEAD is worse: 1 blocking criterion newly fails"
+
+
+def test_a_report_only_run_has_no_blocking_criterion_to_regress(
+        pytester: pytest.Pytester) -> None:
+    # problem fails in both, so the stage reached stays data; model's f1 newly fails
+    funnel_report(pytester, "base.json", require="none", signed=0)
+    funnel_report(pytester, "head.json", require="none", signed=0, f1=0.5)
+    assert json.loads((pytester.path / "head.json").read_text())["required"] == "none"
+    done = mlfunnel("compare", "base.json", "head.json", "--fail-on-regress",
+                    cwd=pytester.path)
+    assert done.returncode == 0, done.stdout
+    assert "  pyproject.toml::model::quality::f1: passed -> failed, observed 0.8 -> 0.5, " \
+           "expected >= 0.7" in done.stdout.splitlines()
+    assert done.stdout.splitlines()[-1] == "HEAD is not worse"
+
+
+def test_a_required_gate_the_funnel_does_not_name_leaves_every_gate_blocking() -> None:
+    def report(f1_status: str) -> dict[str, object]:
+        return {"funnel": ["data", "model"], "stage": 1, "reached": "data",
+                "required": "deployment", "ok": False,
+                "gates": [{"name": "data", "status": "passed", "criteria": []},
+                          {"name": "model", "status": "failed", "criteria": [
+                              {"id": "model::f1", "status": f1_status}]}]}
+
+    comparison = compare_reports(report("passed"), report("failed"))
+    assert [c.blocking for c in comparison.newly_failing] == [True]
+    assert comparison.regressions == ["1 blocking criterion newly fails"]
 
 
 def test_markdown_values_cannot_break_the_table_or_show_an_image(
