@@ -1,6 +1,6 @@
 """Two JSON reports side by side: what a change did to the funnel (``mlfunnel compare``).
 
-Pure data in, a ``Comparison`` out; ``render/comparison.py`` words it for the terminal and
+Pure data in, a ``ReportComparison`` out; ``render/comparison.py`` words it for the terminal and
 for a pull-request comment. The standard library and the funnel's rules only: the
 ``mlfunnel`` command imports it.
 
@@ -71,7 +71,7 @@ class CriterionChange:
 
 
 @dataclass
-class Comparison:
+class ReportComparison:
     base: Side
     head: Side
     gates: list[GateChange] = field(default_factory=list)
@@ -112,13 +112,13 @@ class Comparison:
 
 
 def compare_reports(base: Mapping[str, Any], head: Mapping[str, Any],
-                    base_name: str = "base", head_name: str = "head") -> Comparison:
+                    base_name: str = "base", head_name: str = "head") -> ReportComparison:
     """Compare two ``mlfunnel-report/1`` documents (already checked for their schema).
 
     ``base_name`` and ``head_name`` (their paths) name the reports in the output and in a
     ``ReportShapeError``.
     """
-    comparison = Comparison(_side(base, base_name), _side(head, head_name))
+    comparison = ReportComparison(_side(base, base_name), _side(head, head_name))
     base_gates = _gates(base, base_name)
     head_gates = _gates(head, head_name)
     order = list(comparison.head.funnel) + [g for g in comparison.base.funnel

@@ -316,7 +316,10 @@ def record(path: Path, report: Mapping[str, Any]) -> History:
 
 # ---------------------------------------------------------------------- comparison
 @dataclass
-class Comparison:
+class ChangeSinceRelease:
+    """Where this run stands against a recorded release: the stage then and now, and the
+    criteria that passed then and fail now (the summary's "since" lines)."""
+
     release: str
     before: tuple[str | None, int]  # (gate reached, stage) of the recorded release
     now: tuple[str | None, int]
@@ -346,7 +349,7 @@ class Comparison:
         return f"passed in {self.release}, failing now: {shown}"
 
 
-def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> Comparison:
+def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> ChangeSinceRelease:
     """How a report (or summary) stands against a recorded release."""
     then: dict[str, str] = {}
     for gate in previous.get("gates") or ():
@@ -356,7 +359,7 @@ def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> Comparis
         for key, status in statuses_of(gate).items():
             if status in NOT_PASSED and then.get(key) == "passed":
                 newly_failing.append(key)
-    return Comparison(
+    return ChangeSinceRelease(
         release=str(previous.get("release")),
         before=(previous.get("reached"), count(previous.get("stage"))),
         now=(current.get("reached"), count(current.get("stage"))),

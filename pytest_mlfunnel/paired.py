@@ -10,7 +10,7 @@ Each method works on what a data engine returns cheaply, never on rows:
   prediction, baseline prediction) counts, resampled as a multinomial over its cells -- the
   same distribution as resampling rows, at no cost per row.
 
-Every method answers a ``Comparison``: the two values, their difference, its 95% interval
+Every method answers a ``PairedDifference``: the two values, their difference, its 95% interval
 and a one-sided p-value for "difference <= margin" (or ">= margin" when smaller is better).
 Formulas are on docs/gates/model.md; tests check them against scipy and by simulation.
 """
@@ -35,7 +35,10 @@ class PairedError(ValueError):
 
 
 @dataclass
-class Comparison:
+class PairedDifference:
+    """A model's value against a baseline's on the same rows: the difference
+    (``value - baseline``) with its 95% interval, and what the method needs for a p-value."""
+
     value: float
     baseline: float
     method: str
@@ -88,7 +91,7 @@ def binomial_sf(k: int, n: int, p: float) -> float:
 
 
 def mcnemar(value: float, baseline: float, only_model: int, only_baseline: int,
-            rows: int) -> Comparison:
+            rows: int) -> PairedDifference:
     """Accuracy: d = (b - c) / n with b, c the discordant counts; the Wald interval
     d +- z * sqrt(b + c - (b - c)^2 / n) / n; at margin 0 the exact McNemar test
     P(X >= b), X ~ Binomial(b + c, 1/2); at another margin the z-test (d - m) / se."""
@@ -98,14 +101,14 @@ def mcnemar(value: float, baseline: float, only_model: int, only_baseline: int,
     d = (b - c) / n
     se = math.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
     z = _z()
-    return Comparison(value, baseline, "mcnemar", d - z * se, d + z * se, se=se,
+    return PairedDifference(value, baseline, "mcnemar", d - z * se, d + z * se, se=se,
                       discordant=(b, c), extra={"only_model_right": b,
                                                 "only_baseline_right": c})
 
 
 def delong(value: float, baseline: float, positives: int, negatives: int,
            below: tuple[float, float], below_sq: tuple[float, float], cross_below: float,
-           above_sq: tuple[float, float], cross_above: float) -> Comparison:
+           above_sq: tuple[float, float], cross_above: float) -> PairedDifference:
     """ROC AUC: DeLong, DeLong & Clarke-Pearson (1988). With m positives, n negatives and
     placements V10(i) = below(i) / n, V01(j) = above(j) / m of each model, S10 and S01 are the
     2x2 sample covariances of the placements; var(A - B) = (S10_AA + S10_BB - 2 S10_AB) / m
@@ -125,11 +128,11 @@ def delong(value: float, baseline: float, positives: int, negatives: int,
     se = math.sqrt(max(variance, 0.0))
     z = _z()
     d = a - b
-    return Comparison(value, baseline, "delong", d - z * se, d + z * se, se=se)
+    return PairedDifference(value, baseline, "delong", d - z * se, d + z * se, se=se)
 
 
 def mean_difference(value: float, baseline: float, rows: int, total: float,
-                    total_sq: float, method: str = "paired mean") -> Comparison:
+                    total_sq: float, method: str = "paired mean") -> PairedDifference:
     """A mean per-row loss: with d_i = loss_model(i) - loss_baseline(i), the mean d-bar, the
     sample variance s^2 = (sum d^2 - n d-bar^2) / (n - 1), the interval d-bar +- z s / sqrt(n)
     and the test z = (d-bar - m) / (s / sqrt(n))."""
@@ -140,7 +143,7 @@ def mean_difference(value: float, baseline: float, rows: int, total: float,
     variance = max((total_sq - n * mean * mean) / (n - 1), 0.0)
     se = math.sqrt(variance / n)
     z = _z()
-    return Comparison(value, baseline, method, mean - z * se, mean + z * se, se=se)
+    return PairedDifference(value, baseline, method, mean - z * se, mean + z * se, se=se)
 
 
 def binomial(n: int, p: float, rng: random.Random) -> int:
@@ -207,7 +210,7 @@ def multinomial(n: int, weights: Sequence[float], rng: random.Random) -> list[in
 def multinomial_bootstrap(value: float, baseline: float, cells: Sequence[int],
                           difference: Callable[[list[int]], float],
                           draws: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
-                          ) -> Comparison:
+                          ) -> PairedDifference:
     """A confusion-matrix metric: resample the joint (target, prediction, baseline) table as a
     Multinomial(n, observed shares) ``draws`` times (seeded), recompute the difference on each
     table; the percentile interval and p = (1 + #{d* <= m}) / (draws + 1)."""
@@ -217,7 +220,7 @@ def multinomial_bootstrap(value: float, baseline: float, cells: Sequence[int],
     rng = random.Random(seed)
     found = sorted(difference(multinomial(n, cells, rng)) for _ in range(draws))
     tail = (1 - CONFIDENCE) / 2
-    return Comparison(value, baseline, "multinomial bootstrap",
+    return PairedDifference(value, baseline, "multinomial bootstrap",
                       _percentile(found, tail), _percentile(found, 1 - tail), draws=found,
                       extra={"draws": draws, "seed": seed})
 

@@ -244,7 +244,7 @@ class GroupSummary:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class TwoSampleResult:
     """A two-sample comparison of ``after`` vs ``before`` (treatment vs control).
 
     ``difference`` is mean(after) - mean(before); ``ci`` is the confidence interval of that
@@ -264,7 +264,7 @@ def _check_sizes(n_after: int, n_before: int) -> None:
 
 
 def welch(after: GroupSummary, before: GroupSummary, alternative: Alternative = "two-sided",
-          confidence: float = 0.95) -> Comparison:
+          confidence: float = 0.95) -> TwoSampleResult:
     """Welch's unequal-variances t-test of mean(after) - mean(before).
 
     Same numbers as ``scipy.stats.ttest_ind(after, before, equal_var=False,
@@ -283,7 +283,7 @@ def welch(after: GroupSummary, before: GroupSummary, alternative: Alternative = 
             p_greater, p_less = (0.0, 1.0) if difference > 0 else (1.0, 0.0)
         p = p_greater if alternative == "greater" else p_less if alternative == "less" else (
             min(p_greater, p_less) if difference != 0.0 else 1.0)
-        return Comparison(statistic, p, difference, (difference, difference), None)
+        return TwoSampleResult(statistic, p, difference, (difference, difference), None)
     df = se2 * se2 / (se_after * se_after / (after.n - 1) + se_before * se_before / (before.n - 1))
     se = math.sqrt(se2)
     statistic = difference / se
@@ -301,7 +301,7 @@ def welch(after: GroupSummary, before: GroupSummary, alternative: Alternative = 
         ci = (difference - t_ppf(confidence, df) * se, None)
     else:
         ci = (None, difference + t_ppf(confidence, df) * se)
-    return Comparison(statistic, p, difference, ci, df)
+    return TwoSampleResult(statistic, p, difference, ci, df)
 
 
 def _average_ranks(values: Sequence[float]) -> tuple[list[float], list[int]]:
@@ -340,7 +340,7 @@ def _mwu_exact_sf(u: int, n1: int, n2: int) -> float:
 
 
 def mann_whitney(after: Sequence[float], before: Sequence[float],
-                 alternative: Alternative = "two-sided", method: str = "auto") -> Comparison:
+                 alternative: Alternative = "two-sided", method: str = "auto") -> TwoSampleResult:
     """Mann-Whitney U test, as ``scipy.stats.mannwhitneyu(after, before, alternative=...)``.
 
     ``method="auto"`` picks like scipy: exact when one sample has at most 8 values and there
@@ -369,7 +369,7 @@ def mann_whitney(after: Sequence[float], before: Sequence[float],
         sigma = math.sqrt(n1 * n2 / 12.0 * ((n + 1) - tie_term / (n * (n - 1))))
         z = (u - n1 * n2 / 2.0 - 0.5) / sigma if sigma > 0 else math.inf
         p = normal_sf(z) if sigma > 0 else 1.0
-    return Comparison(u1, min(1.0, max(0.0, p * factor)), math.nan, (None, None))
+    return TwoSampleResult(u1, min(1.0, max(0.0, p * factor)), math.nan, (None, None))
 
 
 def _mean_var(values: list[float]) -> tuple[float, float]:
@@ -388,7 +388,7 @@ def _studentized(difference: float, se2: float) -> float:
 
 def bootstrap(after: Sequence[float], before: Sequence[float],
               alternative: Alternative = "two-sided", confidence: float = 0.95,
-              resamples: int = 2000, seed: int = 0) -> Comparison:
+              resamples: int = 2000, seed: int = 0) -> TwoSampleResult:
     """Seeded bootstrap test of mean(after) - mean(before).
 
     p-value: the studentized bootstrap test of equal means (Efron & Tibshirani 1993, algorithm
@@ -439,7 +439,7 @@ def bootstrap(after: Sequence[float], before: Sequence[float],
         ci = (None, percentile(confidence))
     else:
         ci = (percentile((1.0 - confidence) / 2.0), percentile((1.0 + confidence) / 2.0))
-    return Comparison(observed_t, p, difference, ci, None)
+    return TwoSampleResult(observed_t, p, difference, ci, None)
 
 
 # --------------------------------------------------------------------------- drift statistics

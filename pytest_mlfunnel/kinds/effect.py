@@ -31,9 +31,9 @@ from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.table_protocol import NUMERIC, Agg, Table
 from pytest_mlfunnel.sources.tabular import missing_column, open_table
 from pytest_mlfunnel.stats import (
-    Comparison,
     GroupSummary,
     StatsError,
+    TwoSampleResult,
     bootstrap,
     mann_whitney,
     welch,
@@ -238,26 +238,26 @@ def evaluate_effect(check: EffectConfig, ctx: EvalContext, expected: str) -> Out
     alternative: Literal["greater", "less"] = "greater" if check.expect == "increase" else "less"
     note = ""
     try:
-        result: Comparison = welch(after, before, alternative, check.confidence)
+        result: TwoSampleResult = welch(after, before, alternative, check.confidence)
         if check.test != "welch":
             total_rows = int(table.aggregate([Agg("rows")])[0])
             after_values, before_values, note = _sampled_values(table, check, total_rows)
             if check.test == "mannwhitney":
                 ranks = mann_whitney(after_values, before_values, alternative)
                 # The size criterion is about means, so the interval stays Welch's.
-                result = Comparison(ranks.statistic, ranks.p_value, result.difference,
+                result = TwoSampleResult(ranks.statistic, ranks.p_value, result.difference,
                                     result.ci, None)
             else:
                 resampled = bootstrap(after_values, before_values, alternative,
                                       check.confidence, BOOTSTRAP_RESAMPLES, check.seed)
-                result = Comparison(resampled.statistic, resampled.p_value, result.difference,
+                result = TwoSampleResult(resampled.statistic, resampled.p_value, result.difference,
                                     resampled.ci, None)
     except StatsError as exc:
         raise CriterionError(f"{check.metric}: {exc}") from None
     return judge(check, before, after, result, note, expected)
 
 
-def judge(check: EffectConfig, before: GroupSummary, after: GroupSummary, result: Comparison,
+def judge(check: EffectConfig, before: GroupSummary, after: GroupSummary, result: TwoSampleResult,
           note: str, expected: str) -> Outcome:
     """Direction, size and significance, in words."""
     difference = after.mean - before.mean

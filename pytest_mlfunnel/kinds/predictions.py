@@ -30,7 +30,7 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome, Status
 from pytest_mlfunnel.paired import (
-    Comparison,
+    PairedDifference,
     PairedError,
     delong,
     mcnemar,
@@ -860,7 +860,7 @@ def _judge(check: PredictionsConfig, evidence: Evidence, label: str, metric: str
                              scope.rows)
 
 
-def _baseline_outcome(label: str, value: float, comparison: Comparison,
+def _baseline_outcome(label: str, value: float, comparison: PairedDifference,
                       expectation: Expectation, significance: float | None,
                       rows: int) -> Outcome:
     words = comparison.describe(label)
@@ -886,7 +886,7 @@ def _baseline_outcome(label: str, value: float, comparison: Comparison,
 
 # --------------------------------------------------------------------------- baseline
 def compare_paired(check: PredictionsConfig, evidence: Evidence, metric: str, scope: Scope
-                   ) -> Comparison:
+                   ) -> PairedDifference:
     """The model and the baseline on the same rows: both values, the difference, its 95%
     interval, by the paired method of the metric (see paired.py)."""
     try:
@@ -896,7 +896,7 @@ def compare_paired(check: PredictionsConfig, evidence: Evidence, metric: str, sc
 
 
 def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: Scope
-             ) -> Comparison:
+             ) -> PairedDifference:
     value = metric_value(check, evidence, metric, scope)
     n = scope.rows
     if check.task == "regression":
@@ -942,7 +942,7 @@ def _right(check: PredictionsConfig, evidence: Evidence, cell: tuple[Any, Any, A
     return bool(cell[0] == cell[which])
 
 
-def _compare_regression(metric: str, value: float, scope: Scope) -> Comparison:
+def _compare_regression(metric: str, value: float, scope: Scope) -> PairedDifference:
     n, sums = scope.rows, scope.sums
     if metric == "mae":
         total = sums.get("abs", 0.0) - sums.get("b_abs", 0.0)
@@ -960,7 +960,7 @@ def _compare_regression(metric: str, value: float, scope: Scope) -> Comparison:
         scale = -n / centred  # r2 = 1 - n * mse / centred
         baseline = 1 - sums.get("b_sq", 0.0) / centred
         low, high = sorted((scale * squared.low, scale * squared.high))
-        return Comparison(value, baseline, "paired mean of squared errors", low, high,
+        return PairedDifference(value, baseline, "paired mean of squared errors", low, high,
                           se=abs(scale) * (squared.se or 0.0))
     # rmse: the delta method on sqrt(mse) of each model, with the covariance of the squares
     mse_a, mse_b = sums.get("sq", 0.0) / n, sums.get("b_sq", 0.0) / n
@@ -974,5 +974,5 @@ def _compare_regression(metric: str, value: float, scope: Scope) -> Comparison:
     baseline = math.sqrt(mse_b)
     z = normal_ppf(0.975)
     d = value - baseline
-    return Comparison(value, baseline, "delta method on paired squared errors", d - z * se,
+    return PairedDifference(value, baseline, "delta method on paired squared errors", d - z * se,
                       d + z * se, se=se)

@@ -1,4 +1,4 @@
-"""A ``Comparison`` as terminal text and as Markdown for a pull-request comment.
+"""A ``ReportComparison`` as terminal text and as Markdown for a pull-request comment.
 
 Every value that came from a report (ids, messages, observed values, release names) is
 escaped: in Markdown a ``|`` cannot end a table cell early and ``![x](y)`` shows as text, not
@@ -11,7 +11,7 @@ import html
 import re
 from collections.abc import Sequence
 
-from pytest_mlfunnel.compare import Comparison, CriterionChange, shown
+from pytest_mlfunnel.compare import CriterionChange, ReportComparison, shown
 
 MAX_LISTED = 50
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -51,7 +51,7 @@ def _arrow(delta: int) -> str:
     return "unchanged"
 
 
-def summary_line(comparison: Comparison) -> str:
+def summary_line(comparison: ReportComparison) -> str:
     reasons = comparison.regressions
     if reasons:
         return "HEAD is worse: " + "; ".join(reasons)
@@ -63,7 +63,7 @@ def summary_line(comparison: Comparison) -> str:
 
 
 # ---------------------------------------------------------------------- terminal
-def render_text(comparison: Comparison) -> str:
+def render_text(comparison: ReportComparison) -> str:
     base, head = comparison.base, comparison.head
     lines = [f"ml funnel compare: {plain(base.label)} -> {plain(head.label)}",
              f"stage reached: {plain(base.stage_text)} -> {plain(head.stage_text)} "
@@ -95,7 +95,7 @@ def render_text(comparison: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sections(comparison: Comparison) -> list[tuple[str, list[CriterionChange]]]:
+def _sections(comparison: ReportComparison) -> list[tuple[str, list[CriterionChange]]]:
     sections = [("newly failing", comparison.newly_failing),
                 ("newly passing", comparison.newly_passing),
                 ("other status changes", comparison.other_changes),
@@ -103,7 +103,7 @@ def _sections(comparison: Comparison) -> list[tuple[str, list[CriterionChange]]]
     return [(title, changes) for title, changes in sections if changes]
 
 
-def _notes(comparison: Comparison) -> list[str]:
+def _notes(comparison: ReportComparison) -> list[str]:
     notes = []
     for name, side in (("BASE", comparison.base), ("HEAD", comparison.head)):
         if side.partial:
@@ -115,7 +115,7 @@ def _notes(comparison: Comparison) -> list[str]:
 
 
 # ---------------------------------------------------------------------- markdown
-def render_markdown(comparison: Comparison) -> str:
+def render_markdown(comparison: ReportComparison) -> str:
     base, head = comparison.base, comparison.head
     delta = comparison.stage_delta
     lines = [f"### ml funnel · {md(base.label)} → {md(head.label)}", "",
