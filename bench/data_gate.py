@@ -76,7 +76,7 @@ def generate(rows: int, parquet: Path, csv: Path) -> None:
 
 
 def profile_aggs(unique: bool) -> list[Any]:
-    from pytest_mlfunnel.sources.table_protocol import Agg
+    from pytest_mlfunnel.engines.protocol import Agg
 
     aggs = [Agg("rows")] + [Agg("nulls", c) for c in COLUMNS]
     aggs += [Agg(op, c) for c in NUMERIC for op in ("min", "max")]
@@ -161,7 +161,7 @@ def peak_rss(mode: str, path: Path) -> int:
 def child(mode: str, path: str) -> None:
     import duckdb  # noqa: F401  (the imports are part of the idle baseline)
 
-    import pytest_mlfunnel.sources.tabular_sql  # noqa: F401
+    import pytest_mlfunnel.engines.sql  # noqa: F401
 
     if mode == "profile":
         run_profile(Path(path), unique=False)

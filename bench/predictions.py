@@ -157,8 +157,6 @@ def peak_rss(mode: str, path: Path) -> int:
 def child(mode: str, path: str) -> None:
     import duckdb  # noqa: F401  (the imports are part of the idle baseline)
 
-    import pytest_mlfunnel.kinds.predictions
-    import pytest_mlfunnel.sources.tabular_sql  # noqa: F401
 
     if mode == "kind":
         run_kind(Path(path))

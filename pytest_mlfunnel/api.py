@@ -9,6 +9,7 @@ rootdir's ``conftest.py`` or in a plugin. See docs/extending.md.
 from __future__ import annotations
 
 from pytest_mlfunnel.context import EvalContext, PlanContext
+from pytest_mlfunnel.engines.protocol import Agg, CellGrid, Table
 from pytest_mlfunnel.expectations import Expectation
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
@@ -23,7 +24,6 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.table_protocol import Agg, CellGrid, Table
 from pytest_mlfunnel.sources.tabular import open_table, plan_aggregates
 
 __all__ = [

@@ -3,7 +3,7 @@
 Each method works on what a data engine returns cheaply, never on rows:
 
 - ``mcnemar``: accuracy from the two discordant counts (rows only one model got right).
-- ``delong``: ROC AUC from the DeLong placement sums (``tabular_expr.ScoreRanks``).
+- ``delong``: ROC AUC from the DeLong placement sums (``engines.expr.ScoreRanks``).
 - ``mean_difference``: a mean per-row loss (log loss, Brier, absolute error) from the sum and
   sum of squares of the per-row differences.
 - ``multinomial_bootstrap``: any confusion-matrix metric from the joint table of (target,

@@ -84,9 +84,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from pytest_mlfunnel import secrets
 
         secrets.clear()  # a later run in this process reads its own config
-    database = sys.modules.get("pytest_mlfunnel.sources.database")
-    if database is not None:  # loaded only if a database was read: close its connections
-        database.dispose_engines()
+    connections = sys.modules.get("pytest_mlfunnel.engines.connections")
+    if connections is not None:  # loaded only if a database was read: close its connections
+        connections.dispose_engines()
 
 
 @pytest.fixture(scope="session")

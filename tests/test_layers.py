@@ -1,4 +1,4 @@
-"""Imports run one way: plugin -> session -> items/config -> kinds -> sources -> core."""
+"""Imports run one way: plugin -> session -> items/config -> kinds -> sources -> engines -> core."""
 
 from __future__ import annotations
 
@@ -95,9 +95,9 @@ def test_the_cycle_check_finds_a_cycle(tmp_path: Path) -> None:
     assert cycles(import_graph(package)) == [["pkg.b", "pkg.sub.a"]]
 
 
-def test_sources_and_the_core_never_import_upward() -> None:
+def test_sources_engines_and_the_core_never_import_upward() -> None:
     graph = import_graph(PACKAGE)
-    lower = [m for m in graph if layer_of(m) in ("sources", *CORE)]
+    lower = [m for m in graph if layer_of(m) in ("sources", "engines", *CORE)]
     upward = sorted(f"{m} -> {t}" for m in lower for t in graph[m] if layer_of(t) in UPPER)
     assert len(lower) > 15
     assert upward == []
@@ -108,6 +108,33 @@ def test_the_core_never_imports_a_source() -> None:
     core = [m for m in graph if layer_of(m) in CORE]
     assert sorted(f"{m} -> {t}" for m in core for t in graph[m]
                   if layer_of(t) == "sources") == []
+
+
+def test_the_engines_import_no_source_and_nothing_above() -> None:
+    graph = import_graph(PACKAGE)
+    engines = [m for m in graph if layer_of(m) == "engines"]
+    assert len(engines) >= 7  # the package and protocol, expr, dialects, sql, frames, connections
+    assert sorted(f"{m} -> {t}" for m in engines for t in graph[m]
+                  if layer_of(t) in ("sources", "api", *UPPER)) == []
+
+
+def test_the_core_never_imports_an_engine() -> None:
+    graph = import_graph(PACKAGE)
+    core = [m for m in graph if layer_of(m) in CORE]
+    assert sorted(f"{m} -> {t}" for m in core for t in graph[m]
+                  if layer_of(t) == "engines") == []
+
+
+def test_the_layer_check_sees_an_engine_importing_a_source(tmp_path: Path) -> None:
+    package = tmp_path / "pytest_mlfunnel"
+    (package / "engines").mkdir(parents=True)
+    (package / "sources").mkdir()
+    for init in (package, package / "engines", package / "sources"):
+        (init / "__init__.py").write_text("")
+    (package / "sources" / "spec.py").write_text("X = 1\n")
+    (package / "engines" / "sql.py").write_text("def f():\n    from ..sources.spec import X\n")
+    graph = import_graph(package)
+    assert graph["pytest_mlfunnel.engines.sql"] == {"pytest_mlfunnel.sources.spec"}
 
 
 def test_importing_a_source_loads_no_check_kind() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_mlfunnel.sources.sql_dialects import (
+from pytest_mlfunnel.engines.dialects import (
     BigQueryDialect,
     Dialect,
     DuckDBDialect,
@@ -20,8 +20,8 @@ from pytest_mlfunnel.sources.sql_dialects import (
     TrinoDialect,
     dialect_for_url,
 )
-from pytest_mlfunnel.sources.table_protocol import Agg, CellGrid
-from pytest_mlfunnel.sources.tabular_sql import SqlEngine
+from pytest_mlfunnel.engines.protocol import Agg, CellGrid
+from pytest_mlfunnel.engines.sql import SqlEngine
 
 sqlglot = pytest.importorskip("sqlglot")
 from sqlglot import exp  # noqa: E402
@@ -283,9 +283,9 @@ columns.plan = {{ values = ["basic", "pro"] }}
 metrics = "mean"
 expect = {{ mean_amount = ">= 10" }}
 """)
-    from pytest_mlfunnel.sources import database
+    from pytest_mlfunnel.engines import connections
 
     result = pytester.runpytest_inprocess("--funnel", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5)
     assert made == [url]  # the schema, the pass and the metrics query share it
-    assert database._ENGINES == {}  # disposed and forgotten when the run ended
+    assert connections._ENGINES == {}  # disposed and forgotten when the run ended

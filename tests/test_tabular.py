@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pytest_mlfunnel.engines.protocol import CELL_SPAN, OUTSIDE, Agg, CellGrid
 from pytest_mlfunnel.kinds.base import EvalContext
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.table_protocol import CELL_SPAN, OUTSIDE, Agg, CellGrid
 from pytest_mlfunnel.sources.tabular import open_table, plan_aggregates
 
 pl = pytest.importorskip("polars")

@@ -11,11 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pytest_mlfunnel.kinds.base import EvalContext
-from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.tabular import open_table
-from pytest_mlfunnel.sources.tabular_expr import (
+from pytest_mlfunnel.engines.expr import (
     absolute,
     binned,
     clip,
@@ -25,6 +21,10 @@ from pytest_mlfunnel.sources.tabular_expr import (
     ln,
     outside,
 )
+from pytest_mlfunnel.kinds.base import EvalContext
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.tabular import open_table
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 pl = pytest.importorskip("polars")

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_mlfunnel.engines.protocol import NUMERIC, Agg, Table
 from pytest_mlfunnel.expectations import (
     Expectation,
     ExpectationError,
@@ -34,7 +35,6 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.table_protocol import NUMERIC, Agg, Table
 from pytest_mlfunnel.sources.tabular import (
     SharedTable,
     missing_column,

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from pytest_mlfunnel.engines.protocol import NUMERIC, Agg, Table
 from pytest_mlfunnel.expectations import ExpectationError, format_value, parse_number
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
@@ -28,7 +29,6 @@ from pytest_mlfunnel.kinds.base import (
     Source,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
-from pytest_mlfunnel.sources.table_protocol import NUMERIC, Agg, Table
 from pytest_mlfunnel.sources.tabular import missing_column, open_table
 from pytest_mlfunnel.stats import (
     GroupSummary,

@@ -18,6 +18,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pytest_mlfunnel.engines.expr import (
+    Expr,
+    ScoreRanks,
+    absolute,
+    all_of,
+    binned,
+    clip,
+    col,
+    equals,
+    is_null,
+    ln,
+    outside,
+)
+from pytest_mlfunnel.engines.protocol import Table
 from pytest_mlfunnel.expectations import Expectation, format_value
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
@@ -37,21 +51,7 @@ from pytest_mlfunnel.paired import (
     mean_difference,
     multinomial_bootstrap,
 )
-from pytest_mlfunnel.sources.table_protocol import Table
 from pytest_mlfunnel.sources.tabular import missing_column, open_table
-from pytest_mlfunnel.sources.tabular_expr import (
-    Expr,
-    ScoreRanks,
-    absolute,
-    all_of,
-    binned,
-    clip,
-    col,
-    equals,
-    is_null,
-    ln,
-    outside,
-)
 from pytest_mlfunnel.stats import normal_ppf
 
 Task = Literal["binary", "multiclass", "regression"]

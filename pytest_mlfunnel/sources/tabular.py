@@ -7,7 +7,7 @@ A check never touches rows. It asks a ``Table`` for aggregates, all of one pass 
     per_group = table.grouped("period", [Agg("count", "minutes"), Agg("mean", "minutes"),
                                          Agg("var", "minutes")])
 
-The aggregate vocabulary and the ``Table`` methods are in ``table_protocol``.
+The aggregate vocabulary and the ``Table`` methods are in ``engines.protocol``.
 
 Planning: ``plan_aggregates(ctx.shared, spec, aggs)`` at collection registers what a check will
 ask; the first ``aggregate`` call on that source then computes every registered aggregate in
@@ -33,14 +33,8 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
-from pytest_mlfunnel.outcome import CriterionError, SourceUnavailable
-from pytest_mlfunnel.sources.failures import (
-    open_once,
-    remember_failure,
-    remembered_failure,
-)
-from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.table_protocol import (
+from pytest_mlfunnel.engines.expr import VALUE_OPS, Expr, ScoreRanks
+from pytest_mlfunnel.engines.protocol import (
     NUMERIC,
     OFFENDING_LIMIT,
     PASS_OPS,
@@ -49,7 +43,13 @@ from pytest_mlfunnel.sources.table_protocol import (
     Table,
     comparable,
 )
-from pytest_mlfunnel.sources.tabular_expr import VALUE_OPS, Expr, ScoreRanks
+from pytest_mlfunnel.outcome import CriterionError, SourceUnavailable
+from pytest_mlfunnel.sources.failures import (
+    open_once,
+    remember_failure,
+    remembered_failure,
+)
+from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.suggest import did_you_mean
 
 _COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows"} | {"offending"}
@@ -296,7 +296,7 @@ class SharedTable:
 
     def crosstab(self, keys: list[Expr], values: list[tuple[str, Expr]]
                  ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
-        """Rows and values per distinct combination of the key expressions (see tabular_expr)."""
+        """Rows and values per distinct combination of the key expressions (see engines.expr)."""
         unknown = [op for op, _ in values if op not in VALUE_OPS]
         if unknown:
             raise CriterionError(f"crosstab: unknown value op {unknown[0]!r}")
@@ -305,7 +305,7 @@ class SharedTable:
 
     def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None = None,
                     where: Expr | None = None) -> dict[Any, ScoreRanks]:
-        """Rank sums of one or two scores per group (see tabular_expr.ScoreRanks)."""
+        """Rank sums of one or two scores per group (see engines.expr.ScoreRanks)."""
         if not 1 <= len(scores) <= 2:
             raise CriterionError("score ranks: give one score, or two to pair")
         self._need_expressions([label, *scores, *(e for e in (by, where) if e is not None)])
@@ -333,7 +333,7 @@ def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
         if cached is not None and cached[0] is frame:
             table: SharedTable = cached[1]
             return table
-        from pytest_mlfunnel.sources.tabular_frames import open_frame
+        from pytest_mlfunnel.engines.frames import open_frame
 
         table = SharedTable(open_frame(frame, spec.display(), ctx.shared), planned)
         ctx.shared[key] = (frame, table)
@@ -341,10 +341,10 @@ def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
 
     def build() -> SharedTable:
         if spec.url is not None:
-            from pytest_mlfunnel.sources.tabular_sql import open_database
+            from pytest_mlfunnel.sources.tables import open_database
 
             return SharedTable(open_database(spec, ctx.rootdir), planned, ctx.shared)
-        from pytest_mlfunnel.sources.tabular_sql import open_file
+        from pytest_mlfunnel.sources.tables import open_file
 
         return SharedTable(open_file(spec, ctx.rootdir, ctx.shared), planned, ctx.shared)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
+from pytest_mlfunnel.engines.protocol import OUTSIDE, Table
 from pytest_mlfunnel.expectations import format_value
 from pytest_mlfunnel.kinds.drift.cache import load_summary, save_summary
 from pytest_mlfunnel.kinds.drift.config import DTYPE_TYPES, ColumnType, DriftConfig, default_columns
@@ -22,7 +23,6 @@ from pytest_mlfunnel.kinds.drift.summary import (
     summarize_reference,
     to_cells,
 )
-from pytest_mlfunnel.sources.table_protocol import OUTSIDE, Table
 from pytest_mlfunnel.sources.tabular import missing_column, open_table
 from pytest_mlfunnel.stats import StatsError, chi2_homogeneity, js_distance, ks_p, psi
 

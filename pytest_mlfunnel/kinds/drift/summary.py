@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from pytest_mlfunnel.engines.protocol import CELL_SPAN, OUTSIDE, Agg, CellGrid, Table
 from pytest_mlfunnel.kinds.drift.config import ColumnType, DriftConfig
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.table_protocol import CELL_SPAN, OUTSIDE, Agg, CellGrid, Table
 
 #: A reference cell holding more than 1/KS_BINS of the values over a range is split finer, so
 #: the KS statistic is read from ECDFs at least this fine (ties aside).

@@ -16,9 +16,13 @@ from typing import Any
 
 import narwhals.stable.v2 as nw
 
-from pytest_mlfunnel.funnel import first_line
-from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.table_protocol import (
+from pytest_mlfunnel.engines.expr import (
+    Expr,
+    ScoreRanks,
+    narwhals_crosstab,
+    narwhals_score_ranks,
+)
+from pytest_mlfunnel.engines.protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
     OUTSIDE,
@@ -29,13 +33,7 @@ from pytest_mlfunnel.sources.table_protocol import (
     comparable,
     log_query,
 )
-from pytest_mlfunnel.sources.tabular_expr import (
-    Expr,
-    ScoreRanks,
-    narwhals_crosstab,
-    narwhals_score_ranks,
-)
-from pytest_mlfunnel.sources.tabular_sql import (
+from pytest_mlfunnel.engines.sql import (
     SqlEngine,
     duckdb_connection,
     duckdb_dtype,
@@ -43,6 +41,8 @@ from pytest_mlfunnel.sources.tabular_sql import (
     duckdb_schema,
     shape,
 )
+from pytest_mlfunnel.funnel import first_line
+from pytest_mlfunnel.outcome import CriterionError
 
 
 def open_frame(frame: Any, display: str, shared: dict[Any, Any]) -> Engine:

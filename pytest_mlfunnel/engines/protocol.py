@@ -1,7 +1,7 @@
 """The table protocol: what a check may ask of a table, and what an engine answers.
 
-Kinds and the engines (``tabular_sql``, ``tabular_frames``) import this module; ``tabular``
-opens tables and shares one pass per source.
+Kinds and the engines (``engines.sql``, ``engines.frames``) import this module;
+``sources.tabular`` opens tables and shares one pass per source.
 
 Aggregate vocabulary (``Agg.op``; ``column`` and ``arg`` as noted):
 
@@ -39,7 +39,7 @@ samples (Mann-Whitney, bootstrap) and for capped examples of offending rows.
 tuples) not found in other; asked only when a join check fails.
 ``Table.crosstab(keys, values)`` and ``Table.score_ranks(label, scores, by, where)`` group rows
 by expressions of several columns (a confusion matrix, sums of losses, the score ordering an
-AUC needs): see ``tabular_expr``.
+AUC needs): see ``engines.expr``.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_mlfunnel.engines.expr import Expr, ScoreRanks
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.tabular_expr import Expr, ScoreRanks
 
 NUMERIC = ("int", "float", "bool")
 OFFENDING_LIMIT = 5

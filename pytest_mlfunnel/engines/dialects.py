@@ -1,6 +1,6 @@
 """How each SQL system spells what the one-pass engine asks: one small class per backend.
 
-``SqlEngine`` (``tabular_sql``) writes the aggregate pass once and asks its ``Dialect`` for
+``SqlEngine`` (``engines.sql``) writes the aggregate pass once and asks its ``Dialect`` for
 every piece that differs between systems: identifier quoting, the float and text types, the
 NaN test, variance, quantiles, histograms, literals and the sampling order. A new warehouse is
 one class here and its tests; nothing else branches on the system.

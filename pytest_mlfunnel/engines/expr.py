@@ -155,7 +155,7 @@ class SqlRendering:
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
-        self.dialect: Any = engine.dialect  # a sql_dialects.Dialect
+        self.dialect: Any = engine.dialect  # an engines.dialects.Dialect
 
     @property
     def double(self) -> str:

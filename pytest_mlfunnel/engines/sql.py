@@ -1,7 +1,7 @@
 """Tables answered in SQL: files and eager frames in DuckDB, databases in their own SQL.
 
 One ``SqlEngine`` writes the aggregate pass once and renders every system-specific piece
-through its ``Dialect`` (``sql_dialects``: DuckDB, SQLite, PostgreSQL, Spark SQL, Snowflake,
+through its ``Dialect`` (``engines.dialects``: DuckDB, SQLite, PostgreSQL, Spark SQL, Snowflake,
 BigQuery, Trino and generic ANSI). Everything runs where the data is; only aggregate rows come
 back.
 """
@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import glob
-import itertools
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from pytest_mlfunnel.funnel import first_line
-from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.database import run_query
-from pytest_mlfunnel.sources.file_types import refuse_special_files
-from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.sql_dialects import Dialect, dialect_for_url, dialect_named
-from pytest_mlfunnel.sources.table_protocol import (
+from pytest_mlfunnel.engines.dialects import Dialect, dialect_named
+from pytest_mlfunnel.engines.expr import Expr, ScoreRanks, sql_crosstab, sql_score_ranks
+from pytest_mlfunnel.engines.protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
     OUTSIDE,
@@ -34,7 +27,8 @@ from pytest_mlfunnel.sources.table_protocol import (
     comparable,
     log_query,
 )
-from pytest_mlfunnel.sources.tabular_expr import Expr, ScoreRanks, sql_crosstab, sql_score_ranks
+from pytest_mlfunnel.funnel import first_line
+from pytest_mlfunnel.outcome import CriterionError
 
 Executor = Callable[[str, str], list[tuple[Any, ...]]]  # (sql, purpose) -> rows
 
@@ -644,120 +638,3 @@ def duckdb_schema(execute: Executor, source: str, display: str) -> Callable[[], 
         rows = execute(f"DESCRIBE SELECT * FROM {source}", "schema")
         return {str(r[0]): duckdb_dtype(str(r[1])) for r in rows}
     return load
-
-
-_FILE_READERS = {
-    "parquet": "read_parquet", "pq": "read_parquet",
-    "csv": "read_csv", "csv.gz": "read_csv", "txt": "read_csv",
-    "tsv": "read_csv", "tsv.gz": "read_csv", "tab": "read_csv",
-    "jsonl": "read_json", "ndjson": "read_json", "json": "read_json",
-    "jsonl.gz": "read_json", "ndjson.gz": "read_json", "json.gz": "read_json",
-}
-
-
-def _duck_literal(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_duck_literal(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"'{k}': {_duck_literal(v)}" for k, v in value.items()) + "}"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEngine:
-    """A view over the file(s) in the process's DuckDB; nothing is read until a query runs."""
-    display = spec.display()
-    path = spec.resolve_path(rootdir)
-    pattern = str(path)
-    files: list[str | Path] = [path]
-    if glob.has_magic(pattern):
-        files = sorted(glob.glob(pattern, recursive=True))
-        if not files:
-            raise CriterionError(f"{display}: no file matches {spec.path}")
-    elif not path.exists():
-        raise CriterionError(f"{display}: file not found (expected at {path}; an earlier CI "
-                             "step should write it)")
-    elif path.is_dir():
-        raise CriterionError(f"{display}: is a directory; give a glob such as "
-                             f"{spec.path}/*.parquet")
-    refuse_special_files(files, display, rootdir)
-    suffix = spec.suffix if spec.format or not glob.has_magic(pattern) else (
-        SourceSpec(path=Path(pattern).name).suffix)
-    reader = _FILE_READERS.get(suffix)
-    if reader is None:
-        known = ", ".join(sorted({"." + k for k in _FILE_READERS}))
-        raise CriterionError(f"{display}: cannot read a table from a .{suffix or '?'} file "
-                             f"(tables: {known}; or set format = ...)")
-    options = dict(spec.options)
-    if suffix.startswith("tsv") or suffix == "tab":
-        options.setdefault("delim", "\t")
-    if reader == "read_json" and suffix != "json" and suffix != "json.gz":
-        options.setdefault("format", "newline_delimited")
-    args = "".join(f", {k} = {_duck_literal(v)}" for k, v in options.items())
-    connection = duckdb_connection(shared)
-    counter = shared.setdefault(("tabular", "views"), itertools.count())
-    view = f"mlfunnel_t{next(counter)}"
-    fmt = suffix.split(".")[0]
-    execute = duckdb_executor(connection, display, prefix=f"cannot read as {fmt}: ")
-    source = f"{reader}({_duck_literal(pattern)}{args})"
-    create = f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}"
-    log_query("open", display, create)  # DuckDB reads the file's head here (CSV sniffing)
-    try:
-        connection.execute(create)
-    except Exception as exc:
-        raise CriterionError(f"{display}: cannot read as {fmt}: {_first_line(exc)}") from None
-    return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
-                     connection_id=id(connection), cheap_bounds=reader == "read_parquet")
-
-
-# --------------------------------------------------------------------------- databases
-def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
-    """``url`` + ``table`` or ``query``: every aggregate runs in the database."""
-    display = spec.display()
-    dialect = dialect_for_url(spec.url_scheme)
-    quote = dialect.quote
-    if spec.table:
-        source = dialect.qualified(spec.table)
-    elif spec.query:
-        source = f"({spec.query.strip().rstrip(';')})"
-    else:
-        raise CriterionError(f"{display}: a database table source needs table = ... or "
-                             "query = ...")
-    scheme = spec.url_scheme.split("+", 1)[0]
-
-    def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
-        if scheme.startswith("postgres"):
-            sql = sql.replace("%", "%%")  # psycopg reads % as a placeholder
-        return run_query(spec, sql, rootdir)[1]
-
-    def schema() -> dict[str, str]:
-        names = [c for c in _column_names(spec, source, rootdir)]
-        log_query("schema", display, f"SELECT * FROM {source} LIMIT 0")
-        if scheme == "sqlite" and spec.table:
-            rows = execute(f"SELECT name, type FROM pragma_table_info('"
-                           f"{spec.table.replace(chr(39), chr(39) * 2)}')", "schema")
-            declared = {str(r[0]): sqlite_declared_dtype(str(r[1] or "")) for r in rows}
-            if all(v != "other" for v in declared.values()):
-                return {n: declared.get(n, "other") for n in names}
-        if scheme.startswith("postgres"):
-            types = ", ".join(f"pg_typeof(t.{quote(n)})::text" for n in names)
-            rows = execute(f"SELECT {types} FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM "
-                           f"{source} AS s LIMIT 1) AS t ON TRUE", "schema")
-            return {n: postgres_dtype(str(v)) for n, v in zip(names, rows[0], strict=True)}
-        # Dynamic types (SQLite queries, other databases): the first non-null value says.
-        firsts = ", ".join(f"(SELECT {quote(n)} FROM {source} AS s WHERE {quote(n)} IS NOT "
-                           "NULL LIMIT 1)" for n in names)
-        row = execute(f"SELECT {firsts}", "schema")[0] if names else ()
-        return {n: python_dtype(v) if v is not None else "other"
-                for n, v in zip(names, row, strict=True)}
-
-    return SqlEngine(display, source, dialect, execute, schema,
-                     connection_id=("db", spec.url))
-
-
-def _column_names(spec: SourceSpec, source: str, rootdir: Path) -> list[str]:
-    columns, _ = run_query(spec, f"SELECT * FROM {source} AS s LIMIT 0", rootdir)
-    return columns
