@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pytest_mlfunnel.engines.expr import (
+    Ranking,
     absolute,
     binned,
     clip,
@@ -87,7 +88,8 @@ def test_score_ranks_give_sklearns_auc_and_average_precision_per_group(
     table = open_in(engine, data, tmp_path)
     valid = outside(col("s"), 0.0, 1.0)  # 0 inside, null when the score is null
     where = valid - valid + 1.0
-    found = table.score_ranks(equals("y", 1), [col("s")], col("g"), where)
+    (found,) = table.score_ranks(equals("y", 1), [col("s")], [Ranking(col("g"), precision=True)],
+                                 where)
     assert set(found) == {"a", "b"}
     for group, ranks in found.items():
         rows = data[(data.g == group) & data.s.notna()]
@@ -103,3 +105,52 @@ def test_an_expression_on_a_missing_column_names_it(tmp_path: Path) -> None:
     with pytest.raises(CriterionError, match=r"^score: no such column in .*t.parquet "
                                              r"\(columns: y, g, s, t\)$"):
         table.crosstab([col("y")], [("sum", col("score"))])
+
+
+def placement_sums(y: np.ndarray, scores: list[np.ndarray]) -> dict[str, Any]:
+    """Every positive against every negative (a tie counts one half): the sums
+    ``ScoreRanks`` holds, from the definition."""
+    below, above = [], []
+    for score in scores:
+        pos, neg = score[y == 1], score[y == 0]
+        psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        below.append(psi.sum(axis=1))
+        above.append(psi.sum(axis=0))
+    found: dict[str, Any] = {
+        "positives": int(y.sum()), "negatives": int((1 - y).sum()),
+        "below": [b.sum() for b in below], "below_sq": [(b**2).sum() for b in below],
+        "above": [a.sum() for a in above], "above_sq": [(a**2).sum() for a in above]}
+    if len(scores) == 2:
+        found["cross_below"] = (below[0] * below[1]).sum()
+        found["cross_above"] = (above[0] * above[1]).sum()
+    return found
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_query_ranks_overall_with_two_scores_and_per_group_with_one(
+        engine: str, tmp_path: Path) -> None:
+    data = frame()  # scores rounded to 2 and 1 decimals: many ties, within and across labels
+    table = open_in(engine, data, tmp_path)
+    valid = outside(col("s"), 0.0, 1.0)
+    where = valid - valid + 1.0
+    overall, by_group = table.score_ranks(equals("y", 1), [col("s"), col("t")],
+                                          [Ranking(None, 2), Ranking(col("g"))], where)
+    rows = data[data.s.notna()]
+    groups = {None: (overall, rows, 2)} | {
+        g: (by_group[g], rows[rows.g == g], 1) for g in ("a", "b")}
+    assert set(overall) == {None} and set(by_group) == {"a", "b"}  # a null group left out
+    for group, (ranks, part, count) in groups.items():
+        if group is None:
+            ranks = ranks[None]
+        expected = placement_sums(part.y.to_numpy(), [part.s.to_numpy(), part.t.to_numpy()
+                                                      ][:count])
+        assert (ranks.positives, ranks.negatives) == (expected["positives"],
+                                                      expected["negatives"]), group
+        for i, rank in enumerate(ranks.scores):
+            assert rank.below == expected["below"][i], (group, i)
+            assert rank.above == expected["above"][i], (group, i)
+            assert rank.below_sq == pytest.approx(expected["below_sq"][i], rel=1e-12)
+            assert rank.above_sq == pytest.approx(expected["above_sq"][i], rel=1e-12)
+        if count == 2:
+            assert ranks.cross_below == pytest.approx(expected["cross_below"], rel=1e-12)
+            assert ranks.cross_above == pytest.approx(expected["cross_above"], rel=1e-12)

@@ -25,12 +25,29 @@ list of ``(key tuple, rows, [value, ...])`` where each value is ``("sum" | "max"
 expr)`` over the group's non-null values (None when there are none). Null keys form groups of
 their own, so a caller can count what it leaves out.
 
-``Table.score_ranks(label, scores, by, where)`` answers, per value of ``by`` (or once, under
-the key None), the rank sums behind ROC AUC, its DeLong variance and average precision, for
-rows where ``where`` is 1 (and ``by`` is not null); ``label`` is 1 for a positive row, 0 for a
-negative. See ``ScoreRanks``. Each score costs one GROUP BY over (group, score) and a running
-sum over those groups in score order; a second score adds one join back to the rows, for the
-products of paired placements. The tie rule is the Mann-Whitney one: a tie counts one half.
+``Table.score_ranks(label, scores, rankings, where)`` answers, for each ``Ranking`` (per value
+of its ``by``, or once under the key None), the rank sums behind ROC AUC, its DeLong variance
+and average precision, for rows where ``where`` is 1 (and ``by`` is not null); ``label`` is 1
+for a positive row, 0 for a negative. See ``ScoreRanks``. The tie rule is the Mann-Whitney one:
+a tie counts one half.
+
+SQL engines answer each ranking with one query: one sort of the rows per score, by (group,
+score), and no GROUP BY over scores and no join back. Over that order, per row: ``rs = rank()``,
+``le = count(*)`` and ``pl = sum(label)`` (rows and positives at or below its score) and ``pq =
+sum(label)`` over its peers (positives tied with it) give
+
+    positive row: 2 * (negatives below + half the tied ones) = (le - pl) + (rs - 1 - pl + pq)
+    negative row: 2 * (positives below + half the tied ones) = 2 * pl - pq
+
+each plus twice the negatives (resp. positives) of the groups ordered before, which the query
+returns as ``min(rs) - 1`` (rows before) and ``min(pl - pq)`` (positives before) per group and
+the caller subtracts. Halved, these are DeLong's structural components times the size of the
+other class (V10 * negatives for a positive row; positives - V01 * positives for a negative
+row), so their sums, squares and products across two scores come from one aggregate over the
+rows grouped by (group, label). Average precision adds, per positive row, the precision at its
+score, (positives >= score) / (rows >= score), from the same windows and the group's totals.
+The frame engines group by (group, score), run sums in score order and join back to the
+rows for the products of two scores.
 """
 
 from __future__ import annotations
@@ -133,6 +150,16 @@ class ScoreRank:
     above: float = 0.0
     above_sq: float = 0.0
     precision_sum: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Rank the rows within each value of ``by`` (all rows together when None), by the first
+    ``scores`` scores (1, or 2 to pair them)."""
+
+    by: Expr | None = None
+    scores: int = 1
+    precision: bool = False  # also the sums behind average precision (of the first score)
 
 
 @dataclass
@@ -253,54 +280,131 @@ def _window_medians(engine: Any, rendering: SqlRendering, keys: list[Expr], expr
             for row in engine.run_seeing_nan(sql, "medians")}
 
 
-def sql_score_ranks(engine: Any, label: Expr, scores: list[Expr], by: Expr | None,
-                    where: Expr | None) -> dict[Any, ScoreRanks]:
+def sql_score_ranks(engine: Any, label: Expr, scores: list[Expr], rankings: list[Ranking],
+                    where: Expr | None) -> list[dict[Any, ScoreRanks]]:
+    """One query per ranking: one sort of the rows per score, by (group, score), read by a
+    rank and running counts over it (see the module's docstring). All rankings in one query
+    took as long and twice the memory: each window carries the columns of the ones before."""
+    return [_sql_ranking(engine, label, scores, ranking, where)[0] for ranking in rankings]
+
+
+def _sql_ranking(engine: Any, label: Expr, scores: list[Expr], ranking: Ranking,
+                 where: Expr | None) -> list[dict[Any, ScoreRanks]]:
+    rankings = [ranking]
     rendering = SqlRendering(engine)
+    double = rendering.double
     conditions = [f"{rendering.render(label)} IS NOT NULL"]
     conditions += [f"{rendering.render(s)} IS NOT NULL" for s in scores]
     if where is not None:
         conditions.append(f"{rendering.render(where)} = 1")
-    key = rendering.render(by) if by is not None else "0"
-    if by is not None:
-        conditions.append(f"{key} IS NOT NULL")
-    score_columns = ", ".join(f"{rendering.render(s)} AS s{i}" for i, s in enumerate(scores))
-    ctes = [f"r AS (SELECT {key} AS k, {rendering.render(label)} AS y, {score_columns} FROM "
-            f"{engine._from()} WHERE {' AND '.join(conditions)})"]
-    running = "PARTITION BY k ORDER BY s ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW"
-    for i in range(len(scores)):
-        ctes.append(f"g{i} AS (SELECT k, s{i} AS s, sum(y) AS p, count(*) - sum(y) AS n FROM r "
-                    f"GROUP BY k, s{i})")
-        ctes.append(
-            f"c{i} AS (SELECT k, s, p, n, sum(n) OVER w - n + n / 2.0 AS lo, "
-            f"sum(p) OVER (PARTITION BY k) - sum(p) OVER w + p / 2.0 AS hi, "
-            f"CAST(sum(p) OVER (PARTITION BY k) - sum(p) OVER w + p AS {rendering.double}) / "
-            f"(sum(p + n) OVER (PARTITION BY k) - sum(p + n) OVER w + p + n) AS prec "
-            f"FROM g{i} WINDOW w AS ({running}))")
-    selects = [f"SELECT k, {i} AS i, sum(p), sum(n), sum(p * lo), sum(p * lo * lo), "
-               f"sum(n * hi), sum(n * hi * hi), sum(p * prec) FROM c{i} GROUP BY k"
-               for i in range(len(scores))]
-    sql = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
-    found: dict[Any, ScoreRanks] = {}
-    for row in engine.run_seeing_nan(sql, "score ranks"):
-        k = None if by is None else plain(row[0])
-        ranks = found.setdefault(k, ScoreRanks(scores=[ScoreRank() for _ in scores]))
-        values = [0.0 if v is None else float(plain(v)) for v in row[2:]]
-        ranks.positives, ranks.negatives = int(values[0]), int(values[1])
-        ranks.scores[int(row[1])] = ScoreRank(*values[2:])
-    if len(scores) == 2 and found:
-        # One join at a time, the first materialized: left to itself a planner that misjudges
-        # the rows of r may join c0 to c1 on the group key alone (a product per group).
-        first = ("a AS MATERIALIZED (SELECT r.k AS k, r.y AS y, r.s1 AS s1, c0.lo AS lo0, "
-                 "c0.hi AS hi0 FROM r JOIN c0 ON r.k = c0.k AND r.s0 = c0.s)")
-        cross = ("SELECT a.k, sum(CASE WHEN a.y = 1 THEN a.lo0 * c1.lo END), "
-                 "sum(CASE WHEN a.y = 0 THEN a.hi0 * c1.hi END) FROM a "
-                 "JOIN c1 ON a.k = c1.k AND a.s1 = c1.s GROUP BY a.k")
-        sql = f"WITH {', '.join([*ctes, first])} {cross}"
-        for row in engine.run_seeing_nan(sql, "score ranks"):
-            k = None if by is None else plain(row[0])
-            found[k].cross_below = float(plain(row[1]) or 0.0)
-            found[k].cross_above = float(plain(row[2]) or 0.0)
+    keys = [f"k{i}" for i, r in enumerate(rankings) if r.by is not None]
+    inner = [f"{rendering.render(r.by)} AS k{i}" for i, r in enumerate(rankings)
+             if r.by is not None]
+    inner += [f"{rendering.render(label)} AS y"]
+    inner += [f"{rendering.render(s)} AS s{j}" for j, s in enumerate(scores)]
+    ties = "RANGE BETWEEN CURRENT ROW AND CURRENT ROW"
+    windows: list[str] = []
+    outer: list[str] = []
+    sums = ["count(*)"]
+    for i, ranking in enumerate(rankings):
+        group = f"k{i}, " if ranking.by is not None else ""
+        for j in range(ranking.scores):
+            n = f"{i}_{j}"
+            order = f"ORDER BY {group}s{j}"
+            windows += [f"rank() OVER ({order}) AS rs{n}", f"count(*) OVER ({order}) AS le{n}",
+                        f"sum(y) OVER ({order}) AS pl{n}",
+                        f"sum(y) OVER ({order} {ties}) AS pq{n}"]
+            # A (positives): 2 * (negatives below + half the tied ones); C (negatives):
+            # 2 * (positives below + half the tied ones); each plus twice the negatives
+            # (positives) of the groups ordered before
+            outer += [f"le{n} - pl{n} + rs{n} - 1 - pl{n} + pq{n} AS a{n}",
+                      f"2 * pl{n} - pq{n} AS c{n}"]
+        n = f"{i}_0"
+        outer += [f"rs{n} AS rs{i}", f"pl{n} - pq{n} AS op{i}"]
+        sums += [f"min(rs{i})", f"min(op{i})"]
+        if ranking.precision:
+            over = f"ORDER BY k{i}" if ranking.by is not None else ""
+            windows += [f"sum(y) OVER ({over}) AS pe{i}", f"count(*) OVER ({over}) AS te{i}"]
+            outer.append(f"CASE WHEN y = 1 THEN CAST(pe{i} - pl{n} + pq{n} AS {double}) / "
+                         f"(te{i} - rs{n} + 1) END AS ap{i}")
+            sums.append(f"sum(ap{i})")
+        else:
+            sums.append("0")
+        for j in range(ranking.scores):
+            n = f"{i}_{j}"
+            sums += [f"sum(a{n})", f"sum(CAST(a{n} AS {double}) * a{n})",
+                     f"sum(c{n})", f"sum(CAST(c{n} AS {double}) * c{n})"]
+        if ranking.scores == 2:
+            sums += [f"sum(CAST(a{i}_0 AS {double}) * a{i}_1)",
+                     f"sum(CAST(c{i}_0 AS {double}) * c{i}_1)"]
+    group = ", ".join([*keys, "y"])
+    sql = (f"SELECT {group}, {', '.join(sums)} FROM (SELECT {', '.join([*keys, 'y', *outer])} "
+           f"FROM (SELECT {', '.join([*keys, 'y', *windows])} FROM (SELECT {', '.join(inner)} "
+           f"FROM {engine._from()} WHERE {' AND '.join(conditions)}) AS r) AS w) AS v "
+           f"GROUP BY {group}")
+    rows = [[plain(v) for v in row] for row in engine.run_seeing_nan(sql, "score ranks")]
+    return rank_sums(rankings, len(keys), rows)
+
+
+def rank_sums(rankings: list[Ranking], width: int, rows: list[list[Any]]
+              ) -> list[dict[Any, ScoreRanks]]:
+    """``ScoreRanks`` per ranking and group from the per-(keys, label) sums of the query."""
+    found: list[dict[Any, ScoreRanks]] = []
+    for i, ranking in enumerate(rankings):
+        position = width + 2 + sum(3 + 4 * r.scores + (2 if r.scores == 2 else 0)
+                                   for r in rankings[:i])
+        key_at = sum(1 for r in rankings[:i] if r.by is not None)
+        parts: dict[Any, list[list[Any]]] = {}
+        for row in rows:
+            key = row[key_at] if ranking.by is not None else None
+            if ranking.by is not None and key is None:
+                continue
+            parts.setdefault(key, []).append(row)
+        found.append({key: _ranks_of(ranking, position, width, part)
+                      for key, part in parts.items()})
     return found
+
+
+def _number(value: Any) -> float:
+    return 0.0 if value is None else float(value)
+
+
+def _ranks_of(ranking: Ranking, at: int, width: int, rows: list[list[Any]]) -> ScoreRanks:
+    """One group's sums, its offsets (the rows and positives ordered before it) removed."""
+    positives = sum(int(r[width + 1]) for r in rows if int(r[width]) == 1)
+    negatives = sum(int(r[width + 1]) for r in rows if int(r[width]) == 0)
+    before = min(int(r[at]) for r in rows) - 1  # rows of the groups ordered before
+    before_pos = min(int(r[at + 1]) for r in rows)
+    before_neg = before - before_pos
+    ranks = ScoreRanks(positives, negatives, [ScoreRank() for _ in range(ranking.scores)])
+    top = positives + before_pos
+    pos = [r for r in rows if int(r[width]) == 1]
+    neg = [r for r in rows if int(r[width]) == 0]
+    a_sums: list[float] = []
+    c_sums: list[float] = []
+    for j in range(ranking.scores):
+        base = at + 3 + 4 * j
+        a = sum(_number(r[base]) for r in pos)
+        a2 = sum(_number(r[base + 1]) for r in pos)
+        c = sum(_number(r[base + 2]) for r in neg)
+        c2 = sum(_number(r[base + 3]) for r in neg)
+        a_sums.append(a)
+        c_sums.append(c)
+        # a placement is A / 2 - before_neg (positives); above = top - C / 2 (negatives)
+        ranks.scores[j] = ScoreRank(
+            below=a / 2 - positives * before_neg,
+            below_sq=a2 / 4 - before_neg * a + positives * before_neg**2,
+            above=negatives * top - c / 2,
+            above_sq=negatives * top**2 - top * c + c2 / 4,
+            precision_sum=sum(_number(r[at + 2]) for r in pos) if j == 0 else 0.0)
+    if ranking.scores == 2:
+        base = at + 3 + 8
+        ac = sum(_number(r[base]) for r in pos)
+        cc = sum(_number(r[base + 1]) for r in neg)
+        ranks.cross_below = (ac / 4 - before_neg * (a_sums[0] + a_sums[1]) / 2
+                             + positives * before_neg**2)
+        ranks.cross_above = negatives * top**2 - top * (c_sums[0] + c_sums[1]) / 2 + cc / 4
+    return ranks
 
 
 # --------------------------------------------------------------------------- narwhals
@@ -385,8 +489,15 @@ def narwhals_crosstab(engine: Any, keys: list[Expr], values: list[tuple[str, Exp
             for row in engine._collect(lazy, "crosstab")]
 
 
-def narwhals_score_ranks(engine: Any, label: Expr, scores: list[Expr], by: Expr | None,
-                         where: Expr | None) -> dict[Any, ScoreRanks]:
+def narwhals_score_ranks(engine: Any, label: Expr, scores: list[Expr], rankings: list[Ranking],
+                         where: Expr | None) -> list[dict[Any, ScoreRanks]]:
+    return [_narwhals_ranking(engine, label, scores[:r.scores], r.by, where) for r in rankings]
+
+
+def _narwhals_ranking(engine: Any, label: Expr, scores: list[Expr], by: Expr | None,
+                      where: Expr | None) -> dict[Any, ScoreRanks]:
+    """One ranking: per (group, score) the positives and negatives, running sums in score
+    order, and a join back to the rows for the products of two scores' placements."""
     import narwhals.stable.v2 as nw
 
     key = narwhals_expr(engine, by) if by is not None else nw.lit(0)

@@ -18,6 +18,7 @@ import narwhals.stable.v2 as nw
 
 from pytest_mlfunnel.engines.expr import (
     Expr,
+    Ranking,
     ScoreRanks,
     narwhals_crosstab,
     narwhals_score_ranks,
@@ -391,7 +392,7 @@ class NarwhalsEngine(Engine):
                  ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
         return narwhals_crosstab(self, keys, values)
 
-    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None,
-                    where: Expr | None) -> dict[Any, ScoreRanks]:
-        return narwhals_score_ranks(self, label, scores, by, where)
+    def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
+                    where: Expr | None) -> list[dict[Any, ScoreRanks]]:
+        return narwhals_score_ranks(self, label, scores, rankings, where)
 

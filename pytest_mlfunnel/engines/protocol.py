@@ -37,9 +37,9 @@ samples (Mann-Whitney, bootstrap) and for capped examples of offending rows.
 ``Table.group_sizes(by, stats)`` returns dict of ``median``/``mean``/``min``/``max`` group size.
 ``SharedTable.join_unmatched(on, other, other_on)`` returns up to 5 distinct non-null keys (as
 tuples) not found in other; asked only when a join check fails.
-``Table.crosstab(keys, values)`` and ``Table.score_ranks(label, scores, by, where)`` group rows
-by expressions of several columns (a confusion matrix, sums of losses, the score ordering an
-AUC needs): see ``engines.expr``.
+``Table.crosstab(keys, values)`` and ``Table.score_ranks(label, scores, rankings, where)``
+group rows by expressions of several columns (a confusion matrix, sums of losses, the score
+ordering an AUC needs): see ``engines.expr``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pytest_mlfunnel.engines.expr import Expr, ScoreRanks
+from pytest_mlfunnel.engines.expr import Expr, Ranking, ScoreRanks
 from pytest_mlfunnel.outcome import CriterionError
 
 NUMERIC = ("int", "float", "bool")
@@ -166,8 +166,8 @@ class Table(Protocol):
     def crosstab(self, keys: list[Expr], values: list[tuple[str, Expr]]
                  ) -> list[tuple[tuple[Any, ...], int, list[Any]]]: ...
 
-    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None = None,
-                    where: Expr | None = None) -> dict[Any, ScoreRanks]: ...
+    def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
+                    where: Expr | None = None) -> list[dict[Any, ScoreRanks]]: ...
 
 
 class Engine:
@@ -218,8 +218,8 @@ class Engine:
                  ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
         raise CriterionError(f"{self.display}: this engine cannot group by expressions")
 
-    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None,
-                    where: Expr | None) -> dict[Any, ScoreRanks]:
+    def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
+                    where: Expr | None) -> list[dict[Any, ScoreRanks]]:
         raise CriterionError(f"{self.display}: this engine cannot rank scores")
 
 

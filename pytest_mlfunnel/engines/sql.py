@@ -15,7 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_mlfunnel.engines.dialects import Dialect, dialect_named
-from pytest_mlfunnel.engines.expr import Expr, ScoreRanks, sql_crosstab, sql_score_ranks
+from pytest_mlfunnel.engines.expr import (
+    Expr,
+    Ranking,
+    ScoreRanks,
+    sql_crosstab,
+    sql_score_ranks,
+)
 from pytest_mlfunnel.engines.protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
@@ -575,9 +581,9 @@ class SqlEngine(Engine):
                  ) -> list[tuple[tuple[Any, ...], int, list[Any]]]:
         return sql_crosstab(self, keys, values)
 
-    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None,
-                    where: Expr | None) -> dict[Any, ScoreRanks]:
-        return sql_score_ranks(self, label, scores, by, where)
+    def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
+                    where: Expr | None) -> list[dict[Any, ScoreRanks]]:
+        return sql_score_ranks(self, label, scores, rankings, where)
 
 
 # --------------------------------------------------------------------------- DuckDB

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pytest_mlfunnel.engines.expr import (
     Expr,
+    Ranking,
     ScoreRanks,
     absolute,
     all_of,
@@ -468,17 +469,22 @@ class Collector:
         if any(n.slice_column and n.base in RANKED_METRICS for n in self.names.values()):
             groupings += list(check.slices)
         if check.task == "binary":
-            label = equals(check.target, evidence.positive)
-            for column in groupings:
-                # the baseline's scores are ranked (and paired) only where a criterion asks
-                paired = self.baseline_score is not None and any(
-                    n.base == "roc_auc" and check.expect[n.text].uses_baseline
-                    and n.slice_column == column for n in self.names.values())
-                scores = [col(self.scores[0])] + (
-                    [col(self.baseline_score)] if paired and self.baseline_score else [])
-                found = self.table.score_ranks(label, scores, col(column) if column else None,
-                                               where)
-                for key, ranks in found.items():
+            # the baseline's scores are ranked (and paired) only where a criterion asks
+            rankings = [Ranking(col(column) if column else None,
+                                2 if self.baseline_score and any(
+                                    n.base == "roc_auc" and check.expect[n.text].uses_baseline
+                                    and n.slice_column == column
+                                    for n in self.names.values()) else 1,
+                                any(n.base == "average_precision" and n.slice_column == column
+                                    for n in self.names.values()))
+                        for column in groupings]
+            scores = [col(self.scores[0])] + (
+                [col(self.baseline_score)] if self.baseline_score else [])
+            found = self.table.score_ranks(equals(check.target, evidence.positive),
+                                           scores[:max(r.scores for r in rankings)], rankings,
+                                           where)
+            for column, by_key in zip(groupings, found, strict=True):
+                for key, ranks in by_key.items():
                     if column is None:
                         evidence.overall.ranks = ranks
                     elif key in evidence.slices[column]:
@@ -491,12 +497,12 @@ class Collector:
                 f"{check.target} ({', '.join(_show(c) for c in classes)}); give one column "
                 "per class, in the order of the sorted labels")
             return
+        rankings = [Ranking(col(column) if column else None) for column in groupings]
         for label_value, column_name in zip(classes, self.scores, strict=True):
-            for column in groupings:
-                found = self.table.score_ranks(equals(check.target, label_value),
-                                               [col(column_name)],
-                                               col(column) if column else None, where)
-                for key, ranks in found.items():
+            found = self.table.score_ranks(equals(check.target, label_value),
+                                           [col(column_name)], rankings, where)
+            for column, by_key in zip(groupings, found, strict=True):
+                for key, ranks in by_key.items():
                     if column is None:
                         evidence.overall.class_ranks[label_value] = ranks
                     elif key in evidence.slices[column]:

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
-from pytest_mlfunnel.engines.expr import VALUE_OPS, Expr, ScoreRanks
+from pytest_mlfunnel.engines.expr import VALUE_OPS, Expr, Ranking, ScoreRanks
 from pytest_mlfunnel.engines.protocol import (
     NUMERIC,
     OFFENDING_LIMIT,
@@ -303,13 +303,16 @@ class SharedTable:
         self._need_expressions([*keys, *(e for _, e in values)])
         return list(self._guard(lambda: self.engine.crosstab(keys, values)))
 
-    def score_ranks(self, label: Expr, scores: list[Expr], by: Expr | None = None,
-                    where: Expr | None = None) -> dict[Any, ScoreRanks]:
-        """Rank sums of one or two scores per group (see engines.expr.ScoreRanks)."""
-        if not 1 <= len(scores) <= 2:
+    def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
+                    where: Expr | None = None) -> list[dict[Any, ScoreRanks]]:
+        """Rank sums of one or two scores per group, for every ranking in one query (see
+        engines.expr.ScoreRanks)."""
+        if not 1 <= len(scores) <= 2 or any(not 1 <= r.scores <= len(scores) for r in rankings):
             raise CriterionError("score ranks: give one score, or two to pair")
-        self._need_expressions([label, *scores, *(e for e in (by, where) if e is not None)])
-        return dict(self._guard(lambda: self.engine.score_ranks(label, scores, by, where)))
+        groups = [r.by for r in rankings if r.by is not None]
+        self._need_expressions([label, *scores, *groups, *([where] if where else [])])
+        return list(self._guard(lambda: self.engine.score_ranks(label, scores, rankings,
+                                                                where)))
 
 
 def _join_key(values: tuple[Any, ...], as_text: bool) -> tuple[Any, ...]:
