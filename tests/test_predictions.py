@@ -152,7 +152,8 @@ def ece_oracle(y: np.ndarray, score: np.ndarray) -> float:
 
 BINARY_EXPECT = {m: ">= 0" for m in (
     "rows", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "positive_rate",
-    "roc_auc", "average_precision", "log_loss", "brier", "ece", "slices.plan.*.roc_auc")}
+    "roc_auc", "average_precision", "log_loss", "brier", "ece", "slices.plan.*.roc_auc",
+    "slices.plan.*.average_precision")}
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -96,7 +96,9 @@ def test_score_ranks_give_sklearns_auc_and_average_precision_per_group(
         assert ranks.positives == rows.y.sum() and ranks.negatives == (1 - rows.y).sum()
         auc = ranks.scores[0].below / (ranks.positives * ranks.negatives)
         assert auc == pytest.approx(sklearn_metrics.roc_auc_score(rows.y, rows.s), abs=1e-12)
-        assert ranks.scores[0].precision_sum / ranks.positives == pytest.approx(
+        precision_sum = ranks.scores[0].precision_sum
+        assert precision_sum is not None
+        assert precision_sum / ranks.positives == pytest.approx(
             sklearn_metrics.average_precision_score(rows.y, rows.s), abs=1e-12)
 
 

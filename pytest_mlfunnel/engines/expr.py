@@ -149,7 +149,7 @@ class ScoreRank:
     below_sq: float = 0.0
     above: float = 0.0
     above_sq: float = 0.0
-    precision_sum: float = 0.0
+    precision_sum: float | None = None  # None: not asked for
 
 
 @dataclass(frozen=True)
@@ -396,7 +396,8 @@ def _ranks_of(ranking: Ranking, at: int, width: int, rows: list[list[Any]]) -> S
             below_sq=a2 / 4 - before_neg * a + positives * before_neg**2,
             above=negatives * top - c / 2,
             above_sq=negatives * top**2 - top * c + c2 / 4,
-            precision_sum=sum(_number(r[at + 2]) for r in pos) if j == 0 else 0.0)
+            precision_sum=(sum(_number(r[at + 2]) for r in pos)
+                           if j == 0 and ranking.precision else None))
     if ranking.scores == 2:
         base = at + 3 + 8
         ac = sum(_number(r[base]) for r in pos)

@@ -693,7 +693,10 @@ def score_metric(name: str, scope: Scope) -> float:
     if name == "average_precision":
         if not scope.ranks.positives:
             raise CriterionError("average_precision needs positive rows")
-        return scope.ranks.scores[0].precision_sum / scope.ranks.positives
+        precision_sum = scope.ranks.scores[0].precision_sum
+        if precision_sum is None:
+            raise CriterionError("average_precision: the scores were not ranked for it")
+        return precision_sum / scope.ranks.positives
     raise CriterionError(f"unknown metric {name!r}")
 
 
