@@ -1,16 +1,20 @@
 """Predictions speed: the predictions kind against reading the file, and against sklearn.
 
-    python bench/predictions.py                # 10M rows; --rows N to change
+    python bench/predictions.py                       # 10M rows
+    python bench/predictions.py --rows 1000000 10000000 --repeat 5
 
 Writes (seeded) one Parquet file of N prediction rows under bench/data/ (git-ignored, kept
-between runs): a binary target, the model's label and probability, the production model's
-label and probability, and a slice column of 20 values. Then measures:
+between runs): a binary target, the model's label and probability (about one distinct score
+per row), the production model's label and probability, and a slice column of 20 values. Then
+measures, for each N:
 
   floor     pyarrow.parquet.read_table of the columns used
   (a)       the ``predictions`` kind on the file: accuracy, f1, roc_auc, log_loss and ece
             overall and per slice (20 slices), plus f1 and roc_auc against the production
             columns with their paired 95% intervals (multinomial bootstrap, DeLong); every
             criterion evaluated as the kind does
+  (a')      the same without roc_auc: what the grouped counts and sums cost, apart from the
+            ranking of scores
   (b) RSS   peak resident memory of (a) in a fresh process, against the Arrow size of the
             columns used (and the same process doing nothing but imports)
   (c)       sklearn computing the same point values on the pandas frame already in memory
@@ -18,24 +22,22 @@ label and probability, and a slice column of 20 values. Then measures:
             calibration_curve, overall and per slice, for the model and the baseline; sklearn
             has no paired interval), against (a); the pandas read is reported apart
 
-Timings are the best of ``--repeat`` runs with a warm file cache; a ratio is the median over
-rounds that run the baseline and the measured code in turn. The machine may be shared: the
-load average is printed beside the figures.
+Times are the medians of ``--repeat`` rounds that run the baseline and the measured code in
+turn (bench/measure.py), with a warm file cache; a ratio is the median of the per-round ratios.
+The machine may be shared: the load average is printed beside every figure.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from measure import MIB, figure_line, header, memory_line, peak_rss, rounds
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -72,13 +74,16 @@ def data_file(rows: int) -> Path:
     return path
 
 
-def run_kind(path: Path) -> dict[str, Any]:
-    """Every criterion of the check, evaluated as the kind evaluates them."""
+def run_kind(path: Path, ranked: bool = True) -> dict[str, Any]:
+    """Every criterion of the check, evaluated as the kind evaluates them (without roc_auc
+    when not ``ranked``)."""
+    sys.path.insert(0, str(HERE.parent))
     from pytest_mlfunnel.context import EvalContext, PlanContext
     from pytest_mlfunnel.kinds.predictions import PredictionsConfig, PredictionsKind
 
-    expect = {m: ">= 0" for m in METRICS} | {f"slices.segment.*.{m}": ">= 0" for m in METRICS}
-    expect |= {"f1": ">= baseline", "roc_auc": ">= baseline"}
+    metrics = [m for m in METRICS if ranked or m != "roc_auc"]
+    expect = {m: ">= 0" for m in metrics} | {f"slices.segment.*.{m}": ">= 0" for m in metrics}
+    expect |= {"f1": ">= baseline"} | ({"roc_auc": ">= baseline"} if ranked else {})
     check = PredictionsConfig.model_validate(
         {"predictions": str(path), "task": "binary", "target": "churned", "prediction": "pred",
          "score": "proba", "slices": ["segment"], "significance": 0.05,
@@ -126,103 +131,77 @@ def sklearn_metrics(frame: Any) -> dict[str, float]:
     return found
 
 
-def best_of(repeat: int, action: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
+def in_turn(repeat: int, baseline: Callable[[], Any], action: Callable[[], Any]
+            ) -> tuple[float, float, float]:
+    """(median baseline, median action, median of the per-round ratios), run in turn."""
+    base, mine = rounds(repeat, baseline, action)
+    return (statistics.median(base), statistics.median(mine),
+            statistics.median(m / b for b, m in zip(base, mine, strict=True)))
 
 
-def paired(repeat: int, baseline: Callable[[], Any], action: Callable[[], Any]
-           ) -> tuple[float, float, float]:
-    """(best baseline, best action, median of the per-round ratios), run in turn."""
-    base, mine, ratios = [], [], []
-    for _ in range(repeat):
-        base.append(best_of(1, baseline))
-        mine.append(best_of(1, action))
-        ratios.append(mine[-1] / base[-1])
-    return min(base), min(mine), statistics.median(ratios)
+def kind_in_child(path: str) -> None:
+    """What (b) measures in a fresh process."""
+    run_kind(Path(path))
 
 
-def peak_rss(mode: str, path: Path) -> int:
-    code = (f"import sys; sys.path.insert(0, {str(HERE.parent)!r}); "
-            f"import bench.predictions as b; b.child({mode!r}, {str(path)!r})")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True, timeout=1800).stdout
-    return int(json.loads(out.strip().splitlines()[-1])["rss"])
+def floor_in_child(path: str) -> None:
+    read_columns(Path(path))
 
 
-def child(mode: str, path: str) -> None:
+def imports_in_child() -> None:
+    sys.path.insert(0, str(HERE.parent))
     import duckdb  # noqa: F401  (the imports are part of the idle baseline)
 
-
-    if mode == "kind":
-        run_kind(Path(path))
-    elif mode == "floor":
-        read_columns(Path(path))
-    # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into its children.
-    status = Path("/proc/self/status").read_text()
-    peak_kib = next(int(line.split()[1]) for line in status.splitlines()
-                    if line.startswith("VmHWM:"))
-    print(json.dumps({"rss": peak_kib * 1024}))
+    import pytest_mlfunnel.engines.sql
+    import pytest_mlfunnel.kinds.predictions  # noqa: F401
 
 
-def load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    sys.path.insert(0, str(HERE.parent))
-    path = data_file(args.rows)
+def measure(rows: int, repeat: int) -> None:
     import duckdb
     import pyarrow.parquet as pq
 
-    print(f"{args.rows:,} rows · {SLICES} slices · Parquet "
-          f"{path.stat().st_size / 2**20:.0f} MiB · {os.cpu_count()} cores · duckdb "
-          f"{duckdb.__version__} · {dt.date.today().isoformat()} · load average {load()}")
+    path = data_file(rows)
+    print(header(f"{rows:,} rows", f"{SLICES} slices",
+                 f"Parquet {path.stat().st_size / MIB:.0f} MiB", f"duckdb {duckdb.__version__}"))
     observed = run_kind(path)
     print(f"f1 {observed['f1']:.4f} · roc_auc {observed['roc_auc']:.4f} · "
           f"log_loss {observed['log_loss']:.4f} · ece {observed['ece']:.4f}")
-
-    def show(label: str, seconds: float, ratio: float | None = None, target: str = "") -> None:
-        shown = f"{ratio:6.2f}x" if ratio is not None else "       "
-        print(f"{label:<46} {seconds:7.3f} s  {shown}  {target}  (load {load()})", flush=True)
-
-    print()
-    floor, ours, ratio = paired(args.repeat, lambda: read_columns(path),
-                                lambda: run_kind(path))
-    show("floor: pyarrow read_table, columns used", floor)
-    show("(a) predictions kind, all criteria", ours, ratio, "target <= 2.5x floor")
+    floor, ours, ratio = in_turn(repeat, lambda: read_columns(path), lambda: run_kind(path))
+    print(figure_line("floor: pyarrow read_table, columns used", floor))
+    print(figure_line("(a) predictions kind, all criteria", ours, ratio,
+                      "target <= 2.5x floor"))
+    _, unranked, ratio = in_turn(repeat, lambda: read_columns(path),
+                                lambda: run_kind(path, ranked=False))
+    print(figure_line("(a') the same without roc_auc", unranked, ratio), flush=True)
     arrow_size = pq.read_table(path, columns=COLUMNS).nbytes
-    rss_kind = peak_rss("kind", path)
-    rss_idle = peak_rss("idle", path)
-    rss_floor = peak_rss("floor", path)
-    print()
-    print(f"(b) peak RSS of (a)                            {rss_kind / 2**20:7.0f} MiB  "
-          f"{rss_kind / arrow_size:5.2f}x  target <= 1.0x Arrow size of the columns "
-          f"({arrow_size / 2**20:.0f} MiB)")
-    print(f"    same process, imports only                 {rss_idle / 2**20:7.0f} MiB")
-    print(f"    pyarrow read_table of the columns (floor)  {rss_floor / 2**20:7.0f} MiB",
+    rss_kind = peak_rss(kind_in_child, path)
+    print(memory_line("(b) peak RSS of (a)", rss_kind, rss_kind / arrow_size,
+                      f"target <= 1.0x Arrow size of the columns ({arrow_size / MIB:.0f} MiB)"))
+    print(memory_line("    same process, imports only", peak_rss(imports_in_child)))
+    print(memory_line("    pyarrow read_table of the columns", peak_rss(floor_in_child, path)),
           flush=True)
-    print()
     import pandas as pd
 
     started = time.perf_counter()
     frame = pd.read_parquet(path, columns=COLUMNS)
     read = time.perf_counter() - started
     reference = sklearn_metrics(frame)
-    for name in ("accuracy", "f1", "roc_auc", "log_loss", "ece"):
+    for name in METRICS:
         assert abs(reference[f"model.{name}"] - observed[name]) < 1e-9, name
-    _, sk_time, ratio = paired(args.repeat, lambda: run_kind(path),
-                               lambda: sklearn_metrics(frame))
-    show("(c) sklearn on the pandas frame in memory", sk_time, ratio,
-         f"of (a); its pd.read_parquet not counted: {read:.2f} s")
+    _, sk_time, ratio = in_turn(repeat, lambda: run_kind(path), lambda: sklearn_metrics(frame))
+    print(figure_line("(c) sklearn on the pandas frame in memory", sk_time, ratio,
+                      f"of (a); its pd.read_parquet not counted: {read:.2f} s"))
+    print(flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000_000])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print("The machine may be shared: read the ratios, and the load beside each line.\n")
+    for rows in args.rows:
+        measure(rows, args.repeat)
 
 
 if __name__ == "__main__":
