@@ -1,0 +1,121 @@
+"""The model against the baseline on the same rows: the paired method of each metric."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pytest_mlfunnel.kinds.predictions.config import PredictionsConfig
+from pytest_mlfunnel.kinds.predictions.evidence import (
+    Evidence,
+    Scope,
+    label_order,
+    same_label,
+)
+from pytest_mlfunnel.kinds.predictions.metrics import (
+    auc_of,
+    metric_value,
+)
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.paired import (
+    PairedDifference,
+    PairedError,
+    delong,
+    mcnemar,
+    mean_difference,
+    multinomial_bootstrap,
+)
+from pytest_mlfunnel.stats import normal_ppf
+
+
+def compare_paired(check: PredictionsConfig, evidence: Evidence, metric: str, scope: Scope
+                   ) -> PairedDifference:
+    """The model and the baseline on the same rows: both values, the difference, its 95%
+    interval, by the paired method of the metric (see paired.py)."""
+    try:
+        return _compare(check, evidence, metric, scope)
+    except PairedError as exc:
+        raise CriterionError(f"cannot compare with the baseline: {exc}") from None
+
+
+def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: Scope
+             ) -> PairedDifference:
+    value = metric_value(check, evidence, metric, scope)
+    n = scope.rows
+    if check.task == "regression":
+        return _compare_regression(metric, value, scope)
+    if metric in ("log_loss", "brier"):
+        total, total_sq = ((scope.sums.get("d_log", 0.0), scope.sums.get("d_log2", 0.0))
+                           if metric == "log_loss" else
+                           (scope.sums.get("d_brier", 0.0), scope.sums.get("d_brier2", 0.0)))
+        return mean_difference(value, value - total / n, n, total, total_sq,
+                               "paired mean of per-row losses")
+    if metric == "roc_auc":
+        ranks = scope.ranks
+        if ranks is None or len(ranks.scores) != 2:
+            raise CriterionError("roc_auc: the baseline's scores could not be ranked")
+        first, second = ranks.scores
+        baseline = auc_of(ranks, 1)
+        return delong(value, baseline, ranks.positives, ranks.negatives,
+                      (first.below, second.below), (first.below_sq, second.below_sq),
+                      ranks.cross_below, (first.above_sq, second.above_sq), ranks.cross_above)
+    baseline = metric_value(check, evidence, metric, scope, which=2)
+    cells = sorted(scope.confusion, key=lambda cell: tuple(label_order(v) for v in cell))
+    if metric == "accuracy":
+        only_model = sum(c for k, c in scope.confusion.items()
+                         if _right(check, evidence, k, 1) and not _right(check, evidence, k, 2))
+        only_baseline = sum(c for k, c in scope.confusion.items()
+                            if _right(check, evidence, k, 2) and not _right(check, evidence, k,
+                                                                            1))
+        return mcnemar(value, baseline, only_model, only_baseline, n)
+
+    def difference(counts: list[int]) -> float:
+        table = Scope(rows=sum(counts), confusion=dict(zip(cells, counts, strict=True)))
+        return (metric_value(check, evidence, metric, table)
+                - metric_value(check, evidence, metric, table, which=2))
+
+    return multinomial_bootstrap(value, baseline, [scope.confusion[c] for c in cells],
+                                 difference)
+
+
+def _right(check: PredictionsConfig, evidence: Evidence, cell: tuple[Any, Any, Any],
+           which: int) -> bool:
+    if check.task == "binary":
+        return same_label(evidence.positive, cell[0]) == same_label(evidence.positive, cell[which])
+    return bool(cell[0] == cell[which])
+
+
+def _compare_regression(metric: str, value: float, scope: Scope) -> PairedDifference:
+    n, sums = scope.rows, scope.sums
+    if metric == "mae":
+        total = sums.get("abs", 0.0) - sums.get("b_abs", 0.0)
+        total_sq = sums.get("sq", 0.0) + sums.get("b_sq", 0.0) - 2 * sums.get("ab", 0.0)
+        return mean_difference(value, sums.get("b_abs", 0.0) / n, n, total, total_sq,
+                               "paired mean of absolute errors")
+    # squared errors: d_i = e_i^2 - b_i^2
+    total = sums.get("sq", 0.0) - sums.get("b_sq", 0.0)
+    total_sq = sums.get("sq2", 0.0) + sums.get("b_sq2", 0.0) - 2 * sums.get("sq_bsq", 0.0)
+    squared = mean_difference(0.0, 0.0, n, total, total_sq)
+    if metric == "r2":
+        centred = sums.get("centred", 0.0)
+        if centred <= 0:
+            raise PairedError("r2 of a constant target")
+        scale = -n / centred  # r2 = 1 - n * mse / centred
+        baseline = 1 - sums.get("b_sq", 0.0) / centred
+        low, high = sorted((scale * squared.low, scale * squared.high))
+        return PairedDifference(value, baseline, "paired mean of squared errors", low, high,
+                          se=abs(scale) * (squared.se or 0.0))
+    # rmse: the delta method on sqrt(mse) of each model, with the covariance of the squares
+    mse_a, mse_b = sums.get("sq", 0.0) / n, sums.get("b_sq", 0.0) / n
+    if mse_a <= 0 or mse_b <= 0:
+        raise PairedError("rmse: a model without errors")
+    var_a = (sums.get("sq2", 0.0) - n * mse_a**2) / (n - 1)
+    var_b = (sums.get("b_sq2", 0.0) - n * mse_b**2) / (n - 1)
+    cov = (sums.get("sq_bsq", 0.0) - n * mse_a * mse_b) / (n - 1)
+    ga, gb = 1 / (2 * math.sqrt(mse_a)), 1 / (2 * math.sqrt(mse_b))
+    se = math.sqrt(max((ga * ga * var_a + gb * gb * var_b - 2 * ga * gb * cov) / n, 0.0))
+    baseline = math.sqrt(mse_b)
+    z = normal_ppf(0.975)
+    d = value - baseline
+    return PairedDifference(value, baseline, "delta method on paired squared errors", d - z * se,
+                      d + z * se, se=se)

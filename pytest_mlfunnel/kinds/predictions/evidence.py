@@ -1,0 +1,365 @@
+"""What one check reads from its table: counts and sums per group (``Table.crosstab``) and the
+rank sums of the scores (``Table.score_ranks``), gathered per slice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_mlfunnel.engines.expr import (
+    Expr,
+    Ranking,
+    ScoreRanks,
+    absolute,
+    all_of,
+    binned,
+    clip,
+    col,
+    equals,
+    is_null,
+    ln,
+    outside,
+)
+from pytest_mlfunnel.engines.protocol import Table
+from pytest_mlfunnel.expectations import format_value
+from pytest_mlfunnel.kinds.predictions.config import (
+    ECE_EDGES,
+    EPS,
+    RANKED_METRICS,
+    PredictionsConfig,
+)
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.sources.tabular import missing_column
+
+
+@dataclass
+class Scope:
+    """Counts and sums of one set of rows (all judged rows, or one slice)."""
+
+    rows: int = 0
+    #: (target, prediction, baseline prediction) -> rows
+    confusion: dict[tuple[Any, Any, Any], int] = field(default_factory=dict)
+    sums: dict[str, float] = field(default_factory=dict)
+    #: (score bin, target is positive) -> (rows, sum of scores); the same for the baseline
+    bins: dict[tuple[int, bool], list[float]] = field(default_factory=dict)
+    baseline_bins: dict[tuple[int, bool], list[float]] = field(default_factory=dict)
+    maximum: dict[str, float] = field(default_factory=dict)
+    median: dict[str, float] = field(default_factory=dict)
+    ranks: ScoreRanks | None = None
+    class_ranks: dict[Any, ScoreRanks] = field(default_factory=dict)
+
+    def add(self, name: str, value: float | None) -> None:
+        if value is not None:
+            self.sums[name] = self.sums.get(name, 0.0) + value
+
+
+@dataclass
+class Evidence:
+    rows: int  # all rows of the table
+    dropped: int  # rows left out: a null (or NaN) target, prediction or score
+    dropped_why: list[str]
+    overall: Scope
+    slices: dict[str, dict[Any, Scope]]
+    labels: list[Any]
+    positive: Any = None
+    score_problem: str | None = None  # scores outside [0, 1]
+    label_problem: str | None = None
+
+    def scope(self, column: str | None, value: Any) -> Scope:
+        return self.overall if column is None else self.slices[column][value]
+
+
+def same_label(config_value: Any, data_value: Any) -> bool:
+    if isinstance(data_value, str) and not isinstance(config_value, str):
+        return (str(config_value).lower() if isinstance(config_value, bool)
+                else str(config_value)) == data_value
+    if isinstance(config_value, str) and not isinstance(data_value, str):
+        return config_value == (str(data_value).lower() if isinstance(data_value, bool)
+                                else str(data_value))
+    return bool(config_value == data_value)
+
+
+def shown(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else format_value(value)
+
+
+class Collector:
+    """Builds the evidence of one check from its table: the queries, then the sums."""
+
+    def __init__(self, check: PredictionsConfig, table: Table) -> None:
+        self.check = check
+        self.table = table
+        self.baseline_column = check.baseline_prediction
+        self.baseline_score = check.baseline_score
+        self.scores = check.score if isinstance(check.score, list) else (
+            [check.score] if check.score else [])
+        self.names = check.metric_names()
+
+    def _columns(self) -> list[str]:
+        """The columns used, in the order they are checked; a null in any but the slices
+        leaves its row out."""
+        used = [self.check.target]
+        used += [c for c in (self.check.prediction, self.baseline_column) if c]
+        used += self.scores + ([self.baseline_score] if self.baseline_score else [])
+        return list(dict.fromkeys(used))
+
+    def wants(self, metrics: Iterable[str], baseline: bool | None = None) -> bool:
+        return any(n.base in metrics and (baseline is None or baseline == self.check.expect[
+            n.text].uses_baseline) for n in self.names.values())
+
+    def collect(self) -> Evidence:
+        schema = self.table.schema()
+        for column in [*self._columns(), *self.check.slices]:
+            if column not in schema:
+                raise CriterionError(missing_column(column, schema, self.table.display))
+        for column in self.scores + ([self.baseline_score] if self.baseline_score else []):
+            if schema[column] not in ("float", "int", "bool"):
+                raise CriterionError(f"{column}: scores must be numbers (probabilities), "
+                                     f"{column} is {schema[column]}")
+        if self.check.task == "regression":
+            for column in self._columns():
+                if schema[column] not in ("float", "int"):
+                    raise CriterionError(f"{column}: regression needs numbers, {column} is "
+                                         f"{schema[column]}")
+            return self._regression()
+        return self._classification()
+
+    def _why(self, dropped: dict[str, int]) -> list[str]:
+        return [f"{dropped[c]} with a null {c}" for c in self._columns() if dropped.get(c)]
+
+    def _null_flags(self) -> list[Expr]:
+        return [is_null(col(c)) for c in self._columns()]
+
+    # ------------------------------------------------------------------ classification
+    def _classification(self) -> Evidence:
+        check = self.check
+        binary = check.task == "binary"
+        flags = self._null_flags()
+        zero = Expr("lit", (0,))
+        keys: list[Expr] = [*flags, col(check.target),
+                            col(check.prediction) if check.prediction else zero,
+                            col(self.baseline_column) if self.baseline_column else zero]
+        keys += [col(s) for s in check.slices]
+        keys += [outside(col(s), 0.0, 1.0) for s in self.scores]
+        if self.baseline_score:
+            keys.append(outside(col(self.baseline_score), 0.0, 1.0))
+        score = self.scores[0] if binary and self.scores else None
+        values: list[tuple[str, Expr]] = []
+        if score is not None:
+            keys.append(binned(col(score), ECE_EDGES))
+            s = col(score)
+            clipped = clip(s, EPS, 1 - EPS)
+            values += [("sum", s), ("sum", s * s), ("sum", ln(clipped)),
+                       ("sum", ln(1.0 - clipped))]
+            if self.baseline_score:
+                y = equals(check.target, check.positive)
+                log_diff = _log_loss(y, s) - _log_loss(y, col(self.baseline_score))
+                brier_diff = ((y - s) * (y - s) - (y - col(self.baseline_score))
+                              * (y - col(self.baseline_score)))
+                values += [("sum", log_diff), ("sum", log_diff * log_diff),
+                           ("sum", brier_diff), ("sum", brier_diff * brier_diff)]
+        groups = self.table.crosstab(keys, values)
+        nflags = len(flags)
+        width = nflags + 3 + len(check.slices)
+        slices: dict[str, dict[Any, Scope]] = {c: {} for c in check.slices}
+        overall = Scope()
+        dropped: dict[str, int] = {}
+        out_of_range = 0
+        kept: list[tuple[tuple[Any, ...], int, list[Any]]] = []
+        for key, n, sums in groups:
+            nulls = [c for c, flag in zip(self._columns(), key[:nflags], strict=True) if flag]
+            if nulls:
+                dropped[nulls[0]] = dropped.get(nulls[0], 0) + n
+                continue
+            ranges = key[width:width + len(self.scores) + bool(self.baseline_score)]
+            if any(flag == 1 for flag in ranges):
+                out_of_range += n
+            kept.append((key[nflags:], n, sums))
+        labels = sorted({k[0] for k, _, _ in kept} | (
+            {k[1] for k, _, _ in kept} if check.prediction else set()) | (
+            {k[2] for k, _, _ in kept} if self.baseline_column else set()), key=label_order)
+        evidence = Evidence(rows=sum(n for _, n, _ in groups),
+                            dropped=sum(dropped.values()),
+                            dropped_why=self._why(dropped),
+                            overall=overall, slices=slices, labels=labels)
+        if binary:
+            self._binary_labels(evidence)
+        if out_of_range:
+            evidence.score_problem = (
+                f"{out_of_range} rows have a score outside [0, 1] in "
+                f"{', '.join(self.scores + ([self.baseline_score] if self.baseline_score else []))}"
+                "; scores must be probabilities")
+        slice_end = 3 + len(check.slices)
+        for key, n, sums in kept:
+            scopes = [overall] + [slices[c].setdefault(v, Scope()) for c, v in
+                                  zip(check.slices, key[3:slice_end], strict=True)
+                                  if v is not None]
+            truth = key[0]
+            positive = binary and same_label(evidence.positive, truth)
+            for scope in scopes:
+                scope.rows += n
+                cell = (truth, key[1], key[2])
+                scope.confusion[cell] = scope.confusion.get(cell, 0) + n
+                if score is None:
+                    continue
+                total_s, total_s2, log_s, log_1s = sums[:4]
+                scope.add("s", total_s)
+                scope.add("s2", total_s2)
+                if positive:
+                    scope.add("pos", n)
+                    scope.add("pos_s", total_s)
+                scope.add("loss", -((log_s if positive else log_1s) or 0.0))
+                for name, value in zip(("d_log", "d_log2", "d_brier", "d_brier2"), sums[4:],
+                                       strict=False):
+                    scope.add(name, value)
+                bin_cell = scope.bins.setdefault((int(key[-1]), positive), [0.0, 0.0])
+                bin_cell[0] += n
+                bin_cell[1] += total_s or 0.0
+        self._ranks(evidence)
+        return evidence
+
+    def _binary_labels(self, evidence: Evidence) -> None:
+        positive = self.check.positive
+        labels = evidence.labels
+        found = [v for v in labels if same_label(positive, v)]
+        if len(labels) > 2:
+            evidence.label_problem = (
+                f"{len(labels)} labels in {self._label_columns()}: "
+                f"{', '.join(shown(v) for v in labels[:8])}; a binary task has a positive and "
+                "a negative label")
+        elif labels and not found:
+            evidence.label_problem = (
+                f"the positive label {shown(positive)} is not among the labels in "
+                f"{self._label_columns()} ({', '.join(shown(v) for v in labels)}); set "
+                "positive = ...")
+        evidence.positive = found[0] if found else positive
+
+    def _label_columns(self) -> str:
+        return ", ".join(c for c in (self.check.target, self.check.prediction,
+                                     self.baseline_column) if c)
+
+    def _valid(self) -> Expr:
+        """1 for the rows judged: none of the used columns is null."""
+        return all_of(*[Expr("-", (Expr("lit", (1,)), flag)) for flag in self._null_flags()])
+
+    def _ranks(self, evidence: Evidence) -> None:
+        check = self.check
+        if not self.wants(RANKED_METRICS) or evidence.label_problem or evidence.score_problem:
+            return
+        where = self._valid()
+        groupings: list[str | None] = [None]
+        if any(n.slice_column and n.base in RANKED_METRICS for n in self.names.values()):
+            groupings += list(check.slices)
+        if check.task == "binary":
+            # the baseline's scores are ranked (and paired) only where a criterion asks
+            rankings = [Ranking(col(column) if column else None,
+                                2 if self.baseline_score and any(
+                                    n.base == "roc_auc" and check.expect[n.text].uses_baseline
+                                    and n.slice_column == column
+                                    for n in self.names.values()) else 1,
+                                any(n.base == "average_precision" and n.slice_column == column
+                                    for n in self.names.values()))
+                        for column in groupings]
+            scores = [col(self.scores[0])] + (
+                [col(self.baseline_score)] if self.baseline_score else [])
+            found = self.table.score_ranks(equals(check.target, evidence.positive),
+                                           scores[:max(r.scores for r in rankings)], rankings,
+                                           where)
+            for column, by_key in zip(groupings, found, strict=True):
+                for key, ranks in by_key.items():
+                    if column is None:
+                        evidence.overall.ranks = ranks
+                    elif key in evidence.slices[column]:
+                        evidence.slices[column][key].ranks = ranks
+            return
+        classes = sorted({k for (k, _, _) in evidence.overall.confusion}, key=label_order)
+        if len(classes) != len(self.scores):
+            evidence.score_problem = (
+                f"roc_auc_ovr: {len(self.scores)} score columns for {len(classes)} classes in "
+                f"{check.target} ({', '.join(shown(c) for c in classes)}); give one column "
+                "per class, in the order of the sorted labels")
+            return
+        rankings = [Ranking(col(column) if column else None) for column in groupings]
+        for label_value, column_name in zip(classes, self.scores, strict=True):
+            found = self.table.score_ranks(equals(check.target, label_value),
+                                           [col(column_name)], rankings, where)
+            for column, by_key in zip(groupings, found, strict=True):
+                for key, ranks in by_key.items():
+                    if column is None:
+                        evidence.overall.class_ranks[label_value] = ranks
+                    elif key in evidence.slices[column]:
+                        evidence.slices[column][key].class_ranks[label_value] = ranks
+
+    # ------------------------------------------------------------------ regression
+    def _regression(self) -> Evidence:
+        check = self.check
+        assert check.prediction is not None
+        t, p = col(check.target), col(check.prediction)
+        error = absolute(t - p)
+        flags = self._null_flags()
+        values: list[tuple[str, Expr]] = [
+            ("sum", error), ("sum", error * error), ("sum", t),
+            ("sum", error / clip(absolute(t), EPS, None)), ("max", error), ("median", error)]
+        if self.baseline_column:
+            other = absolute(t - col(self.baseline_column))
+            values += [("sum", other), ("sum", other * other), ("sum", error * other),
+                       ("sum", error * error * other * other),
+                       ("sum", error * error * error * error),
+                       ("sum", other * other * other * other)]
+        names = ("abs", "sq", "t", "pct", "max", "median",
+                 "b_abs", "b_sq", "ab", "sq_bsq", "sq2", "b_sq2")
+        overall = Scope()
+        slices: dict[str, dict[Any, Scope]] = {c: {} for c in check.slices}
+        dropped: dict[str, int] = {}
+        total = 0
+        mean = 0.0
+        nflags = len(flags)
+        for column in [None, *check.slices]:
+            keys = flags + ([col(column)] if column else [])
+            groups = self.table.crosstab(keys, values)
+            if column is None:
+                kept = [g for g in groups if not any(g[0][:nflags])]
+                judged = sum(g[1] for g in kept)
+                mean = (sum(g[2][2] or 0.0 for g in kept) / judged) if judged else 0.0
+            # the target's spread around the overall mean, for r2 (a stable second sum)
+            spreads = {k: v[0] for k, _, v in self.table.crosstab(
+                keys, [("sum", (t - mean) * (t - mean))])}
+            for key, n, sums in groups:
+                nulls = [c for c, flag in zip(self._columns(), key[:nflags], strict=True)
+                         if flag]
+                if column is None:
+                    total += n
+                    if nulls:
+                        dropped[nulls[0]] = dropped.get(nulls[0], 0) + n
+                if nulls or (column is not None and key[-1] is None):
+                    continue
+                scope = overall if column is None else slices[column].setdefault(key[-1],
+                                                                                 Scope())
+                scope.rows += n
+                for name, value in zip(names, sums, strict=False):
+                    if name == "max":
+                        if value is not None:
+                            scope.maximum["abs"] = max(scope.maximum.get("abs", 0.0), value)
+                    elif name == "median":
+                        if value is not None:
+                            scope.median["abs"] = value
+                    else:
+                        scope.add(name, value)
+                scope.add("spread", spreads.get(key))
+        for scope in [overall, *(s for by in slices.values() for s in by.values())]:
+            if scope.rows:
+                shift = scope.sums.get("t", 0.0) / scope.rows - mean
+                scope.sums["centred"] = scope.sums.get("spread", 0.0) - scope.rows * shift**2
+        return Evidence(rows=total, dropped=sum(dropped.values()),
+                        dropped_why=self._why(dropped),
+                        overall=overall, slices=slices, labels=[])
+
+
+def _log_loss(y: Expr, score: Expr) -> Expr:
+    clipped = clip(score, EPS, 1 - EPS)
+    return Expr("lit", (0,)) - (y * ln(clipped) + (1.0 - y) * ln(1.0 - clipped))
+
+
+def label_order(value: Any) -> tuple[str, Any]:
+    return (type(value).__name__ if not isinstance(value, int | float) else "0", value)

@@ -1,0 +1,170 @@
+"""The ``predictions`` kind: one criterion per expected metric, judged per slice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytest_mlfunnel.expectations import Expectation, format_value
+from pytest_mlfunnel.kinds.base import (
+    CheckKind,
+    Criterion,
+    EvalContext,
+    Evaluate,
+    PlanContext,
+)
+from pytest_mlfunnel.kinds.predictions.comparison import compare_paired
+from pytest_mlfunnel.kinds.predictions.config import (
+    MetricName,
+    PredictionsConfig,
+)
+from pytest_mlfunnel.kinds.predictions.evidence import (
+    Collector,
+    Evidence,
+    Scope,
+    label_order,
+    same_label,
+    shown,
+)
+from pytest_mlfunnel.kinds.predictions.metrics import metric_value
+from pytest_mlfunnel.outcome import CriterionError, Outcome, Status
+from pytest_mlfunnel.paired import PairedDifference
+from pytest_mlfunnel.sources.tabular import open_table
+
+
+class PredictionsKind(CheckKind[PredictionsConfig]):
+    key = "predictions"
+    evidence = "measured"
+    config_model = PredictionsConfig
+
+    def plan(self, check: PredictionsConfig, ctx: PlanContext) -> list[Criterion]:
+        fixtures = check.predictions.fixtures
+        key = ("predictions", ctx.key_path)
+        names = check.metric_names()
+        return [Criterion(text, _evaluator(check, key, names[text], expectation), fixtures,
+                          expectation.text)
+                for text, expectation in check.expect.items()]
+
+
+def _evidence(check: PredictionsConfig, key: Any, ctx: EvalContext) -> Evidence:
+    def build() -> Evidence | CriterionError:
+        try:
+            return Collector(check, open_table(check.predictions, ctx)).collect()
+        except CriterionError as exc:
+            return exc
+
+    found = ctx.shared_value((*key, id(ctx.fixtures.get(check.predictions.fixture or ""))),
+                             build)
+    if isinstance(found, CriterionError):
+        raise CriterionError(str(found))
+    result: Evidence = found
+    return result
+
+
+def _dropped_note(evidence: Evidence) -> str:
+    if not evidence.dropped:
+        return ""
+    return (f" ({evidence.dropped} of {evidence.rows} rows left out: "
+            f"{', '.join(evidence.dropped_why)})")
+
+
+def _evaluator(check: PredictionsConfig, key: Any, name: MetricName,
+               expectation: Expectation) -> Evaluate:
+    def evaluate(ctx: EvalContext) -> Outcome:
+        evidence = _evidence(check, key, ctx)
+        note = _dropped_note(evidence)
+        if name.slice_column is None:
+            outcome = _judge(check, evidence, name.metric, name.metric, evidence.overall,
+                             expectation)
+            outcome.message += note
+            if evidence.dropped:
+                outcome.extra["dropped_rows"] = evidence.dropped
+            return outcome
+        values = evidence.slices[name.slice_column]
+        if name.slice_value == "*":
+            chosen = sorted(values, key=label_order)
+        else:
+            chosen = [v for v in values if same_label(name.slice_value, v)]
+            if not chosen:
+                shown = ", ".join(shown(v) for v in sorted(values, key=label_order)[:12])
+                return Outcome.failed(f"{name.text}: no rows with {name.slice_column} = "
+                                      f"{name.slice_value} (values: {shown or 'none'})",
+                                      None, expectation.text)
+        outcomes = {}
+        for value in chosen:
+            label = f"slices.{name.slice_column}.{value}.{name.metric}"
+            scope = values[value]
+            if scope.rows < check.min_slice_rows:
+                outcomes[label] = Outcome.failed(
+                    f"{label}: too few rows ({scope.rows} < min_slice_rows "
+                    f"{check.min_slice_rows}), not judged", None, expectation.text,
+                    warn=True, rows=scope.rows)
+                continue
+            outcomes[label] = _judge(check, evidence, label, name.metric, scope, expectation)
+        return _combine(name.text, outcomes, expectation, note)
+    return evaluate
+
+
+def _combine(text: str, outcomes: dict[str, Outcome], expectation: Expectation,
+             note: str) -> Outcome:
+    if len(outcomes) == 1:
+        (outcome,) = outcomes.values()
+        outcome.message += note
+        return outcome
+    observed = {label.split(".", 2)[2].rsplit(".", 1)[0]: o.observed
+                for label, o in outcomes.items()}
+    failed = {k: o for k, o in outcomes.items()
+              if o.status != "passed" and not o.extra.get("warn")}
+    small = {k: o for k, o in outcomes.items() if o.extra.get("warn")}
+    if failed:
+        status: Status = ("error" if all(o.status == "error" for o in failed.values())
+                          else "failed")
+        message = "; ".join(o.message for o in failed.values())
+        return Outcome(status, observed, expectation.text,
+                       f"{len(failed)} of {len(outcomes)} slices failed: {message}{note}",
+                       extra={"slices": observed})
+    if small:
+        return Outcome("failed", observed, expectation.text,
+                       "; ".join(o.message for o in small.values()) + note,
+                       extra={"warn": True, "slices": observed})
+    return Outcome.passed(observed, expectation.text,
+                          f"{len(outcomes)} slices match {text}, all as expected{note}")
+
+
+def _judge(check: PredictionsConfig, evidence: Evidence, label: str, metric: str,
+           scope: Scope, expectation: Expectation) -> Outcome:
+    try:
+        value = metric_value(check, evidence, metric, scope)
+    except CriterionError as exc:
+        return Outcome.error(f"{label}: {exc}", expectation.text)
+    if not expectation.uses_baseline:
+        return Outcome.compare(label, value, expectation, rows=scope.rows)
+    try:
+        comparison = compare_paired(check, evidence, metric, scope)
+    except CriterionError as exc:
+        return Outcome.error(f"{label}: {exc}", expectation.text)
+    return _baseline_outcome(label, value, comparison, expectation, check.significance,
+                             scope.rows)
+
+
+def _baseline_outcome(label: str, value: float, comparison: PairedDifference,
+                      expectation: Expectation, significance: float | None,
+                      rows: int) -> Outcome:
+    words = comparison.describe(label)
+    holds = expectation.holds(value, comparison.baseline)
+    verdict = ""
+    if significance is not None and expectation.op in (">=", ">", "<=", "<"):
+        margin = expectation.threshold(comparison.baseline) - comparison.baseline
+        p_value = comparison.p_value(margin, larger=expectation.op in (">=", ">"))
+        significant = p_value < significance
+        verdict = (f", significant at {format_value(significance)}" if significant
+                   else f", not significant at {format_value(significance)} "
+                        f"(p = {format_value(p_value)})")
+        holds = holds and significant
+        comparison.extra["p_value"] = p_value
+    message = f"{words}{verdict}, expected {expectation.describe_threshold(comparison.baseline)}"
+    extra = dict(comparison.extra, baseline=comparison.baseline,
+                 difference=comparison.difference, ci_low=comparison.low,
+                 ci_high=comparison.high, method=comparison.method, rows=rows)
+    if holds:
+        return Outcome.passed(value, expectation.text, message, **extra)
+    return Outcome.failed(message, value, expectation.text, **extra)
