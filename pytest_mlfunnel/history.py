@@ -82,7 +82,8 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not JSON ({exc.msg} at column {exc.colno})"
+        # some of json's messages end in "at" ("Invalid control character at"): say it once
+        return None, f"not JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
     if not isinstance(data, dict):
         return None, f"not a history entry (a JSON {type(data).__name__})"
     if data.get("schema") != SCHEMA:

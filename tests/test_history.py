@@ -128,6 +128,17 @@ def test_a_line_that_is_not_json_names_the_problem(tmp_path: Path) -> None:
         "(skipped, left in place)"]
 
 
+@pytest.mark.parametrize(("line", "problem"), [
+    ('{"release": "v1\x01"}', "Invalid control character at column 16"),
+    ('{"release": "v1', "Unterminated string starting at column 13"),
+], ids=["control-character", "unterminated-string"])
+def test_a_json_message_ending_in_at_says_at_once(tmp_path: Path, line: str,
+                                                  problem: str) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text(line + "\n")
+    assert read_history(path).notes("h") == [f"h:1: not JSON ({problem}) (skipped, left in place)"]
+
+
 def test_a_missing_history_is_empty_and_the_write_leaves_no_temp_files(tmp_path: Path) -> None:
     path = tmp_path / "new" / "history.jsonl"
     assert read_history(path).entries == []
