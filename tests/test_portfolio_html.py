@@ -53,6 +53,14 @@ def test_the_page_is_one_self_contained_file(page: Path) -> None:
     assert "fetch(" not in script and "XMLHttpRequest" not in script
 
 
+def test_the_page_wears_the_html_reports_look(page: Path) -> None:
+    from pytest_mlfunnel.render.html import PAGE_CSS
+
+    style = page.read_text().split("<style>", 1)[1].split("</style>", 1)[0]
+    assert style.startswith(PAGE_CSS)
+    assert "svg.bars" in style[len(PAGE_CSS):]  # and adds its own rules after it
+
+
 def test_what_the_histories_say_is_escaped(page: Path) -> None:
     html = page.read_text(encoding="utf-8")
     assert HOSTILE not in html

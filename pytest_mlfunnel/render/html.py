@@ -343,7 +343,8 @@ def exceptions_section(report: Mapping[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- the page
-_CSS = """
+#: The look every page shares: the HTML report and the portfolio page (which adds its own rules).
+PAGE_CSS = """
 :root { --ink:#1b1b1b; --muted:#555; --line:#d7d7d7; --ok:#1b5e20; --bad:#b71c1c; }
 * { box-sizing: border-box; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
@@ -459,7 +460,7 @@ def render_html(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
+            f"<title>{esc(title)}</title>\n<style>{PAGE_CSS}</style>\n</head>\n<body>\n<main>\n"
             + "\n".join(part for part in body if part) + "\n</main>\n</body>\n</html>\n")
 
 

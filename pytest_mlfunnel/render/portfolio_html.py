@@ -16,8 +16,7 @@ import hashlib
 from collections.abc import Sequence
 
 from pytest_mlfunnel.portfolio import FunnelGroup, Portfolio, ProjectSummary
-from pytest_mlfunnel.render.html import _CSS as REPORT_CSS
-from pytest_mlfunnel.render.html import esc
+from pytest_mlfunnel.render.html import PAGE_CSS, esc
 from pytest_mlfunnel.render.portfolio_terminal import days_text, percent
 
 _BAR_AREA = 480.0  # width of the widest bar (all projects), in SVG units
@@ -52,7 +51,7 @@ _SORTER_HASH = base64.b64encode(hashlib.sha256(_SORTER.encode("utf-8")).digest()
 _CSP = (f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
         f"script-src 'sha256-{_SORTER_HASH}'")
 
-_CSS = REPORT_CSS + """
+_CSS = PAGE_CSS + """
 svg.bars { width: 100%; height: auto; display: block; }
 svg .count { font-weight: 700; }
 svg .side { fill: #555; font-size: 12px; }
