@@ -101,6 +101,19 @@ def test_control_characters_from_data_are_shown_escaped(
     assert r"down \\x1b\]8;;https://evil.example\\x07click" in text
 
 
+def test_control_characters_from_data_are_shown_escaped_in_the_html_report(
+        pytester: pytest.Pytester, reason_server: ReasonServer) -> None:
+    hostile_project(pytester, reason_server.port)
+    assert pytester.runpytest("--funnel", "--funnel-html=report.html").ret == 1
+    page = (pytester.path / "report.html").read_text(encoding="utf-8")
+    for char in "\x1b\x07\x9b":
+        assert char not in page, f"the page carries {char!r}"
+    shown = r"\x1b]8;;https://evil.example\x07click\x1b]8;;\x07 \x1b[31mred\x1b[0m\x07\x1b]0;pwned\x07"
+    assert f"status 503 down {shown} (expected 200)" in page  # the reason phrase
+    assert f"acc{shown}" in page  # a metric name
+    assert f"e.g. &#x27;{shown}&#x27;" in page  # a data value, quotes escaped as HTML
+
+
 def test_markdown_in_data_does_not_render_in_the_step_summary(
         pytester: pytest.Pytester, reason_server: ReasonServer,
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_mlfunnel.funnel import GATE_QUESTIONS
 from pytest_mlfunnel.history import compare, count, criterion_key, series
+from pytest_mlfunnel.render.escape import controls
 
 if TYPE_CHECKING:
     from pytest_mlfunnel.report import Report
@@ -41,7 +42,8 @@ _CHART_POINTS = 30
 
 
 def esc(value: Any) -> str:
-    return escape("" if value is None else str(value), quote=True)
+    """HTML-escaped, control characters written visibly (``\\x1b``) as the terminal shows them."""
+    return escape(controls("" if value is None else str(value)), quote=True)
 
 
 def breakable(key: str) -> str:
