@@ -1,9 +1,12 @@
-"""The public surface for third-party check kinds: import from here, nothing else.
+"""The public surface for third-party check kinds and metrics readers: import from here,
+nothing else.
 
 Every other module of the package is private by convention and may change between releases.
 A kind is a ``CheckConfig`` subclass (its keys), a ``CheckKind`` subclass generic in that
 config (its ``plan``), returned from the ``pytest_mlfunnel_check_kinds`` hook in the
-rootdir's ``conftest.py`` or in a plugin. See docs/extending.md.
+rootdir's ``conftest.py`` or in a plugin. A metrics reader (a ``MetricsReader``: a source ->
+a ``MetricSet``) is returned from the ``pytest_mlfunnel_metric_readers`` hook, in the same
+places. See docs/extending.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pytest_mlfunnel.kinds.base import (
     Source,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.sources.metrics import MetricSet, MetricsReader
 from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.sources.tabular import open_table, plan_aggregates
 
@@ -40,6 +44,8 @@ __all__ = [
     "Expectation",
     "ExpectationField",
     "IsoDate",
+    "MetricSet",
+    "MetricsReader",
     "Outcome",
     "PlanContext",
     "Source",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -43,6 +44,31 @@ def pytest_mlfunnel_check_kinds() -> list[Any]:
             return [GpuBudgetKind]
     """
     return []
+
+
+@pytest.hookspec
+def pytest_mlfunnel_metric_readers() -> Mapping[str, Any]:
+    """Return extra metrics readers: ``{key: reader}``.
+
+    A key is a file suffix (``".csv"``) or a URL scheme (``"s3://"``); a reader takes the
+    ``SourceSpec`` and the rootdir and returns a ``MetricSet`` (raise ``CriterionError`` with
+    one line when it cannot). A key that is already registered is a usage error. Like a kind,
+    a reader must be known before the config is read: implement this hook in the rootdir's
+    ``conftest.py`` or in a plugin.
+
+    Example (in the rootdir's ``conftest.py`` or a plugin)::
+
+        from pytest_mlfunnel.api import MetricSet
+
+        def read_metrics_csv(spec, rootdir):
+            with spec.resolve_path(rootdir).open() as handle:
+                rows = [line.split(",") for line in handle if line.strip()]
+            return MetricSet({name: float(value) for name, value in rows}, spec.display())
+
+        def pytest_mlfunnel_metric_readers():
+            return {".csv": read_metrics_csv}
+    """
+    return {}
 
 
 @pytest.hookspec

@@ -84,6 +84,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from pytest_mlfunnel import secrets
 
         secrets.clear()  # a later run in this process reads its own config
+    metrics = sys.modules.get("pytest_mlfunnel.sources.metrics")
+    if metrics is not None:  # a later run in this process registers its own readers
+        metrics.READERS.forget_added()
     connections = sys.modules.get("pytest_mlfunnel.engines.connections")
     if connections is not None:  # loaded only if a database was read: close its connections
         connections.dispose_engines()

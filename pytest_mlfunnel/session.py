@@ -37,6 +37,7 @@ from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.render.escape import controls
 from pytest_mlfunnel.report import Report, output_problem, utc_now, write_atomic
 from pytest_mlfunnel.service_runs import ServiceRuns
+from pytest_mlfunnel.sources.metrics import READERS, add_readers
 from pytest_mlfunnel.suggest import did_you_mean
 
 _FINAL_FIELDS = ("id", "gate", "check", "kind", "status", "evidence", "observed", "expected",
@@ -77,11 +78,14 @@ class FunnelSession:
     @classmethod
     def from_config(cls, pytest_config: pytest.Config) -> FunnelSession:
         registry = KindRegistry()
-        for kinds in pytest_config.hook.pytest_mlfunnel_check_kinds():
-            try:
+        READERS.forget_added()  # this run's plugins decide which readers it has
+        try:
+            for kinds in pytest_config.hook.pytest_mlfunnel_check_kinds():
                 registry.extend(kinds or [], origin="pytest_mlfunnel_check_kinds")
-            except (ValueError, TypeError) as exc:
-                raise pytest.UsageError(f"mlfunnel: {exc}") from None
+            for readers in pytest_config.hook.pytest_mlfunnel_metric_readers():
+                add_readers(readers or {}, origin="pytest_mlfunnel_metric_readers")
+        except (ValueError, TypeError) as exc:
+            raise pytest.UsageError(f"mlfunnel: {exc}") from None
         rootdir = Path(pytest_config.rootpath)
         option = pytest_config.getoption("funnel_config")
         if option:

@@ -103,3 +103,63 @@ def test_a_kind_in_a_nested_test_folder_is_named_but_not_one_read_at_startup(
                                  "defines pytest_mlfunnel_check_kinds, but a conftest.py in a "
                                  "subfolder is read after the config: move the hook to the "
                                  "rootdir's conftest.py or a plugin)"])
+
+
+def csv_project(pytester: pytest.Pytester, accuracy: str = "0.93", f1: str = "0.75") -> None:
+    files, _ = example("csv-metrics")
+    write(pytester, files)
+    (pytester.path / "reports").mkdir(exist_ok=True)
+    (pytester.path / "reports" / "eval.csv").write_text(f"accuracy,{accuracy}\nf1,{f1}\n")
+
+
+@pytest.mark.xdist_matters  # every worker process registers the reader before it collects
+def test_the_metrics_reader_example_runs_as_written(pytester: pytest.Pytester,
+                                                    xdist_args: list[str]) -> None:
+    csv_project(pytester)
+    _, shown = example("csv-metrics")
+    result = pytester.runpytest_subprocess("--funnel", *xdist_args)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(shown)
+    assert result.ret == 1
+
+
+def test_a_plugins_reader_is_gone_from_the_next_run_in_the_same_process(
+        pytester: pytest.Pytester) -> None:
+    csv_project(pytester, f1="0.85")
+    for _ in range(2):  # the second run registers the same key again without a clash
+        pytester.runpytest("--funnel", "-p", "no:xdist").assert_outcomes(passed=2)
+    (pytester.path / "conftest.py").unlink()
+    result = pytester.runpytest("--funnel", "-p", "no:xdist")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*reports/eval.csv: cannot read metrics from a .csv file "
+                                 "(metrics files: json, prom, toml)*"])
+
+
+def test_an_unknown_metrics_file_lists_the_plugins_suffixes_too(
+        pytester: pytest.Pytester) -> None:
+    csv_project(pytester)
+    pyproject = pytester.path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("eval.csv", "eval.yaml"))
+    result = pytester.runpytest("--funnel", "-p", "no:xdist")
+    result.stdout.fnmatch_lines(["*reports/eval.yaml: cannot read metrics from a .yaml file "
+                                 "(metrics files: csv, json, prom, toml)*"])
+
+
+@pytest.mark.parametrize(("readers", "message"), [
+    ('{".json": read}', "mlfunnel: metrics reader '.json' from "
+                        "pytest_mlfunnel_metric_readers is already registered"),
+    ('{"csv": read}', "mlfunnel: metrics reader key 'csv' from pytest_mlfunnel_metric_readers:"
+                      " expected a file suffix such as '.yaml' or a URL scheme such as 's3://'"),
+    ('{".csv": "read"}', "mlfunnel: metrics reader '.csv' from pytest_mlfunnel_metric_readers"
+                         " is not callable"),
+    ('[read]', "mlfunnel: pytest_mlfunnel_metric_readers returned list, expected a mapping "
+               "of keys ('.yaml', 's3://') to readers"),
+], ids=["taken", "not-a-suffix", "not-callable", "not-a-mapping"])
+def test_a_bad_metrics_reader_is_a_usage_error_naming_the_hook(
+        pytester: pytest.Pytester, readers: str, message: str) -> None:
+    csv_project(pytester)
+    pytester.makeconftest(f"def read(spec, rootdir):\n    return {{}}\n\n"
+                          f"def pytest_mlfunnel_metric_readers():\n    return {readers}\n")
+    result = pytester.runpytest("--funnel", "-p", "no:xdist")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])

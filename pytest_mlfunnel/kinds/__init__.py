@@ -1,12 +1,13 @@
-"""The check-kind registry: kind key -> CheckKind. Built-ins load on first use."""
+"""The check-kind registry: kind key -> CheckKind, a lazy table (``registry.LazyTable``):
+built-ins load on first use, plugins add theirs through ``pytest_mlfunnel_check_kinds``."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from typing import Any
 
 from pytest_mlfunnel.kinds.base import CheckKind
+from pytest_mlfunnel.registry import LazyTable
 
 #: One line per built-in kind: the key only that kind has -> "module:Class".
 BUILTIN_KINDS: dict[str, str] = {
@@ -24,12 +25,19 @@ BUILTIN_KINDS: dict[str, str] = {
 }
 
 
+def _instance(found: object) -> CheckKind[Any]:
+    kind = found() if isinstance(found, type) else found
+    assert isinstance(kind, CheckKind), found
+    return kind
+
+
 class KindRegistry:
-    """Maps kind keys to kinds; third-party kinds join through the same door."""
+    """Maps kind keys to kinds; third-party kinds join through the same door (the
+    ``pytest_mlfunnel_check_kinds`` hook) and the same lazy table as the built-ins."""
 
     def __init__(self) -> None:
-        self._paths: dict[str, str] = dict(BUILTIN_KINDS)
-        self._kinds: dict[str, CheckKind[Any]] = {}
+        self._table: LazyTable[CheckKind[Any]] = LazyTable("check kind", BUILTIN_KINDS,
+                                                           _instance)
 
     def add(self, kind: type[CheckKind[Any]] | CheckKind[Any], origin: str = "a plugin") -> None:
         instance = kind() if isinstance(kind, type) else kind
@@ -38,9 +46,7 @@ class KindRegistry:
             raise ValueError(f"check kind {kind!r} from {origin} has no 'key'")
         if not hasattr(instance, "config_model"):
             raise ValueError(f"check kind {key!r} from {origin} has no 'config_model'")
-        if key in self._paths or key in self._kinds:
-            raise ValueError(f"check kind {key!r} from {origin} is already registered")
-        self._kinds[key] = instance
+        self._table.add(key, instance, origin)
 
     def extend(self, kinds: Iterable[type[CheckKind[Any]] | CheckKind[Any]], origin: str) -> None:
         for kind in kinds:
@@ -48,11 +54,7 @@ class KindRegistry:
 
     @property
     def keys(self) -> list[str]:
-        return sorted(set(self._paths) | set(self._kinds))
+        return self._table.keys
 
     def get(self, key: str) -> CheckKind[Any]:
-        if key not in self._kinds:
-            module_name, _, class_name = self._paths[key].partition(":")
-            cls = getattr(importlib.import_module(module_name), class_name)
-            self._kinds[key] = cls()
-        return self._kinds[key]
+        return self._table.get(key)

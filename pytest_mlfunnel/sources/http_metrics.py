@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import ExpectationError, format_duration, parse_duration
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.metrics import MetricSet, flatten, register_reader
+from pytest_mlfunnel.sources.metrics import MetricSet, flatten
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -203,7 +203,6 @@ def source_timeout(spec: SourceSpec) -> float:
                          f"such as '5 s', at most 1 h, got {raw!r}")
 
 
-@register_reader("http", "https")
 def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     """GET the URL; Prometheus text or OpenMetrics -> series, JSON -> dotted names."""
     assert spec.url is not None

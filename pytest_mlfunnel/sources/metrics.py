@@ -2,13 +2,15 @@
 other modules register (SQL first row, Prometheus text, JSON over HTTP).
 
 A reader turns a SourceSpec into a ``MetricSet``; ``MetricSet.resolve`` answers a metric name
-(dotted path, ``*`` for one level). Readers for more formats register in ``READERS`` by
-format (``"prom"``) or URL scheme (``"sqlite"``, ``"http"``).
+(dotted path, ``*`` for one level). ``READERS`` is a lazy table of readers by file suffix
+(``".prom"``) or URL scheme (``"sqlite://"``): the built-ins are listed in ``BUILTIN_READERS``,
+plugins add theirs through the ``pytest_mlfunnel_metric_readers`` hook.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
@@ -17,6 +19,7 @@ from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
 from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.registry import LazyTable
 from pytest_mlfunnel.sources.failures import open_once
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
@@ -80,35 +83,51 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-Reader = Callable[[SourceSpec, Path], MetricSet]
-#: format or URL scheme -> reader. Other modules add entries (see ``register_reader``).
-READERS: dict[str, Reader] = {}
-_LOADED_OPTIONAL = False
+#: A metrics reader: a source -> its named numbers (raise ``CriterionError`` with one line).
+MetricsReader = Callable[[SourceSpec, Path], MetricSet]
+
+_SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle",
+                "duckdb", "snowflake", "bigquery", "redshift", "trino", "clickhouse",
+                "databricks", "awsathena", "cockroachdb")
+
+#: The built-in readers: a file suffix (``".json"``), a URL scheme (``"sqlite://"``; a
+#: ``postgresql+psycopg://`` URL is looked up as ``postgresql://``) or ``"mlflow"`` ->
+#: "module:function", imported on first use.
+BUILTIN_READERS: dict[str, str] = {
+    ".json": "pytest_mlfunnel.sources.metrics:read_json",
+    ".toml": "pytest_mlfunnel.sources.metrics:read_toml_metrics",
+    ".prom": "pytest_mlfunnel.sources.prometheus:read_prom_file",
+    "http://": "pytest_mlfunnel.sources.http_metrics:read_http_metrics",
+    "https://": "pytest_mlfunnel.sources.http_metrics:read_http_metrics",
+    "mlflow": "pytest_mlfunnel.sources.mlflow_reader:read_mlflow_metrics",
+    **{f"{scheme}://": "pytest_mlfunnel.sources.sql:read_sql_metrics"
+       for scheme in _SQL_SCHEMES},
+}
+_READER_KEY = re.compile(r"\.[A-Za-z0-9_-]+|[a-z][a-z0-9.-]*://")
 
 
-def register_reader(*keys: str) -> Callable[[Reader], Reader]:
-    def decorate(reader: Reader) -> Reader:
-        for key in keys:
-            READERS[key] = reader
-        return reader
-    return decorate
+def _reader(found: object) -> MetricsReader:
+    assert callable(found), found
+    reader: MetricsReader = found
+    return reader
 
 
-def _load_optional_readers() -> None:
-    """Readers for SQL and Prometheus live in their own modules; import them on first use."""
-    global _LOADED_OPTIONAL
-    if _LOADED_OPTIONAL:
-        return
-    _LOADED_OPTIONAL = True
-    import importlib
+#: Every reader, built-in or added by a plugin (``pytest_mlfunnel_metric_readers``).
+READERS: LazyTable[MetricsReader] = LazyTable("metrics reader", BUILTIN_READERS, _reader)
 
-    for module in ("pytest_mlfunnel.sources.sql", "pytest_mlfunnel.sources.prometheus",
-                   "pytest_mlfunnel.sources.http_metrics", "pytest_mlfunnel.sources.mlflow_reader"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+
+def add_readers(readers: object, origin: str) -> None:
+    """A plugin's readers, ``{key: reader}``; a bad key or a taken one is a ValueError."""
+    if not isinstance(readers, Mapping):
+        raise ValueError(f"{origin} returned {type(readers).__name__}, expected a mapping of "
+                         "keys ('.yaml', 's3://') to readers")
+    for key, reader in readers.items():
+        if not isinstance(key, str) or not _READER_KEY.fullmatch(key):
+            raise ValueError(f"metrics reader key {key!r} from {origin}: expected a file "
+                             "suffix such as '.yaml' or a URL scheme such as 's3://'")
+        if not callable(reader):
+            raise ValueError(f"metrics reader {key!r} from {origin} is not callable")
+        READERS.add(key, reader, origin)
 
 
 def from_object(value: Any, origin: str) -> MetricSet:
@@ -124,7 +143,6 @@ def from_object(value: Any, origin: str) -> MetricSet:
     return MetricSet(flatten(value), origin)
 
 
-@register_reader("json")
 def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
@@ -140,7 +158,6 @@ def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
     return MetricSet(flatten(data), spec.display())
 
 
-@register_reader("toml")
 def read_toml_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
@@ -181,19 +198,18 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
 
 
 def _read(spec: SourceSpec, rootdir: Path) -> MetricSet:
-    _load_optional_readers()
     if spec.mlflow is not None:
-        return READERS["mlflow"](spec, rootdir)
+        return READERS.get("mlflow")(spec, rootdir)
     if spec.url is not None:
         scheme = spec.url_scheme.split("+", 1)[0]
-        reader = READERS.get(scheme)
+        reader = READERS.find(f"{scheme}://")
         if reader is None:
             raise CriterionError(f"{spec.display()}: no metrics reader for {scheme}:// URLs")
         return reader(spec, rootdir)
     suffix = spec.suffix
-    reader = READERS.get(suffix)
+    reader = READERS.find(f".{suffix}")
     if reader is None:
-        known = ", ".join(sorted(k for k in READERS if k.isalpha() and len(k) <= 5))
+        known = ", ".join(k[1:] for k in READERS.keys if k.startswith("."))
         raise CriterionError(f"{spec.display()}: cannot read metrics from a .{suffix or '?'} "
                              f"file (metrics files: {known})")
     return reader(spec, rootdir)

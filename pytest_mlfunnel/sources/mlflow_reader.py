@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.metrics import MetricSet, register_reader
+from pytest_mlfunnel.sources.metrics import MetricSet
 from pytest_mlfunnel.sources.mlflow_spec import DEFAULT_ORDER, LATEST, MlflowSelector
 from pytest_mlfunnel.sources.spec import SourceSpec
 
@@ -35,7 +35,6 @@ LISTED = 8
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-@register_reader("mlflow")
 def read_mlflow_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     selector = spec.mlflow
     assert selector is not None

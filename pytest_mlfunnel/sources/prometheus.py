@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.file_types import refuse_special_files
-from pytest_mlfunnel.sources.metrics import MetricSet, register_reader
+from pytest_mlfunnel.sources.metrics import MetricSet
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 PROMETHEUS_EXTRA_HINT = "pip install 'pytest-mlfunnel[prometheus]'"
@@ -225,7 +225,6 @@ def parse_exposition(text: str, origin: str, openmetrics: bool = False) -> Prome
     return PrometheusMetrics(samples, origin)
 
 
-@register_reader("prom")
 def read_prom_file(spec: SourceSpec, rootdir: Path) -> PrometheusMetrics:
     path = spec.resolve_path(rootdir)
     refuse_special_files([path], spec.display(), rootdir)

@@ -15,16 +15,10 @@ from typing import Any
 
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query
-from pytest_mlfunnel.sources.metrics import MetricSet, register_reader
+from pytest_mlfunnel.sources.metrics import MetricSet
 from pytest_mlfunnel.sources.spec import SourceSpec
 
-#: URL schemes read as databases (``postgresql+psycopg`` is looked up as ``postgresql``).
-SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "mssql", "oracle",
-               "duckdb", "snowflake", "bigquery", "redshift", "trino", "clickhouse",
-               "databricks", "awsathena", "cockroachdb")
 
-
-@register_reader(*SQL_SCHEMES)
 def read_sql_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     where = spec.display()
     if not spec.query:
