@@ -109,6 +109,8 @@ def child(mode: str, reference: str, current: str) -> None:
     """What (c) measures in a fresh process: the drift pass, the floor, or the imports alone."""
     import duckdb  # noqa: F401  (the imports are part of the idle baseline)
 
+    import pytest_mlfunnel.engines.sql
+    import pytest_mlfunnel.kinds.drift  # noqa: F401
 
     if mode == "drift":
         run_drift(Path(reference), Path(current), cache=False)
