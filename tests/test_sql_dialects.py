@@ -34,7 +34,8 @@ PASS = [Agg("rows"), Agg("duplicate_rows"), Agg("count", AMOUNT), Agg("nulls", A
         Agg("min", AMOUNT), Agg("max", AMOUNT), Agg("sum", "n"), Agg("mean", AMOUNT),
         Agg("var", AMOUNT), Agg("distinct", "plan"), Agg("quantiles", AMOUNT, [0.1, 0.5, 0.9]),
         Agg("histogram", AMOUNT, [0.0, 1.5, 10.0]), Agg("not_in", "plan", ["basic", "pro"]),
-        Agg("not_in", "paid", [True]), Agg("min", "at")]
+        Agg("not_in", "paid", [True]), Agg("min", "at"), Agg("approx_distinct", "plan"),
+        Agg("approx_duplicate_rows")]
 
 WAREHOUSES = {"snowflake": SnowflakeDialect, "bigquery": BigQueryDialect,
               "trino": TrinoDialect, "spark": SparkDialect}
@@ -60,7 +61,18 @@ def queries(dialect: Dialect) -> dict[str, str]:
                                           Agg("nulls", AMOUNT), Agg("min", "at")]),
         "quantiles": e.window_quantiles_sql(e._clean(AMOUNT), [0.25, 0.75], e._from()),
     }
+    # the stages of their own: each first query, and the exact one after a hash repeats
+    for name, (first, confirm) in (("distinct", e.distinct_sql(AMOUNT)),
+                                   ("distinct text", e.distinct_sql("plan")),
+                                   ("duplicates", e.duplicate_rows_sql())):
+        rendered[name] = first
+        if confirm is not None:
+            rendered[f"{name} (hash repeats)"] = confirm
     return rendered
+
+
+STAGES = ["distinct", "distinct text", "distinct text (hash repeats)", "duplicates",
+          "duplicates (hash repeats)"]
 
 
 def columns_named(tree: Any) -> set[str]:
@@ -78,6 +90,46 @@ def test_each_warehouse_dialect_renders_sql_its_system_parses(system: str, query
                    for lit in tree.find_all(exp.Literal)), sql
 
 
+@pytest.mark.parametrize("system", sorted(WAREHOUSES))
+@pytest.mark.parametrize("query", STAGES)
+def test_each_warehouse_renders_its_own_stages_sql_its_system_parses(system: str,
+                                                                    query: str) -> None:
+    rendered = queries(WAREHOUSES[system]())
+    tree = sqlglot.parse_one(rendered[query], read=system)
+    named = columns_named(tree)
+    assert (AMOUNT if query == "distinct" else "plan") in named, rendered[query]
+
+
+def test_rows_are_hashed_natively_by_each_system_not_cast_to_text() -> None:
+    hashed = {name: queries(cls())["duplicates"] for name, cls in WAREHOUSES.items()}
+    assert "xxhash64(`ref amount`, `plan`, `n`, `paid`, `at`)" in hashed["spark"]
+    assert 'HASH("ref amount", "plan", "n", "paid", "at")' in hashed["snowflake"]
+    # BigQuery's SELECT DISTINCT refuses ARRAY and STRUCT columns: the row is fingerprinted
+    assert "FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(" in hashed["bigquery"]
+    assert "DISTINCT *" not in queries(BigQueryDialect())["duplicates (hash repeats)"]
+    assert "xxhash64(to_utf8(json_format(CAST(ROW(" in hashed["trino"]
+    assert "hash_record_extended(ROW(" in queries(PostgreSQLDialect())["duplicates"]
+    assert "hash(" in queries(DuckDBDialect())["duplicates"]
+    # no row hash in SQLite: SELECT DISTINCT * in a query of its own
+    assert "SELECT DISTINCT *" in queries(SQLiteDialect())["duplicates"]
+    for rendered in (queries(cls()) for cls in (*WAREHOUSES.values(), DuckDBDialect,
+                                                PostgreSQLDialect, SQLiteDialect)):
+        assert "CAST(" not in rendered["duplicates"].replace("CAST(ROW(", "")
+
+
+def test_approx_uses_each_systems_hyperloglog_and_knows_its_error() -> None:
+    rendered = {name: queries(cls())["pass"] for name, cls in WAREHOUSES.items()}
+    assert "approx_count_distinct(`plan`, 0.01)" in rendered["spark"]
+    assert 'APPROX_COUNT_DISTINCT("plan")' in rendered["snowflake"]
+    assert "APPROX_COUNT_DISTINCT(`plan`)" in rendered["bigquery"]
+    assert 'approx_distinct("plan")' in rendered["trino"]
+    assert 'approx_count_distinct("plan")' in queries(DuckDBDialect())["pass"]
+    assert all(cls.approx_error > 0 for cls in WAREHOUSES.values())
+    # PostgreSQL and SQLite have no estimate: the count is exact and says so (error 0)
+    assert PostgreSQLDialect.approx_error == SQLiteDialect.approx_error == 0.0
+    assert 'count(DISTINCT "plan")' in queries(PostgreSQLDialect())["pass"]
+
+
 def test_postgres_quoting_read_by_spark_is_a_string_so_the_check_can_fail() -> None:
     sql = queries(PostgreSQLDialect())["grouped"]
     tree = sqlglot.parse_one(sql, read="spark")
@@ -88,7 +140,9 @@ def test_postgres_quoting_read_by_spark_is_a_string_so_the_check_can_fail() -> N
 def test_local_dialects_render_sql_their_own_parser_reads(dialect: Dialect) -> None:
     for name, sql in queries(dialect).items():
         tree = sqlglot.parse_one(sql, read=dialect.sqlglot)
-        assert AMOUNT in columns_named(tree), (name, sql)
+        if "DISTINCT *" in sql:  # SQLite's duplicate rows name no column
+            continue
+        assert ("plan" if "text" in name else AMOUNT) in columns_named(tree), (name, sql)
 
 
 def test_quantiles_use_each_systems_percentile_function() -> None:

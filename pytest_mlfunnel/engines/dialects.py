@@ -68,9 +68,35 @@ class Dialect:
         return value
 
     # -------------------------------------------------------------- aggregates
-    def duplicate_rows(self, source: str) -> str:
-        return (f"count(*) - (SELECT count(*) FROM (SELECT DISTINCT * FROM {source} AS s) "
-                "AS d)")
+    #: relative standard error of ``approx_distinct`` (0.0: the dialect counts exactly)
+    approx_error: ClassVar[float] = 0.0
+
+    def approx_distinct(self, x: str) -> str:
+        """An estimate of the distinct non-null values of ``x`` (HyperLogLog where the system
+        has one; the exact count where it has none, with ``approx_error`` 0)."""
+        return f"count(DISTINCT {x})"
+
+    def row_hash(self, columns: list[str]) -> str | None:
+        """A 64-bit hash of a whole row from its quoted columns, equal for equal rows (NULLs
+        included), or None where the system has none: duplicate rows then take
+        ``SELECT DISTINCT *``."""
+        return None
+
+    def repeats(self, values: str) -> str:
+        """(values, values repeating an earlier one) of the column ``v`` of the query
+        ``values``: a grouping here; a sort where that is cheaper."""
+        return (f"SELECT coalesce(sum(n), 0), coalesce(sum(n - 1), 0) FROM (SELECT v, count(*) "
+                f"AS n FROM ({values}) AS r GROUP BY v) AS g")
+
+    def repeated(self, values: str) -> str:
+        """The values of ``v`` in the query ``values`` that occur more than once."""
+        return f"SELECT v FROM ({values}) AS r GROUP BY v HAVING count(*) > 1"
+
+    def repeated_rows(self, rows: str) -> str:
+        """How many of the rows the query ``rows`` returns repeat an earlier one (all
+        columns compared)."""
+        return (f"SELECT (SELECT count(*) FROM ({rows}) AS d) - (SELECT count(*) FROM (SELECT "
+                f"DISTINCT * FROM ({rows}) AS d) AS e)")
 
     def variance(self, x: str, source: str) -> str:
         return f"var_samp({x})"
@@ -125,8 +151,29 @@ class DuckDBDialect(Dialect):
     def infinity(self, negative: bool) -> str:
         return f"CAST('{'-' if negative else ''}inf' AS DOUBLE)"
 
-    def duplicate_rows(self, source: str) -> str:
-        return "count(*) - count(DISTINCT t)"
+    #: relative standard error of ``approx_count_distinct`` (DuckDB 2.0, measured: 2.1-2.7%
+    #: over 20 seeds at 10^3, 10^5 and 10^6 distinct values)
+    approx_error = 0.027
+
+    def approx_distinct(self, x: str) -> str:
+        return f"approx_count_distinct({x})"
+
+    def row_hash(self, columns: list[str]) -> str | None:
+        # DuckDB hashes each value natively, -0.0 as 0.0 and NULL as a value of its own
+        return f"hash({', '.join(columns)})"
+
+    def repeats(self, values: str) -> str:
+        # Sorted, a value repeats when it equals the one before it: at 50M random 64-bit
+        # values half the CPU and memory of a hash table of them (count(DISTINCT)).
+        return (f"SELECT count(*), count(CASE WHEN v = p THEN 1 END) FROM (SELECT v, lag(v) "
+                f"OVER (ORDER BY v) AS p FROM ({values}) AS r) AS w")
+
+    def repeated(self, values: str) -> str:
+        return (f"SELECT DISTINCT v FROM (SELECT v, lag(v) OVER (ORDER BY v) AS p FROM "
+                f"({values}) AS r) AS w WHERE v = p")
+
+    def repeated_rows(self, rows: str) -> str:
+        return f"SELECT count(*) - count(DISTINCT d) FROM ({rows}) AS d"
 
     def variance(self, x: str, source: str) -> str:
         # DuckDB before 2.0 raises "out of range" on a NaN (NaN is null here anyway)
@@ -227,6 +274,13 @@ class PostgreSQLDialect(Dialect):
     def sample_order(self, seed: int) -> str:
         return f"md5(mlfunnel_rn::text || '-{int(seed)}')"
 
+    def row_hash(self, columns: list[str]) -> str | None:
+        # PostgreSQL 14+: each column hashed by its own type's hash function
+        return f"hash_record_extended(ROW({', '.join(columns)}), 0)"
+
+    def repeated_rows(self, rows: str) -> str:
+        return f"SELECT count(*) - count(DISTINCT d) FROM ({rows}) AS d"
+
 
 class SparkDialect(Dialect):
     """Spark SQL and Databricks: backticks, ``percentile`` (exact), ``hash``."""
@@ -251,6 +305,18 @@ class SparkDialect(Dialect):
     def sample_order(self, seed: int) -> str:
         return f"hash(mlfunnel_rn + {int(seed)})"
 
+    approx_error = 0.01
+
+    def approx_distinct(self, x: str) -> str:
+        return f"approx_count_distinct({x}, {self.approx_error!r})"
+
+    def row_hash(self, columns: list[str]) -> str | None:
+        return f"xxhash64({', '.join(columns)})"
+
+    def repeated_rows(self, rows: str) -> str:
+        # DISTINCT on a struct of the row: map columns aside, any column type compares
+        return f"SELECT count(*) - count(DISTINCT struct(d.*)) FROM ({rows}) AS d"
+
 
 class SnowflakeDialect(Dialect):
     """The ANSI forms: ``percentile_cont(q) WITHIN GROUP``, one per quantile."""
@@ -258,6 +324,14 @@ class SnowflakeDialect(Dialect):
     name = "snowflake"
     sqlglot = "snowflake"
     float_type = "DOUBLE"
+    #: Snowflake documents an average relative error of about 1.6% for its HyperLogLog
+    approx_error = 0.0162
+
+    def approx_distinct(self, x: str) -> str:
+        return f"APPROX_COUNT_DISTINCT({x})"
+
+    def row_hash(self, columns: list[str]) -> str | None:
+        return f"HASH({', '.join(columns)})"
 
 
 class BigQueryDialect(Dialect):
@@ -282,6 +356,20 @@ class BigQueryDialect(Dialect):
     def quantiles(self, x: str, qs: list[float]) -> list[str]:
         return []
 
+    #: HyperLogLog++ at BigQuery's default precision (15): 1.04 / sqrt(2**15)
+    approx_error = 0.0057
+
+    def approx_distinct(self, x: str) -> str:
+        return f"APPROX_COUNT_DISTINCT({x})"
+
+    def row_hash(self, columns: list[str]) -> str | None:
+        # ARRAY and STRUCT columns included: the row as JSON, fingerprinted
+        return f"FARM_FINGERPRINT(TO_JSON_STRING(STRUCT({', '.join(columns)})))"
+
+    def repeated_rows(self, rows: str) -> str:
+        # SELECT DISTINCT refuses ARRAY and STRUCT columns; their JSON text compares
+        return f"SELECT count(*) - count(DISTINCT TO_JSON_STRING(d)) FROM ({rows}) AS d"
+
 
 class TrinoDialect(Dialect):
     """Trino/Presto: no exact percentile aggregate, so quantiles take the window query."""
@@ -298,6 +386,15 @@ class TrinoDialect(Dialect):
 
     def quantiles(self, x: str, qs: list[float]) -> list[str]:
         return []
+
+    #: ``approx_distinct``'s default standard error
+    approx_error = 0.023
+
+    def approx_distinct(self, x: str) -> str:
+        return f"approx_distinct({x})"
+
+    def row_hash(self, columns: list[str]) -> str | None:
+        return f"xxhash64(to_utf8(json_format(CAST(ROW({', '.join(columns)}) AS JSON))))"
 
 
 DIALECTS: dict[str, type[Dialect]] = {

@@ -179,7 +179,7 @@ class NarwhalsEngine(Engine):
         op, column = agg.op, agg.column
         if op == "rows":
             return [nw.len()]
-        if op == "duplicate_rows":
+        if op in ("duplicate_rows", "approx_duplicate_rows"):  # no estimate here: exact
             parts = [nw.col(c).cast(nw.String).fill_null("\x00") for c in self.schema()]
             return [nw.len() - nw.concat_str(parts, separator="\x1f").n_unique()]
         assert column is not None
@@ -192,7 +192,7 @@ class NarwhalsEngine(Engine):
             return [getattr(x, op)()]
         if op == "var":
             return [x.var(ddof=1)]
-        if op == "distinct":
+        if op in ("distinct", "approx_distinct"):
             return [x.n_unique() - (x.null_count() > 0).cast(nw.Int64)]
         if op == "quantiles":
             if self.backend == "dask":

@@ -15,6 +15,11 @@ Aggregate vocabulary (``Agg.op``; ``column`` and ``arg`` as noted):
 | ``var`` | col | - | float: sample variance (ddof=1), None when n < 2 |
 | ``distinct`` | col | - | int: exact number of distinct non-null values |
 | ``duplicate_rows`` | - | - | int: rows that repeat an earlier row (all columns) |
+| ``approx_distinct`` | col | - | int: an estimate of ``distinct`` (HyperLogLog where the |
+| | | | engine has one; ``Table.approx_error()`` gives its relative |
+| | | | standard error, 0.0 when the engine counted exactly) |
+| ``approx_duplicate_rows`` | - | - | int: an estimate of ``duplicate_rows`` (rows minus |
+| | | | the estimated distinct rows: may be below 0) |
 | ``quantiles`` | col | [q, ...] in [0, 1] | list[float] (exact, or the engine's documented |
 | | | | approximation: Dask's are approximate) |
 | ``histogram`` | col | edges e0 < ... < ek | list[int] of k+2 counts: (< e0), [e0, e1), ..., |
@@ -57,7 +62,7 @@ OFFENDING_LIMIT = 5
 #: ops computed in the one aggregate pass (``offending`` runs only on demand)
 PASS_OPS = ("rows", "count", "nulls", "min", "max", "sum", "mean", "var", "distinct",
             "duplicate_rows", "quantiles", "histogram", "cells",
-            "value_counts", "not_in")
+            "value_counts", "not_in", "approx_distinct", "approx_duplicate_rows")
 #: ids per base cell of a ``CellGrid``: room for a refined cell's sub-cells
 CELL_SPAN = 131072
 #: the cell id of values below ``CellGrid.low`` (negated) or above ``CellGrid.high``
@@ -155,6 +160,8 @@ class Table(Protocol):
 
     def aggregate(self, aggs: list[Agg]) -> list[Any]: ...
 
+    def approx_error(self) -> float: ...
+
     def grouped(self, by: str, aggs: list[Agg]) -> dict[Any, list[Any]]: ...
 
     def sample(self, columns: list[str], limit: int, seed: int = 0) -> dict[str, list[Any]]: ...
@@ -181,6 +188,10 @@ class Engine:
 
     def compute(self, aggs: list[Agg]) -> list[Any]:
         raise NotImplementedError
+
+    def approx_error(self) -> float:
+        """The relative standard error of ``approx_distinct`` (0.0: counted exactly)."""
+        return 0.0
 
     def unsupported(self, agg: Agg) -> str | None:
         """Why this engine cannot compute the aggregate on this table (known without a

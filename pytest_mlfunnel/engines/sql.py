@@ -219,7 +219,12 @@ class SqlEngine(Engine):
         if op == "rows":
             return ["count(*)"]
         if op == "duplicate_rows":
-            return [self.dialect.duplicate_rows(self.source)]
+            return []  # a stage of its own (see _duplicate_rows)
+        if op == "approx_duplicate_rows":
+            row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+            if row_hash is None or not self.dialect.approx_error:
+                return []  # counted exactly, in the stage of duplicate_rows
+            return [f"count(*) - {self.dialect.approx_distinct(row_hash)}"]
         assert column is not None
         x = self._clean(column, nan_aware)
         if op == "count":
@@ -237,7 +242,11 @@ class SqlEngine(Engine):
                 # A bitmap over the key's range: exact, and far cheaper than hashing.
                 low, high = bounds[column]
                 return [f"coalesce(bit_count(bitstring_agg({x}, {low}, {high})), 0)"]
+            if bounds is not None:
+                return []  # in the pass: a stage of its own (see _distinct)
             return [f"count(DISTINCT {x})"]
+        if op == "approx_distinct":
+            return [self.dialect.approx_distinct(x)]
         if op == "quantiles":
             # empty: a window query of its own (SQLite, BigQuery, Trino)
             return self.dialect.quantiles(x, [float(q) for q in agg.arg])
@@ -275,10 +284,24 @@ class SqlEngine(Engine):
             rest = [a for a in aggs if a.op != "cells"]
             answered = iter(self.compute(rest, purpose) if rest else [])
             return [cells[i] if i in cells else next(answered) for i in range(len(aggs))]
+        bounds = self._key_bounds(aggs)
+        # Exact distinct counts and duplicate rows run in stages of their own: in the pass
+        # they would hold a hash table of every value beside the other aggregates (and make
+        # Spark copy each row once per distinct count).
+        staged = {i: self._staged(a) for i, a in enumerate(aggs) if a.op in _STAGED_OPS
+                  and not self._expressions(a, True, bounds)}
+        if staged:
+            others = [(i, a) for i, a in enumerate(aggs) if i not in staged]
+            found = dict(zip((i for i, _ in others), self._one_pass(
+                [a for _, a in others], purpose, bounds) if others else [], strict=True))
+            return [staged[i] if i in staged else found[i] for i in range(len(aggs))]
+        return self._one_pass(aggs, purpose, bounds)
+
+    def _one_pass(self, aggs: list[Agg], purpose: str, bounds: dict[str, tuple[int, int]]
+                  ) -> list[Any]:
         schema = self.schema()
         floats = sorted({a.column for a in aggs if a.column and schema.get(a.column) == "float"
                          and a.op not in ("duplicate_rows", "rows")})
-        bounds = self._key_bounds(aggs)
         stores_nan = self.dialect.stores_nan
         results = self._pass(aggs, purpose, nan_aware=not stores_nan, bounds=bounds,
                              probes=floats if stores_nan else [])
@@ -291,6 +314,65 @@ class SqlEngine(Engine):
             for i, value in zip(again, redone, strict=True):
                 values[i] = value
         return values
+
+    # ------------------------------------------------------------------ own stages
+    def _staged(self, agg: Agg) -> int:
+        if agg.op in ("duplicate_rows", "approx_duplicate_rows"):
+            return self._duplicate_rows()
+        assert agg.column is not None
+        return self._distinct(agg.column)
+
+    def _distinct(self, column: str) -> int:
+        """Exact distinct non-null values, from the dialect's ``repeats``: (values, values
+        repeating an earlier one). See ``distinct_sql``."""
+        first, confirm = self.distinct_sql(column)
+        run = self.run_seeing_nan if self.schema().get(column) == "float" else self.run
+        n, repeats = run(first, "distinct")[0]
+        if repeats and confirm:
+            _, repeats = run(confirm, "distinct (hash repeats)")[0]
+        return int(n or 0) - int(repeats or 0)
+
+    def distinct_sql(self, column: str) -> tuple[str, str | None]:
+        """(values and repeats, the exact repeats when that first count compared hashes).
+
+        Fixed-width values are compared as they are; wider ones (strings, nested) by a
+        64-bit hash, then exactly among the few values whose hash repeats, so a hash
+        collision never counts as a repeat."""
+        x = self._clean(column)
+        values = f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
+        hashed = (self.dialect.row_hash([x]) if self.schema().get(column) not in _FIXED_WIDTH
+                  else None)
+        if hashed is None:
+            return self.dialect.repeats(values), None
+        hashes = f"SELECT {hashed} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
+        colliding = f"{values} AND {hashed} IN ({self.dialect.repeated(hashes)})"
+        return self.dialect.repeats(hashes), self.dialect.repeats(colliding)
+
+    def _duplicate_rows(self) -> int:
+        """Rows repeating an earlier row (see ``duplicate_rows_sql``)."""
+        first, confirm = self.duplicate_rows_sql()
+        if confirm is None:
+            return int(self.run(first, "duplicate rows")[0][0] or 0)
+        _, repeats = self.run(first, "duplicate rows")[0]
+        if not repeats:
+            return 0
+        return int(self.run(confirm, "duplicate rows (hash repeats)")[0][0] or 0)
+
+    def duplicate_rows_sql(self) -> tuple[str, str | None]:
+        """(rows and rows whose hash repeats an earlier row's, the rows among those that
+        repeat an earlier row exactly), from a native 64-bit row hash: the exact comparison
+        runs only when some hash repeats, and only on the rows sharing one, so a collision is
+        never a duplicate. Without a row hash: (the count by ``SELECT DISTINCT *``, None)."""
+        row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+        if row_hash is None:
+            return self.dialect.repeated_rows(f"SELECT * FROM {self.source} AS s"), None
+        hashes = f"SELECT {row_hash} AS v FROM {self._from()}"
+        colliding = (f"SELECT * FROM {self._from()} WHERE {row_hash} IN "
+                     f"({self.dialect.repeated(hashes)})")
+        return self.dialect.repeats(hashes), self.dialect.repeated_rows(colliding)
+
+    def approx_error(self) -> float:
+        return self.dialect.approx_error
 
     def _key_bounds(self, aggs: list[Agg]) -> dict[str, tuple[int, int]]:
         """min/max of integer columns asked for an exact distinct count, when they are cheap
@@ -333,6 +415,7 @@ class SqlEngine(Engine):
                  bounds: dict[str, tuple[int, int]] | None = None,
                  probes: tuple[str, ...] | list[str] = ()) -> str:
         """The one SELECT of the pass ("" when every aggregate needs a query of its own)."""
+        bounds = {} if bounds is None else bounds
         columns = [e for agg in aggs for e in self._expressions(agg, nan_aware, bounds)]
         columns += [f"max({self.q(c)})" for c in probes]
         return f"SELECT {', '.join(columns)} FROM {self._from()}" if columns else ""
@@ -419,6 +502,8 @@ class SqlEngine(Engine):
 
     def _separately(self, agg: Agg) -> Any:
         """The few aggregates a dialect cannot put in the pass: one more query each."""
+        if agg.op in _STAGED_OPS:
+            return self._staged(agg)
         assert agg.column is not None
         x = self._clean(agg.column)
         if agg.op == "value_counts":
@@ -603,7 +688,12 @@ def duckdb_connection(shared: dict[Any, Any]) -> Any:
     return shared[key]
 
 
-COUNT_OPS = ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in")
+COUNT_OPS = ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in",
+             "approx_distinct", "approx_duplicate_rows")
+#: aggregates that may run in a stage of their own (see SqlEngine.compute)
+_STAGED_OPS = ("distinct", "duplicate_rows", "approx_duplicate_rows")
+#: compared as they are when counted distinct; other types by a hash first
+_FIXED_WIDTH = ("int", "float", "bool", "date", "datetime")
 FLOAT_OPS = ("sum", "mean", "var")
 
 

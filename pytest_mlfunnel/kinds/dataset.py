@@ -178,6 +178,8 @@ class DatasetConfig(CheckConfig):
     columns: dict[str, ColumnRules] = Field(default_factory=dict)
     join: JoinRule | None = None
     group_size: GroupSizeRule | None = None
+    #: estimate the distinct counts behind ``duplicates`` and ``unique`` (HyperLogLog)
+    approx: bool = False
 
     @field_validator("duplicates")
     @classmethod
@@ -216,10 +218,11 @@ class DatasetKind(CheckKind[DatasetConfig]):
         if check.rows is not None:
             add("rows", _rows(source, check.rows), check.rows.text, [Agg("rows")])
         if check.duplicates is not None:
-            add("duplicates", _duplicates(source, check.duplicates), check.duplicates.text,
-                [Agg("rows"), Agg("duplicate_rows")])
+            add("duplicates", _duplicates(source, check.duplicates, check.approx),
+                check.duplicates.text, [Agg("rows"), Agg(_duplicates_op(check.approx))])
         for column, rules in check.columns.items():
-            for name, evaluate, expected, needs in _column_criteria(source, column, rules):
+            for name, evaluate, expected, needs in _column_criteria(source, column, rules,
+                                                                   check.approx):
                 add(f"{column}.{name}", evaluate, expected, needs)
         if check.join is not None:
             add("join", _join(source, check.join), check.join.match.text, [Agg("rows")])
@@ -263,11 +266,37 @@ def _rows(source: SourceSpec, expectation: Expectation) -> Evaluate:
     return evaluate
 
 
-def _duplicates(source: SourceSpec, expectation: Expectation) -> Evaluate:
+def _duplicates_op(approx: bool) -> str:
+    return "approx_duplicate_rows" if approx else "duplicate_rows"
+
+
+def _distinct_op(approx: bool) -> str:
+    return "approx_distinct" if approx else "distinct"
+
+
+def _estimate_note(error: float, distinct: int) -> str:
+    """How far an estimated distinct count may be off, for the criterion's message."""
+    if not error:
+        return "; counted exactly (this engine has no estimate)"
+    return (f"; an estimate (HyperLogLog): relative standard error {error:.1%} of the "
+            f"{distinct} distinct, about ±{round(error * distinct)}")
+
+
+def _duplicates(source: SourceSpec, expectation: Expectation, approx: bool = False
+                ) -> Evaluate:
     def evaluate(ctx: EvalContext) -> Outcome:
-        rows, duplicated = _table(source, ctx).aggregate([Agg("rows"), Agg("duplicate_rows")])
-        return _count_or_share("duplicates", duplicated, rows, expectation,
-                               "duplicated rows")
+        table = _table(source, ctx)
+        rows, duplicated = table.aggregate([Agg("rows"), Agg(_duplicates_op(approx))])
+        if not approx:
+            return _count_or_share("duplicates", duplicated, rows, expectation,
+                                   "duplicated rows")
+        duplicated = min(max(0, duplicated), rows)  # an estimate may stray past either end
+        error = table.approx_error()
+        outcome = _count_or_share("duplicates", duplicated, rows, expectation,
+                                  "duplicated rows (estimated)" if error else "duplicated rows")
+        outcome.message += _estimate_note(error, rows - duplicated)
+        outcome.extra.update(estimate=bool(error), relative_error=error)
+        return outcome
     return evaluate
 
 
@@ -275,7 +304,8 @@ def _duplicates(source: SourceSpec, expectation: Expectation) -> Evaluate:
 ColumnPlan = tuple[str, Evaluate, str, list[Agg]]
 
 
-def _column_criteria(source: SourceSpec, column: str, rules: ColumnRules) -> list[ColumnPlan]:
+def _column_criteria(source: SourceSpec, column: str, rules: ColumnRules,
+                     approx: bool = False) -> list[ColumnPlan]:
     found: list[ColumnPlan] = []
     if rules.dtype is not None:
         found.append(("dtype", _dtype(source, column, rules.dtype), rules.dtype, []))
@@ -283,8 +313,8 @@ def _column_criteria(source: SourceSpec, column: str, rules: ColumnRules) -> lis
         found.append(("nulls", _nulls(source, column, rules.nulls), rules.nulls.text,
                       [Agg("rows"), Agg("nulls", column)]))
     if rules.unique:
-        found.append(("unique", _unique(source, column), "unique",
-                      [Agg("count", column), Agg("distinct", column)]))
+        found.append(("unique", _unique(source, column, approx), "unique",
+                      [Agg("count", column), Agg(_distinct_op(approx), column)]))
     if rules.min is not None:
         found.append(("min", _bound(source, column, "min", rules.min), f">= {rules.min}",
                       [Agg("min", column)]))
@@ -358,11 +388,14 @@ def _nulls(source: SourceSpec, column: str, expectation: Expectation) -> Evaluat
     return evaluate
 
 
-def _unique(source: SourceSpec, column: str) -> Evaluate:
+def _unique(source: SourceSpec, column: str, approx: bool = False) -> Evaluate:
     def evaluate(ctx: EvalContext) -> Outcome:
         table = _table(source, ctx)
         _dtype_of(table, column)
-        count, distinct = table.aggregate([Agg("count", column), Agg("distinct", column)])
+        count, distinct = table.aggregate([Agg("count", column),
+                                           Agg(_distinct_op(approx), column)])
+        if approx and table.approx_error():
+            return _unique_estimated(column, count, distinct, table.approx_error())
         repeated = count - distinct
         if repeated == 0:
             return Outcome.passed(0, "unique", f"{column}: {distinct} distinct values, unique",
@@ -373,6 +406,24 @@ def _unique(source: SourceSpec, column: str) -> Evaluate:
             f"non-null), expected unique; e.g. {_examples(examples)}",
             repeated, "unique", distinct=distinct, count=count)
     return evaluate
+
+
+def _unique_estimated(column: str, count: int, estimate: int, error: float) -> Outcome:
+    """``unique`` from an estimated distinct count: passes while the repeats it implies are
+    within two standard errors of none (fewer repeats than that cannot be told apart)."""
+    distinct = min(max(0, estimate), count)
+    repeated = count - distinct
+    tolerance = round(2 * error * count)
+    words = (f"an estimate (HyperLogLog), relative standard error {error:.1%}: repeats up to "
+             f"about {tolerance} cannot be told from none")
+    if repeated <= tolerance:
+        return Outcome.passed(repeated, "unique", f"{column}: about {distinct} distinct values "
+                              f"among {count} non-null, consistent with unique; {words}",
+                              distinct=distinct, estimate=True, relative_error=error)
+    return Outcome.failed(f"{column}: about {repeated} repeated values (about {distinct} "
+                          f"distinct among {count} non-null), expected unique; {words}",
+                          repeated, "unique", distinct=distinct, count=count, estimate=True,
+                          relative_error=error)
 
 
 def _parse_bound(column: str, bound: int | float | str, dtype: str, which: str) -> Any:

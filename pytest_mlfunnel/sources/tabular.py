@@ -52,7 +52,8 @@ from pytest_mlfunnel.sources.failures import (
 from pytest_mlfunnel.sources.spec import SourceSpec
 from pytest_mlfunnel.suggest import did_you_mean
 
-_COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows"} | {"offending"}
+_COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows", "approx_duplicate_rows"} | {
+    "offending"}
 _NUMERIC_OPS = frozenset({"sum", "mean", "var", "quantiles", "histogram", "cells"})
 #: aggregates that compare or count values one by one -> the rule that asks for them
 _PLAIN_VALUE_OPS = {"not_in": "values", "value_counts": "min_share"}
@@ -167,6 +168,9 @@ class SharedTable:
                 raise CriterionError(value.message)
             answers.append(value)
         return answers
+
+    def approx_error(self) -> float:
+        return self.engine.approx_error()
 
     def _pass(self, aggs: list[Agg]) -> None:
         """Every aggregate in one pass. When the pass fails, and the table itself answers
