@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from pytest_mlfunnel.engines.dialects import DuckDBDialect, PostgreSQLDialect
+from pytest_mlfunnel.engines.protocol import Agg
+from pytest_mlfunnel.engines.sql import SqlEngine
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.sources.sql_dialects import DuckDBDialect, PostgreSQLDialect
-from pytest_mlfunnel.sources.table_protocol import Agg
-from pytest_mlfunnel.sources.tabular_sql import SqlEngine, open_database, open_file
+from pytest_mlfunnel.sources.tables import open_database, open_file
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
