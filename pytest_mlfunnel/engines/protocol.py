@@ -39,6 +39,8 @@ Aggregate vocabulary (``Agg.op``; ``column`` and ``arg`` as noted):
 (all rows when there are fewer), chosen reproducibly from ``seed``; used only by tests that need
 samples (Mann-Whitney, bootstrap) and for capped examples of offending rows.
 ``Table.join_match(on, other, other_on)`` returns (rows, rows whose key is found in other).
+``Table.joined(on, other, other_on, columns)`` returns this table with other's columns beside
+each row, looked up by key in the engine (``Engine.joined_native``).
 ``Table.group_sizes(by, stats)`` returns dict of ``median``/``mean``/``min``/``max`` group size.
 ``SharedTable.join_unmatched(on, other, other_on)`` returns up to 5 distinct non-null keys (as
 tuples) not found in other; asked only when a join check fails.
@@ -166,6 +168,9 @@ class Table(Protocol):
 
     def sample(self, columns: list[str], limit: int, seed: int = 0) -> dict[str, list[Any]]: ...
 
+    def joined(self, on: list[str], other: Table, other_on: list[str],
+               columns: dict[str, str]) -> Table: ...
+
     def join_match(self, on: list[str], other: Table, other_on: list[str]) -> tuple[int, int]: ...
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]: ...
@@ -215,6 +220,15 @@ class Engine:
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
         """(key..., rows) per distinct non-null key: the aggregated side of a cross-engine join."""
         raise NotImplementedError
+
+    def joined_native(self, on: list[str], other: Engine, other_on: list[str],
+                      columns: dict[str, str]) -> Engine | None:
+        """This table with columns of ``other`` beside each row, looked up by key in one
+        engine (``columns``: new name -> other's column), else None. ``other`` is grouped by
+        its key first, so rows never multiply: a key found several times takes the smallest
+        values, and the column ``mlfunnel_matches`` holds how many rows of ``other`` have the
+        row's key (null when none)."""
+        return None
 
     def unmatched_native(self, on: list[str], other: Engine, other_on: list[str], limit: int
                          ) -> list[tuple[Any, ...]] | None:

@@ -643,6 +643,28 @@ class SqlEngine(Engine):
                f"WHERE {' AND '.join(conds)}) LIMIT {int(limit)}")
         return [tuple(plain(v) for v in row) for row in self.run(sql, "offending")]
 
+    def joined_native(self, on: list[str], other: Engine, other_on: list[str],
+                      columns: dict[str, str]) -> Engine | None:
+        parts = self._join_parts(on, other, other_on)
+        if parts is None:
+            return None
+        other_sql, keys, conds = parts
+        names = [f"k{i}" for i in range(len(keys))]
+        present = " AND ".join(f"{other_sql.q(c)} IS NOT NULL" for c in other_on)
+        picked = [f"{other_sql.q(c)} AS b{i}" for i, c in enumerate(columns.values())]
+        values = [f"min(b{i}) AS {self.q(name)}" for i, name in enumerate(columns)]
+        lookup = (f"SELECT {', '.join(names)}, {', '.join(values)}, count(*) AS mlfunnel_matches "
+                  f"FROM (SELECT {', '.join([*keys, *picked])} FROM {other_sql.source} AS u "
+                  f"WHERE {present}) AS v GROUP BY {', '.join(names)}")
+        shown = ", ".join(f"o.{self.q(name)}" for name in columns)
+        source = (f"(SELECT t.*, {shown}, o.mlfunnel_matches FROM {self._from()} LEFT JOIN "
+                  f"({lookup}) AS o ON {' AND '.join(conds)})")
+        theirs = other_sql.schema()
+        schema = {**self.schema(), **{name: theirs[c] for name, c in columns.items()},
+                  "mlfunnel_matches": "int"}
+        return SqlEngine(f"{self.display} with {other_sql.display}", source, self.dialect,
+                         self._execute, lambda: schema, self.connection_id)
+
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
         keys = ", ".join(self.q(c) for c in on)
         present = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in on)

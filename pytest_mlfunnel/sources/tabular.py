@@ -288,6 +288,26 @@ class SharedTable:
                    if _join_key(row[:-1], as_text) not in found]
         return missing[:OFFENDING_LIMIT]
 
+    def joined(self, on: list[str], other: Table, other_on: list[str],
+               columns: dict[str, str]) -> Table:
+        """This table with ``other``'s columns beside each row, looked up by key in the engine
+        (see ``Engine.joined_native``); an error when one engine cannot read both."""
+        if len(on) != len(other_on) or not on:
+            raise CriterionError(f"join: give as many key columns on each side ({on} vs "
+                                 f"{other_on})")
+        self._need_columns(on)
+        if not isinstance(other, SharedTable):
+            raise CriterionError(f"join: {other.display} is not a table this engine can join")
+        other._need_columns([*other_on, *columns.values()])
+        engine = self._guard(lambda: self.engine.joined_native(on, other.engine, other_on,
+                                                                columns))
+        if engine is None:
+            raise CriterionError(
+                f"cannot join {self.display} with {other.display}: both must be read by one "
+                "engine (files and DataFrame fixtures share one DuckDB; tables of one database "
+                "URL share its connection)")
+        return SharedTable(engine, {}, self._shared)
+
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
         self._need_columns(by)
         unknown = [s for s in stats if s not in ("median", "mean", "min", "max")]

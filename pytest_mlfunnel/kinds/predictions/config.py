@@ -172,11 +172,6 @@ class PredictionsConfig(CheckConfig):
                              "(in the order of the sorted class labels)")
         if self.task == "regression" and self.score is not None:
             raise ValueError("score: regression has no scores; give prediction only")
-        if isinstance(self.baseline, BaselineColumns) and self.baseline.source is not None:
-            raise ValueError("baseline.source: a baseline in another table is not supported "
-                             "yet; put the production predictions in columns of the "
-                             "predictions table: baseline = { prediction = \"...\", score = "
-                             "\"...\" }")
         return self
 
     def _baseline_usable(self, text: str, name: MetricName) -> None:
@@ -194,14 +189,33 @@ class PredictionsConfig(CheckConfig):
                              "baseline = \"<column>\" or { prediction = \"...\" }")
 
     @property
+    def baseline_table(self) -> BaselineColumns | None:
+        """The baseline when it lives in another table, joined on its key."""
+        if isinstance(self.baseline, BaselineColumns) and self.baseline.source is not None:
+            return self.baseline
+        return None
+
+    def baseline_columns(self) -> dict[str, str]:
+        """Another table's baseline columns, by the names they take beside the predictions:
+        ``baseline.<column>``."""
+        joined = self.baseline_table
+        if joined is None:
+            return {}
+        return {f"baseline.{c}": c for c in (joined.prediction, joined.score) if c}
+
+    @property
     def baseline_prediction(self) -> str | None:
         if isinstance(self.baseline, BaselineColumns):
-            return self.baseline.prediction
+            column = self.baseline.prediction
+            return f"baseline.{column}" if column and self.baseline_table else column
         return self.baseline
 
     @property
     def baseline_score(self) -> str | None:
-        return self.baseline.score if isinstance(self.baseline, BaselineColumns) else None
+        if not isinstance(self.baseline, BaselineColumns):
+            return None
+        column = self.baseline.score
+        return f"baseline.{column}" if column and self.baseline_table else column
 
     def metric_names(self) -> dict[str, MetricName]:
         return {text: parse_metric_name(text, self.task) for text in self.expect}

@@ -23,14 +23,18 @@ from pytest_mlfunnel.engines.expr import (
 )
 from pytest_mlfunnel.engines.protocol import Table
 from pytest_mlfunnel.expectations import format_value
+from pytest_mlfunnel.kinds.base import EvalContext
 from pytest_mlfunnel.kinds.predictions.config import (
     ECE_EDGES,
     EPS,
     RANKED_METRICS,
     PredictionsConfig,
 )
-from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.tabular import missing_column
+from pytest_mlfunnel.outcome import CriterionError, Status
+from pytest_mlfunnel.sources.tabular import missing_column, open_table
+
+#: beside each row of a baseline joined from another table: how many of its rows have the key
+MATCHES = "mlfunnel_matches"
 
 
 @dataclass
@@ -65,6 +69,10 @@ class Evidence:
     positive: Any = None
     score_problem: str | None = None  # scores outside [0, 1]
     label_problem: str | None = None
+    #: a baseline in another table that does not pair every row: (status, message)
+    baseline_problem: tuple[Status, str] | None = None
+    #: column -> rows left out for a null in it (the first null column of the row)
+    dropped_counts: dict[str, int] = field(default_factory=dict)
 
     def scope(self, column: str | None, value: Any) -> Scope:
         return self.overall if column is None else self.slices[column][value]
@@ -84,6 +92,17 @@ def shown(value: Any) -> str:
     return repr(value) if isinstance(value, str) else format_value(value)
 
 
+def open_predictions(check: PredictionsConfig, ctx: EvalContext) -> Table:
+    """The predictions table, with the baseline's columns beside each row when the baseline
+    lives in another table (looked up by key in the engine, see ``Table.joined``)."""
+    table = open_table(check.predictions, ctx)
+    joined = check.baseline_table
+    if joined is None or joined.source is None:
+        return table
+    return table.joined(joined.keys, open_table(joined.source, ctx), joined.keys,
+                        check.baseline_columns())
+
+
 class Collector:
     """Builds the evidence of one check from its table: the queries, then the sums."""
 
@@ -98,8 +117,10 @@ class Collector:
 
     def _columns(self) -> list[str]:
         """The columns used, in the order they are checked; a null in any but the slices
-        leaves its row out."""
-        used = [self.check.target]
+        leaves its row out (``mlfunnel_matches``, first: the row's key is not in the baseline
+        table)."""
+        used = [MATCHES] if self.check.baseline_table else []
+        used += [self.check.target]
         used += [c for c in (self.check.prediction, self.baseline_column) if c]
         used += self.scores + ([self.baseline_score] if self.baseline_score else [])
         return list(dict.fromkeys(used))
@@ -126,7 +147,34 @@ class Collector:
         return self._classification()
 
     def _why(self, dropped: dict[str, int]) -> list[str]:
-        return [f"{dropped[c]} with a null {c}" for c in self._columns() if dropped.get(c)]
+        return [self._unmatched(dropped[c]) if c == MATCHES else f"{dropped[c]} with a null {c}"
+                for c in self._columns() if dropped.get(c)]
+
+    def _unmatched(self, rows: int) -> str:
+        joined = self.check.baseline_table
+        assert joined is not None and joined.source is not None
+        return (f"{rows} with a {' + '.join(joined.keys)} not found in "
+                f"{joined.source.display()}")
+
+    def _pairing(self, evidence: Evidence) -> None:
+        """A baseline in another table must judge the same rows: a row whose key it lacks
+        fails the comparisons, a key it holds twice makes them an error."""
+        joined = self.check.baseline_table
+        if joined is None or joined.source is None:
+            return
+        key = " + ".join(joined.keys)
+        where = joined.source.display()
+        repeated = sum(n for k, n, _ in self.table.crosstab([outside(col(MATCHES), 0, 1)], [])
+                       if k[0] == 1)
+        unmatched = evidence.dropped_counts.get(MATCHES, 0)
+        if repeated:
+            evidence.baseline_problem = (
+                "error", f"{repeated} of {evidence.rows} rows have a {key} found more than once "
+                f"in {where}: give the baseline one row per {key}")
+        elif unmatched:
+            evidence.baseline_problem = (
+                "failed", f"{unmatched} of {evidence.rows} rows have a {key} not found in "
+                f"{where}: both models must judge the same rows")
 
     def _null_flags(self) -> list[Expr]:
         return [is_null(col(c)) for c in self._columns()]
@@ -181,7 +229,7 @@ class Collector:
             {k[2] for k, _, _ in kept} if self.baseline_column else set()), key=label_order)
         evidence = Evidence(rows=sum(n for _, n, _ in groups),
                             dropped=sum(dropped.values()),
-                            dropped_why=self._why(dropped),
+                            dropped_why=self._why(dropped), dropped_counts=dropped,
                             overall=overall, slices=slices, labels=labels)
         if binary:
             self._binary_labels(evidence)
@@ -217,6 +265,7 @@ class Collector:
                 bin_cell[0] += n
                 bin_cell[1] += total_s or 0.0
         self._ranks(evidence)
+        self._pairing(evidence)
         return evidence
 
     def _binary_labels(self, evidence: Evidence) -> None:
@@ -351,9 +400,11 @@ class Collector:
             if scope.rows:
                 shift = scope.sums.get("t", 0.0) / scope.rows - mean
                 scope.sums["centred"] = scope.sums.get("spread", 0.0) - scope.rows * shift**2
-        return Evidence(rows=total, dropped=sum(dropped.values()),
-                        dropped_why=self._why(dropped),
-                        overall=overall, slices=slices, labels=[])
+        evidence = Evidence(rows=total, dropped=sum(dropped.values()),
+                            dropped_why=self._why(dropped), dropped_counts=dropped,
+                            overall=overall, slices=slices, labels=[])
+        self._pairing(evidence)
+        return evidence
 
 
 def _log_loss(y: Expr, score: Expr) -> Expr:

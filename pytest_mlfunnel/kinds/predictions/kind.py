@@ -22,13 +22,13 @@ from pytest_mlfunnel.kinds.predictions.evidence import (
     Evidence,
     Scope,
     label_order,
+    open_predictions,
     same_label,
     shown,
 )
 from pytest_mlfunnel.kinds.predictions.metrics import metric_value
 from pytest_mlfunnel.outcome import CriterionError, Outcome, Status
 from pytest_mlfunnel.paired import PairedDifference
-from pytest_mlfunnel.sources.tabular import open_table
 
 
 class PredictionsKind(CheckKind[PredictionsConfig]):
@@ -37,7 +37,9 @@ class PredictionsKind(CheckKind[PredictionsConfig]):
     config_model = PredictionsConfig
 
     def plan(self, check: PredictionsConfig, ctx: PlanContext) -> list[Criterion]:
-        fixtures = check.predictions.fixtures
+        joined = check.baseline_table
+        fixtures = tuple(dict.fromkeys([*check.predictions.fixtures, *(
+            joined.source.fixtures if joined and joined.source else ())]))
         key = ("predictions", ctx.key_path)
         names = check.metric_names()
         return [Criterion(text, _evaluator(check, key, names[text], expectation), fixtures,
@@ -48,7 +50,7 @@ class PredictionsKind(CheckKind[PredictionsConfig]):
 def _evidence(check: PredictionsConfig, key: Any, ctx: EvalContext) -> Evidence:
     def build() -> Evidence | CriterionError:
         try:
-            return Collector(check, open_table(check.predictions, ctx)).collect()
+            return Collector(check, open_predictions(check, ctx)).collect()
         except CriterionError as exc:
             return exc
 
@@ -138,6 +140,12 @@ def _judge(check: PredictionsConfig, evidence: Evidence, label: str, metric: str
         return Outcome.error(f"{label}: {exc}", expectation.text)
     if not expectation.uses_baseline:
         return Outcome.compare(label, value, expectation, rows=scope.rows)
+    if evidence.baseline_problem is not None:
+        status, problem = evidence.baseline_problem
+        if status == "error":
+            return Outcome.error(f"{label}: {problem}", expectation.text)
+        return Outcome.failed(f"{label} {format_value(value)}: cannot compare with the "
+                              f"baseline: {problem}", value, expectation.text, rows=scope.rows)
     try:
         comparison = compare_paired(check, evidence, metric, scope)
     except CriterionError as exc:
