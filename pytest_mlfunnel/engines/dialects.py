@@ -9,10 +9,97 @@ one class here and its tests; nothing else branches on the system.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import itertools
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from pytest_mlfunnel.outcome import CriterionError
+
+Executor = Callable[[str, str], list[tuple[Any, ...]]]  # (sql, purpose) -> rows
+
+
+def plain(value: Any) -> Any:
+    """Database scalars as Python numbers: a Decimal becomes a float."""
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+_DUCK_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+              "UINTEGER", "UBIGINT", "UHUGEINT"}
+_PG_INTS = {"smallint", "integer", "bigint"}
+_PG_FLOATS = {"real", "double precision", "numeric"}
+_PG_STRINGS = {"text", "character varying", "character", "name", "\"char\"", "citext", "uuid"}
+
+
+def duckdb_dtype(type_name: str) -> str:
+    t = type_name.upper()
+    if t in _DUCK_INTS:
+        return "int"
+    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "float"
+    if t == "VARCHAR" or t.startswith("ENUM"):
+        return "string"
+    if t == "BOOLEAN":
+        return "bool"
+    if t.startswith("TIMESTAMP"):
+        return "datetime"
+    if t == "DATE":
+        return "date"
+    return "other"
+
+
+def sqlite_declared_dtype(declared: str) -> str:
+    """SQLite's affinity rules, plus the names people use for booleans and dates."""
+    t = declared.upper()
+    if "BOOL" in t:
+        return "bool"
+    if "DATETIME" in t or "TIMESTAMP" in t:
+        return "datetime"
+    if t == "DATE":
+        return "date"
+    if "INT" in t:
+        return "int"
+    if any(word in t for word in ("CHAR", "CLOB", "TEXT")):
+        return "string"
+    if any(word in t for word in ("REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL")):
+        return "float"
+    return "other"
+
+
+def postgres_dtype(type_name: str) -> str:
+    t = type_name.lower()
+    base = t.split("(")[0].strip()
+    if base in _PG_INTS:
+        return "int"
+    if base in _PG_FLOATS:
+        return "float"
+    if base in _PG_STRINGS:
+        return "string"
+    if base == "boolean":
+        return "bool"
+    if base.startswith("timestamp"):
+        return "datetime"
+    if base == "date":
+        return "date"
+    return "other"
+
+
+def python_dtype(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float | decimal.Decimal):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dt.datetime):
+        return "datetime"
+    if isinstance(value, dt.date):
+        return "date"
+    return "other"
 
 
 class Dialect:
@@ -66,6 +153,22 @@ class Dialect:
     def from_database(self, value: Any, dtype: str | None) -> Any:
         """A value as the column's declared type says (SQLite hands dates back as text)."""
         return value
+
+    # -------------------------------------------------------------- schema
+    def column_types(self, source: str, execute: Executor, table: str | None = None,
+                     names: Sequence[str] = ()) -> dict[str, str]:
+        """Each column's dtype (``int``, ``float``, ``string``, ``bool``, ``datetime``,
+        ``date``, ``other``). ``source`` is the quoted table or the parenthesised query,
+        ``table`` the table's name as the user gave it (None for a query), ``names`` the
+        columns in order.
+
+        Here, for systems whose catalog is not read: the first non-null value of each column
+        says (one query, each column's first value a scalar subquery)."""
+        firsts = ", ".join(f"(SELECT {self.quote(n)} FROM {source} AS s WHERE {self.quote(n)} "
+                           "IS NOT NULL LIMIT 1)" for n in names)
+        row = execute(f"SELECT {firsts}", "schema")[0] if names else ()
+        return {n: python_dtype(v) if v is not None else "other"
+                for n, v in zip(names, row, strict=True)}
 
     # -------------------------------------------------------------- aggregates
     #: relative standard error of ``approx_distinct`` (0.0: the dialect counts exactly)
@@ -207,6 +310,11 @@ class DuckDBDialect(Dialect):
     def sample_order(self, seed: int) -> str:
         return f"hash(mlfunnel_rn + {int(seed)})"
 
+    def column_types(self, source: str, execute: Executor, table: str | None = None,
+                     names: Sequence[str] = ()) -> dict[str, str]:
+        rows = execute(f"DESCRIBE SELECT * FROM {source}", "schema")
+        return {str(r[0]): duckdb_dtype(str(r[1])) for r in rows}
+
     def settings_seeing_nan(self) -> tuple[str, str] | None:
         # Parquet statistics leave NaN out of a column's min/max, and DuckDB's statistics
         # propagation then folds ``isnan(x)`` to false for the whole file.
@@ -251,6 +359,18 @@ class SQLiteDialect(Dialect):
     def quantiles(self, x: str, qs: list[float]) -> list[str]:
         return []  # exact quantiles with window functions, a query of their own
 
+    def column_types(self, source: str, execute: Executor, table: str | None = None,
+                     names: Sequence[str] = ()) -> dict[str, str]:
+        # A table's declared types, when every one of them is understood; a query, or a
+        # column declared without a type, falls back to its first value.
+        if table:
+            rows = execute(f"SELECT name, type FROM pragma_table_info("
+                           f"'{table.replace(chr(39), chr(39) * 2)}')", "schema")
+            declared = {str(r[0]): sqlite_declared_dtype(str(r[1] or "")) for r in rows}
+            if all(v != "other" for v in declared.values()):
+                return {n: declared.get(n, "other") for n in names}
+        return super().column_types(source, execute, table, names)
+
 
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
@@ -280,6 +400,16 @@ class PostgreSQLDialect(Dialect):
 
     def repeated_rows(self, rows: str) -> str:
         return f"SELECT count(*) - count(DISTINCT d) FROM ({rows}) AS d"
+
+    def column_types(self, source: str, execute: Executor, table: str | None = None,
+                     names: Sequence[str] = ()) -> dict[str, str]:
+        # The declared type of each column, also of a query's (one row of pg_typeof)
+        if not names:
+            return {}
+        types = ", ".join(f"pg_typeof(t.{self.quote(n)})::text" for n in names)
+        rows = execute(f"SELECT {types} FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM "
+                       f"{source} AS s LIMIT 1) AS t ON TRUE", "schema")
+        return {n: postgres_dtype(str(v)) for n, v in zip(names, rows[0], strict=True)}
 
 
 class SparkDialect(Dialect):

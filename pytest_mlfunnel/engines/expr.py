@@ -52,10 +52,11 @@ rows for the products of two scores.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from pytest_mlfunnel.engines.dialects import plain
 
 VALUE_OPS = ("sum", "max", "median")
 
@@ -173,10 +174,6 @@ class ScoreRanks:
 
 
 # --------------------------------------------------------------------------- SQL
-def plain(value: Any) -> Any:
-    return float(value) if isinstance(value, decimal.Decimal) else value
-
-
 class SqlRendering:
     """Renders expressions for a ``SqlEngine`` (its dialect, literals and NaN cleaning)."""
 

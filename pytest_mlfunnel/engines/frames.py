@@ -16,6 +16,7 @@ from typing import Any
 
 import narwhals.stable.v2 as nw
 
+from pytest_mlfunnel.engines.dialects import duckdb_dtype
 from pytest_mlfunnel.engines.expr import (
     Expr,
     Ranking,
@@ -37,7 +38,6 @@ from pytest_mlfunnel.engines.protocol import (
 from pytest_mlfunnel.engines.sql import (
     SqlEngine,
     duckdb_connection,
-    duckdb_dtype,
     duckdb_executor,
     duckdb_schema,
     shape,

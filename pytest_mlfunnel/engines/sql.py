@@ -8,13 +8,24 @@ back.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import decimal
 import math
+import os
+import re
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from pytest_mlfunnel.engines.dialects import Dialect, dialect_named
+from pytest_mlfunnel.engines.dialects import (
+    Dialect,
+    DuckDBDialect,
+    Executor,
+    dialect_named,
+    plain,
+)
 from pytest_mlfunnel.engines.expr import (
     Expr,
     Ranking,
@@ -36,84 +47,6 @@ from pytest_mlfunnel.engines.protocol import (
 from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
 
-Executor = Callable[[str, str], list[tuple[Any, ...]]]  # (sql, purpose) -> rows
-
-_DUCK_INTS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-              "UINTEGER", "UBIGINT", "UHUGEINT"}
-_PG_INTS = {"smallint", "integer", "bigint"}
-_PG_FLOATS = {"real", "double precision", "numeric"}
-_PG_STRINGS = {"text", "character varying", "character", "name", "\"char\"", "citext", "uuid"}
-
-
-def duckdb_dtype(type_name: str) -> str:
-    t = type_name.upper()
-    if t in _DUCK_INTS:
-        return "int"
-    if t in ("FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
-        return "float"
-    if t == "VARCHAR" or t.startswith("ENUM"):
-        return "string"
-    if t == "BOOLEAN":
-        return "bool"
-    if t.startswith("TIMESTAMP"):
-        return "datetime"
-    if t == "DATE":
-        return "date"
-    return "other"
-
-
-def sqlite_declared_dtype(declared: str) -> str:
-    """SQLite's affinity rules, plus the names people use for booleans and dates."""
-    t = declared.upper()
-    if "BOOL" in t:
-        return "bool"
-    if "DATETIME" in t or "TIMESTAMP" in t:
-        return "datetime"
-    if t == "DATE":
-        return "date"
-    if "INT" in t:
-        return "int"
-    if any(word in t for word in ("CHAR", "CLOB", "TEXT")):
-        return "string"
-    if any(word in t for word in ("REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL")):
-        return "float"
-    return "other"
-
-
-def postgres_dtype(type_name: str) -> str:
-    t = type_name.lower()
-    base = t.split("(")[0].strip()
-    if base in _PG_INTS:
-        return "int"
-    if base in _PG_FLOATS:
-        return "float"
-    if base in _PG_STRINGS:
-        return "string"
-    if base == "boolean":
-        return "bool"
-    if base.startswith("timestamp"):
-        return "datetime"
-    if base == "date":
-        return "date"
-    return "other"
-
-
-def python_dtype(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float | decimal.Decimal):
-        return "float"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, dt.datetime):
-        return "datetime"
-    if isinstance(value, dt.date):
-        return "date"
-    return "other"
-
-
 #: widest integer range counted distinct with a bitmap (2**28 bits = 32 MiB)
 MAX_BITMAP = 2**28
 
@@ -122,13 +55,6 @@ def _is_nan(value: Any) -> bool:
     if isinstance(value, decimal.Decimal):
         return value.is_nan()
     return isinstance(value, float) and math.isnan(value)
-
-
-def plain(value: Any) -> Any:
-    """Database scalars as Python numbers: Decimal -> float (int when whole-valued ints)."""
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return value
 
 
 class SqlEngine(Engine):
@@ -694,14 +620,38 @@ class SqlEngine(Engine):
 
 
 # --------------------------------------------------------------------------- DuckDB
+#: how much DuckDB may write to disk when a query does not fit in memory (a DuckDB size)
+SPILL_LIMIT_ENV = "MLFUNNEL_DUCKDB_MAX_TEMP_SIZE"
+DEFAULT_SPILL_LIMIT = "10GiB"
+_SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?)?B", re.IGNORECASE)
+
+
+def spill_limit() -> str:
+    """The cap on DuckDB's temporary files: ``MLFUNNEL_DUCKDB_MAX_TEMP_SIZE`` or 10GiB."""
+    limit = os.environ.get(SPILL_LIMIT_ENV, "").strip() or DEFAULT_SPILL_LIMIT
+    if not _SIZE.fullmatch(limit):
+        raise CriterionError(f"{SPILL_LIMIT_ENV}={limit!r} is not a size: give one such as "
+                             "10GiB or 500MB")
+    return limit
+
+
 def duckdb_connection(shared: dict[Any, Any]) -> Any:
-    """One in-memory DuckDB per process: every file and eager frame is a view on it."""
+    """One in-memory DuckDB per process: every file and eager frame is a view on it.
+
+    What does not fit in memory spills into a folder of its own under the system's temporary
+    directory (DuckDB would write ``.tmp`` into the working directory), removed when the
+    process ends, and at most ``spill_limit()`` of it (DuckDB would fill 90% of the disk)."""
     def connect() -> Any:
         import duckdb
 
+        limit = spill_limit()
         # no progress bar: it would print into the test output on long scans
         connection = duckdb.connect(":memory:")
         connection.execute("SET enable_progress_bar = false")
+        folder = tempfile.mkdtemp(prefix="mlfunnel-duckdb-")
+        atexit.register(shutil.rmtree, folder, True)
+        connection.execute("SET temp_directory = ?", [folder])
+        connection.execute(f"SET max_temp_directory_size = '{limit}'")
         return connection
 
     key = ("tabular", "duckdb")
@@ -742,7 +692,11 @@ def duckdb_executor(connection: Any, display: str, prefix: str = "") -> Executor
             rows: list[tuple[Any, ...]] = connection.execute(sql).fetchall()
             return rows
         except duckdb.Error as exc:
-            raise CriterionError(f"{display}: {prefix}{_first_line(exc)}") from None
+            hint = ""
+            if "max_temp_directory_size" in str(exc):
+                hint = (f" (DuckDB may spill at most {spill_limit()} to disk: set "
+                        f"{SPILL_LIMIT_ENV} to allow more)")
+            raise CriterionError(f"{display}: {prefix}{_first_line(exc)}{hint}") from None
     return execute
 
 
@@ -753,6 +707,5 @@ def _first_line(exc: BaseException) -> str:
 def duckdb_schema(execute: Executor, source: str, display: str) -> Callable[[], dict[str, str]]:
     def load() -> dict[str, str]:
         log_query("schema", display, f"DESCRIBE SELECT * FROM {source}")
-        rows = execute(f"DESCRIBE SELECT * FROM {source}", "schema")
-        return {str(r[0]): duckdb_dtype(str(r[1])) for r in rows}
+        return DuckDBDialect().column_types(source, execute)
     return load

@@ -19,9 +19,6 @@ from pytest_mlfunnel.engines.sql import (
     duckdb_connection,
     duckdb_executor,
     duckdb_schema,
-    postgres_dtype,
-    python_dtype,
-    sqlite_declared_dtype,
 )
 from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
@@ -101,7 +98,6 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
     """``url`` + ``table`` or ``query``: every aggregate runs in the database."""
     display = spec.display()
     dialect = dialect_for_url(spec.url_scheme)
-    quote = dialect.quote
     if spec.table:
         source = dialect.qualified(spec.table)
     elif spec.query:
@@ -109,33 +105,14 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
     else:
         raise CriterionError(f"{display}: a database table source needs table = ... or "
                              "query = ...")
-    scheme = spec.url_scheme.split("+", 1)[0]
 
     def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
-        if scheme.startswith("postgres"):
-            sql = sql.replace("%", "%%")  # psycopg reads % as a placeholder
         return run_query(spec, sql, rootdir)[1]
 
     def schema() -> dict[str, str]:
-        names = [c for c in _column_names(spec, source, rootdir)]
+        names = _column_names(spec, source, rootdir)
         log_query("schema", display, f"SELECT * FROM {source} LIMIT 0")
-        if scheme == "sqlite" and spec.table:
-            rows = execute(f"SELECT name, type FROM pragma_table_info('"
-                           f"{spec.table.replace(chr(39), chr(39) * 2)}')", "schema")
-            declared = {str(r[0]): sqlite_declared_dtype(str(r[1] or "")) for r in rows}
-            if all(v != "other" for v in declared.values()):
-                return {n: declared.get(n, "other") for n in names}
-        if scheme.startswith("postgres"):
-            types = ", ".join(f"pg_typeof(t.{quote(n)})::text" for n in names)
-            rows = execute(f"SELECT {types} FROM (SELECT 1) AS one LEFT JOIN (SELECT * FROM "
-                           f"{source} AS s LIMIT 1) AS t ON TRUE", "schema")
-            return {n: postgres_dtype(str(v)) for n, v in zip(names, rows[0], strict=True)}
-        # Dynamic types (SQLite queries, other databases): the first non-null value says.
-        firsts = ", ".join(f"(SELECT {quote(n)} FROM {source} AS s WHERE {quote(n)} IS NOT "
-                           "NULL LIMIT 1)" for n in names)
-        row = execute(f"SELECT {firsts}", "schema")[0] if names else ()
-        return {n: python_dtype(v) if v is not None else "other"
-                for n, v in zip(names, row, strict=True)}
+        return dialect.column_types(source, execute, spec.table, names)
 
     return SqlEngine(display, source, dialect, execute, schema,
                      connection_id=("db", spec.url))
