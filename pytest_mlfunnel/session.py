@@ -38,6 +38,7 @@ from pytest_mlfunnel.render.escape import controls
 from pytest_mlfunnel.report import Report, output_problem, utc_now, write_atomic
 from pytest_mlfunnel.service_runs import ServiceRuns
 from pytest_mlfunnel.sources.metrics import READERS, add_readers
+from pytest_mlfunnel.sources.tabular import plan_aggregates
 from pytest_mlfunnel.suggest import did_you_mean
 
 _FINAL_FIELDS = ("id", "gate", "check", "kind", "status", "evidence", "observed", "expected",
@@ -235,6 +236,15 @@ class FunnelSession:
             if dropped:
                 items[:] = keep
                 config.hook.pytest_deselected(items=dropped)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Plan the aggregates of the criteria that will run, now that ``-k``, ``-m`` and
+        every other deselection is done: a source's one pass computes nothing a deselected
+        criterion alone would ask."""
+        for item in session.items:
+            if isinstance(item, CriterionItem):
+                for spec, aggs in item.criterion.needs:
+                    plan_aggregates(self.shared, spec, list(aggs))
 
     # ------------------------------------------------------------------ running
     def _gate_of(self, item: pytest.Item) -> tuple[str, str] | None:

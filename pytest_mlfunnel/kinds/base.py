@@ -41,6 +41,7 @@ from pydantic import (
 
 from pytest_mlfunnel.context import EvalContext as EvalContext  # re-exported for kinds
 from pytest_mlfunnel.context import PlanContext as PlanContext
+from pytest_mlfunnel.engines.protocol import Agg
 from pytest_mlfunnel.expectations import (
     Expectation,
     ExpectationError,
@@ -166,6 +167,10 @@ class Criterion:
     fixtures: tuple[str, ...] = ()
     expected: str | None = None  # shown before the run (collect-only, junit properties)
     evidence: Evidence | None = None  # None: the kind's evidence
+    #: the aggregates this criterion asks of each table source. The session plans them into
+    #: the source's one pass only when the criterion is selected, so ``-k`` and other
+    #: deselection shrink the pass (``plan_aggregates`` plans for every run).
+    needs: tuple[tuple[SourceSpec, tuple[Agg, ...]], ...] = ()
 
 
 class CheckKind(Generic[ConfigT]):

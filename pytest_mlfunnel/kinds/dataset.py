@@ -39,7 +39,6 @@ from pytest_mlfunnel.sources.tabular import (
     SharedTable,
     missing_column,
     open_table,
-    plan_aggregates,
 )
 
 Scalar = int | float | str | bool
@@ -209,11 +208,10 @@ class DatasetKind(CheckKind[DatasetConfig]):
         if check.join is not None:
             fixtures = tuple(dict.fromkeys(fixtures + check.join.dataset.fixtures))
         criteria: list[Criterion] = []
-        aggs: list[Agg] = []
 
         def add(name: str, evaluate: Evaluate, expected: str, needs: list[Agg]) -> None:
-            criteria.append(Criterion(name, evaluate, fixtures, expected))
-            aggs.extend(needs)
+            criteria.append(Criterion(name, evaluate, fixtures, expected,
+                                      needs=((source, tuple(needs)),) if needs else ()))
 
         if check.rows is not None:
             add("rows", _rows(source, check.rows), check.rows.text, [Agg("rows")])
@@ -230,7 +228,6 @@ class DatasetKind(CheckKind[DatasetConfig]):
             for stat, expectation in check.group_size.stats().items():
                 add(f"group_size.{stat}", _group_size(source, check.group_size, stat,
                                                       expectation), expectation.text, [])
-        plan_aggregates(ctx.shared, source, aggs)
         return criteria
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from pytest_mlfunnel.context import EvalContext, PlanContext
+from pytest_mlfunnel.engines.protocol import Agg
 from pytest_mlfunnel.expectations import Expectation
 from pytest_mlfunnel.kinds.base import CheckKind, Criterion, Evaluate
 from pytest_mlfunnel.kinds.drift.cache import load_summary
@@ -19,7 +20,7 @@ from pytest_mlfunnel.kinds.drift.config import (
 )
 from pytest_mlfunnel.kinds.drift.summary import current_aggs
 from pytest_mlfunnel.outcome import CriterionError, Outcome
-from pytest_mlfunnel.sources.tabular import open_table, plan_aggregates
+from pytest_mlfunnel.sources.tabular import open_table
 from pytest_mlfunnel.stats import PSI_EPSILON
 
 
@@ -31,7 +32,10 @@ class DriftKind(CheckKind[DriftConfig]):
     def plan(self, check: DriftConfig, ctx: PlanContext) -> list[Criterion]:
         fixtures = tuple(dict.fromkeys(check.drift.reference.fixtures
                                        + check.drift.current.fixtures))
-        types = self._known_types(check, ctx)
+        types, reference_read = self._known_types(check, ctx)
+        aggs = (_current_aggs_from_cache(check, ctx, types)
+                if types is not None and reference_read else None)
+        needs = ((check.drift.current, tuple(aggs)),) if aggs else ()
         criteria: list[Criterion] = []
         if types is None:
             # Columns cannot be known before the run (a fixture, a file not written yet): one
@@ -47,15 +51,16 @@ class DriftKind(CheckKind[DriftConfig]):
                 wanted = check.expect.items()[:1]
             for name, expectation in wanted:
                 criteria.append(Criterion(f"{column}.{name}", _column_evaluator(
-                    check, column, name, expectation), fixtures, expectation.text))
+                    check, column, name, expectation), fixtures, expectation.text,
+                    needs=needs))
         return criteria
 
     @staticmethod
     def _known_types(check: DriftConfig, ctx: PlanContext
-                     ) -> dict[str, ColumnType | None] | None:
+                     ) -> tuple[dict[str, ColumnType | None] | None, bool]:
         """Column -> how it is compared (None when unknown until the run); None when not even
         the columns are known. Reads the schemas of sources that can be opened now (files,
-        databases)."""
+        databases); the flag says whether the reference's could be read."""
         schemas: list[dict[str, str] | None] = []
         probe = EvalContext(rootdir=ctx.rootdir, fixtures={}, shared=ctx.shared)
         for spec in (check.drift.reference, check.drift.current):
@@ -72,27 +77,25 @@ class DriftKind(CheckKind[DriftConfig]):
         elif reference_schema is not None and current_schema is not None:
             names = default_columns(check, reference_schema, current_schema)
         else:
-            return None
+            return None, reference_schema is not None
         types: dict[str, ColumnType | None] = {}
         for column in names:
             dtype = reference_schema.get(column) if reference_schema else None
             types[column] = check.type_override(column) or (
                 DTYPE_TYPES.get(dtype) if dtype else None)
-        if reference_schema is not None and check.cache:
-            _plan_current_from_cache(check, ctx, types)
-        return types
+        return types, reference_schema is not None
 
 
-def _plan_current_from_cache(check: DriftConfig, ctx: PlanContext,
-                             types: dict[str, ColumnType | None]) -> None:
-    """With a saved reference summary, the current aggregates are known at collection: join
-    them to the current source's one pass (shared with its other checks)."""
+def _current_aggs_from_cache(check: DriftConfig, ctx: PlanContext,
+                             types: dict[str, ColumnType | None]) -> list[Agg] | None:
+    """With a saved reference summary, the current aggregates are known at collection: the
+    criteria ask them, so they join the current source's one pass (shared with its other
+    checks) when any criterion of the check is selected."""
     resolved = {c: k for c, k in types.items() if k is not None}
-    if len(resolved) != len(types):
-        return
+    if not check.cache or len(resolved) != len(types):
+        return None
     summary = load_summary(check, ctx.rootdir, resolved)
-    if summary is not None:
-        plan_aggregates(ctx.shared, check.drift.current, current_aggs(summary))
+    return None if summary is None else current_aggs(summary)
 
 
 def _shared_drift(check: DriftConfig, ctx: EvalContext) -> DriftResult:
