@@ -10,28 +10,33 @@
     http = "${services.model.url}/health"
 
 This module holds the parsing of that table, the ``${services.<name>.url}`` references and
-the process itself (its own process group, a log file, readiness, a bounded stop). When and
+the process itself (its own process group, a log file with the run's secrets masked,
+readiness, a bounded stop). When and
 where a service starts is decided by ``service_runs``.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from pytest_mlfunnel.expectations import duration_seconds, format_duration
+from pytest_mlfunnel.secrets import redact
 
 SERVICE_KEYS = ("command", "ready", "timeout", "env", "url", "external_url")
 DEFAULT_TIMEOUT_S = 30.0
@@ -42,6 +47,7 @@ LOG_TAIL_LINES = 20
 _REFERENCE_RE = re.compile(r"\$\{services\.([^.}]*)(?:\.([^}]*))?\}")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 _POLL_S = 0.1
+_PARTIAL_LINE_S = 0.2  # how long an unfinished output line waits before it is logged
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,7 @@ class ServiceProcess:
         self.exit_code: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: TextIO | None = None
+        self._copier: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
@@ -257,15 +264,19 @@ class ServiceProcess:
             self.failure = f"cannot write its log {self.log_path}: {exc.strerror or exc}"
             return
         self._log = log
-        log.write(f"$ {' '.join(command)}\n")
+        log.write(redact(f"$ {' '.join(command)}\n"))
         log.flush()
         try:
             self._process = subprocess.Popen(
-                command, cwd=self.rootdir, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True)
+                command, cwd=self.rootdir, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             self.failure = f"cannot start {command[0]!r}: {exc.strerror or exc}"
             return
+        assert self._process.stdout is not None
+        self._copier = threading.Thread(target=_copy_redacted, args=(self._process.stdout, log),
+                                        name=f"mlfunnel-service-log-{spec.name}", daemon=True)
+        self._copier.start()
         self._wait_ready()
 
     def _wait_ready(self) -> None:
@@ -314,10 +325,49 @@ class ServiceProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace_s)
         self.poll()
+        if self._copier is not None:  # the output ends once the group is gone
+            self._copier.join(timeout=grace_s)
+            self._copier = None
         if self._log is not None:
             self._log.close()
             self._log = None
         self._process = None
+
+
+def _copy_redacted(output: IO[bytes], log: TextIO) -> None:
+    """A service's output into its log with the run's secrets masked, so the file never holds
+    one. Whole lines are masked at once; a line the service leaves unfinished is written after
+    a short pause (``ready = { log }`` may be waiting for it), so only a secret the service
+    pauses in the middle of printing could be split."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = b""
+    fd = output.fileno()
+
+    def write(data: bytes, final: bool = False) -> None:
+        text = decoder.decode(data, final)
+        if text:
+            with contextlib.suppress(ValueError, OSError):  # the log was closed at a stop
+                log.write(redact(text))
+                log.flush()
+
+    with output:
+        while True:
+            readable, _, _ = select.select([fd], [], [], _PARTIAL_LINE_S)
+            if not readable:
+                if pending:
+                    write(pending)
+                    pending = b""
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            pending += chunk
+            cut = pending.rfind(b"\n") + 1
+            if cut or len(pending) > 65536:
+                cut = cut or len(pending)
+                write(pending[:cut])
+                pending = pending[cut:]
+        write(pending, final=True)
 
 
 def _signal_group(group: int, signum: int) -> None:

@@ -234,6 +234,33 @@ http = "${services.model.url}/predict"
     assert_all_stopped(pytester)
 
 
+def test_a_secret_the_service_prints_never_reaches_its_log_file(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "tok-7f3a9c1e5d"
+    monkeypatch.setenv("MLFUNNEL_TEST_MODEL_TOKEN", token)
+    project(pytester, service='env = { MODEL_PATH = "models/churn.json", '
+                              'MODEL_TOKEN = "${MLFUNNEL_TEST_MODEL_TOKEN}" }')
+    toml = pytester.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace(
+        'env = { MODEL_PATH = "models/churn-{port}.json" }\n', ""))
+    server = pytester.path / "server.py"
+    server.write_text(server.read_text().replace(
+        'print("model env:", os.environ.get("MODEL_PATH"))',
+        'print("model env:", os.environ.get("MODEL_PATH"), flush=True)\n'
+        'print("token", os.environ["MODEL_TOKEN"], "in a line", flush=True)\n'
+        'print("unfinished", os.environ["MODEL_TOKEN"], end="", flush=True)\n'
+        'time.sleep(0.5)\n'
+        'print(flush=True)'))
+    result = pytester.runpytest_subprocess("--funnel", timeout=300)
+    result.assert_outcomes(passed=4)
+    log = (pytester.path / ".mlfunnel/services/model.log").read_text()
+    assert token not in log
+    assert "token *** in a line\n" in log
+    assert "unfinished ***\n" in log
+    assert "model env: models/churn.json\n" in log  # the rest of the output is kept
+    assert_all_stopped(pytester)
+
+
 @pytest.mark.parametrize("args", [pytest.param([], id="plain"),
                                   pytest.param(["-n", "2"], id="xdist")])
 def test_ctrl_c_stops_the_service(pytester: pytest.Pytester, args: list[str]) -> None:
