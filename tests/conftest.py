@@ -37,17 +37,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "xdist_matters: xdist is the point of this test (report merging, one pass "
-                   "per process): its -n 2 variant always runs")
+        "markers", "xdist_matters(without_xdist=False): xdist is the point of this test "
+                   "(report merging, one pass per process): its -n 2 variant always runs, and "
+                   "with without_xdist=True a -p no:xdist variant too")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``xdist_args``: the extra pytest arguments of a run, ``[]`` and, where it matters or
-    with ``--xdist-variants``, ``["-n", "2"]``."""
+    with ``--xdist-variants``, ``["-n", "2"]``; ``xdist_matters(without_xdist=True)`` adds
+    ``["-p", "no:xdist"]`` (the plugin with pytest-xdist not loaded at all)."""
     if "xdist_args" not in metafunc.fixturenames:
         return
+    matters = metafunc.definition.get_closest_marker("xdist_matters")
     variants = [pytest.param([], id="plain")]
-    if (metafunc.definition.get_closest_marker("xdist_matters") is not None
-            or metafunc.config.getoption("xdist_variants")):
+    if matters is not None or metafunc.config.getoption("xdist_variants"):
         variants.append(pytest.param(["-n", "2"], id="xdist"))
+    if matters is not None and matters.kwargs.get("without_xdist"):
+        variants.append(pytest.param(["-p", "no:xdist"], id="no-xdist"))
     metafunc.parametrize("xdist_args", variants)

@@ -144,8 +144,8 @@ def test_a_broken_config_is_a_usage_error_naming_the_key(pytester: pytest.Pytest
     assert "collected" not in output
 
 
-@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
-def test_all_problems_are_reported_at_once(pytester: pytest.Pytester, extra: list[str]) -> None:
+def test_all_problems_are_reported_at_once(pytester: pytest.Pytester,
+                                           xdist_args: list[str]) -> None:
     pytester.makepyprojecttoml("""
         [tool.mlfunnel]
         require = "deploy"
@@ -156,7 +156,7 @@ def test_all_problems_are_reported_at_once(pytester: pytest.Pytester, extra: lis
         document = "MODEL_CARD.md"
         sections = "Intended use"
     """)
-    result = pytester.runpytest("--funnel", *extra)
+    result = pytester.runpytest("--funnel", *xdist_args)
     assert result.ret == 4
     result.stderr.fnmatch_lines([
         "ERROR: pyproject.toml: tool.mlfunnel.require: expected a gate name or 'none'*",

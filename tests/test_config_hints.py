@@ -117,9 +117,8 @@ def test_a_misspelled_column_gets_the_nearest_column(pytester: pytest.Pytester) 
     ])
 
 
-@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
 def test_a_share_held_to_a_plain_percentage_says_so(pytester: pytest.Pytester,
-                                                    extra: list[str]) -> None:
+                                                    xdist_args: list[str]) -> None:
     (pytester.path / "eval.json").write_text(json.dumps({"accuracy": 0.9815, "rows": 12}))
     pytester.makepyprojecttoml(textwrap.dedent("""
         [tool.mlfunnel]
@@ -128,7 +127,7 @@ def test_a_share_held_to_a_plain_percentage_says_so(pytester: pytest.Pytester,
         metrics = "eval.json"
         expect = { accuracy = ">= 90", rows = ">= 90" }
     """))
-    result = pytester.runpytest("--funnel", "--funnel-json=r.json", *extra)
+    result = pytester.runpytest("--funnel", "--funnel-json=r.json", *xdist_args)
     assert result.ret == 1
     result.stdout.fnmatch_lines([
         "      model::quality::accuracy: accuracy 0.9815, expected >= 90 -- did you mean",

@@ -205,8 +205,10 @@ dataset = {{ fixture = "train_frame" }}
     assert result.ret == (1 if bad else 0)
 
 
+@pytest.mark.xdist_matters  # one pass per table in every process, workers included
 def test_one_aggregate_query_per_table_per_process(pytester: pytest.Pytester,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   xdist_args: list[str]) -> None:
     write(customers(), pytester.path / "train.parquet")
     write(customers().head(150), pytester.path / "reviews.csv")
     log = pytester.path / "queries.log"
@@ -231,31 +233,29 @@ dataset = "reviews"
 rows = ">= 100"
 columns.age = {{ nulls = "== 0" }}
 """)
-    for xdist in ([], ["-n", "2"]):
-        log.write_text("")
-        result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", *xdist)
-        result.assert_outcomes(passed=CRITERIA + 3 + 1 + 2)
-        lines = [line.split("\t") for line in log.read_text().splitlines()]
-        per_process: dict[tuple[str, str], list[str]] = {}
-        for pid, purpose, source, _ in lines:
-            per_process.setdefault((pid, source.split(" ")[0]), []).append(purpose)
-        processes = {pid for pid, _ in per_process}
-        if not xdist:
-            assert len(processes) == 1
-        for (_, source), purposes in per_process.items():
-            # one aggregate pass per table and process; the join, the group sizes and the
-            # duplicate rows add one query each; nothing else reads data when every criterion
-            # passes ("bounds" reads the key's min/max from the Parquet footer for the exact
-            # distinct count, a bitmap in the pass)
-            assert purposes.count("aggregate") <= 1, (source, purposes)
-            assert purposes.count("open") <= 1, (source, purposes)
-            assert purposes.count("duplicate rows") <= 1, (source, purposes)
-            assert set(purposes) <= {"open", "schema", "bounds", "aggregate", "join",
-                                     "group sizes", "duplicate rows"}
-            assert purposes.count("join") <= 1 and purposes.count("group sizes") <= 1
-        aggregates = [p for p in lines if p[1] == "aggregate"]
-        assert len(aggregates) == 2 if not xdist else len(aggregates) <= 2 * len(processes)
-        assert {p[2].split(" ")[0] for p in aggregates} == {"train", "reviews"}
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", *xdist_args)
+    result.assert_outcomes(passed=CRITERIA + 3 + 1 + 2)
+    lines = [line.split("\t") for line in log.read_text().splitlines()]
+    per_process: dict[tuple[str, str], list[str]] = {}
+    for pid, purpose, source, _ in lines:
+        per_process.setdefault((pid, source.split(" ")[0]), []).append(purpose)
+    processes = {pid for pid, _ in per_process}
+    if not xdist_args:
+        assert len(processes) == 1
+    for (_, source), purposes in per_process.items():
+        # one aggregate pass per table and process; the join, the group sizes and the
+        # duplicate rows add one query each; nothing else reads data when every criterion
+        # passes ("bounds" reads the key's min/max from the Parquet footer for the exact
+        # distinct count, a bitmap in the pass)
+        assert purposes.count("aggregate") <= 1, (source, purposes)
+        assert purposes.count("open") <= 1, (source, purposes)
+        assert purposes.count("duplicate rows") <= 1, (source, purposes)
+        assert set(purposes) <= {"open", "schema", "bounds", "aggregate", "join",
+                                 "group sizes", "duplicate rows"}
+        assert purposes.count("join") <= 1 and purposes.count("group sizes") <= 1
+    aggregates = [p for p in lines if p[1] == "aggregate"]
+    assert len(aggregates) == 2 if not xdist_args else len(aggregates) <= 2 * len(processes)
+    assert {p[2].split(" ")[0] for p in aggregates} == {"train", "reviews"}
 
 
 @pytest.mark.parametrize("other", ["\"reviews.parquet\"", "{ fixture = \"reviews\" }"])

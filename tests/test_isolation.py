@@ -205,12 +205,12 @@ columns.id = { nulls = "== 0", unique = true, min = 0 }
 """
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["in-process", "xdist"])
+@pytest.mark.xdist_matters  # each worker process opens the source once
 def test_a_missing_file_fails_once_and_the_other_criteria_point_at_the_first(
-        pytester: pytest.Pytester, xdist: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     pytester.makepyprojecttoml(MANY)
     result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
-                                "report.json", *xdist)
+                                "report.json", *xdist_args)
     result.assert_outcomes(failed=5)
     found = criteria(pytester)
     full = (f"data/trian.parquet: file not found (expected at {pytester.path}/data/"
@@ -218,7 +218,7 @@ def test_a_missing_file_fails_once_and_the_other_criteria_point_at_the_first(
     messages = [c["message"] for c in found.values()]
     assert {c["extra"]["cause"] for c in found.values()} == {
         "data/trian.parquet: file not found"}
-    if not xdist:
+    if not xdist_args:
         assert messages == [full] + ["data/trian.parquet: file not found (see data::train::rows)"
                                      ] * 4
     else:  # each worker opens the source itself: one full message per worker at most
@@ -229,7 +229,7 @@ def test_a_missing_file_fails_once_and_the_other_criteria_point_at_the_first(
     # the full text once per process; the short summary's FAILED lines are cut at the
     # terminal width, which differs between a terminal and a worker of the outer run
     blocks = "\n".join(line for line in result.stdout.lines if not line.startswith("FAILED "))
-    assert blocks.count("expected at") <= (1 if not xdist else 2)
+    assert blocks.count("expected at") <= (1 if not xdist_args else 2)
 
 
 def test_a_file_that_cannot_be_opened_is_not_opened_again(

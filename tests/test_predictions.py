@@ -272,15 +272,14 @@ def criteria(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
     return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
 def test_the_model_gate_judges_metrics_measured_from_the_rows(
-        pytester: pytest.Pytester, xdist: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     frame = write_binary(pytester)
     f1 = sklearn_metrics.f1_score(frame.churned, frame.pred)
     pytester.makepyprojecttoml(CONFIG + 'slices = ["plan"]\nmin_slice_rows = 10\n'
                                'expect = { accuracy = ">= 0.7", f1 = ">= 0.9", roc_auc = ">= 0.8",'
                                ' "slices.plan.*.recall" = ">= 0.5", rows = ">= 2000" }\n')
-    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v", *xdist)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v", *xdist_args)
     result.stdout.fnmatch_lines([f"*f1 {f1:.4g}, expected >= 0.9*"])
     found = criteria(pytester)
     assert found["f1"]["status"] == "failed" and found["f1"]["evidence"] == "measured"

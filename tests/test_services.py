@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-XDIST = [pytest.param([], id="plain"), pytest.param(["-n", "2"], id="xdist"),
-         pytest.param(["-p", "no:xdist"], id="no-xdist")]
-
 #: A small model server. --mode: ok (serves), child (a child process serves), exit (dies at
 #: once), never (never listens). Every process appends "pid port" to started.txt.
 SERVER = '''
@@ -119,9 +116,9 @@ def assert_all_stopped(pytester: pytest.Pytester) -> None:
         assert not listening(port), f"port {port} still answers"
 
 
-@pytest.mark.parametrize("args", XDIST)
+@pytest.mark.xdist_matters(without_xdist=True)  # one server for every worker; none without xdist
 def test_a_service_starts_once_for_its_criteria_and_is_stopped_at_the_end(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester)
     pytester.makepyfile(test_client="""
 import json, urllib.request
@@ -133,7 +130,7 @@ def test_the_fixture_gives_the_same_server(mlfunnel_service):
     with open("started.txt") as seen:
         assert seen.read().split()[1] == url.rsplit(":", 1)[1]
 """)
-    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *args,
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", *xdist_args,
                                            timeout=300)
     result.assert_outcomes(passed=5)
     assert result.ret == 0
@@ -150,13 +147,13 @@ def test_the_fixture_gives_the_same_server(mlfunnel_service):
     assert not list((pytester.path / ".mlfunnel/services").glob("*.json"))
 
 
-@pytest.mark.parametrize("args", XDIST)
+@pytest.mark.xdist_matters(without_xdist=True)  # under xdist the workers deselect, not the controller
 def test_a_service_no_selected_criterion_uses_is_not_started(
-        pytester: pytest.Pytester, args: list[str]) -> None:
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester)
-    result = pytester.runpytest_subprocess("--funnel", "-k", "not deployment", *args,
+    result = pytester.runpytest_subprocess("--funnel", "-k", "not deployment", *xdist_args,
                                            timeout=300)
-    result.assert_outcomes(passed=1, deselected=None if args == ["-n", "2"] else 3)
+    result.assert_outcomes(passed=1, deselected=None if xdist_args == ["-n", "2"] else 3)
     assert started(pytester) == []
     assert not (pytester.path / ".mlfunnel/services/model.log").exists()
 
@@ -261,9 +258,8 @@ def test_a_secret_the_service_prints_never_reaches_its_log_file(
     assert_all_stopped(pytester)
 
 
-@pytest.mark.parametrize("args", [pytest.param([], id="plain"),
-                                  pytest.param(["-n", "2"], id="xdist")])
-def test_ctrl_c_stops_the_service(pytester: pytest.Pytester, args: list[str]) -> None:
+@pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
+def test_ctrl_c_stops_the_service(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester)
     pytester.makepyfile(test_slow="""
 import time
@@ -275,7 +271,7 @@ def test_waits(mlfunnel_service):
 """)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run = subprocess.Popen([sys.executable, "-m", "pytest", "--funnel", "-p", "no:cacheprovider",
-                            *args], cwd=pytester.path, env=env, start_new_session=True,
+                            *xdist_args], cwd=pytester.path, env=env, start_new_session=True,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240

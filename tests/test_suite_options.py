@@ -9,10 +9,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def collected(*args: str) -> list[str]:
+def collected(*args: str, files: tuple[str, ...] = ("tests/test_timing_kind.py",
+                                                    "tests/test_html_report.py")) -> list[str]:
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "tests/test_timing_kind.py", "tests/test_html_report.py", *args],
+         *files, *args],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     return [line for line in done.stdout.splitlines() if "::" in line]
@@ -33,3 +34,13 @@ def test_xdist_variants_adds_the_xdist_variant_of_every_test() -> None:
     assert sorted(set(ids) - set(default)) == sorted(
         i.replace("[plain]", "[xdist]") for i in plain
         if i.replace("[plain]", "[xdist]") not in default)
+
+
+def test_a_test_marked_without_xdist_also_runs_with_xdist_not_loaded() -> None:
+    ids = collected(files=("tests/test_services.py",))
+    name = "tests/test_services.py::test_a_service_starts_once_for_its_criteria_and_is_stopped_at_the_end"
+    assert [i for i in ids if i.startswith(name + "[")] == [
+        f"{name}[plain]", f"{name}[xdist]", f"{name}[no-xdist]"]
+    ctrl_c = [i for i in ids if "test_ctrl_c_stops_the_service" in i]
+    assert ctrl_c == ["tests/test_services.py::test_ctrl_c_stops_the_service[plain]",
+                      "tests/test_services.py::test_ctrl_c_stops_the_service[xdist]"]
