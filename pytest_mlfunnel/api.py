@@ -12,7 +12,7 @@ places. See docs/extending.md.
 from __future__ import annotations
 
 from pytest_mlfunnel.context import EvalContext, PlanContext
-from pytest_mlfunnel.engines.protocol import Agg, CellGrid, Table
+from pytest_mlfunnel.engines.protocol import Agg, AggArg, CellGrid, Table
 from pytest_mlfunnel.expectations import Expectation
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
@@ -32,6 +32,7 @@ from pytest_mlfunnel.sources.tabular import open_table, plan_aggregates
 
 __all__ = [
     "Agg",
+    "AggArg",
     "CellGrid",
     "CheckConfig",
     "CheckKind",

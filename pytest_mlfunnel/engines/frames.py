@@ -197,9 +197,9 @@ class NarwhalsEngine(Engine):
         if op == "quantiles":
             if self.backend == "dask":
                 return []  # Dask's quantiles are its own (approximate) computation
-            return [x.quantile(float(q), interpolation="linear") for q in agg.arg]
+            return [x.quantile(q, interpolation="linear") for q in agg.numbers()]
         if op == "histogram":
-            edges = [float(e) for e in agg.arg]
+            edges = agg.numbers()
             parts = [(x < edges[0]).cast(nw.Int64).sum()]
             parts += [((x >= lo) & (x < hi)).cast(nw.Int64).sum()
                       for lo, hi in itertools.pairwise(edges)]
@@ -208,7 +208,7 @@ class NarwhalsEngine(Engine):
         if op in ("value_counts", "cells"):
             return []
         if op == "not_in":
-            allowed = self._values(column, list(agg.arg))
+            allowed = self._values(column, agg.allowed())
             return [(~x.is_null() & ~x.is_in(allowed)).cast(nw.Int64).sum()]
         raise CriterionError(f"unknown aggregate {op!r}")
 
@@ -241,7 +241,7 @@ class NarwhalsEngine(Engine):
 
     def _dask_quantiles(self, agg: Agg) -> list[float | None]:
         assert agg.column is not None
-        qs = [float(q) for q in agg.arg]
+        qs = agg.numbers()
         log_query("quantiles", self.display, "dask quantile")
         series = self.frame.to_native()[agg.column].dropna()
         values = series.quantile(qs).compute()
@@ -250,7 +250,7 @@ class NarwhalsEngine(Engine):
     def _cells(self, agg: Agg) -> list[tuple[float, int, float | None, float | None]]:
         """``CellGrid`` counts, as the SQL engines compute them (see ``CellGrid``)."""
         assert agg.column is not None
-        grid: CellGrid = agg.arg
+        grid: CellGrid = agg.grid()
         x = self._clean(agg.column).cast(nw.Float64)
         magnitude = (x.abs() + 1).log()
         j = (nw.when(x < 0).then(-magnitude).otherwise(magnitude) * grid.per_unit).floor()
@@ -281,7 +281,7 @@ class NarwhalsEngine(Engine):
 
     def _value_counts(self, agg: Agg) -> dict[Any, int]:
         assert agg.column is not None
-        cap = int(agg.arg) if agg.arg else 10_000
+        cap = agg.cap(10_000)
         lazy = (self.frame.select(self._clean(agg.column).alias("v")).drop_nulls()
                 .group_by("v").agg(nw.len().alias("n")).sort("n", descending=True).head(cap))
         return {v: int(n) for v, n in self._collect(lazy, "value_counts")}

@@ -51,10 +51,12 @@ ordering an AUC needs): see ``engines.expr``.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeAlias
 
 from pytest_mlfunnel.engines.expr import Expr, Ranking, ScoreRanks
 from pytest_mlfunnel.outcome import CriterionError
@@ -73,21 +75,99 @@ OUTSIDE = 1e300
 SMALL_INTEGER = 1000
 
 
+#: A value a column holds, as an aggregate asks for it or an engine answers it.
+Scalar: TypeAlias = str | int | float | bool | dt.date | dt.datetime
+#: What ``offending`` looks for (see the vocabulary above).
+OffendingMode = Literal["not_in", "below", "above", "duplicated", "null"]
+#: ``offending``'s argument: the mode and its bound, allowed values, or None.
+Offending: TypeAlias = tuple[OffendingMode, Scalar | Sequence[Scalar] | None]
+_MODES: tuple[OffendingMode, ...] = ("not_in", "below", "above", "duplicated", "null")
+_NUMBERS_OPS = ("quantiles", "histogram")
+
+
 @dataclass(frozen=True)
 class Agg:
+    """One aggregate a check asks of a table: ``Agg("quantiles", "age", [0.5, 0.9])``.
+
+    The argument is checked against the op when the ``Agg`` is made (a ``TypeError`` naming
+    the op); engines read it through the typed accessors below."""
+
     op: str
     column: str | None = None
-    arg: Any = None
+    arg: AggArg = None
 
-    def key(self) -> tuple[Any, ...]:
+    def __post_init__(self) -> None:
+        problem = _arg_problem(self.op, self.arg)
+        if problem is not None:
+            raise TypeError(f"Agg({self.op!r}, {self.column!r}, {self.arg!r}): {problem}")
+
+    def key(self) -> tuple[Hashable, ...]:
         return (self.op, self.column, _freeze(self.arg))
 
+    def numbers(self) -> list[float]:
+        """``quantiles``' q values, ``histogram``'s edges."""
+        arg = self.arg
+        assert isinstance(arg, Sequence) and self.op in _NUMBERS_OPS, self
+        return [float(v) for v in arg if isinstance(v, int | float)]
 
-def _freeze(value: Any) -> Any:
+    def grid(self) -> CellGrid:
+        """``cells``' grid."""
+        assert isinstance(self.arg, CellGrid), self
+        return self.arg
+
+    def cap(self, default: int) -> int:
+        """``value_counts``' cap (``default`` when none is given)."""
+        return self.arg if isinstance(self.arg, int) and self.arg > 0 else default
+
+    def allowed(self) -> list[Scalar]:
+        """``not_in``'s allowed values."""
+        arg = self.arg
+        assert isinstance(arg, Sequence) and self.op == "not_in", self
+        return [v for v in arg if isinstance(v, Scalar)]
+
+    def offending(self) -> Offending:
+        """``offending``'s mode and its bound, allowed values or None."""
+        assert isinstance(self.arg, tuple) and self.op == "offending", self
+        mode, found = self.arg
+        assert isinstance(mode, str) and mode in _MODES, self
+        return mode, found
+
+
+def _arg_problem(op: str, arg: object) -> str | None:
+    """Why ``arg`` is not what ``op`` takes, or None."""
+    def listed(value: object) -> list[object] | None:
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            return list(value)
+        return None
+
+    values = listed(arg)
+    if op in _NUMBERS_OPS:
+        if values is None or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                     for v in values):
+            return f"{op} takes a list of numbers"
+    elif op == "cells":
+        if not isinstance(arg, CellGrid):
+            return "cells takes a CellGrid"
+    elif op == "value_counts":
+        if arg is not None and (not isinstance(arg, int) or isinstance(arg, bool)):
+            return "value_counts takes a whole number (the cap) or None"
+    elif op == "not_in":
+        if values is None or not all(isinstance(v, Scalar) for v in values):
+            return "not_in takes a list of allowed values"
+    elif op == "offending":
+        if not (isinstance(arg, tuple) and len(arg) == 2 and arg[0] in _MODES):
+            return f"offending takes (mode, x) with a mode in {', '.join(_MODES)}"
+    elif arg is not None:
+        return f"{op} takes no argument"
+    return None
+
+
+def _freeze(value: object) -> Hashable:
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, dict):
         return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    assert isinstance(value, Hashable), value
     return value
 
 
@@ -153,6 +233,12 @@ class CellGrid:
             if base == j and sub >= 0:
                 return a + (b - a) * sub / m if sub < m else math.nextafter(b, math.inf)
         return math.copysign(math.expm1(abs(j) / self.per_unit), j)
+
+
+#: ``Agg.arg`` by op: the q values of ``quantiles`` and the edges of ``histogram`` (numbers),
+#: the grid of ``cells``, the cap of ``value_counts``, the allowed values of ``not_in``, the
+#: mode and bound of ``offending``; None for every other op.
+AggArg: TypeAlias = Sequence[float] | Sequence[Scalar] | CellGrid | int | Offending | None
 
 
 class Table(Protocol):

@@ -175,14 +175,14 @@ class SqlEngine(Engine):
             return [self.dialect.approx_distinct(x)]
         if op == "quantiles":
             # empty: a window query of its own (SQLite, BigQuery, Trino)
-            return self.dialect.quantiles(x, [float(q) for q in agg.arg])
+            return self.dialect.quantiles(x, agg.numbers())
         if op == "histogram":
-            return self.dialect.histogram(x, [float(e) for e in agg.arg])
+            return self.dialect.histogram(x, agg.numbers())
         if op == "value_counts":
             counts = self.dialect.value_counts(x)
             return [counts] if counts else []
         if op == "not_in":
-            return [f"count(CASE WHEN {self._outside(column, x, list(agg.arg))} THEN 1 END)"]
+            return [f"count(CASE WHEN {self._outside(column, x, agg.allowed())} THEN 1 END)"]
         raise CriterionError(f"unknown aggregate {op!r}")
 
     def _outside(self, column: str, x: str, values: list[Any]) -> str:
@@ -350,15 +350,15 @@ class SqlEngine(Engine):
         """What the database returned, in the dialect's own form, as ``shape`` reads it."""
         op = agg.op
         if op == "histogram":
-            return shape(agg, self.dialect.histogram_counts(values, len(agg.arg)))
+            return shape(agg, self.dialect.histogram_counts(values, len(agg.numbers())))
         value = values[0]
         if op == "quantiles":
             found = value if self.dialect.quantiles_as_array else values
-            return shape(agg, list(found or [None] * len(agg.arg)))
+            return shape(agg, list(found or [None] * len(agg.numbers())))
         if op == "value_counts":
             counts = sorted(((k, int(v)) for k, v in (value or {}).items() if k is not None),
                             key=lambda kv: -kv[1])
-            return dict(counts[:int(agg.arg or len(counts) or 1)])
+            return dict(counts[:agg.cap(len(counts) or 1)])
         if op in COUNT_OPS or op in FLOAT_OPS:
             return shape(agg, values)
         return self.dialect.from_database(plain(value), self.schema().get(agg.column or ""))
@@ -376,7 +376,7 @@ class SqlEngine(Engine):
 
         NaN needs no cleaning: it lands in a cell of its own (NaN), dropped here."""
         found: list[list[tuple[float, int, Any, Any]]] = [[] for _ in aggs]
-        clamped = any(a.arg.low is not None or a.arg.high is not None for a in aggs)
+        clamped = any(a.grid().low is not None or a.grid().high is not None for a in aggs)
         run = self.run_seeing_nan if clamped else self.run
         for k, key, n, low, high in run(self.cells_sql(aggs), "cells"):
             if key is not None and key == key:  # NaN's cell is dropped
@@ -384,7 +384,7 @@ class SqlEngine(Engine):
         if any(isinstance(r[2], decimal.Decimal) for rows in found for r in rows[:1]):
             found = [[(key, n, plain(low), plain(high)) for key, n, low, high in rows]
                      for rows in found]
-        return [agg.arg.merge(rows) for agg, rows in zip(aggs, found, strict=True)]
+        return [agg.grid().merge(rows) for agg, rows in zip(aggs, found, strict=True)]
 
     def cells_sql(self, aggs: list[Agg]) -> str:
         return " UNION ALL ".join(f"SELECT {k} AS k, s{k}.* FROM ({self._cells_sql(agg)}) AS s{k}"
@@ -392,7 +392,7 @@ class SqlEngine(Engine):
 
     def _cells_sql(self, agg: Agg) -> str:
         assert agg.column is not None
-        grid: CellGrid = agg.arg
+        grid: CellGrid = agg.grid()
         num = self._double
         name = self.q(agg.column)
         x = f"CAST({name} AS {self._float_type})" if grid.integers else name
@@ -433,13 +433,13 @@ class SqlEngine(Engine):
         assert agg.column is not None
         x = self._clean(agg.column)
         if agg.op == "value_counts":
-            cap = int(agg.arg) if agg.arg else 10_000
+            cap = agg.cap(10_000)
             rows = self.run(f"SELECT {x} AS v, count(*) AS n FROM {self._from()} WHERE {x} IS "
                             f"NOT NULL GROUP BY {x} ORDER BY n DESC LIMIT {cap}",
                             "value_counts")
             return {plain(v): int(n) for v, n in rows}
         if agg.op == "quantiles":
-            return self._window_quantiles(x, [float(q) for q in agg.arg], self._from())
+            return self._window_quantiles(x, agg.numbers(), self._from())
         raise CriterionError(f"unknown aggregate {agg.op!r}")
 
     def _window_quantiles(self, x: str, qs: list[float], source: str) -> list[float | None]:

@@ -228,7 +228,7 @@ class SharedTable:
         if problem is not None:
             raise CriterionError(problem)
         assert agg.column is not None
-        mode, arg = agg.arg if isinstance(agg.arg, tuple | list) else (agg.arg, None)
+        mode, arg = agg.offending()
         return list(self._guard(lambda: self.engine.offending(agg.column or "", str(mode), arg,
                                                               schema[agg.column or ""])))
 

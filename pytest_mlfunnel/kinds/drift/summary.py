@@ -128,7 +128,7 @@ def summarize_reference(check: DriftConfig, table: Table, types: dict[str, Colum
             if isinstance(shape, str):
                 summaries[column].error = shape
             else:
-                place_bins(check, summaries[column], agg.arg, to_cells(shape))
+                place_bins(check, summaries[column], agg.grid(), to_cells(shape))
     return summaries
 
 
