@@ -364,17 +364,39 @@ def test_scores_outside_zero_one_error_the_score_metrics_only(pytester: pytest.P
     assert found["accuracy"]["status"] == "passed"
 
 
-def test_nan_predictions_are_left_out_and_every_message_says_how_many(
+def test_nan_predictions_fail_every_criterion_saying_how_many_rows_lack_one(
+        pytester: pytest.Pytester) -> None:
+    frame = binary_frame(n=500).astype({"pred": "float64", "churned": "float64"})
+    frame.loc[::100, "pred"] = np.nan
+    frame.loc[7::125, "churned"] = np.nan  # unlabelled rows: left out, not the model's fault
+    write_binary(pytester, frame)
+    pytester.makepyprojecttoml(CONFIG + 'expect = { accuracy = ">= 0.5", rows = ">= 1" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    kept = frame.dropna()
+    accuracy = sklearn_metrics.accuracy_score(kept.churned, kept.pred)
+    found = criteria(pytester)
+    assert found["accuracy"]["status"] == "failed" and found["rows"]["status"] == "failed"
+    assert found["accuracy"]["observed"] == pytest.approx(accuracy, abs=1e-12)
+    assert found["accuracy"]["message"] == (
+        f"accuracy {accuracy:.4g}, expected >= 0.5 (9 of 500 rows left out: 4 with a null "
+        "churned, 5 with a null pred); 5 of 496 labelled rows have no prediction from the model "
+        "(null or NaN in pred), more than max_missing_predictions = 0")
+    assert result.ret == 1
+
+
+def test_a_share_of_missing_predictions_within_the_limit_is_left_out_and_counted(
         pytester: pytest.Pytester) -> None:
     frame = binary_frame(n=500).astype({"pred": "float64"})
     frame.loc[::100, "pred"] = np.nan
     write_binary(pytester, frame)
-    pytester.makepyprojecttoml(CONFIG + 'expect = { accuracy = ">= 0.5" }\n')
+    pytester.makepyprojecttoml(CONFIG + 'max_missing_predictions = 0.01\n'
+                               'expect = { accuracy = ">= 0.5" }\n')
     pytester.runpytest("--funnel", "--funnel-json=report.json")
     kept = frame.dropna()
-    accuracy = sklearn_metrics.accuracy_score(kept.churned, kept.pred)
     found = criteria(pytester)["accuracy"]
-    assert found["observed"] == pytest.approx(accuracy, abs=1e-12)
+    assert found["status"] == "passed"
+    assert found["observed"] == pytest.approx(
+        sklearn_metrics.accuracy_score(kept.churned, kept.pred), abs=1e-12)
     assert found["message"].endswith("(5 of 500 rows left out: 5 with a null pred)")
 
 
@@ -452,3 +474,16 @@ def test_paired_comparisons_on_the_engines_agree(source_of: Any, tmp_path: Path)
                         for v in (c.value, c.baseline, c.low, c.high)])
     assert answers[0] == pytest.approx(answers[1], abs=1e-9)
     assert answers[0] == pytest.approx(answers[2], abs=1e-9)
+
+
+def test_a_slice_value_not_present_fails_listing_the_values_there(
+        pytester: pytest.Pytester) -> None:
+    write_binary(pytester)
+    pytester.makepyprojecttoml(CONFIG + 'slices = ["plan"]\n'
+                               'expect = { "slices.plan.gold.f1" = ">= 0.5" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    (found,) = criteria(pytester).values()
+    assert found["status"] == "failed"
+    assert found["message"] == ("slices.plan.gold.f1: no rows with plan = gold (values: "
+                                "'basic', 'edu', 'pro', 'team')")
+    assert result.ret == 1

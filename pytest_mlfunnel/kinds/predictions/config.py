@@ -127,6 +127,7 @@ class PredictionsConfig(CheckConfig):
     positive: Label = 1
     slices: list[str] = Field(default_factory=list)
     min_slice_rows: int = Field(default=30, ge=0)
+    max_missing_predictions: float = Field(default=0.0, ge=0.0, le=1.0)
     baseline: str | BaselineColumns | None = None
     significance: float | None = None
     expect: MetricExpectations

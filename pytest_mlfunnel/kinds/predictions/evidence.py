@@ -73,6 +73,7 @@ class Evidence:
     baseline_problem: tuple[Status, str] | None = None
     #: column -> rows left out for a null in it (the first null column of the row)
     dropped_counts: dict[str, int] = field(default_factory=dict)
+    score_columns: list[str] = field(default_factory=list)  # the model's
 
     def scope(self, column: str | None, value: Any) -> Scope:
         return self.overall if column is None else self.slices[column][value]
@@ -121,8 +122,9 @@ class Collector:
         table)."""
         used = [MATCHES] if self.check.baseline_table else []
         used += [self.check.target]
-        used += [c for c in (self.check.prediction, self.baseline_column) if c]
-        used += self.scores + ([self.baseline_score] if self.baseline_score else [])
+        used += [self.check.prediction] if self.check.prediction else []
+        used += self.scores
+        used += [c for c in (self.baseline_column, self.baseline_score) if c]
         return list(dict.fromkeys(used))
 
     def wants(self, metrics: Iterable[str], baseline: bool | None = None) -> bool:
@@ -230,6 +232,7 @@ class Collector:
         evidence = Evidence(rows=sum(n for _, n, _ in groups),
                             dropped=sum(dropped.values()),
                             dropped_why=self._why(dropped), dropped_counts=dropped,
+                            score_columns=self.scores,
                             overall=overall, slices=slices, labels=labels)
         if binary:
             self._binary_labels(evidence)
@@ -402,6 +405,7 @@ class Collector:
                 scope.sums["centred"] = scope.sums.get("spread", 0.0) - scope.rows * shift**2
         evidence = Evidence(rows=total, dropped=sum(dropped.values()),
                             dropped_why=self._why(dropped), dropped_counts=dropped,
+                            score_columns=self.scores,
                             overall=overall, slices=slices, labels=[])
         self._pairing(evidence)
         return evidence

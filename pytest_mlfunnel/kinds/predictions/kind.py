@@ -71,6 +71,34 @@ def _dropped_note(evidence: Evidence) -> str:
 
 def _evaluator(check: PredictionsConfig, key: Any, name: MetricName,
                expectation: Expectation) -> Evaluate:
+    judge = _judged(check, key, name, expectation)
+
+    def evaluate(ctx: EvalContext) -> Outcome:
+        outcome = judge(ctx)
+        evidence = _evidence(check, key, ctx)
+        missing = _missing_predictions(check, evidence)
+        if missing is None or outcome.status == "error":
+            return outcome
+        return Outcome.failed(f"{outcome.message}; {missing}", outcome.observed,
+                              expectation.text, **outcome.extra)
+    return evaluate
+
+
+def _missing_predictions(check: PredictionsConfig, evidence: Evidence) -> str | None:
+    """Labelled rows the model gave no prediction or score (null or NaN): above
+    ``max_missing_predictions`` of the labelled rows, every criterion of the check fails."""
+    model = [c for c in (check.prediction, *evidence.score_columns) if c]
+    missing = sum(evidence.dropped_counts.get(c, 0) for c in model)
+    labelled = evidence.rows - evidence.dropped_counts.get(check.target, 0)
+    if not missing or not labelled or missing / labelled <= check.max_missing_predictions:
+        return None
+    return (f"{missing} of {labelled} labelled rows have no prediction from the model (null or "
+            f"NaN in {', '.join(c for c in model if evidence.dropped_counts.get(c))}), more "
+            f"than max_missing_predictions = {format_value(check.max_missing_predictions)}")
+
+
+def _judged(check: PredictionsConfig, key: Any, name: MetricName,
+            expectation: Expectation) -> Evaluate:
     def evaluate(ctx: EvalContext) -> Outcome:
         evidence = _evidence(check, key, ctx)
         note = _dropped_note(evidence)
@@ -87,9 +115,9 @@ def _evaluator(check: PredictionsConfig, key: Any, name: MetricName,
         else:
             chosen = [v for v in values if same_label(name.slice_value, v)]
             if not chosen:
-                shown = ", ".join(shown(v) for v in sorted(values, key=label_order)[:12])
+                present = ", ".join(shown(v) for v in sorted(values, key=label_order)[:12])
                 return Outcome.failed(f"{name.text}: no rows with {name.slice_column} = "
-                                      f"{name.slice_value} (values: {shown or 'none'})",
+                                      f"{name.slice_value} (values: {present or 'none'})",
                                       None, expectation.text)
         outcomes = {}
         for value in chosen:
