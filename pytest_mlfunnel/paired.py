@@ -9,6 +9,9 @@ Each method works on what a data engine returns cheaply, never on rows:
 - ``multinomial_bootstrap``: any confusion-matrix metric from the joint table of (target,
   prediction, baseline prediction) counts, resampled as a multinomial over its cells -- the
   same distribution as resampling rows, at no cost per row.
+- ``calibration_bootstrap``: ECE from per-(model bin, baseline bin) counts and sums of the
+  residuals, their squares and products: a Poisson bootstrap of rows, each cell's resampled
+  totals drawn from the normal with their exact moments.
 
 Every method answers a ``PairedDifference``: the two values, their difference, its 95% interval
 and a one-sided p-value for "difference <= margin" (or ">= margin" when smaller is better).
@@ -230,3 +233,68 @@ def _percentile(ordered: list[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class CalibrationCell:
+    """The rows of one (model bin, baseline bin) pair with their residuals r = y - score and
+    q = y - baseline score: the count and the sums of r, q, r^2, q^2 and r * q."""
+
+    model_bin: int
+    baseline_bin: int
+    rows: float
+    r: float
+    q: float
+    rr: float
+    qq: float
+    rq: float
+
+
+def _cholesky3(a: list[list[float]]) -> list[list[float]]:
+    """Lower triangular L with L L^T = a for a covariance matrix, singular ones included
+    (a zero pivot gives a zero column)."""
+    low = [[0.0] * 3 for _ in range(3)]
+    for i in range(3):
+        for j in range(i + 1):
+            rest = a[i][j] - sum(low[i][k] * low[j][k] for k in range(j))
+            if i == j:
+                low[i][i] = math.sqrt(max(rest, 0.0))
+            else:
+                low[i][j] = rest / low[j][j] if low[j][j] > 1e-12 * max(1.0, a[j][j]) else 0.0
+    return low
+
+
+def calibration_bootstrap(value: float, baseline: float, cells: Sequence[CalibrationCell],
+                          draws: int = BOOTSTRAP_DRAWS, seed: int = BOOTSTRAP_SEED
+                          ) -> PairedDifference:
+    """ECE: a seeded Poisson bootstrap of the rows, drawn per (model bin, baseline bin) cell.
+    Each row is taken w ~ Poisson(1) times; a cell's resampled totals (rows, sum w r, sum w q)
+    have mean (n, R, Q) and covariance [[n, R, Q], [R, RR, RQ], [Q, RQ, QQ]] exactly, and are
+    drawn from the normal with those moments. Then ece* = sum over bins |sum w r| / sum w for
+    each model, d* = ece*_model - ece*_baseline; the percentile interval and
+    p = (1 + #{d* <= m}) / (draws + 1), as for the multinomial bootstrap."""
+    if not cells or sum(c.rows for c in cells) <= 0:
+        raise PairedError("no rows to compare")
+    rng = random.Random(seed)
+    prepared = [(c.model_bin, c.baseline_bin, (c.rows, c.r, c.q),
+                 _cholesky3([[c.rows, c.r, c.q], [c.r, c.rr, c.rq], [c.q, c.rq, c.qq]]))
+                for c in cells]
+    found: list[float] = []
+    for _ in range(draws):
+        rows = 0.0
+        model: dict[int, float] = {}
+        base: dict[int, float] = {}
+        for model_bin, baseline_bin, mean, low in prepared:
+            z = (rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0))
+            x = [mean[i] + sum(low[i][k] * z[k] for k in range(i + 1)) for i in range(3)]
+            rows += x[0]
+            model[model_bin] = model.get(model_bin, 0.0) + x[1]
+            base[baseline_bin] = base.get(baseline_bin, 0.0) + x[2]
+        total = max(rows, 1.0)
+        found.append((sum(abs(v) for v in model.values())
+                      - sum(abs(v) for v in base.values())) / total)
+    found.sort()
+    tail = (1 - CONFIDENCE) / 2
+    return PairedDifference(value, baseline, "poisson bootstrap of calibration cells",
+                            _percentile(found, tail), _percentile(found, 1 - tail), draws=found,
+                            extra={"draws": draws, "seed": seed})

@@ -16,8 +16,10 @@ import scipy.stats as ss
 from pytest_mlfunnel.kinds.base import EvalContext
 from pytest_mlfunnel.kinds.predictions import Collector, PredictionsConfig, compare_paired
 from pytest_mlfunnel.paired import (
+    CalibrationCell,
     binomial,
     binomial_sf,
+    calibration_bootstrap,
     delong,
     mcnemar,
     mean_difference,
@@ -257,7 +259,8 @@ def test_regression_and_multiclass_baselines_match_direct_paired_computations(
     check = PredictionsConfig.model_validate(
         {"predictions": str(tmp_path / "r.parquet"), "task": "regression", "target": "t",
          "prediction": "p", "baseline": "b",
-         "expect": {"mae": "<= baseline", "rmse": "<= baseline", "r2": ">= baseline"}},
+         "expect": {"mae": "<= baseline", "rmse": "<= baseline", "r2": ">= baseline",
+                    "mape": "<= baseline"}},
         context={"sources": {}, "key_path": "t"})
     ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared={})
     evidence = Collector(check, open_table(check.predictions, ctx)).collect()
@@ -275,6 +278,14 @@ def test_regression_and_multiclass_baselines_match_direct_paired_computations(
     assert rmse.baseline == pytest.approx(metrics.root_mean_squared_error(frame.t, frame.b),
                                           rel=1e-9)
     assert rmse.low < rmse.difference < rmse.high < 0
+    mape = compare_paired(check, evidence, "mape", evidence.overall)
+    d = (np.abs(frame.t - frame.p) - np.abs(frame.t - frame.b)) / np.abs(frame.t)
+    assert (mape.value, mape.baseline) == pytest.approx(
+        (metrics.mean_absolute_percentage_error(frame.t, frame.p),
+         metrics.mean_absolute_percentage_error(frame.t, frame.b)), rel=1e-9)
+    low, high = ss.norm.interval(0.95, loc=d.mean(), scale=d.std(ddof=1) / math.sqrt(n))
+    assert (mape.low, mape.high) == pytest.approx((low, high), rel=1e-9)
+    assert mape.method == "paired mean of absolute percentage errors"
 
     labels = rng.choice(list("abc"), n)
     model = np.where(rng.random(n) < 0.8, labels, rng.choice(list("abc"), n))
@@ -295,3 +306,72 @@ def test_regression_and_multiclass_baselines_match_direct_paired_computations(
         (metrics.f1_score(labels, model, average="macro"),
          metrics.f1_score(labels, base, average="macro")), abs=1e-12)
     assert f1.method == "multinomial bootstrap" and f1.low < f1.difference < f1.high
+
+
+def ece_of(y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """ECE on 10 right-closed equal-width bins, rows weighted (a bootstrap resample)."""
+    w = np.ones(len(y)) if weights is None else weights
+    bins = np.searchsorted(np.linspace(0, 1, 11)[1:-1], score)
+    return float(np.abs(np.bincount(bins, w * (y - score), minlength=10)).sum() / w.sum())
+
+
+def calibration_cells(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> list[CalibrationCell]:
+    edges = np.linspace(0, 1, 11)[1:-1]
+    bins_a, bins_b = np.searchsorted(edges, a), np.searchsorted(edges, b)
+    r, q = y - a, y - b
+    cells = []
+    for i, j in sorted(set(zip(bins_a.tolist(), bins_b.tolist(), strict=True))):
+        rows = (bins_a == i) & (bins_b == j)
+        cells.append(CalibrationCell(i, j, float(rows.sum()), r[rows].sum(), q[rows].sum(),
+                                     (r[rows] ** 2).sum(), (q[rows] ** 2).sum(),
+                                     (r[rows] * q[rows]).sum()))
+    return cells
+
+
+def test_ece_against_the_baseline_is_a_bootstrap_of_the_rows_from_calibration_cells(
+        tmp_path: Path) -> None:
+    rng = np.random.default_rng(17)
+    n = 3000
+    p = rng.uniform(0.05, 0.95, n)
+    y = (rng.random(n) < p).astype(int)
+    a = np.clip(p * 0.85 + rng.normal(0, 0.03, n), 0, 1)  # under-confident
+    b = np.clip(p * 1.2 - 0.05 + rng.normal(0, 0.05, n), 0, 1)  # over-confident
+    frame = pd.DataFrame({"y": y, "a": a, "b": b})
+    frame.to_parquet(tmp_path / "p.parquet")
+    check = PredictionsConfig.model_validate(
+        {"predictions": str(tmp_path / "p.parquet"), "task": "binary", "target": "y",
+         "score": "a", "baseline": {"score": "b"}, "expect": {"ece": "<= baseline"}},
+        context={"sources": {}, "key_path": "t"})
+    ctx = EvalContext(rootdir=tmp_path, fixtures={}, shared={})
+    evidence = Collector(check, open_table(check.predictions, ctx)).collect()
+    found = compare_paired(check, evidence, "ece", evidence.overall)
+    assert (found.value, found.baseline) == pytest.approx((ece_of(y, a), ece_of(y, b)),
+                                                          abs=1e-12)
+    assert found.method == "poisson bootstrap of calibration cells"
+    again = compare_paired(check, evidence, "ece", evidence.overall)
+    assert (again.low, again.high) == (found.low, found.high)  # seeded
+    # against resampling the rows themselves (Poisson weights), 4000 times
+    draws = np.sort([ece_of(y, a, w) - ece_of(y, b, w)
+                     for w in rng.poisson(1.0, (4000, n)).astype(float)])
+    low, high = np.quantile(draws, [0.025, 0.975])
+    width = high - low
+    assert abs(found.low - low) < 0.1 * width and abs(found.high - high) < 0.1 * width
+
+
+def test_ece_intervals_cover_the_true_difference_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(23)
+    levels = np.array([0.12, 0.37, 0.52, 0.83])  # a few bins, each clearly miscalibrated
+
+    def population(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        p = rng.choice(levels, size) + rng.uniform(-0.03, 0.03, size)
+        y = (rng.random(size) < p).astype(float)
+        return y, np.clip(p * 0.8, 0, 1), np.clip(p * 1.15, 0, 1)
+
+    truth = ece_of(*population(2_000_000)[:2]) - ece_of(*population(2_000_000)[::2])
+    simulations = 600
+    covered = 0
+    for i in range(simulations):
+        y, a, b = population(1500)
+        found = calibration_bootstrap(0.0, 0.0, calibration_cells(y, a, b), draws=200, seed=i)
+        covered += found.low <= truth <= found.high
+    assert 0.925 <= covered / simulations <= 0.975, covered / simulations

@@ -18,8 +18,10 @@ from pytest_mlfunnel.kinds.predictions.metrics import (
 )
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.paired import (
+    CalibrationCell,
     PairedDifference,
     PairedError,
+    calibration_bootstrap,
     delong,
     mcnemar,
     mean_difference,
@@ -50,6 +52,16 @@ def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: S
                            (scope.sums.get("d_brier", 0.0), scope.sums.get("d_brier2", 0.0)))
         return mean_difference(value, value - total / n, n, total, total_sq,
                                "paired mean of per-row losses")
+    if metric == "ece":
+        calibration = [CalibrationCell(m, b, *sums) for (m, b), sums in sorted(
+            scope.calibration.items())]
+        if not calibration:
+            raise CriterionError("ece: the baseline's scores were not binned")
+        by_bin: dict[int, float] = {}
+        for cell in calibration:
+            by_bin[cell.baseline_bin] = by_bin.get(cell.baseline_bin, 0.0) + cell.q
+        baseline = sum(abs(v) for v in by_bin.values()) / scope.rows
+        return calibration_bootstrap(value, baseline, calibration)
     if metric == "roc_auc":
         ranks = scope.ranks
         if ranks is None or len(ranks.scores) != 2:
@@ -87,6 +99,10 @@ def _right(check: PredictionsConfig, evidence: Evidence, cell: tuple[Any, Any, A
 
 def _compare_regression(metric: str, value: float, scope: Scope) -> PairedDifference:
     n, sums = scope.rows, scope.sums
+    if metric == "mape":
+        return mean_difference(value, sums.get("b_pct", 0.0) / n, n, sums.get("d_pct", 0.0),
+                               sums.get("d_pct2", 0.0),
+                               "paired mean of absolute percentage errors")
     if metric == "mae":
         total = sums.get("abs", 0.0) - sums.get("b_abs", 0.0)
         total_sq = sums.get("sq", 0.0) + sums.get("b_sq", 0.0) - 2 * sums.get("ab", 0.0)

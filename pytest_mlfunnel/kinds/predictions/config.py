@@ -110,11 +110,11 @@ class BaselineColumns(BaseModel):
 
 #: metrics a baseline comparison has a paired method for (see paired.py)
 PAIRED = {
-    "binary": (*BINARY_LABEL_METRICS, "roc_auc", "log_loss", "brier"),
+    "binary": (*BINARY_LABEL_METRICS, "roc_auc", "log_loss", "brier", "ece"),
     "multiclass": ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro",
                    "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
                    "precision_micro", "recall_micro", "f1_micro", "precision", "recall", "f1"),
-    "regression": ("mae", "rmse", "r2"),
+    "regression": ("mae", "rmse", "r2", "mape"),
 }
 
 

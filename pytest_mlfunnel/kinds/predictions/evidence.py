@@ -48,6 +48,9 @@ class Scope:
     #: (score bin, target is positive) -> (rows, sum of scores); the same for the baseline
     bins: dict[tuple[int, bool], list[float]] = field(default_factory=dict)
     baseline_bins: dict[tuple[int, bool], list[float]] = field(default_factory=dict)
+    #: (model's bin, baseline's bin) -> rows and the sums of r = y - s, q = y - s_baseline,
+    #: r^2, q^2 and r * q: the paired comparison of ece
+    calibration: dict[tuple[int, int], list[float]] = field(default_factory=dict)
     maximum: dict[str, float] = field(default_factory=dict)
     median: dict[str, float] = field(default_factory=dict)
     ranks: ScoreRanks | None = None
@@ -209,6 +212,13 @@ class Collector:
                               * (y - col(self.baseline_score)))
                 values += [("sum", log_diff), ("sum", log_diff * log_diff),
                            ("sum", brier_diff), ("sum", brier_diff * brier_diff)]
+        # ece against the baseline: rows per (model's bin, baseline's bin) with their sums
+        paired_ece = score is not None and self.baseline_score is not None and self.wants(
+            ("ece",), baseline=True)
+        if paired_ece and self.baseline_score and score is not None:
+            other = col(self.baseline_score)
+            keys.append(binned(other, ECE_EDGES))
+            values += [("sum", other), ("sum", other * other), ("sum", col(score) * other)]
         groups = self.table.crosstab(keys, values)
         nflags = len(flags)
         width = nflags + 3 + len(check.slices)
@@ -264,9 +274,14 @@ class Collector:
                 for name, value in zip(("d_log", "d_log2", "d_brier", "d_brier2"), sums[4:],
                                        strict=False):
                     scope.add(name, value)
-                bin_cell = scope.bins.setdefault((int(key[-1]), positive), [0.0, 0.0])
+                model_bin = int(key[-2] if paired_ece else key[-1])
+                bin_cell = scope.bins.setdefault((model_bin, positive), [0.0, 0.0])
                 bin_cell[0] += n
                 bin_cell[1] += total_s or 0.0
+                if paired_ece:
+                    _add_calibration(scope, (model_bin, int(key[-1])), n, float(positive),
+                                     total_s or 0.0, total_s2 or 0.0,
+                                     *(v or 0.0 for v in sums[8:11]))
         self._ranks(evidence)
         self._pairing(evidence)
         return evidence
@@ -350,17 +365,21 @@ class Collector:
         t, p = col(check.target), col(check.prediction)
         error = absolute(t - p)
         flags = self._null_flags()
+        scale = clip(absolute(t), EPS, None)
         values: list[tuple[str, Expr]] = [
             ("sum", error), ("sum", error * error), ("sum", t),
-            ("sum", error / clip(absolute(t), EPS, None)), ("max", error), ("median", error)]
+            ("sum", error / scale), ("max", error), ("median", error)]
         if self.baseline_column:
             other = absolute(t - col(self.baseline_column))
+            # per-row differences of absolute percentage errors, for the paired mape
+            pct_diff = error / scale - other / scale
             values += [("sum", other), ("sum", other * other), ("sum", error * other),
                        ("sum", error * error * other * other),
                        ("sum", error * error * error * error),
-                       ("sum", other * other * other * other)]
+                       ("sum", other * other * other * other),
+                       ("sum", other / scale), ("sum", pct_diff), ("sum", pct_diff * pct_diff)]
         names = ("abs", "sq", "t", "pct", "max", "median",
-                 "b_abs", "b_sq", "ab", "sq_bsq", "sq2", "b_sq2")
+                 "b_abs", "b_sq", "ab", "sq_bsq", "sq2", "b_sq2", "b_pct", "d_pct", "d_pct2")
         overall = Scope()
         slices: dict[str, dict[Any, Scope]] = {c: {} for c in check.slices}
         dropped: dict[str, int] = {}
@@ -409,6 +428,16 @@ class Collector:
                             overall=overall, slices=slices, labels=[])
         self._pairing(evidence)
         return evidence
+
+
+def _add_calibration(scope: Scope, cell: tuple[int, int], n: int, y: float, s: float,
+                     s2: float, b: float, b2: float, sb: float) -> None:
+    """Add a group's rows (one label y) to its calibration cell: sums of r = y - s and
+    q = y - b from the sums of the scores s, b, their squares and product."""
+    found = scope.calibration.setdefault(cell, [0.0] * 6)
+    for i, value in enumerate((n, n * y - s, n * y - b, n * y - 2 * y * s + s2,
+                               n * y - 2 * y * b + b2, n * y - y * (s + b) + sb)):
+        found[i] += value
 
 
 def _log_loss(y: Expr, score: Expr) -> Expr:
