@@ -31,21 +31,19 @@ and average precision, for rows where ``where`` is 1 (and ``by`` is not null); `
 for a positive row, 0 for a negative. See ``ScoreRanks``. The tie rule is the Mann-Whitney one:
 a tie counts one half.
 
-SQL engines answer each ranking with one query: one sort of the rows per score, by (group,
-score), and no GROUP BY over scores and no join back. Over that order, per row: ``rs = rank()``,
-``le = count(*)`` and ``pl = sum(label)`` (rows and positives at or below its score) and ``pq =
-sum(label)`` over its peers (positives tied with it) give
+SQL engines answer each ranking with one query: one sort of the rows per score, partitioned
+by the group, and no GROUP BY over scores and no join back. Over that order, per row:
+``rs = rank()``, ``le = count(*)`` and ``pl = sum(label)`` (rows and positives at or below its
+score) and ``pq = sum(label)`` over its peers (positives tied with it) give
 
     positive row: 2 * (negatives below + half the tied ones) = (le - pl) + (rs - 1 - pl + pq)
     negative row: 2 * (positives below + half the tied ones) = 2 * pl - pq
 
-each plus twice the negatives (resp. positives) of the groups ordered before, which the query
-returns as ``min(rs) - 1`` (rows before) and ``min(pl - pq)`` (positives before) per group and
-the caller subtracts. Halved, these are DeLong's structural components times the size of the
-other class (V10 * negatives for a positive row; positives - V01 * positives for a negative
-row), so their sums, squares and products across two scores come from one aggregate over the
-rows grouped by (group, label). Average precision adds, per positive row, the precision at its
-score, (positives >= score) / (rows >= score), from the same windows and the group's totals.
+Halved, these are DeLong's structural components times the size of the other class (V10 *
+negatives for a positive row; positives - V01 * positives for a negative row), so their sums,
+squares and products across two scores come from one aggregate over the rows grouped by
+(group, label). Average precision adds, per positive row, the precision at its score,
+(positives >= score) / (rows >= score), from the same windows and the group's totals.
 The frame engines group by (group, score), run sums in score order and join back to the
 rows for the products of two scores.
 """
@@ -279,129 +277,92 @@ def _window_medians(engine: Any, rendering: SqlRendering, keys: list[Expr], expr
 
 def sql_score_ranks(engine: Any, label: Expr, scores: list[Expr], rankings: list[Ranking],
                     where: Expr | None) -> list[dict[Any, ScoreRanks]]:
-    """One query per ranking: one sort of the rows per score, by (group, score), read by a
-    rank and running counts over it (see the module's docstring). All rankings in one query
-    took as long and twice the memory: each window carries the columns of the ones before."""
-    return [_sql_ranking(engine, label, scores, ranking, where)[0] for ranking in rankings]
+    """One query per ranking: one sort of the rows per score, partitioned by the group,
+    read by a rank and running counts over it (see the module's docstring). All rankings in
+    one query took as long and twice the memory: each window carries the columns of the ones
+    before."""
+    return [_sql_ranking(engine, label, scores[:ranking.scores], ranking, where)
+            for ranking in rankings]
 
 
 def _sql_ranking(engine: Any, label: Expr, scores: list[Expr], ranking: Ranking,
-                 where: Expr | None) -> list[dict[Any, ScoreRanks]]:
-    rankings = [ranking]
+                 where: Expr | None) -> dict[Any, ScoreRanks]:
     rendering = SqlRendering(engine)
     double = rendering.double
     conditions = [f"{rendering.render(label)} IS NOT NULL"]
     conditions += [f"{rendering.render(s)} IS NOT NULL" for s in scores]
     if where is not None:
         conditions.append(f"{rendering.render(where)} = 1")
-    keys = [f"k{i}" for i, r in enumerate(rankings) if r.by is not None]
-    inner = [f"{rendering.render(r.by)} AS k{i}" for i, r in enumerate(rankings)
-             if r.by is not None]
+    keys = ["k"] if ranking.by is not None else []
+    inner = [f"{rendering.render(ranking.by)} AS k"] if ranking.by is not None else []
     inner += [f"{rendering.render(label)} AS y"]
     inner += [f"{rendering.render(s)} AS s{j}" for j, s in enumerate(scores)]
+    partition = "PARTITION BY k " if keys else ""
     ties = "RANGE BETWEEN CURRENT ROW AND CURRENT ROW"
     windows: list[str] = []
     outer: list[str] = []
     sums = ["count(*)"]
-    for i, ranking in enumerate(rankings):
-        group = f"k{i}, " if ranking.by is not None else ""
-        for j in range(ranking.scores):
-            n = f"{i}_{j}"
-            order = f"ORDER BY {group}s{j}"
-            windows += [f"rank() OVER ({order}) AS rs{n}", f"count(*) OVER ({order}) AS le{n}",
-                        f"sum(y) OVER ({order}) AS pl{n}",
-                        f"sum(y) OVER ({order} {ties}) AS pq{n}"]
-            # A (positives): 2 * (negatives below + half the tied ones); C (negatives):
-            # 2 * (positives below + half the tied ones); each plus twice the negatives
-            # (positives) of the groups ordered before
-            outer += [f"le{n} - pl{n} + rs{n} - 1 - pl{n} + pq{n} AS a{n}",
-                      f"2 * pl{n} - pq{n} AS c{n}"]
-        n = f"{i}_0"
-        outer += [f"rs{n} AS rs{i}", f"pl{n} - pq{n} AS op{i}"]
-        sums += [f"min(rs{i})", f"min(op{i})"]
-        if ranking.precision:
-            over = f"ORDER BY k{i}" if ranking.by is not None else ""
-            windows += [f"sum(y) OVER ({over}) AS pe{i}", f"count(*) OVER ({over}) AS te{i}"]
-            outer.append(f"CASE WHEN y = 1 THEN CAST(pe{i} - pl{n} + pq{n} AS {double}) / "
-                         f"(te{i} - rs{n} + 1) END AS ap{i}")
-            sums.append(f"sum(ap{i})")
-        else:
-            sums.append("0")
-        for j in range(ranking.scores):
-            n = f"{i}_{j}"
-            sums += [f"sum(a{n})", f"sum(CAST(a{n} AS {double}) * a{n})",
-                     f"sum(c{n})", f"sum(CAST(c{n} AS {double}) * c{n})"]
-        if ranking.scores == 2:
-            sums += [f"sum(CAST(a{i}_0 AS {double}) * a{i}_1)",
-                     f"sum(CAST(c{i}_0 AS {double}) * c{i}_1)"]
+    for j in range(len(scores)):
+        order = f"{partition}ORDER BY s{j}"
+        windows += [f"rank() OVER ({order}) AS rs{j}", f"count(*) OVER ({order}) AS le{j}",
+                    f"sum(y) OVER ({order}) AS pl{j}", f"sum(y) OVER ({order} {ties}) AS pq{j}"]
+        # a (positive rows): 2 * (negatives below + half the tied ones); c (negative rows):
+        # 2 * (positives below + half the tied ones)
+        outer += [f"le{j} - pl{j} + rs{j} - 1 - pl{j} + pq{j} AS a{j}",
+                  f"2 * pl{j} - pq{j} AS c{j}"]
+    if ranking.precision:
+        windows += [f"sum(y) OVER ({partition.strip()}) AS pe",
+                    f"count(*) OVER ({partition.strip()}) AS te"]
+        outer.append(f"CASE WHEN y = 1 THEN CAST(pe - pl0 + pq0 AS {double}) / (te - rs0 + 1) "
+                     "END AS ap")
+        sums.append("sum(ap)")
+    else:
+        sums.append("0")
+    for j in range(len(scores)):
+        sums += [f"sum(a{j})", f"sum(CAST(a{j} AS {double}) * a{j})",
+                 f"sum(c{j})", f"sum(CAST(c{j} AS {double}) * c{j})"]
+    if len(scores) == 2:
+        sums += [f"sum(CAST(a0 AS {double}) * a1)", f"sum(CAST(c0 AS {double}) * c1)"]
     group = ", ".join([*keys, "y"])
     sql = (f"SELECT {group}, {', '.join(sums)} FROM (SELECT {', '.join([*keys, 'y', *outer])} "
            f"FROM (SELECT {', '.join([*keys, 'y', *windows])} FROM (SELECT {', '.join(inner)} "
            f"FROM {engine._from()} WHERE {' AND '.join(conditions)}) AS r) AS w) AS v "
            f"GROUP BY {group}")
-    rows = [[plain(v) for v in row] for row in engine.run_seeing_nan(sql, "score ranks")]
-    return rank_sums(rankings, len(keys), rows)
-
-
-def rank_sums(rankings: list[Ranking], width: int, rows: list[list[Any]]
-              ) -> list[dict[Any, ScoreRanks]]:
-    """``ScoreRanks`` per ranking and group from the per-(keys, label) sums of the query."""
-    found: list[dict[Any, ScoreRanks]] = []
-    for i, ranking in enumerate(rankings):
-        position = width + 2 + sum(3 + 4 * r.scores + (2 if r.scores == 2 else 0)
-                                   for r in rankings[:i])
-        key_at = sum(1 for r in rankings[:i] if r.by is not None)
-        parts: dict[Any, list[list[Any]]] = {}
-        for row in rows:
-            key = row[key_at] if ranking.by is not None else None
-            if ranking.by is not None and key is None:
-                continue
-            parts.setdefault(key, []).append(row)
-        found.append({key: _ranks_of(ranking, position, width, part)
-                      for key, part in parts.items()})
-    return found
+    parts: dict[Any, dict[int, list[float]]] = {}
+    for row in engine.run_seeing_nan(sql, "score ranks"):
+        values = [plain(v) for v in row]
+        key = values[0] if keys else None
+        if keys and key is None:
+            continue
+        rest = values[len(keys):]
+        parts.setdefault(key, {})[int(rest[0])] = [_number(v) for v in rest[1:]]
+    return {key: rank_sums(len(scores), ranking.precision, by_label)
+            for key, by_label in parts.items()}
 
 
 def _number(value: Any) -> float:
     return 0.0 if value is None else float(value)
 
 
-def _ranks_of(ranking: Ranking, at: int, width: int, rows: list[list[Any]]) -> ScoreRanks:
-    """One group's sums, its offsets (the rows and positives ordered before it) removed."""
-    positives = sum(int(r[width + 1]) for r in rows if int(r[width]) == 1)
-    negatives = sum(int(r[width + 1]) for r in rows if int(r[width]) == 0)
-    before = min(int(r[at]) for r in rows) - 1  # rows of the groups ordered before
-    before_pos = min(int(r[at + 1]) for r in rows)
-    before_neg = before - before_pos
-    ranks = ScoreRanks(positives, negatives, [ScoreRank() for _ in range(ranking.scores)])
-    top = positives + before_pos
-    pos = [r for r in rows if int(r[width]) == 1]
-    neg = [r for r in rows if int(r[width]) == 0]
-    a_sums: list[float] = []
-    c_sums: list[float] = []
-    for j in range(ranking.scores):
-        base = at + 3 + 4 * j
-        a = sum(_number(r[base]) for r in pos)
-        a2 = sum(_number(r[base + 1]) for r in pos)
-        c = sum(_number(r[base + 2]) for r in neg)
-        c2 = sum(_number(r[base + 3]) for r in neg)
-        a_sums.append(a)
-        c_sums.append(c)
-        # a placement is A / 2 - before_neg (positives); above = top - C / 2 (negatives)
+def rank_sums(scores: int, precision: bool, by_label: dict[int, list[float]]) -> ScoreRanks:
+    """One group's ``ScoreRanks`` from the query's sums per label: [rows, precision sum, then
+    per score sum a, sum a^2, sum c, sum c^2, then the two cross sums]. A positive's
+    placement (negatives below + half the tied ones) is a / 2; a negative's (positives above
+    + half the tied ones) is positives - c / 2."""
+    pos = by_label.get(1, [0.0] * (2 + 4 * scores + 2))
+    neg = by_label.get(0, [0.0] * (2 + 4 * scores + 2))
+    p, n = int(pos[0]), int(neg[0])
+    ranks = ScoreRanks(p, n, [ScoreRank() for _ in range(scores)])
+    for j in range(scores):
+        a, a2 = pos[2 + 4 * j], pos[3 + 4 * j]
+        c, c2 = neg[4 + 4 * j], neg[5 + 4 * j]
         ranks.scores[j] = ScoreRank(
-            below=a / 2 - positives * before_neg,
-            below_sq=a2 / 4 - before_neg * a + positives * before_neg**2,
-            above=negatives * top - c / 2,
-            above_sq=negatives * top**2 - top * c + c2 / 4,
-            precision_sum=(sum(_number(r[at + 2]) for r in pos)
-                           if j == 0 and ranking.precision else None))
-    if ranking.scores == 2:
-        base = at + 3 + 8
-        ac = sum(_number(r[base]) for r in pos)
-        cc = sum(_number(r[base + 1]) for r in neg)
-        ranks.cross_below = (ac / 4 - before_neg * (a_sums[0] + a_sums[1]) / 2
-                             + positives * before_neg**2)
-        ranks.cross_above = negatives * top**2 - top * (c_sums[0] + c_sums[1]) / 2 + cc / 4
+            below=a / 2, below_sq=a2 / 4, above=n * p - c / 2,
+            above_sq=n * p * p - p * c + c2 / 4,
+            precision_sum=pos[1] if j == 0 and precision else None)
+    if scores == 2:
+        ranks.cross_below = pos[10] / 4
+        ranks.cross_above = n * p * p - p * (neg[4] + neg[8]) / 2 + neg[11] / 4
     return ranks
 
 
