@@ -246,12 +246,13 @@ columns.age = {{ nulls = "== 0" }}
         # one aggregate pass per table and process; the join, the group sizes and the
         # duplicate rows add one query each; nothing else reads data when every criterion
         # passes ("bounds" reads the key's min/max from the Parquet footer for the exact
-        # distinct count, a bitmap in the pass)
+        # distinct count, a bitmap in the pass; "footers" reads null counts and bounds of
+        # columns that cannot hold NaN from the same footers)
         assert purposes.count("aggregate") <= 1, (source, purposes)
         assert purposes.count("open") <= 1, (source, purposes)
         assert purposes.count("duplicate rows") <= 1, (source, purposes)
-        assert set(purposes) <= {"open", "schema", "bounds", "aggregate", "join",
-                                 "group sizes", "duplicate rows"}
+        assert set(purposes) <= {"open", "schema", "bounds", "footers", "aggregate",
+                                 "join", "group sizes", "duplicate rows"}
         assert purposes.count("join") <= 1 and purposes.count("group sizes") <= 1
     aggregates = [p for p in lines if p[1] == "aggregate"]
     assert len(aggregates) == 2 if not xdist_args else len(aggregates) <= 2 * len(processes)

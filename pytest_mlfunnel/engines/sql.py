@@ -62,9 +62,12 @@ class SqlEngine(Engine):
 
     def __init__(self, display: str, source: str, dialect: Dialect | str, execute: Executor,
                  schema_loader: Callable[[], dict[str, str]], connection_id: Any = None,
-                 cheap_bounds: bool = False) -> None:
+                 cheap_bounds: bool = False, footers: str | None = None) -> None:
         self.display = display
         self.cheap_bounds = cheap_bounds  # min/max come from file statistics (Parquet)
+        #: the ``parquet_metadata`` argument (the files' pattern) when the source is Parquet
+        #: files read as they are: their footers answer null counts
+        self.footers = footers
         self.source = source
         self.dialect = dialect_named(dialect) if isinstance(dialect, str) else dialect
         self.q = self.dialect.quote
@@ -210,6 +213,47 @@ class SqlEngine(Engine):
             rest = [a for a in aggs if a.op != "cells"]
             answered = iter(self.compute(rest, purpose) if rest else [])
             return [cells[i] if i in cells else next(answered) for i in range(len(aggs))]
+        known = self._from_footers(aggs)
+        if known:
+            others = [(i, a) for i, a in enumerate(aggs) if i not in known]
+            found = dict(zip((i for i, _ in others), self._read(
+                [a for _, a in others], purpose) if others else [], strict=True))
+            return [known[i] if i in known else found[i] for i in range(len(aggs))]
+        return self._read(aggs, purpose)
+
+    def _from_footers(self, aggs: list[Agg]) -> dict[int, Any]:
+        """``nulls``, ``count``, ``min`` and ``max`` of columns that cannot hold NaN, answered
+        without decoding a data page: null counts from the Parquet footers (when every row
+        group states one), min/max in a query of nothing but min/max, which DuckDB answers
+        from the same footers. A float is read: Parquet does not count NaN as null, and its
+        footers leave NaN out."""
+        schema = self.schema()
+        asked = [(i, a) for i, a in enumerate(aggs) if a.op in ("nulls", "count", "min", "max")
+                 and schema.get(a.column or "") in _FOOTER_TYPES]
+        if self.footers is None or not asked:
+            return {}
+        counted = {str(name): int(nulls) for name, nulls, complete in self.run(
+            f"SELECT path_in_schema, sum(stats_null_count), count(*) = count(stats_null_count) "
+            f"FROM parquet_metadata({self.footers}) GROUP BY path_in_schema", "footers")
+            if complete and nulls is not None}
+        bounded = list(dict.fromkeys(a.column or "" for _, a in asked if a.op in ("min", "max")))
+        parts = ["count(*)"] + [f"{op}({self.q(c)})" for c in bounded for op in ("min", "max")]
+        row = self.run(f"SELECT {', '.join(parts)} FROM {self._from()}", "footers")[0]
+        rows = int(row[0])
+        bounds = {c: (row[1 + 2 * k], row[2 + 2 * k]) for k, c in enumerate(bounded)}
+        known: dict[int, Any] = {}
+        for i, agg in asked:
+            column = agg.column or ""
+            if agg.op in ("min", "max"):
+                known[i] = self._shape(agg, [bounds[column][agg.op == "max"]])
+            elif column in counted:
+                nulls = counted[column]
+                known[i] = nulls if agg.op == "nulls" else rows - nulls
+        if known and any(a.op == "rows" for a in aggs):
+            known.update({i: rows for i, a in enumerate(aggs) if a.op == "rows"})
+        return known
+
+    def _read(self, aggs: list[Agg], purpose: str) -> list[Any]:
         bounds = self._key_bounds(aggs)
         # Exact distinct counts and duplicate rows run in stages of their own: in the pass
         # they would hold a hash table of every value beside the other aggregates (and make
@@ -664,6 +708,8 @@ COUNT_OPS = ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in",
              "approx_distinct", "approx_duplicate_rows")
 #: aggregates that may run in a stage of their own (see SqlEngine.compute)
 _STAGED_OPS = ("distinct", "duplicate_rows", "approx_duplicate_rows")
+#: types whose nulls, min and max Parquet footers state as the pass would count them
+_FOOTER_TYPES = ("int", "string", "bool", "date", "datetime")
 #: compared as they are when counted distinct; other types by a hash first
 _FIXED_WIDTH = ("int", "float", "bool", "date", "datetime")
 FLOAT_OPS = ("sum", "mean", "var")

@@ -89,8 +89,10 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
         connection.execute(create)
     except Exception as exc:
         raise CriterionError(f"{display}: cannot read as {fmt}: {_error_line(exc)}") from None
+    parquet = reader == "read_parquet"
     return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
-                     connection_id=id(connection), cheap_bounds=reader == "read_parquet")
+                     connection_id=id(connection), cheap_bounds=parquet,
+                     footers=_duck_literal(pattern) if parquet and not options else None)
 
 
 # --------------------------------------------------------------------------- databases
