@@ -18,22 +18,48 @@ between runs), then measures in one run, as ratios to baselines measured in the 
 Timings are the best of ``--repeat`` rounds with a warm file cache; the two sides of each
 ratio alternate within every round, so both see the same load. (a)-(c) go through the
 same code the ``dataset`` kind calls (``open_table`` + planned aggregates).
+
+Named scenarios (``--scenario NAME``) measure other shapes, each against pyarrow's
+``read_table`` of the whole file as the floor, as the median over rounds of the paired ratio
+(bench/measure.py), with the peak RSS of a fresh process against the file's Arrow size:
+
+  keys     50M x 3 (a random 64-bit key, a float with nulls, a 4-value string; 0.01% of the
+           rows repeat an earlier row whole): profile; + exact unique key; + duplicates;
+           + both with approx = true
+  wide     2M x 120 (60 floats with NaN and nulls, 30 ints, 20 low-cardinality strings, 10
+           UUID strings): profile; + duplicates + unique on a UUID column
+  funnel   1M x 120 (60 floats with NaN and nulls, 40 ints, 20 low-cardinality strings): the
+           whole ``pytest --funnel`` against pandera-polars with data checks on
+           (PANDERA_VALIDATION_DEPTH=SCHEMA_AND_DATA) and Great Expectations 1.x, same checks
+  drift    3M x 40 per side (30 numeric, 10 categorical, one with 50k values), PSI+KS+JS,
+           against reading both files
+  growth   the keys shape at 1M, 4M, 16M, 50M rows, profile + unique + duplicates: the
+           least-squares slope (seconds per million rows) against the floor's
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from measure import (  # noqa: E402
+    MIB,
+    alternating,
+    figure_line,
+    header,
+    memory_line,
+    paired,
+    peak_rss,
+)
+
 DATA = HERE / "data"
 NUMERIC = ["key", "age", "tenure", "calls", "spend", "score", "balance"]
 FLOATS = ["spend", "score", "balance"]
@@ -137,27 +163,6 @@ def pandera_validate(path: Path, rows: int) -> Any:
     return schema.validate(pl.scan_parquet(path), lazy=True).collect().height
 
 
-def best_of(repeat: int, *actions: Callable[[], Any]) -> list[float]:
-    """Best time of each action over ``repeat`` rounds, the actions interleaved in every
-    round so that a ratio compares runs made under the same load."""
-    best = [float("inf")] * len(actions)
-    for _ in range(repeat):
-        for i, action in enumerate(actions):
-            started = time.perf_counter()
-            action()
-            best[i] = min(best[i], time.perf_counter() - started)
-    return best
-
-
-def peak_rss(mode: str, path: Path) -> int:
-    """Peak RSS (bytes) of a fresh process doing one thing."""
-    code = (f"import sys; sys.path.insert(0, {str(HERE.parent)!r}); import bench.data_gate as b;"
-            f" b.child({mode!r}, {str(path)!r})")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout
-    return int(json.loads(out.strip().splitlines()[-1])["rss"])
-
-
 def child(mode: str, path: str) -> None:
     import duckdb  # noqa: F401  (the imports are part of the idle baseline)
 
@@ -167,19 +172,386 @@ def child(mode: str, path: str) -> None:
         run_profile(Path(path), unique=False)
     elif mode == "floor":
         read_floor(Path(path))
-    # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into its children.
-    status = Path("/proc/self/status").read_text()
-    peak_kib = next(int(line.split()[1]) for line in status.splitlines()
-                    if line.startswith("VmHWM:"))
-    print(json.dumps({"rss": peak_kib * 1024}))
+
+
+# --------------------------------------------------------------------------- scenarios
+KEY_ROWS = 50_000_000
+
+
+def keys_file(rows: int) -> Path:
+    """rows x 3: a random 64-bit key, a lognormal float with 2% nulls, a 4-value string;
+    0.01% of the rows copy an earlier row whole (so the key repeats there too)."""
+    path = DATA / f"keys{rows}.parquet"
+    if path.exists():
+        return path
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    print(f"generating {rows:,} rows x 3 ...", flush=True)
+    rng = np.random.default_rng(7)
+    key = rng.integers(-2**63, 2**63 - 1, rows, dtype=np.int64)
+    amount = rng.lognormal(3, 1, rows)
+    plan = np.array(["basic", "pro", "team", "enterprise"])[rng.integers(0, 4, rows)]
+    copies = rng.choice(rows, rows // 10000, replace=False)
+    source = rng.integers(0, rows, copies.size)
+    key[copies], amount[copies], plan[copies] = key[source], amount[source], plan[source]
+    nulls = rng.random(rows) < 0.02
+    nulls[copies] = nulls[source]
+    DATA.mkdir(exist_ok=True)
+    pq.write_table(pa.table({"key": key, "amount": pa.array(amount, mask=nulls),
+                             "plan": pa.array(plan)}), path, row_group_size=1_000_000)
+    return path
+
+
+def wide_file(rows: int, uuids: int, ints: int) -> Path:
+    """rows x 120: 60 floats (1% NaN, 2% nulls), ``ints`` integer columns, 20 strings of 5-50
+    values, ``uuids`` UUID strings (the first unique, the others from a pool with repeats)."""
+    path = DATA / f"wide{rows}-{uuids}.parquet"
+    if path.exists():
+        return path
+    import uuid
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    print(f"generating {rows:,} rows x 120 ...", flush=True)
+    rng = np.random.default_rng(11)
+    columns: dict[str, Any] = {}
+    for i in range(60):
+        values = rng.normal(i, 1 + i % 7, rows)
+        values[rng.random(rows) < 0.01] = np.nan
+        columns[f"f{i}"] = pa.array(values, mask=rng.random(rows) < 0.02)
+    for i in range(ints):
+        columns[f"i{i}"] = rng.integers(0, 10 ** (2 + i % 6), rows)
+    for i in range(20):
+        labels = np.array([f"v{i}_{k}" for k in range(5 + 45 * (i % 2))])
+        columns[f"s{i}"] = pa.array(labels[rng.integers(0, labels.size, rows)])
+    for i in range(uuids):
+        count = rows if i == 0 else rows // 4
+        pool = np.array([str(uuid.UUID(int=int(v))) for v in
+                         rng.integers(0, 2**63, count, dtype=np.int64)], dtype=object)
+        columns[f"u{i}"] = pa.array(pool if i == 0 else pool[rng.integers(0, count, rows)])
+    DATA.mkdir(exist_ok=True)
+    pq.write_table(pa.table(columns), path, row_group_size=500_000)
+    return path
+
+
+def profile_of(path: Path, unique: str | None = None, duplicates: bool = False,
+               approx: bool = False) -> list[Any]:
+    """The profile of any file: rows, nulls of every column, min/max of numbers, allowed
+    values of strings with few values; then the exact (or estimated) unique and duplicates."""
+    from pytest_mlfunnel.engines.protocol import Agg
+
+    schema = file_schema(path)
+    aggs = [Agg("rows")] + [Agg("nulls", c) for c in schema]
+    aggs += [Agg(op, c) for c, t in schema.items() if t in ("int", "float")
+             for op in ("min", "max")]
+    aggs += [Agg("not_in", c, ["basic", "pro", "team", "enterprise"] if c == "plan" else
+                 [f"v{c[1:]}_{k}" for k in range(50)])
+             for c, t in schema.items() if t == "string" and (c == "plan" or c[0] == "s")]
+    if unique:
+        aggs += [Agg("count", unique), Agg("approx_distinct" if approx else "distinct", unique)]
+    if duplicates:
+        aggs.append(Agg("approx_duplicate_rows" if approx else "duplicate_rows"))
+    return aggs
+
+
+def file_schema(path: Path) -> dict[str, str]:
+    import pyarrow.parquet as pq
+
+    kinds = {"int64": "int", "double": "float", "string": "string", "large_string": "string"}
+    return {f.name: kinds.get(str(f.type), "other") for f in pq.read_schema(path)}
+
+
+def run_aggs(path: Path, aggs: list[Any]) -> list[Any]:
+    from pytest_mlfunnel.kinds.base import EvalContext
+    from pytest_mlfunnel.sources.spec import SourceSpec
+    from pytest_mlfunnel.sources.tabular import open_table, plan_aggregates
+
+    spec = SourceSpec(path=str(path))
+    shared: dict[Any, Any] = {}
+    plan_aggregates(shared, spec, aggs)
+    return open_table(spec, EvalContext(rootdir=HERE, fixtures={}, shared=shared)
+                      ).aggregate(aggs)
+
+
+VARIANTS = {
+    "profile": {},
+    "+ unique": {"unique": True},
+    "+ duplicates": {"duplicates": True},
+    "+ unique + duplicates": {"unique": True, "duplicates": True},
+    "+ both, approx": {"unique": True, "duplicates": True, "approx": True},
+}
+
+
+def rss_child(path: str, variant: str, unique: str) -> None:
+    """What the RSS lines measure in a fresh process: one variant's pass, or the floor."""
+    if variant == "floor":
+        read_floor(Path(path))
+    elif variant != "idle":
+        options = dict(VARIANTS[variant])
+        run_aggs(Path(path), profile_of(Path(path), unique=unique if options.pop(
+            "unique", False) else None, **options))
+
+
+def measure_variants(path: Path, unique: str, variants: list[str], repeat: int,
+                     targets: dict[str, str]) -> dict[str, tuple[float, float, int]]:
+    """Each variant against the floor (paired rounds), then its peak RSS: name -> (seconds,
+    ratio, rss)."""
+    import pyarrow.parquet as pq
+
+    arrow = pq.read_table(path).nbytes
+    print(header(f"{path.name}", f"Arrow size {arrow / MIB:.0f} MiB"), flush=True)
+    found: dict[str, tuple[float, float, int]] = {}
+    for name in variants:
+        options = dict(VARIANTS[name])
+        aggs = profile_of(path, unique=unique if options.pop("unique", False) else None,
+                          **options)
+        result = paired(repeat, lambda: read_floor(path), lambda a=aggs: run_aggs(path, a))
+        rss = peak_rss(rss_child, str(path), name, unique)
+        found[name] = (result.measured, result.ratio, rss)
+        print(figure_line(f"{name}", result.measured, result.ratio,
+                          f"x floor ({result.baseline:.2f} s)  {targets.get(name, '')}"))
+        print(memory_line("   peak RSS", rss, rss / arrow, "x Arrow size"), flush=True)
+    return found
+
+
+def scenario_keys(args: argparse.Namespace) -> None:
+    path = keys_file(args.rows or KEY_ROWS)
+    run_aggs(path, profile_of(path, unique="key", duplicates=True))  # warm the file cache
+    measure_variants(path, "key", list(VARIANTS), args.repeat, {
+        "profile": "target <= 1.0x", "+ unique": "target <= 1.6x",
+        "+ duplicates": "target <= 2.0x, RSS <= 1.0x"})
+
+
+def scenario_wide(args: argparse.Namespace) -> None:
+    path = wide_file(args.rows or 2_000_000, uuids=10, ints=30)
+    run_aggs(path, profile_of(path))
+    measure_variants(path, "u0", ["profile", "+ unique + duplicates"], args.repeat,
+                     {"+ unique + duplicates": "target <= 1.6x"})
+
+
+def drift_files(rows: int) -> tuple[Path, Path]:
+    """rows x 40 per side: 10 lognormal, 8 bimodal floats, 10 integer counts with ties, a
+    constant float and a constant integer, 10 strings (one of 50k values, Zipf-like); the
+    current side drifts in some of each."""
+    reference, current = DATA / f"drift40-ref-{rows}.parquet", DATA / f"drift40-cur-{rows}.parquet"
+    if reference.exists() and current.exists():
+        return reference, current
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    print(f"generating 2 x {rows:,} rows x 40 ...", flush=True)
+    for path, seed, shift in ((reference, 3, 0.0), (current, 4, 0.2)):
+        rng = np.random.default_rng(seed)
+        columns: dict[str, Any] = {}
+        for i in range(10):
+            columns[f"n{i}"] = rng.lognormal(i % 5 + (shift if i < 3 else 0), 1.0, rows)
+        for i in range(8):
+            mode = rng.random(rows) < 0.5 + (shift if i < 2 else 0)
+            columns[f"b{i}"] = np.where(mode, rng.normal(0, 1, rows),
+                                        rng.normal(10 + i, 0.5, rows))
+        for i in range(10):
+            columns[f"t{i}"] = (rng.poisson(1 + i, rows) if i < 5 else
+                                rng.integers(0, 5000 * (i - 3), rows)).astype(np.int64)
+        columns["const_f"] = np.full(rows, 1.5)
+        columns["const_i"] = np.full(rows, 7, dtype=np.int64)
+        weights = 1 / np.arange(1, 50_001) ** (1.1 + shift)
+        big = np.array([f"item{k:05d}" for k in range(50_000)])
+        columns["k0"] = pa.array(big[rng.choice(50_000, rows, p=weights / weights.sum())])
+        for i in range(1, 10):
+            labels = np.array([f"l{i}_{k}" for k in range(3 + 20 * i)])
+            columns[f"k{i}"] = pa.array(labels[rng.integers(0, labels.size, rows)])
+        DATA.mkdir(exist_ok=True)
+        pq.write_table(pa.table(columns), path, row_group_size=1_000_000)
+    return reference, current
+
+
+def run_wide_drift(reference: str, current: str) -> None:
+    from pytest_mlfunnel.kinds.base import EvalContext
+    from pytest_mlfunnel.kinds.drift import DriftConfig, compute_drift
+
+    check = DriftConfig.model_validate(
+        {"drift": {"reference": reference, "current": current},
+         "expect": {"psi": "<= 0.2", "ks": "<= 0.1", "js": "<= 0.1"}, "cache": False},
+        context={"sources": {}, "key_path": "bench.drift"})
+    result = compute_drift(check, EvalContext(rootdir=DATA, fixtures={}, shared={}))
+    errors = {c: d.error for c, d in result.columns.items() if d.error}
+    assert not errors, errors
+
+
+def scenario_drift(args: argparse.Namespace) -> None:
+    import pyarrow.parquet as pq
+
+    reference, current = drift_files(args.rows or 3_000_000)
+    arrow = pq.read_table(reference).nbytes + pq.read_table(current).nbytes
+    print(header(f"{reference.name} + {current.name}", f"Arrow size {arrow / MIB:.0f} MiB"))
+    run_wide_drift(str(reference), str(current))
+    result = paired(args.repeat, lambda: (read_floor(reference), read_floor(current)),
+                    lambda: run_wide_drift(str(reference), str(current)))
+    print(figure_line("PSI + KS + JS on 40 columns, no saved summary", result.measured,
+                      result.ratio, f"x reading both ({result.baseline:.2f} s)  target <= 2.5x"))
+    rss = peak_rss(run_wide_drift, str(reference), str(current))
+    print(memory_line("   peak RSS", rss, rss / arrow, "x Arrow size"), flush=True)
+
+
+def wide_rules(path: Path) -> dict[str, dict[str, Any]]:
+    """The funnel scenario's checks, per column: nulls share, a range on numbers, allowed
+    values on strings (the same for every tool)."""
+    rules: dict[str, dict[str, Any]] = {}
+    for column, dtype in file_schema(path).items():
+        rule: dict[str, Any] = {"nulls": 0.10}
+        if dtype in ("int", "float"):
+            rule.update(min=-1e12, max=1e12)
+        elif column.startswith("s"):
+            rule["values"] = [f"v{column[1:]}_{k}" for k in range(50)]
+        rules[column] = rule
+    return rules
+
+
+def funnel_project(path: Path, folder: Path) -> Path:
+    # [tool.pytest.ini_options] makes this folder the rootdir (the repository's is above it)
+    lines = ["[tool.pytest.ini_options]", "", "[tool.mlfunnel.data.wide]",
+             f'dataset = "{path}"', 'rows = ">= 1"']
+    for column, rule in wide_rules(path).items():
+        parts = [f'nulls = "<= {rule["nulls"]:.0%}"']
+        if "min" in rule:
+            parts += [f"min = {rule['min']:.0f}", f"max = {rule['max']:.0f}"]
+        if "values" in rule:
+            parts.append("values = [" + ", ".join(f'"{v}"' for v in rule["values"]) + "]")
+        lines.append(f"columns.{column} = {{ {', '.join(parts)} }}")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def pandera_wide(path: str) -> None:
+    """The funnel scenario's checks as a pandera schema (polars backend, data checks on)."""
+    os.environ["PANDERA_VALIDATION_DEPTH"] = "SCHEMA_AND_DATA"
+    import pandera.polars as pa
+    import polars as pl
+
+    def null_share(share: float) -> Any:
+        return pa.Check(lambda data: data.lazyframe.select(
+            pl.col(data.key).null_count() <= share * pl.len()), name="null_share")
+
+    columns: dict[str, Any] = {}
+    for column, rule in wide_rules(Path(path)).items():
+        checks = [null_share(rule["nulls"])]
+        if "min" in rule:
+            checks.append(pa.Check.in_range(rule["min"], rule["max"]))
+        if "values" in rule:
+            checks.append(pa.Check.isin(rule["values"]))
+        columns[column] = pa.Column(nullable=True, checks=checks)
+    schema = pa.DataFrameSchema(columns, checks=[pa.Check(
+        lambda data: data.lazyframe.select(pl.len() >= 1), name="rows")])
+    schema.validate(pl.scan_parquet(path), lazy=True).collect()
+
+
+def gx_wide(path: str) -> None:
+    """The funnel scenario's checks as a Great Expectations 1.x suite on a pandas frame."""
+    import great_expectations as gx
+    import pandas as pd
+
+    frame = pd.read_parquet(path)
+    context = gx.get_context(mode="ephemeral")
+    batch = (context.data_sources.add_pandas("bench").add_dataframe_asset("wide")
+             .add_batch_definition_whole_dataframe("all").get_batch(
+                 batch_parameters={"dataframe": frame}))
+    suite = gx.ExpectationSuite(name="wide")
+    suite.add_expectation(gx.expectations.ExpectTableRowCountToBeBetween(min_value=1))
+    for column, rule in wide_rules(Path(path)).items():
+        suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(
+            column=column, mostly=1 - rule["nulls"]))
+        if "min" in rule:
+            suite.add_expectation(gx.expectations.ExpectColumnValuesToBeBetween(
+                column=column, min_value=rule["min"], max_value=rule["max"]))
+        if "values" in rule:
+            suite.add_expectation(gx.expectations.ExpectColumnValuesToBeInSet(
+                column=column, value_set=rule["values"]))
+    batch.validate(suite)
+
+
+def tool_process(function: str, path: Path) -> Callable[[], Any]:
+    """A fresh process doing one tool's whole job (imports included), as a CI step would."""
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import data_gate; "
+            f"data_gate.{function}({str(path)!r})")
+    return lambda: subprocess.run([sys.executable, "-c", code], check=True, timeout=1800,
+                                  capture_output=True)
+
+
+def scenario_funnel(args: argparse.Namespace) -> None:
+    import pyarrow.parquet as pq
+
+    path = wide_file(args.rows or 1_000_000, uuids=0, ints=40)
+    project = funnel_project(path, DATA / "funnel-project")
+    print(header(f"{path.name}", f"Arrow size {pq.read_table(path).nbytes / MIB:.0f} MiB"),
+          flush=True)
+
+    def funnel() -> None:
+        found = subprocess.run([sys.executable, "-m", "pytest", "--funnel", "-q",
+                                "-p", "no:cacheprovider"], cwd=project, timeout=1800,
+                               capture_output=True, text=True)
+        assert found.returncode == 0, found.stdout[-2000:]
+
+    funnel()
+    tools = [("pandera-polars (SCHEMA_AND_DATA)", "pandera_wide"),
+             ("Great Expectations 1.x (pandas)", "gx_wide")]
+    for label, function in tools:
+        try:
+            tool_process(function, path)()
+        except subprocess.CalledProcessError as exc:
+            print(f"{label}: cannot run: {exc.stderr.decode()[-300:]}")
+            continue
+        result = paired(args.repeat, funnel, tool_process(function, path))
+        print(figure_line(f"{label} vs pytest --funnel", result.measured, result.ratio,
+                          f"x the funnel ({result.baseline:.2f} s)  target >= 2x"), flush=True)
+
+
+def scenario_growth(args: argparse.Namespace) -> None:
+    sizes = [1_000_000, 4_000_000, 16_000_000, 50_000_000]
+    floors, ours = [], []
+    for rows in sizes:
+        path = keys_file(rows)
+        aggs = profile_of(path, unique="key", duplicates=True)
+        run_aggs(path, aggs)
+        result = paired(args.repeat, lambda p=path: read_floor(p),
+                        lambda p=path, a=aggs: run_aggs(p, a))
+        floors.append(result.baseline)
+        ours.append(result.measured)
+        print(figure_line(f"{rows:>12,} rows: ours (floor {result.baseline:.2f} s)",
+                          result.measured, result.ratio, "x floor"), flush=True)
+
+    def slope(ys: list[float]) -> float:
+        xs = [r / 1e6 for r in sizes]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+            (x - mx) ** 2 for x in xs)
+
+    print(f"slope: ours {slope(ours) * 1000:.1f} ms per million rows, floor "
+          f"{slope(floors) * 1000:.1f} ms: {slope(ours) / slope(floors):.2f}x; per row at 50M "
+          f"vs at 1M: ours {ours[-1] / 50 / ours[0]:.2f}x, floor {floors[-1] / 50 / floors[0]:.2f}x"
+          f"  (load {os.getloadavg()[0]:.2f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scenario", default="bench",
+                        choices=["bench", "keys", "wide", "funnel", "drift", "growth"])
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parent))
+    scenarios: dict[str, Callable[[argparse.Namespace], None]] = {
+        "keys": scenario_keys, "wide": scenario_wide, "growth": scenario_growth,
+        "drift": scenario_drift, "funnel": scenario_funnel}
+    if args.scenario != "bench":
+        scenarios[args.scenario](args)
+        return
+    args.rows = args.rows or 10_000_000
     parquet = DATA / f"rows{args.rows}.parquet"
     csv = DATA / f"rows{args.rows}.csv"
     if not parquet.exists() or not csv.exists():
@@ -200,20 +572,20 @@ def main() -> None:
         print(f"{label:<40} {seconds:7.3f} s  {shown}  {target}", flush=True)
 
     print()
-    floor, profile, unique = best_of(args.repeat, lambda: read_floor(parquet),
+    floor, profile, unique = alternating(args.repeat, lambda: read_floor(parquet),
                                      lambda: run_profile(parquet, unique=False),
                                      lambda: run_profile(parquet, unique=True))
     show("floor: pyarrow.parquet.read_table", floor)
     show("(a) profile criteria, Parquet", profile, profile / floor, "target <= 1.0x floor")
     show("(b) (a) + exact unique key", unique, unique / floor, "target <= 1.6x floor")
-    parse, from_csv = best_of(args.repeat, lambda: duckdb_parse(csv),
+    parse, from_csv = alternating(args.repeat, lambda: duckdb_parse(csv),
                               lambda: run_profile(csv, unique=False))
     show("    one DuckDB parse of the CSV", parse)
     show("(c) (a) from CSV", from_csv, from_csv / parse, "target <= 1.2x one parse")
     arrow_touched = pq.read_table(parquet, columns=COLUMNS).nbytes  # (a) touches every column
-    rss_profile = peak_rss("profile", parquet)
-    rss_idle = peak_rss("idle", parquet)
-    rss_floor = peak_rss("floor", parquet)
+    rss_profile = peak_rss(child, "profile", parquet)
+    rss_idle = peak_rss(child, "idle", parquet)
+    rss_floor = peak_rss(child, "floor", parquet)
     print()
     print(f"(d) peak RSS of (a)                      {rss_profile / 2**20:7.0f} MiB  "
           f"{rss_profile / arrow_touched:5.2f}x  target <= 1.0x Arrow size of touched columns "
@@ -221,7 +593,7 @@ def main() -> None:
     print(f"    same process, imports only           {rss_idle / 2**20:7.0f} MiB")
     print(f"    pyarrow read_table (the floor)       {rss_floor / 2**20:7.0f} MiB", flush=True)
     try:
-        pandera_time, profile = best_of(args.repeat,
+        pandera_time, profile = alternating(args.repeat,
                                         lambda: pandera_validate(parquet, args.rows),
                                         lambda: run_profile(parquet, unique=False))
     except ModuleNotFoundError as exc:
