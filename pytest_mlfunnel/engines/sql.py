@@ -540,7 +540,9 @@ class SqlEngine(Engine):
         else:
             sql = (f"SELECT DISTINCT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL AND "
                    f"{cond} ORDER BY v {order} LIMIT {OFFENDING_LIMIT}")
-        return [plain(r[0]) for r in self.run_seeing_nan(sql, "offending")]
+        # as the column declares (SQLite hands its DATETIME values back as text)
+        return [self.dialect.from_database(plain(r[0]), dtype)
+                for r in self.run_seeing_nan(sql, "offending")]
 
     def grouped(self, by: str, aggs: list[Agg]) -> dict[Any, list[Any]]:
         plans = [(agg, self._expressions(agg)) for agg in aggs]
