@@ -102,6 +102,16 @@ def mlfunnel_service(request: pytest.FixtureRequest) -> Callable[[str], str]:
     return session.services.url_of
 
 
+@pytest.fixture(scope="session")
+def mlfunnel_spark_session() -> Any:
+    """The SparkSession a ``{ spark = "catalog.schema.table" }`` source reads: the active one
+    of this process, or None. A conftest.py fixture of this name overrides it (start the
+    session there). pyspark is not imported here: a session exists only if it was."""
+    if "pyspark.sql" not in sys.modules:
+        return None
+    return sys.modules["pyspark.sql"].SparkSession.getActiveSession()
+
+
 def pytest_report_header(config: pytest.Config) -> Any:
     session = config.stash.get(funnel_session_key, None)
     return session.header() if session is not None else None

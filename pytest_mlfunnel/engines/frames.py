@@ -1,9 +1,10 @@
 """Frames a fixture returns: eager frames go to DuckDB, lazy frames stay in their own engine.
 
 pandas, polars and pyarrow frames are registered as DuckDB views (DuckDB scans them over
-Arrow; nothing is computed in pandas). A DuckDB relation is queried on its own connection.
-Every other lazy frame narwhals knows (polars LazyFrame, Dask, PySpark, Ibis ...) is
-aggregated through narwhals, so the work runs on the user's engine or cluster.
+Arrow; nothing is computed in pandas). A DuckDB relation is queried on its own connection. A
+PySpark DataFrame is queried in Spark SQL (``spark``). Every other lazy frame narwhals knows
+(polars LazyFrame, Dask, Ibis, sqlframe ...) is aggregated through narwhals, so the work runs
+on the user's engine or cluster.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ from pytest_mlfunnel.outcome import CriterionError
 
 
 def open_frame(frame: Any, display: str, shared: dict[Any, Any]) -> Engine:
+    from pytest_mlfunnel.engines.spark import is_spark_frame
+
+    if is_spark_frame(frame):  # Spark SQL in its own session, through the Spark dialect
+        from pytest_mlfunnel.engines.spark import open_spark_frame
+
+        return open_spark_frame(frame, display, shared)
     try:
         with warnings.catch_warnings():
             # narwhals announces that Dask support moves to a separate package; not the

@@ -200,6 +200,9 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
 def _read(spec: SourceSpec, rootdir: Path) -> MetricSet:
     if spec.mlflow is not None:
         return READERS.get("mlflow")(spec, rootdir)
+    if spec.spark is not None:
+        raise CriterionError(f"{spec.display()}: a Spark table is read by table checks "
+                             "(dataset, drift, effect, predictions), not as metrics")
     if spec.url is not None:
         scheme = spec.url_scheme.split("+", 1)[0]
         reader = READERS.find(f"{scheme}://")

@@ -1,4 +1,4 @@
-"""Where evidence comes from: a file, a fixture, a database, an HTTP endpoint.
+"""Where evidence comes from: a file, a fixture, a database, a Spark table, an HTTP endpoint.
 
 A ``SourceSpec`` is only a description; readers live in sibling modules (``metrics`` for
 named numbers, ``tabular`` for tables) so a check never knows which engine answers.
@@ -16,15 +16,18 @@ from pytest_mlfunnel import secrets
 from pytest_mlfunnel.sources.mlflow_spec import MlflowSelector, MlflowSpecError, parse_mlflow
 from pytest_mlfunnel.suggest import did_you_mean
 
-SOURCE_KEYS = ("path", "fixture", "url")
+SOURCE_KEYS = ("path", "fixture", "url", "spark")
+#: the fixture a ``spark`` source takes its SparkSession from (the plugin's default gives the
+#: active session; a conftest.py fixture of this name overrides it)
+SPARK_SESSION_FIXTURE = "mlfunnel_spark_session"
 _OPTIONAL_KEYS = ("query", "table", "format", "options", "description")
 _EXTENSION_RE = re.compile(r"\.[A-Za-z0-9]{1,8}(\.gz)?$")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """One source of evidence. Exactly one of ``path``, ``fixture``, ``url``, ``mlflow`` is
-    set."""
+    """One source of evidence. Exactly one of ``path``, ``fixture``, ``url``, ``spark``,
+    ``mlflow`` is set."""
 
     name: str | None = None  # the declared name in [tool.mlfunnel.sources], None when inline
     path: str | None = None
@@ -36,6 +39,7 @@ class SourceSpec:
     options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     key_path: str = ""  # where it was declared, for messages
     mlflow: MlflowSelector | None = None  # a run in an MLflow tracking store
+    spark: str | None = None  # a table or view in the SparkSession's catalog
 
     @property
     def kind(self) -> str:
@@ -43,12 +47,16 @@ class SourceSpec:
             return "fixture"
         if self.mlflow is not None:
             return "mlflow"
+        if self.spark is not None:
+            return "spark"
         if self.url is not None:
             return "url"
         return "path"
 
     @property
     def fixtures(self) -> tuple[str, ...]:
+        if self.spark is not None:
+            return (SPARK_SESSION_FIXTURE,)
         return (self.fixture,) if self.fixture else ()
 
     @property
@@ -75,6 +83,8 @@ class SourceSpec:
             where = f"fixture {self.fixture!r}"
         elif self.mlflow is not None:
             where = f"mlflow {secrets.mask_url(self.mlflow.uri)} {self.mlflow.describe()}"
+        elif self.spark is not None:
+            where = f"spark {self.spark}"
         elif self.url is not None:
             where = secrets.mask_url(self.url)
             if self.table:
@@ -85,7 +95,7 @@ class SourceSpec:
 
     def cache_key(self) -> tuple[Any, ...]:
         return (self.path, self.fixture, self.url, self.query, self.table, self.format,
-                self.mlflow)
+                self.mlflow, self.spark)
 
 
 class SourceError(ValueError):
@@ -148,7 +158,7 @@ def source_from_table(table: dict[str, Any], key_path: str = "", name: str | Non
     given = [k for k in SOURCE_KEYS if k in table]
     if len(given) != 1:
         raise SourceError(
-            "a source needs exactly one of path, fixture, url"
+            "a source needs exactly one of path, fixture, url, spark"
             + (f" (got {', '.join(given)})" if given else "")
         )
     for key, value in table.items():
@@ -157,6 +167,10 @@ def source_from_table(table: dict[str, Any], key_path: str = "", name: str | Non
                 raise SourceError("options must be a table")
         elif not isinstance(value, str) or not value.strip():
             raise SourceError(f"{key} must be a non-empty string")
+    if "spark" in table and set(table) - {"spark", "description"}:
+        extra = sorted(set(table) - {"spark", "description"})[0]
+        raise SourceError(f"{extra} does not go with spark (a table of the SparkSession's "
+                          "catalog: { spark = \"catalog.schema.table\" })")
     if ("query" in table or "table" in table) and "url" not in table:
         raise SourceError("query and table go with url (a database)")
     if "query" in table and "table" in table:
@@ -168,6 +182,7 @@ def source_from_table(table: dict[str, Any], key_path: str = "", name: str | Non
         url=table.get("url"),
         query=table.get("query"),
         table=table.get("table"),
+        spark=table.get("spark"),
         format=table.get("format"),
         options=dict(table.get("options", {})),
         key_path=key_path,

@@ -20,8 +20,9 @@ lazy frames run one group-by per column). ``quantiles`` on SQLite adds one windo
 
 Engines: files through DuckDB (views over ``read_parquet``/``read_csv``/``read_json``, nothing
 read until a query runs); eager frames (pandas, polars, pyarrow) handed to DuckDB over Arrow;
-DuckDB relations on their own connection; lazy frames (polars LazyFrame, Dask, PySpark, Ibis
-...) through narwhals in their own engine; databases as SQL through ``database.run_query``.
+DuckDB relations on their own connection; Spark tables and PySpark data frames as Spark SQL in
+their session (``spark``); other lazy frames (polars LazyFrame, Dask, Ibis, sqlframe ...)
+through narwhals in their own engine; databases as SQL through ``database.run_query``.
 
 Set ``MLFUNNEL_QUERY_LOG=/path/file`` to append one line per query issued (pid, purpose, source,
 SQL or plan), e.g. to see that a table is read once.
@@ -49,7 +50,7 @@ from pytest_mlfunnel.sources.failures import (
     remember_failure,
     remembered_failure,
 )
-from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.spec import SPARK_SESSION_FIXTURE, SourceSpec
 from pytest_mlfunnel.suggest import did_you_mean
 
 _COLUMN_OPS = frozenset(PASS_OPS) - {"rows", "duplicate_rows", "approx_duplicate_rows"} | {
@@ -367,6 +368,11 @@ def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
         return table
 
     def build() -> SharedTable:
+        if spec.spark is not None:
+            from pytest_mlfunnel.sources.spark import open_spark_table
+
+            session = ctx.fixtures.get(SPARK_SESSION_FIXTURE)
+            return SharedTable(open_spark_table(spec, session), planned, ctx.shared)
         if spec.url is not None:
             from pytest_mlfunnel.sources.tables import open_database
 

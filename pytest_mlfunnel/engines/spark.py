@@ -1,0 +1,87 @@
+"""Spark as an engine: Spark SQL in a SparkSession, through the Spark dialect.
+
+A PySpark ``DataFrame`` (classic or Spark Connect) is registered as a temporary view of its own
+session (``mlfunnel_spark_<n>``) and answered by the shared SQL engine rendering through
+``SparkDialect``: the one-pass aggregate ``SELECT`` runs in Spark, and only its one row (and the
+few rows of the group-by queries drift and joins ask) comes back. A plan Spark has not run yet
+is read once, inside the aggregate query. Tables of one session join natively, in one Spark
+query. pyspark is never imported here: the session and frames come from the user.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from pytest_mlfunnel.engines.dialects import SparkDialect
+from pytest_mlfunnel.engines.sql import Executor, SqlEngine
+from pytest_mlfunnel.funnel import first_line
+from pytest_mlfunnel.outcome import CriterionError
+
+_INTS = {"tinyint", "smallint", "int", "bigint", "byte", "short", "integer", "long"}
+_FLOATS = {"float", "double", "real", "decimal"}
+_STRINGS = {"string", "varchar", "char"}
+
+
+def spark_dtype(type_name: str) -> str:
+    """A Spark SQL type (``DataType.simpleString()``) in the table protocol's vocabulary."""
+    base = type_name.lower().split("(")[0].strip()
+    if base in _INTS:
+        return "int"
+    if base in _FLOATS:
+        return "float"
+    if base in _STRINGS:
+        return "string"
+    if base == "boolean":
+        return "bool"
+    if base.startswith("timestamp"):
+        return "datetime"
+    if base == "date":
+        return "date"
+    return "other"
+
+
+def is_spark_frame(frame: Any) -> bool:
+    """A PySpark DataFrame (classic or Spark Connect), told without importing pyspark."""
+    module = type(frame).__module__ or ""
+    return module.startswith("pyspark.sql") and type(frame).__name__ == "DataFrame"
+
+
+def schema_of(frame: Any) -> dict[str, str]:
+    return {str(field.name): spark_dtype(field.dataType.simpleString())
+            for field in frame.schema.fields}
+
+
+def error_text(exc: BaseException) -> str:
+    # Spark's messages run over several lines (search path, query context): the first says it
+    return first_line(str(exc)) or type(exc).__name__
+
+
+def _executor(session: Any, display: str) -> Executor:
+    def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        try:
+            rows = session.sql(sql).collect()
+        except Exception as exc:  # AnalysisException, Py4JJavaError, SparkConnectException ...
+            raise CriterionError(f"{display}: {error_text(exc)}") from None
+        return [tuple(row) for row in rows]
+    return execute
+
+
+def spark_engine(session: Any, source: str, display: str, schema: dict[str, str]) -> SqlEngine:
+    """The SQL engine over ``source`` (a quoted table or view name) in ``session``. Tables of
+    one session join natively, in one Spark query."""
+    return SqlEngine(display, source, SparkDialect(), _executor(session, display),
+                     lambda: schema, connection_id=("spark", id(session)))
+
+
+def open_spark_frame(frame: Any, display: str, shared: dict[Any, Any]) -> SqlEngine:
+    """A PySpark DataFrame from a fixture, as a temporary view of its own session."""
+    counter = shared.setdefault(("spark", "views"), itertools.count())
+    view = f"mlfunnel_spark_{next(counter)}"
+    try:
+        frame.createOrReplaceTempView(view)
+        schema = schema_of(frame)
+    except Exception as exc:
+        raise CriterionError(f"{display}: Spark cannot use this data frame: "
+                             f"{error_text(exc)}") from None
+    return spark_engine(frame.sparkSession, SparkDialect().quote(view), display, schema)

@@ -1,0 +1,176 @@
+"""Spark sources: a catalog table and a PySpark frame, aggregated by Spark SQL in the session.
+
+The engine matrix (test_engine_matrix.py) checks the answers against every other engine;
+these tests check what is particular to Spark: where the session comes from, what a user sees
+when pyspark, the session or the table is missing, and that pyspark is never imported for a
+run without a Spark source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import engine_matrix
+import pytest
+
+for _module in ("duckdb", "narwhals", "pyarrow", "pandas", "pyspark.sql"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_module)
+
+CHECK = """
+[tool.mlfunnel.data.events]
+dataset = {source}
+rows = ">= 3"
+columns.amount = {{ nulls = "== 0", max = 100 }}
+"""
+
+
+@pytest.fixture
+def spark(spark_session: Any) -> Any:
+    return spark_session
+
+
+@pytest.fixture
+def events_table(spark: Any, tmp_path: Path) -> Any:
+    """``spark_catalog.default.<name>``: four rows, one amount above 100."""
+    name = f"events_{tmp_path.name[-12:].replace('-', '_').lower()}"
+    frame = spark.createDataFrame([(1, 10.0), (2, 20.5), (3, 130.0), (4, 7.0)],
+                                  "id bigint, amount double")
+    frame.write.mode("overwrite").option("path", str(tmp_path / "events")).saveAsTable(
+        f"default.{name}")
+    yield f"spark_catalog.default.{name}"
+    spark.sql(f"DROP TABLE IF EXISTS default.{name}")
+
+
+def criteria(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
+    data = json.loads((pytester.path / "report.json").read_text())
+    return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
+
+
+def test_a_catalog_table_is_aggregated_by_spark_sql(pytester: pytest.Pytester,
+                                                    events_table: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    pytester.makepyprojecttoml(CHECK.format(source=f'{{ spark = "{events_table}" }}'))
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*amount: max 130, expected <= 100; e.g. 130*"])
+    assert criteria(pytester)["rows"]["observed"] == 4
+    queries = [line.split("\t") for line in log.read_text().splitlines()]
+    aggregate = [q for q in queries if q[1] == "aggregate"]
+    # one pass: every aggregate of the source in one Spark SQL SELECT, backtick-quoted
+    assert len(aggregate) == 1
+    assert aggregate[0][2] == f"spark {events_table}"
+    table = ".".join(f"`{part}`" for part in events_table.split("."))
+    assert aggregate[0][3].startswith("SELECT count(*), ") and f"FROM {table} AS t" in \
+        aggregate[0][3]
+
+
+def test_a_conftest_fixture_gives_the_session(pytester: pytest.Pytester, events_table: str
+                                              ) -> None:
+    pytester.makeconftest("""
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def mlfunnel_spark_session():
+    engine_matrix.RUNNING["asked"] = True
+    return engine_matrix.RUNNING["spark"]
+""")
+    engine_matrix.RUNNING.pop("asked", None)
+    pytester.makepyprojecttoml(CHECK.format(source=f'{{ spark = "{events_table}" }}'))
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    assert engine_matrix.RUNNING.pop("asked") is True
+
+
+def test_a_pyspark_frame_from_a_fixture_runs_in_spark_sql_and_joins_a_table_there(
+        pytester: pytest.Pytester, events_table: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    pytester.makeconftest("""
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def orders():
+    spark = engine_matrix.RUNNING["spark"]
+    return spark.createDataFrame([(10, 1), (11, 2), (12, 9)], "order_id bigint, id bigint")
+""")
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.data.orders]
+dataset = {{ fixture = "orders" }}
+rows = "== 3"
+join = {{ dataset = {{ spark = "{events_table}" }}, on = "id", match = ">= 90%" }}
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*66.67% of rows*"])
+    purposes = [line.split("\t")[1] for line in log.read_text().splitlines()]
+    assert "join" in purposes and "join keys" not in purposes  # one query in Spark
+
+
+def test_a_missing_table_names_the_table_and_the_current_schema(
+        pytester: pytest.Pytester, spark: Any) -> None:
+    pytester.makepyprojecttoml(CHECK.format(source='{ spark = "default.no_such_events" }'))
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines([
+        "*spark default.no_such_events: no table or view default.no_such_events in the "
+        "SparkSession's catalog (current catalog and schema: spark_catalog.default)*"])
+
+
+def test_config_mistakes_in_a_spark_source_name_the_key(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(CHECK.format(source='{ spark = "db.events", table = "x" }'))
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([
+        "*pyproject.toml: tool.mlfunnel.data.events.dataset: table does not go with spark (a "
+        "table of the SparkSession's catalog: { spark = \"catalog.schema.table\" })*"])
+
+
+def test_without_pyspark_a_spark_source_says_how_to_install_it(
+        pytester: pytest.Pytester) -> None:
+    # a process where pyspark cannot be imported, as on a machine without it
+    pytester.makeconftest("import sys\nsys.modules['pyspark'] = None\n")
+    pytester.makepyprojecttoml(CHECK.format(source='{ spark = "default.events" }'))
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines([
+        "*spark default.events: a spark source needs pyspark, which is not installed: pip "
+        "install 'pytest-mlfunnel[spark]' (a local session also needs Java 17)*"])
+
+
+def test_without_a_session_a_spark_source_says_where_to_start_one(
+        pytester: pytest.Pytester) -> None:
+    engine_matrix.require("pyspark")
+    pytester.makepyprojecttoml(CHECK.format(source='{ spark = "default.events" }'))
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines([
+        "*spark default.events: no active SparkSession: start one before the check runs, e.g. "
+        "in a session-scoped fixture named mlfunnel_spark_session in conftest.py that "
+        "returns it*"])
+
+
+def test_a_run_without_a_spark_source_never_imports_pyspark(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(conftest="""
+import sys
+from pathlib import Path
+
+def pytest_sessionfinish(session):
+    Path("imported.txt").write_text(" ".join(sorted(
+        m for m in ("pyspark", "py4j") if m in sys.modules)) or "none")
+""")
+    (pytester.path / "events.csv").write_text("id,amount\n1,10\n2,20\n3,30\n")
+    pytester.makepyprojecttoml(CHECK.format(source='"events.csv"'))
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(passed=3)
+    assert (pytester.path / "imported.txt").read_text() == "none"
