@@ -5,8 +5,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+import engine_matrix
 
 # pytester's in-process runs drop modules first imported during the run; extension modules
 # (DuckDB, pyarrow, pandas' Arrow types) must not be imported twice in one process. Importing
@@ -30,6 +35,11 @@ def postgres_url() -> str:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
+        "--engines", default=None,
+        help="Engines of the engine matrix (tests/engine_matrix.py), comma-separated, or "
+             f"'all' ({', '.join(engine_matrix.ENGINES)}). Default: every engine for the "
+             "cases marked engine_core, the reference engine (parquet) for the rest.")
+    parser.addoption(
         "--xdist-variants", action="store_true", default=False,
         help="Run every test that takes xdist_args under -n 2 as well (CI does); without it "
              "only the tests marked xdist_matters get their xdist variant.")
@@ -40,12 +50,33 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "xdist_matters(without_xdist=False): xdist is the point of this test "
                    "(report merging, one pass per process): its -n 2 variant always runs, and "
                    "with without_xdist=True a -p no:xdist variant too")
+    config.addinivalue_line(
+        "markers", "engine_core: a core case of the engine matrix: it runs on every engine "
+                   "unless --engines says otherwise")
+
+
+def _matrix_engines(config: pytest.Config, core: bool) -> list[str]:
+    given = config.getoption("engines")
+    if not given:
+        return list(engine_matrix.ENGINES) if core else [engine_matrix.REFERENCE]
+    if given.strip() == "all":
+        return list(engine_matrix.ENGINES)
+    names = [n.strip() for n in given.split(",") if n.strip()]
+    unknown = [n for n in names if n not in engine_matrix.ENGINES]
+    if unknown:
+        raise pytest.UsageError(f"--engines: unknown engine {unknown[0]!r} (engines: "
+                                f"{', '.join(engine_matrix.ENGINES)}, or all)")
+    return names
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``xdist_args``: the extra pytest arguments of a run, ``[]`` and, where it matters or
-    with ``--xdist-variants``, ``["-n", "2"]``; ``xdist_matters(without_xdist=True)`` adds
+    """``engine``: the engines of the matrix (see ``_matrix_engines``). ``xdist_args``: the
+    extra pytest arguments of a run, ``[]`` and, where it matters or with
+    ``--xdist-variants``, ``["-n", "2"]``; ``xdist_matters(without_xdist=True)`` adds
     ``["-p", "no:xdist"]`` (the plugin with pytest-xdist not loaded at all)."""
+    if "engine" in metafunc.fixturenames:
+        core = metafunc.definition.get_closest_marker("engine_core") is not None
+        metafunc.parametrize("engine", _matrix_engines(metafunc.config, core), indirect=True)
     if "xdist_args" not in metafunc.fixturenames:
         return
     matters = metafunc.definition.get_closest_marker("xdist_matters")
@@ -55,3 +86,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if matters is not None and matters.kwargs.get("without_xdist"):
         variants.append(pytest.param(["-p", "no:xdist"], id="no-xdist"))
     metafunc.parametrize("xdist_args", variants)
+
+
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local[2] SparkSession per test process, never one per test (a JVM takes seconds)."""
+    engine_matrix.require("pyspark")
+    session = engine_matrix.start_spark(tmp_path_factory.mktemp("spark-warehouse"))
+    session.sparkContext.setLogLevel("ERROR")
+    engine_matrix.RUNNING["spark"] = session
+    yield session
+    engine_matrix.RUNNING.pop("spark", None)
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[Any]:
+    """One distributed LocalCluster per test process, the default scheduler while it runs."""
+    engine_matrix.require("dask")
+    client = engine_matrix.start_dask()
+    engine_matrix.RUNNING["dask"] = client
+    yield client
+    engine_matrix.RUNNING.pop("dask", None)
+    client.close()
+    client.cluster.close()
+
+
+@pytest.fixture
+def engine(request: pytest.FixtureRequest) -> Iterator[engine_matrix.Engine]:
+    """One engine of the matrix (parametrized by ``pytest_generate_tests``)."""
+    name: str = request.param
+    engine_matrix.require(name)
+    postgres = request.getfixturevalue("postgres_url") if name == "postgres" else None
+    if name in ("pyspark", "spark-table"):
+        request.getfixturevalue("spark_session")
+    if name == "dask":
+        request.getfixturevalue("dask_client")
+    found = engine_matrix.Engine(name, postgres)
+    yield found
+    found.close()
