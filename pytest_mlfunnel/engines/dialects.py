@@ -230,6 +230,10 @@ class Dialect:
         """True for non-null values not in the rendered list ``allowed``."""
         return f"{x} IS NOT NULL AND {x} NOT IN ({allowed})"
 
+    def row_number(self) -> str:
+        """Numbers the rows in the order the table is read (``mlfunnel_rn``)."""
+        return "row_number() OVER ()"
+
     def sample_order(self, seed: int) -> str:
         """A reproducible shuffle of ``mlfunnel_rn`` (a multiplicative hash in 31 bits)."""
         return f"((mlfunnel_rn + {int(seed)}) * 2654435761) % 2147483647"
@@ -352,9 +356,12 @@ class SQLiteDialect(Dialect):
         return value
 
     def variance(self, x: str, source: str) -> str:
+        # No var_samp: sums of squares about the table's mean m, corrected by the group's own
+        # offset from m, so a grouped query (Welch per group) gets each group's variance.
         mean = f"(SELECT avg({x}) FROM {source} AS m)"
-        return (f"CASE WHEN count({x}) > 1 THEN sum(({x} - {mean}) * ({x} - {mean})) "
-                f"/ (count({x}) - 1) END")
+        d = f"({x} - {mean})"
+        return (f"CASE WHEN count({x}) > 1 THEN (sum({d} * {d}) - sum({d}) * sum({d}) "
+                f"/ count({x})) / (count({x}) - 1) END")
 
     def quantiles(self, x: str, qs: list[float]) -> list[str]:
         return []  # exact quantiles with window functions, a query of their own
@@ -431,6 +438,10 @@ class SparkDialect(Dialect):
 
     def median(self, x: str) -> str | None:
         return f"percentile({x}, 0.5)"
+
+    def row_number(self) -> str:
+        # Spark's window functions need an ORDER BY; the id follows the files' order
+        return "row_number() OVER (ORDER BY monotonically_increasing_id())"
 
     def sample_order(self, seed: int) -> str:
         return f"hash(mlfunnel_rn + {int(seed)})"

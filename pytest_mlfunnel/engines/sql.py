@@ -443,9 +443,9 @@ class SqlEngine(Engine):
         j = f"floor({grid.per_unit} * sign({x}) * ln(1 + abs({x})))"
         cases = []
         nan = self.dialect.nan_test(name)
-        if (grid.high is not None or grid.low is not None) and nan and (
-                self.schema().get(agg.column) == "float"):
-            cases.append(f"WHEN {nan} THEN NULL")  # NaN sorts above every number here
+        if nan and self.schema().get(agg.column) == "float":
+            # NaN sorts above every number, and Spark's floor(NaN) is 0: its cell is NULL
+            cases.append(f"WHEN {nan} THEN NULL")
         if grid.high is not None:
             cases.append(f"WHEN {name} > {num(grid.high)} THEN {num(OUTSIDE)}")
         if grid.low is not None:
@@ -566,7 +566,8 @@ class SqlEngine(Engine):
 
     def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
         cols = ", ".join(self.q(c) for c in columns)
-        numbered = f"(SELECT {cols}, row_number() OVER () AS mlfunnel_rn FROM {self._from()}) AS s"
+        numbered = (f"(SELECT {cols}, {self.dialect.row_number()} AS mlfunnel_rn FROM "
+                    f"{self._from()}) AS s")
         order = self.dialect.sample_order(seed)
         rows = self.run(f"SELECT {cols} FROM {numbered} ORDER BY {order} LIMIT {int(limit)}",
                         "sample")
