@@ -6,12 +6,10 @@ import contextlib
 import importlib
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
 import engine_matrix
+import pytest
 
 # pytester's in-process runs drop modules first imported during the run; extension modules
 # (DuckDB, pyarrow, pandas' Arrow types) must not be imported twice in one process. Importing
@@ -70,13 +68,14 @@ def _matrix_engines(config: pytest.Config, core: bool) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``engine``: the engines of the matrix (see ``_matrix_engines``). ``xdist_args``: the
-    extra pytest arguments of a run, ``[]`` and, where it matters or with
+    """``matrix_engine``: the engines of the matrix (see ``_matrix_engines``).
+    ``xdist_args``: the extra pytest arguments of a run, ``[]`` and, where it matters or with
     ``--xdist-variants``, ``["-n", "2"]``; ``xdist_matters(without_xdist=True)`` adds
     ``["-p", "no:xdist"]`` (the plugin with pytest-xdist not loaded at all)."""
-    if "engine" in metafunc.fixturenames:
+    if "matrix_engine" in metafunc.fixturenames:
         core = metafunc.definition.get_closest_marker("engine_core") is not None
-        metafunc.parametrize("engine", _matrix_engines(metafunc.config, core), indirect=True)
+        metafunc.parametrize("matrix_engine", _matrix_engines(metafunc.config, core),
+                             indirect=True)
     if "xdist_args" not in metafunc.fixturenames:
         return
     matters = metafunc.definition.get_closest_marker("xdist_matters")
@@ -113,7 +112,7 @@ def dask_client() -> Iterator[Any]:
 
 
 @pytest.fixture
-def engine(request: pytest.FixtureRequest) -> Iterator[engine_matrix.Engine]:
+def matrix_engine(request: pytest.FixtureRequest) -> Iterator[engine_matrix.Engine]:
     """One engine of the matrix (parametrized by ``pytest_generate_tests``)."""
     name: str = request.param
     engine_matrix.require(name)

@@ -1,7 +1,7 @@
 """The engine matrix: one table written into every engine a check can read.
 
-``conftest.py`` parametrizes the ``engine`` fixture over ``ENGINES`` (``--engines`` widens or
-narrows it); a test asks ``engine.source(pytester, "events", frame)`` for the TOML of a source
+``conftest.py`` parametrizes the ``matrix_engine`` fixture over ``ENGINES`` (``--engines`` widens or
+narrows it); a test asks ``matrix_engine.source(pytester, "events", frame)`` for the TOML of a source
 holding that polars frame in that engine, then runs pytest on it. Engines that need a process
 of their own (a JVM for Spark, a Dask scheduler) are started once per test process by the
 session fixtures in ``conftest.py`` and kept in ``RUNNING``; pytester's in-process runs reach
@@ -65,26 +65,30 @@ def require(engine: str) -> None:
 
 
 def start_spark(warehouse: Path) -> Any:
-    """A local[2] SparkSession with small settings, started within SPARK_START_TIMEOUT."""
+    """A local[2] SparkSession with small settings, started within SPARK_START_TIMEOUT.
+
+    The JVM starts in a thread so the wait is bounded; the session is then made in this
+    thread, where it becomes the active session a ``spark`` source finds."""
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
-    builder = (SparkSession.builder.master("local[2]").appName("mlfunnel-tests")
-               .config("spark.sql.shuffle.partitions", "2")
-               .config("spark.default.parallelism", "2")
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.session.timeZone", "UTC")
-               .config("spark.sql.warehouse.dir", str(warehouse))
-               .config("spark.driver.memory", "1g"))
-    return _bounded(builder.getOrCreate, SPARK_START_TIMEOUT, "Spark (local[2])")
+    settings = {"spark.master": "local[2]", "spark.app.name": "mlfunnel-tests",
+                "spark.sql.shuffle.partitions": "2", "spark.default.parallelism": "2",
+                "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
+                "spark.sql.session.timeZone": "UTC", "spark.sql.warehouse.dir": str(warehouse),
+                "spark.driver.memory": "1g"}
+    conf = SparkConf().setAll(list(settings.items()))
+    _bounded(lambda: SparkContext.getOrCreate(conf), SPARK_START_TIMEOUT, "Spark (local[2])")
+    return SparkSession.builder.config(map=settings).getOrCreate()
 
 
 def start_dask() -> Any:
-    """A distributed LocalCluster of two single-threaded worker processes, as the default
-    scheduler of this process."""
+    """A distributed LocalCluster of two single-threaded workers, as the default scheduler of
+    this process. The workers are threads of this process: worker processes forked from a
+    test process (pytester, xdist) were seen to die and leave a compute waiting forever."""
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                            dashboard_address=None, silence_logs=40)
     return Client(cluster, timeout="60s")
 

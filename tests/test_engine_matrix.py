@@ -1,6 +1,6 @@
 """The same dataset, drift and effect checks on every engine: same statuses, same numbers.
 
-Each case runs pytest on a table written into one engine of the matrix (``engine`` fixture,
+Each case runs pytest on a table written into one engine of the matrix (``matrix_engine`` fixture,
 ``--engines`` option) and compares the JSON report with the one the reference engine
 (Parquet read by DuckDB) gives on the same rows; the reference's own answers are asserted
 too, so a case cannot pass by every engine being wrong alike.
@@ -16,7 +16,6 @@ import math
 from typing import Any
 
 import pytest
-
 from engine_matrix import REFERENCE, Engine
 
 pl = pytest.importorskip("polars")
@@ -77,6 +76,8 @@ DRIFT = """
 [tool.mlfunnel.maintenance.drift]
 drift = {{ reference = {reference}, current = {current} }}
 columns = ["age", "plan", "spend"]
+numeric = ["age", "spend"]
+categorical = ["plan"]
 expect = {{ psi = "<= 0.1", js = "<= 0.1", ks = "<= 0.1", ks_p = ">= 0.01", chi2_p = ">= 0.01" }}
 cache = false
 """
@@ -160,14 +161,20 @@ def same_as_reference(pytester: pytest.Pytester, engine: Engine, case: str) -> d
         _REFERENCE[case] = comparable(CASES[case](pytester, Engine(REFERENCE)))
     found = _REFERENCE[case] if engine.name == REFERENCE else comparable(
         CASES[case](pytester, engine))
-    assert found == _REFERENCE[case]
+    expected = _REFERENCE[case]
+    assert sorted(found) == sorted(expected)
+    for name, answer in found.items():
+        for field, value in answer.items():
+            assert value == expected[name][field], (
+                f"{engine.name}: {name}.{field} is {value!r}, the reference engine says "
+                f"{expected[name][field]!r}")
     return found
 
 
 @pytest.mark.engine_core
 def test_every_dataset_constraint_answers_the_same_on_every_engine(
-        pytester: pytest.Pytester, engine: Engine) -> None:
-    found = same_as_reference(pytester, engine, "dataset")
+        pytester: pytest.Pytester, matrix_engine: Engine) -> None:
+    found = same_as_reference(pytester, matrix_engine, "dataset")
     assert {k: v["status"] for k, v in found.items()} == DATASET_STATUSES
     assert found["duplicates"]["extra"] == {"count": 3, "rows": 603}
     assert found["id.unique"]["extra"] == {"distinct": 600, "count": 603}
@@ -178,16 +185,32 @@ def test_every_dataset_constraint_answers_the_same_on_every_engine(
 
 @pytest.mark.engine_core
 def test_every_drift_statistic_answers_the_same_on_every_engine(
-        pytester: pytest.Pytester, engine: Engine) -> None:
-    found = same_as_reference(pytester, engine, "drift")
+        pytester: pytest.Pytester, matrix_engine: Engine) -> None:
+    found = same_as_reference(pytester, matrix_engine, "drift")
     assert {k: v["status"] for k, v in found.items()} == DRIFT_STATUSES
 
 
 @pytest.mark.engine_core
 def test_welch_and_mann_whitney_answer_the_same_on_every_engine(
-        pytester: pytest.Pytester, engine: Engine) -> None:
-    found = same_as_reference(pytester, engine, "effect")
+        pytester: pytest.Pytester, matrix_engine: Engine) -> None:
+    found = same_as_reference(pytester, matrix_engine, "effect")
     assert {k: v["status"] for k, v in found.items()} == {"welch": "passed",
                                                          "mannwhitney": "passed"}
     welch = found["welch"]["extra"]
     assert (welch["n_before"], welch["n_after"]) == (293, 292)
+
+
+def test_a_missing_column_is_an_error_naming_the_columns_there(
+        pytester: pytest.Pytester, matrix_engine: Engine) -> None:
+    source = matrix_engine.source(pytester, "events", events())
+    found = run(pytester, f"""
+[tool.mlfunnel.data.events]
+dataset = {source}
+rows = ">= 1"
+columns.amount = {{ nulls = "== 0" }}
+""")
+    assert found["rows"]["status"] == "passed"
+    assert found["amount.nulls"]["status"] == "error"
+    message = found["amount.nulls"]["message"]
+    assert message.startswith("amount: no such column in ")
+    assert message.endswith("(columns: id, age, plan, spend, ts, grp)")

@@ -120,8 +120,10 @@ join = {{ dataset = {{ spark = "{events_table}" }}, on = "id", match = ">= 90%" 
 def test_a_missing_table_names_the_table_and_the_current_schema(
         pytester: pytest.Pytester, spark: Any) -> None:
     pytester.makepyprojecttoml(CHECK.format(source='{ spark = "default.no_such_events" }'))
-    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
-    result.assert_outcomes(errors=3)
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(failed=3)
+    assert {c["status"] for c in criteria(pytester).values()} == {"error"}
     result.stdout.fnmatch_lines([
         "*spark default.no_such_events: no table or view default.no_such_events in the "
         "SparkSession's catalog (current catalog and schema: spark_catalog.default)*"])
@@ -142,10 +144,10 @@ def test_without_pyspark_a_spark_source_says_how_to_install_it(
     pytester.makeconftest("import sys\nsys.modules['pyspark'] = None\n")
     pytester.makepyprojecttoml(CHECK.format(source='{ spark = "default.events" }'))
     result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=120)
-    result.assert_outcomes(errors=3)
-    result.stdout.fnmatch_lines([
-        "*spark default.events: a spark source needs pyspark, which is not installed: pip "
-        "install 'pytest-mlfunnel[spark]' (a local session also needs Java 17)*"])
+    result.assert_outcomes(failed=3)
+    assert ("spark default.events: a spark source needs pyspark, which is not installed: pip "
+            "install 'pytest-mlfunnel[spark]' (a local session also needs Java 17)"
+            in result.stdout.lines)
 
 
 def test_without_a_session_a_spark_source_says_where_to_start_one(
@@ -153,7 +155,7 @@ def test_without_a_session_a_spark_source_says_where_to_start_one(
     engine_matrix.require("pyspark")
     pytester.makepyprojecttoml(CHECK.format(source='{ spark = "default.events" }'))
     result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=120)
-    result.assert_outcomes(errors=3)
+    result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines([
         "*spark default.events: no active SparkSession: start one before the check runs, e.g. "
         "in a session-scoped fixture named mlfunnel_spark_session in conftest.py that "
@@ -174,3 +176,26 @@ def pytest_sessionfinish(session):
     result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=3)
     assert (pytester.path / "imported.txt").read_text() == "none"
+
+
+def test_the_data_sources_page_spark_example_runs_in_a_session_of_its_own(
+        pytester: pytest.Pytester) -> None:
+    engine_matrix.require("pyspark")
+    page = (Path(__file__).parent.parent / "docs" / "data-sources.md").read_text()
+    section = page.split("## Spark and Databricks", 1)[1]
+    toml = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    conftest = section.split("```python\n", 1)[1].split("```", 1)[0]
+    # the table the example reads, written when the run starts (the example's own fixture
+    # then gets the same session back from getOrCreate)
+    pytester.makeconftest(conftest + """
+
+def pytest_sessionstart(session):
+    spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false") \\
+        .getOrCreate()
+    spark.createDataFrame([(1, 12.5), (2, 80.0), (3, 1500.0)], "id bigint, amount double") \\
+        .write.saveAsTable("default.events")
+""")
+    pytester.makepyprojecttoml(toml)
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*amount: max 1500, expected <= 1000*"])
