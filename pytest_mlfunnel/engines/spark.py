@@ -13,8 +13,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from pytest_mlfunnel.engines.dialects import SparkDialect
-from pytest_mlfunnel.engines.sql import Executor, SqlEngine
+from pytest_mlfunnel.engines.dialects import Executor, SparkDialect
+from pytest_mlfunnel.engines.sql import SqlEngine
 from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
 
