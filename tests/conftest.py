@@ -11,13 +11,25 @@ from typing import Any
 import engine_matrix
 import pytest
 
-# pytester's in-process runs drop modules first imported during the run; extension modules
-# (DuckDB, pyarrow, pandas' Arrow types) must not be imported twice in one process. Importing
-# them here keeps them in the snapshot pytester restores.
-for _module in ("duckdb", "narwhals", "numpy", "pyarrow", "pandas", "polars", "pydantic",
-                "sqlalchemy", "prometheus_client"):
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_module)
+#: Extension modules (DuckDB, pyarrow, pandas' Arrow types ...) must not be imported twice in
+#: one process, and pytester's in-process runs drop the modules first imported during a run.
+EXTENSION_MODULES = ("duckdb", "narwhals", "numpy", "pyarrow", "pandas", "polars", "pydantic",
+                     "sqlalchemy", "prometheus_client")
+
+
+def import_once(*modules: str) -> None:
+    """Import ``modules`` now, outside any pytester run, so every in-process run finds them in
+    the snapshot it restores (a missing one fails the test that needs it, on its own)."""
+    for module in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _extension_modules_imported_once() -> None:
+    """Before the first test, not at collection: ``--collect-only`` and a run of one light
+    test file do not pay for pandas, polars or SQLAlchemy."""
+    import_once(*EXTENSION_MODULES)
 
 
 @pytest.fixture(scope="session")

@@ -13,12 +13,17 @@ from typing import Any
 import pytest
 
 pl = pytest.importorskip("polars")
-# In-process pytester runs drop modules first imported during a run, and C extensions load
-# only once per process: import every engine the inner runs use before any run starts.
-for _module in ("duckdb", "narwhals", "pandas", "pyarrow", "dask.dataframe", "sqlalchemy",
-                "psycopg"):
-    with contextlib.suppress(ImportError):  # a test needing a missing one fails on its own
-        importlib.import_module(_module)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engines_imported_once() -> None:
+    """In-process pytester runs drop modules first imported during a run, and C extensions
+    load once per process: every engine the inner runs use is imported before any run starts
+    -- when this module's tests run, not when it is collected."""
+    for module in ("dask.dataframe", "psycopg"):  # conftest.py imports the others
+        with contextlib.suppress(ImportError):  # a test needing a missing one fails on its own
+            importlib.import_module(module)
+
 
 N = 200
 

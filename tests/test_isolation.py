@@ -6,8 +6,6 @@ timeout, so a regression fails here instead of stopping the suite.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
 import os
 import socket
@@ -18,9 +16,6 @@ from typing import Any
 import pytest
 
 pl = pytest.importorskip("polars")
-for _module in ("duckdb", "narwhals", "pyarrow"):
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_module)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and Unix sockets")
 
