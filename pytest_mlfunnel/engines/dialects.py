@@ -146,6 +146,9 @@ class Dialect:
     def boolean(self, truth: bool) -> str:
         return "TRUE" if truth else "FALSE"
 
+    def string(self, text: str) -> str:
+        return "'" + text.replace("'", "''") + "'"
+
     def temporal(self, text: str, dtype: str) -> str:
         kind = "DATE" if dtype == "date" else "TIMESTAMP"
         return f"CAST('{text.replace(chr(39), chr(39) * 2)}' AS {kind})"
@@ -233,6 +236,12 @@ class Dialect:
     def row_number(self) -> str:
         """Numbers the rows in the order the table is read (``mlfunnel_rn``)."""
         return "row_number() OVER ()"
+
+    def inline_rows(self, rows: list[list[str]], names: list[str]) -> str:
+        """A relation (for FROM) of literal rows, with the columns ``names``: how keys sent
+        by another engine enter this one."""
+        listed = ", ".join(f"({', '.join(row)})" for row in rows)
+        return f"(VALUES {listed}) AS k({', '.join(names)})"
 
     def sample_order(self, seed: int) -> str:
         """A reproducible shuffle of ``mlfunnel_rn`` (a multiplicative hash in 31 bits)."""
@@ -366,6 +375,12 @@ class SQLiteDialect(Dialect):
     def quantiles(self, x: str, qs: list[float]) -> list[str]:
         return []  # exact quantiles with window functions, a query of their own
 
+    def inline_rows(self, rows: list[list[str]], names: list[str]) -> str:
+        # SQLite names a VALUES list's columns column1, column2 ... and takes no alias list
+        listed = ", ".join(f"({', '.join(row)})" for row in rows)
+        picked = ", ".join(f"column{i + 1} AS {n}" for i, n in enumerate(names))
+        return f"(SELECT {picked} FROM (VALUES {listed})) AS k"
+
     def column_types(self, source: str, execute: Executor, table: str | None = None,
                      names: Sequence[str] = ()) -> dict[str, str]:
         # A table's declared types, when every one of them is understood; a query, or a
@@ -443,6 +458,10 @@ class SparkDialect(Dialect):
         # Spark's window functions need an ORDER BY; the id follows the files' order
         return "row_number() OVER (ORDER BY monotonically_increasing_id())"
 
+    def inline_rows(self, rows: list[list[str]], names: list[str]) -> str:
+        listed = ", ".join(f"({', '.join(row)})" for row in rows)
+        return f"(SELECT * FROM VALUES {listed} AS k({', '.join(names)})) AS k"
+
     def sample_order(self, seed: int) -> str:
         return f"hash(mlfunnel_rn + {int(seed)})"
 
@@ -493,6 +512,15 @@ class BigQueryDialect(Dialect):
 
     def infinity(self, negative: bool) -> str:
         return f"CAST('{'-' if negative else ''}inf' AS FLOAT64)"
+
+    def string(self, text: str) -> str:
+        # BigQuery escapes with a backslash; a doubled quote ends the literal
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def inline_rows(self, rows: list[list[str]], names: list[str]) -> str:
+        structs = ", ".join("STRUCT(" + ", ".join(f"{v} AS {n}" for v, n in zip(
+            row, names, strict=True)) + ")" for row in rows)
+        return f"UNNEST([{structs}]) AS k"
 
     def quantiles(self, x: str, qs: list[float]) -> list[str]:
         return []

@@ -133,6 +133,36 @@ def _py(value: Any) -> Any:
     return value
 
 
+def _session(native_or_frame: Any) -> Any:
+    """The connection or session a lazy frame runs on (a Spark or sqlframe session, an Ibis
+    backend), None for in-process engines (polars, Dask) where any two frames join."""
+    native = nw.to_native(native_or_frame) if isinstance(native_or_frame, nw.LazyFrame) else (
+        native_or_frame)
+    for attribute in ("sparkSession", "session"):
+        found = getattr(native, attribute, None)
+        if found is not None:
+            return found
+    finder = getattr(native, "get_backend", None) or getattr(native, "_find_backend", None)
+    if callable(finder):
+        try:
+            return finder()
+        except Exception:  # no single backend: never joined with another frame in one plan
+            return native
+    return None
+
+
+def _eager_backend() -> Any:
+    """An installed eager frame library to build small frames of keys in."""
+    import importlib.util
+
+    for name, implementation in (("polars", nw.Implementation.POLARS),
+                                 ("pyarrow", nw.Implementation.PYARROW),
+                                 ("pandas", nw.Implementation.PANDAS)):
+        if importlib.util.find_spec(name) is not None:
+            return implementation
+    return None
+
+
 class NarwhalsEngine(Engine):
     """Aggregates as one narwhals ``select`` on a lazy frame, collected once."""
 
@@ -342,8 +372,9 @@ class NarwhalsEngine(Engine):
                      ) -> tuple[Any, Any, list[str], list[str]] | None:
         """(left keys, distinct right keys with a hit flag, left names, right names) when both
         frames live in the same backend, else None."""
-        if not isinstance(other, NarwhalsEngine) or other.backend != self.backend:
-            return None
+        if not isinstance(other, NarwhalsEngine) or other.backend != self.backend or (
+                _session(self.frame) is not _session(other.frame)):
+            return None  # two connections: a table name may mean another table on each
         mine, theirs = self.schema(), other.schema()
         if any(not comparable(mine[a], theirs[b]) for a, b in zip(on, other_on, strict=True)):
             return None
@@ -385,6 +416,67 @@ class NarwhalsEngine(Engine):
         lazy = self.frame.select(*on).drop_nulls().group_by(*on).agg(nw.len().alias(
             "mlfunnel_n"))
         return self._collect(lazy, "join keys")
+
+    def _key_frame(self, on: list[str], rows: list[tuple[Any, ...]], as_text: bool,
+                   counted: bool) -> tuple[Any, list[Any], list[str]] | None:
+        """(the rows as a lazy frame of this backend with columns k0.. [and mlfunnel_n],
+        this table's key expressions, their names) or None when the backend cannot take
+        rows."""
+        names = [f"mlfunnel_k{i}" for i in range(len(on))]
+        width = len(on)
+        data: dict[str, list[Any]] = {
+            n: [str(r[i]) if as_text else r[i] for r in rows] for i, n in enumerate(names)}
+        if counted:
+            data["mlfunnel_n"] = [int(r[width]) for r in rows]
+        eager = _eager_backend()
+        if eager is None:
+            return None
+        try:
+            frame = nw.from_dict(data, backend=eager)
+            built = (frame.lazy() if self.frame.implementation is eager
+                     else frame.lazy(backend=self.frame.implementation))
+            lazy = nw.from_native(nw.to_native(built))  # this module's narwhals namespace
+        except Exception:  # a backend narwhals cannot build frames in (Spark, ...)
+            return None
+        # One type on both sides, cast in this backend: numbers as floats, dates and text as
+        # text (a frame built from Python values may carry another width or time unit).
+        mine = self.schema()
+        exprs = []
+        for i, (c, n) in enumerate(zip(on, names, strict=True)):
+            target = nw.Float64 if mine[c] in ("int", "float") and not as_text else nw.String
+            lazy = lazy.with_columns(nw.col(n).cast(target))
+            exprs.append(nw.col(c).cast(target).alias(f"mlfunnel_l{i}"))
+        return lazy, exprs, [f"mlfunnel_l{i}" for i in range(width)]
+
+    def rows_with_keys(self, on: list[str], keys: list[tuple[Any, ...]], as_text: bool
+                       ) -> int | None:
+        built = self._key_frame(on, keys, as_text, counted=False)
+        if built is None:
+            return None
+        right, exprs, left_names = built
+        joined = self.frame.select(*exprs).join(
+            right, how="inner", left_on=left_names,
+            right_on=[f"mlfunnel_k{i}" for i in range(len(on))])
+        return int(self._collect(joined.select(nw.len()), "join")[0][0] or 0)
+
+    def keys_present(self, on: list[str], counted: list[tuple[Any, ...]], as_text: bool,
+                     examples: int = 0) -> tuple[int, list[tuple[Any, ...]]] | None:
+        built = self._key_frame(on, counted, as_text, counted=True)
+        if built is None:
+            return None
+        right, exprs, left_names = built
+        names = [f"mlfunnel_k{i}" for i in range(len(on))]
+        mine = (self.frame.select(*exprs).drop_nulls().unique()
+                .with_columns(nw.lit(1).alias("mlfunnel_hit")))
+        joined = right.join(mine, how="left", left_on=names, right_on=left_names)
+        hit = ~nw.col("mlfunnel_hit").is_null()
+        row = self._collect(joined.select(
+            nw.when(hit).then(nw.col("mlfunnel_n")).otherwise(0).sum()), "join")[0]
+        missing: list[tuple[Any, ...]] = []
+        if examples:
+            missing = self._collect(joined.filter(~hit).select(*names).head(examples),
+                                    "offending")
+        return int(row[0] or 0), missing
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
         n = nw.col("n").cast(nw.Float64)  # Dask's nullable Int64 counts break its mean

@@ -307,6 +307,20 @@ class Engine:
         """(key..., rows) per distinct non-null key: the aggregated side of a cross-engine join."""
         raise NotImplementedError
 
+    def rows_with_keys(self, on: list[str], keys: list[tuple[Any, ...]], as_text: bool
+                       ) -> int | None:
+        """How many rows of this table have one of ``keys`` (distinct key tuples another
+        engine sent), matched in this engine; None when it cannot take rows. ``as_text``:
+        compare the keys as text."""
+        return None
+
+    def keys_present(self, on: list[str], counted: list[tuple[Any, ...]], as_text: bool,
+                     examples: int = 0) -> tuple[int, list[tuple[Any, ...]]] | None:
+        """``counted`` holds (key..., rows) of another table: the sum of rows whose key this
+        table has, and up to ``examples`` keys it lacks, matched in this engine; None when
+        it cannot take rows."""
+        return None
+
     def joined_native(self, on: list[str], other: Engine, other_on: list[str],
                       columns: dict[str, str]) -> Engine | None:
         """This table with columns of ``other`` beside each row, looked up by key in one

@@ -47,6 +47,9 @@ from pytest_mlfunnel.engines.protocol import (
 from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
 
+#: keys of another engine sent per query (a literal list each)
+KEYS_PER_QUERY = 2000
+
 #: widest integer range counted distinct with a bitmap (2**28 bits = 32 MiB)
 MAX_BITMAP = 2**28
 
@@ -116,7 +119,7 @@ class SqlEngine(Engine):
         if dtype == "string":
             text = value if isinstance(value, str) else (
                 str(value).lower() if isinstance(value, bool) else str(value))
-            return "'" + text.replace("'", "''") + "'"
+            return self.dialect.string(text)
         if dtype == "bool":
             if isinstance(value, bool) or value in (0, 1):
                 return self.dialect.boolean(bool(value))
@@ -644,6 +647,57 @@ class SqlEngine(Engine):
         return [tuple(plain(v) for v in row) for row in self.run(
             f"SELECT {keys}, count(*) FROM {self._from()} WHERE {present} GROUP BY {keys}",
             "join keys")]
+
+    # ------------------------------------------------------------------ keys of another engine
+    def _key_rows(self, on: list[str], rows: list[tuple[Any, ...]], as_text: bool,
+                  counted: bool) -> tuple[str, str]:
+        """(the rows as an inline relation ``k`` with columns k0.. [and mlfunnel_n], the join
+        condition of ``t`` with it)."""
+        schema = self.schema()
+        text = self.dialect.text_type
+        rendered = []
+        for row in rows:
+            keys = row[:-1] if counted else row
+            try:
+                values = [self.literal(str(v) if as_text else v,
+                                       "string" if as_text else schema[c])
+                          for v, c in zip(keys, on, strict=True)]
+            except CriterionError as exc:
+                raise CriterionError(f"join: {exc}") from None
+            rendered.append(values + ([str(int(row[-1]))] if counted else []))
+        names = [f"k{i}" for i in range(len(on))] + (["mlfunnel_n"] if counted else [])
+        conds = [(f"CAST(t.{self.q(c)} AS {text})" if as_text else f"t.{self.q(c)}")
+                 + f" = k.k{i}" for i, c in enumerate(on)]
+        return self.dialect.inline_rows(rendered, names), " AND ".join(conds)
+
+    def rows_with_keys(self, on: list[str], keys: list[tuple[Any, ...]], as_text: bool
+                       ) -> int | None:
+        matched = 0
+        for start in range(0, len(keys), KEYS_PER_QUERY):  # the keys are distinct: chunks add
+            inline, cond = self._key_rows(on, keys[start:start + KEYS_PER_QUERY], as_text,
+                                          counted=False)
+            row = self.run(f"SELECT count(*) FROM {self._from()} JOIN {inline} ON {cond}",
+                           "join")[0]
+            matched += int(row[0] or 0)
+        return matched
+
+    def keys_present(self, on: list[str], counted: list[tuple[Any, ...]], as_text: bool,
+                     examples: int = 0) -> tuple[int, list[tuple[Any, ...]]] | None:
+        matched = 0
+        missing: list[tuple[Any, ...]] = []
+        for start in range(0, len(counted), KEYS_PER_QUERY):
+            inline, cond = self._key_rows(on, counted[start:start + KEYS_PER_QUERY], as_text,
+                                          counted=True)
+            found = f"EXISTS (SELECT 1 FROM {self._from()} WHERE {cond})"
+            row = self.run(f"SELECT sum(CASE WHEN {found} THEN k.mlfunnel_n END) FROM {inline}",
+                           "join")[0]
+            matched += int(row[0] or 0)
+            if len(missing) < examples:
+                names = ", ".join(f"k.k{i}" for i in range(len(on)))
+                missing += [tuple(plain(v) for v in r) for r in self.run(
+                    f"SELECT {names} FROM {inline} WHERE NOT {found} LIMIT "
+                    f"{examples - len(missing)}", "offending")]
+        return matched, missing
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
         keys = ", ".join(self.q(c) for c in by)

@@ -263,15 +263,38 @@ class SharedTable:
         native = self._guard(lambda: self.engine.join_match_native(on, other.engine, other_on))
         if native is not None:
             return int(native[0]), int(native[1])
-        # Different engines: each side answers with aggregated keys, matched here.
-        mine = self._guard(lambda: self.engine.key_counts(on))
-        theirs = other._guard(lambda: other.engine.key_counts(other_on))
-        as_text = any(not comparable(self.schema()[a], other.schema()[b])
-                      for a, b in zip(on, other_on, strict=True))
-        found = {_join_key(row[:-1], as_text) for row in theirs}
-        rows = self.aggregate([Agg("rows")])[0]
-        matched = sum(int(row[-1]) for row in mine if _join_key(row[:-1], as_text) in found)
-        return int(rows), matched
+        rows = int(self.aggregate([Agg("rows")])[0])
+        as_text = self._as_text(on, other, other_on)
+        # Two connections: the smaller side's keys go into the other engine, matched there.
+        if int(other.aggregate([Agg("rows")])[0]) <= rows:
+            keys = [row[:-1] for row in other._guard(lambda: other.engine.key_counts(other_on))]
+            matched = self._guard(lambda: self.engine.rows_with_keys(on, keys, as_text))
+            if matched is not None:
+                return rows, int(matched)
+        found = self._keys_found_in(on, other, other_on, as_text, examples=0)
+        return rows, found[0]
+
+    def _as_text(self, on: list[str], other: SharedTable, other_on: list[str]) -> bool:
+        return any(not comparable(self.schema()[a], other.schema()[b])
+                   for a, b in zip(on, other_on, strict=True))
+
+    def _keys_found_in(self, on: list[str], other: SharedTable, other_on: list[str],
+                       as_text: bool, examples: int) -> tuple[int, list[tuple[Any, ...]]]:
+        """This table's keys with their row counts, sent into the other engine: (rows whose
+        key it has, a few keys it lacks). The other way round when it cannot take rows."""
+        counted = self._guard(lambda: self.engine.key_counts(on))
+        found = other._guard(lambda: other.engine.keys_present(other_on, counted, as_text,
+                                                               examples))
+        if found is not None:
+            return int(found[0]), [tuple(k) for k in found[1]]
+        if not examples:
+            keys = [row[:-1] for row in other._guard(lambda: other.engine.key_counts(other_on))]
+            matched = self._guard(lambda: self.engine.rows_with_keys(on, keys, as_text))
+            if matched is not None:
+                return int(matched), []
+        raise CriterionError(f"join: {self.display} and {other.display} are read by two "
+                             "engines and neither can take the other's keys; give both "
+                             "tables on one connection or session")
 
     def join_unmatched(self, on: list[str], other: Table, other_on: list[str]
                        ) -> list[tuple[Any, ...]]:
@@ -282,12 +305,11 @@ class SharedTable:
                                                                   OFFENDING_LIMIT))
         if native is not None:
             return [tuple(k) for k in native]
-        as_text = any(not comparable(self.schema()[a], other.schema()[b])
-                      for a, b in zip(on, other_on, strict=True))
-        found = {_join_key(row[:-1], as_text) for row in other.engine.key_counts(other_on)}
-        missing = [tuple(row[:-1]) for row in self.engine.key_counts(on)
-                   if _join_key(row[:-1], as_text) not in found]
-        return missing[:OFFENDING_LIMIT]
+        try:
+            return self._keys_found_in(on, other, other_on, self._as_text(on, other, other_on),
+                                       examples=OFFENDING_LIMIT)[1]
+        except CriterionError:
+            return []  # the examples only add to a failure already reported
 
     def joined(self, on: list[str], other: Table, other_on: list[str],
                columns: dict[str, str]) -> Table:
@@ -338,10 +360,6 @@ class SharedTable:
         self._need_expressions([label, *scores, *groups, *([where] if where else [])])
         return list(self._guard(lambda: self.engine.score_ranks(label, scores, rankings,
                                                                 where)))
-
-
-def _join_key(values: tuple[Any, ...], as_text: bool) -> tuple[Any, ...]:
-    return tuple(str(v) for v in values) if as_text else tuple(values)
 
 
 def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
