@@ -362,6 +362,17 @@ class SharedTable:
                                                                 where)))
 
 
+def table_rows_and_max(table: Table, column: str) -> tuple[int, str]:
+    """Rows and the largest value of ``column``, in a query of their own (not the planned
+    pass): what a table tells of its version."""
+    if not isinstance(table, SharedTable):
+        raise CriterionError(f"{table.display}: cannot read its version")
+    table._need_columns([column])
+    rows, largest = table._guard(lambda: table.engine.compute([Agg("rows"),
+                                                                Agg("max", column)]))
+    return int(rows), str(largest)
+
+
 def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
     """The table behind a source, opened once per session (per xdist worker)."""
     if spec.mlflow is not None:

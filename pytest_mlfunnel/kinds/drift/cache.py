@@ -21,10 +21,13 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, field_
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.atomic import write_atomic
+from pytest_mlfunnel.context import EvalContext
 from pytest_mlfunnel.kinds.drift.config import ColumnType, DriftConfig
 from pytest_mlfunnel.kinds.drift.summary import ColumnSummary, to_cells
+from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.file_types import special_file
 from pytest_mlfunnel.sources.spec import SourceSpec
+from pytest_mlfunnel.sources.tabular import open_table, table_rows_and_max
 
 CACHE_DIR = ".mlfunnel/cache"
 CACHE_VERSION = 2
@@ -87,8 +90,35 @@ def _known_digests(rootdir: Path) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def cache_path(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType]) -> Path | None:
-    fingerprint = reference_fingerprint(check.drift.reference, rootdir)
+def table_version(check: DriftConfig, shared: dict[Any, Any] | None, rootdir: Path
+                  ) -> str | None:
+    """What the engine can tell of a reference that is not files: the user's ``version``
+    label, or the row count and largest value of ``version.column`` (one query of its own,
+    once per process); None when the check gives no version."""
+    version = check.version
+    if version is None:
+        return None
+    spec = check.drift.reference
+    if isinstance(version, str):
+        return f"{spec.cache_key()}\0label\0{version}"
+    if shared is None:
+        return None
+    ctx = EvalContext(rootdir=rootdir, fixtures={}, shared=shared)
+    table = open_table(spec, ctx)
+    try:
+        rows, largest = ctx.shared_value(("drift-version", spec.cache_key(), version.column),
+                                         lambda: table_rows_and_max(table, version.column))
+    except CriterionError as exc:
+        raise CriterionError(f"version: {exc}") from None
+    return f"{spec.cache_key()}\0rows\0{rows}\0max\0{version.column}\0{largest}"
+
+
+def cache_path(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType],
+               shared: dict[Any, Any] | None = None) -> Path | None:
+    if check.drift.reference.path is not None:
+        fingerprint = reference_fingerprint(check.drift.reference, rootdir)
+    else:
+        fingerprint = table_version(check, shared, rootdir)
     if fingerprint is None:
         return None
     key = json.dumps({"version": CACHE_VERSION, "files": fingerprint, "format":
@@ -156,10 +186,10 @@ def _summary_of(saved: _SavedColumn) -> ColumnSummary | None:
                          value_counts=saved.value_counts)
 
 
-def load_summary(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType]
-                 ) -> dict[str, ColumnSummary] | None:
+def load_summary(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType],
+                 shared: dict[Any, Any] | None = None) -> dict[str, ColumnSummary] | None:
     """The saved summary of exactly these columns, or None (not saved, or not usable)."""
-    path = cache_path(check, rootdir, types)
+    path = cache_path(check, rootdir, types, shared)
     if path is None or not path.is_file():
         return None
     try:
@@ -178,8 +208,9 @@ def load_summary(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType]
 
 
 def save_summary(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType],
-                 summary: dict[str, ColumnSummary]) -> None:
-    path = cache_path(check, rootdir, types)
+                 summary: dict[str, ColumnSummary], shared: dict[Any, Any] | None = None
+                 ) -> None:
+    path = cache_path(check, rootdir, types, shared)
     if path is None or any(col.error is not None for col in summary.values()):
         return
     body = json.dumps({"reference": check.drift.reference.display(),

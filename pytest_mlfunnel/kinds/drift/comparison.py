@@ -86,12 +86,12 @@ def compute_drift(check: DriftConfig, ctx: EvalContext) -> DriftResult:
     problems = {c: p for c, k in types.items()
                 if (p := _column_problem(c, k, reference, current)) is not None}
     usable = {c: k for c, k in types.items() if c not in problems}
-    summary = load_summary(check, ctx.rootdir, usable) if check.cache else None
+    summary = load_summary(check, ctx.rootdir, usable, ctx.shared) if check.cache else None
     cached = summary is not None
     if summary is None:
         summary = summarize_reference(check, reference, usable) if usable else {}
         if check.cache:
-            save_summary(check, ctx.rootdir, usable, summary)
+            save_summary(check, ctx.rootdir, usable, summary, ctx.shared)
     wanted = [(agg.column or "", agg) for agg in current_aggs(summary)]
     answers = answer(current, wanted) if summary else {}
     columns: dict[str, ColumnDrift] = {}

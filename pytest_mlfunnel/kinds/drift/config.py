@@ -40,6 +40,14 @@ class DriftExpect(BaseModel):
                 if (value := getattr(self, name)) is not None]
 
 
+class VersionByColumn(BaseModel):
+    """The reference table's version as the engine tells it: its row count and the largest
+    value of ``column`` (a load time, an increasing id)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    column: str
+
+
 class DriftConfig(CheckConfig):
     drift: DriftSources
     expect: DriftExpect
@@ -49,6 +57,9 @@ class DriftConfig(CheckConfig):
     numeric: list[str] = Field(default_factory=list)
     bins: int = Field(default=10, ge=2, le=1000)
     cache: bool = True
+    #: what says the reference is unchanged when it is not files: a label the user changes
+    #: with the data, or the row count and largest value of a column
+    version: str | VersionByColumn | None = None
 
     @field_validator("columns")
     @classmethod

@@ -94,7 +94,10 @@ def _current_aggs_from_cache(check: DriftConfig, ctx: PlanContext,
     resolved = {c: k for c, k in types.items() if k is not None}
     if not check.cache or len(resolved) != len(types):
         return None
-    summary = load_summary(check, ctx.rootdir, resolved)
+    try:
+        summary = load_summary(check, ctx.rootdir, resolved, ctx.shared)
+    except CriterionError:  # the version cannot be read now: the run will say why
+        return None
     return None if summary is None else current_aggs(summary)
 
 
