@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import random
 import warnings
 from typing import Any
 
@@ -360,13 +359,21 @@ class NarwhalsEngine(Engine):
         return out
 
     def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
-        # Lazy engines have no portable reproducible sample: bring the asked columns over,
-        # then pick rows by seed. Only statistical tests that need raw values ask for this.
-        rows = self._collect(self.frame.select(*columns), "sample")
-        if len(rows) > limit:
-            picked = sorted(random.Random(seed).sample(range(len(rows)), limit))
-            rows = [rows[i] for i in picked]
-        return {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+        plan = self.sample_plan(columns, limit, seed)
+        names = list(plan.collect_schema().names())
+        rows = self._collect(plan, "sample")
+        return {c: [r[names.index(c)] for r in rows] for c in columns}
+
+    def sample_plan(self, columns: list[str], limit: int, seed: int) -> Any:
+        """At most ``limit`` rows of ``columns``, picked in the engine: rows numbered in the
+        order of their values (rows that tie are alike, so the pick is the same on every
+        run and backend), shuffled by a multiplicative hash of the number and ``seed``, the
+        first ``limit`` kept. Only those rows come back (with their number and key: Dask
+        cannot select after ``head``)."""
+        numbered = self.frame.select(*columns).with_row_index("mlfunnel_rn", order_by=columns)
+        shuffled = ((nw.col("mlfunnel_rn") + int(seed)) * 2654435761) % 2147483647
+        return (numbered.with_columns(shuffled.alias("mlfunnel_key"))
+                .sort("mlfunnel_key", "mlfunnel_rn").head(int(limit)))
 
     def _join_frames(self, on: list[str], other: Engine, other_on: list[str]
                      ) -> tuple[Any, Any, list[str], list[str]] | None:
