@@ -3,7 +3,6 @@ reaches the driver, and where DuckDB spills what does not fit in memory."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -198,10 +197,20 @@ def test_a_run_leaves_no_duckdb_folder_in_the_working_directory(
 dataset = "t.parquet"
 columns.x = { unique = true }
 """)
-    before = {p.name for p in Path(tempfile.gettempdir()).glob("mlfunnel-duckdb-*")}
-    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider")
+    temp = pytester.path / "temp"
+    temp.mkdir()
+    pytester._monkeypatch.setenv("TMPDIR", str(temp))  # type: ignore[attr-defined]
+    pytester.makeconftest("""
+import tempfile
+
+def pytest_unconfigure(config):
+    folders = [str(p) for p in __import__("pathlib").Path(tempfile.gettempdir()).glob(
+        "mlfunnel-duckdb-*")]
+    print("spill folders:", folders)
+""")
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", "-s")
     result.assert_outcomes(passed=1)
+    # while the run was on, its one folder was under $TMPDIR
+    assert f"spill folders: ['{temp}/mlfunnel-duckdb-" in result.stdout.str()
     assert not (pytester.path / ".tmp").exists()
-    after = {p.name for p in Path(tempfile.gettempdir()).glob("mlfunnel-duckdb-*")}
-    assert after <= before  # the run's own folder is gone when its process ends
-    assert os.environ.get(SPILL_LIMIT_ENV) is None
+    assert list(temp.glob("mlfunnel-duckdb-*")) == []  # removed when the process ended
