@@ -96,4 +96,8 @@ seed = 3
     second.assert_outcomes(passed=1)
     again = next(c for g in json.loads((pytester.path / "report.json").read_text())["gates"]
                  for c in g["criteria"])
-    assert again["extra"] == criterion["extra"]
+    # the same sample: the same test result (polars sums group means in parallel, so the
+    # last digits of a mean may differ between runs)
+    assert again["extra"]["sample"] == criterion["extra"]["sample"]
+    assert again["extra"]["p_value"] == pytest.approx(criterion["extra"]["p_value"], rel=1e-9)
+    assert again["extra"]["statistic"] == pytest.approx(criterion["extra"]["statistic"])
