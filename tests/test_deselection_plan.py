@@ -80,8 +80,7 @@ def test_selecting_one_criterion_with_k_computes_only_its_aggregates(
     result.assert_outcomes(passed=9)
     # under xdist each worker that runs an events criterion makes the whole pass
     for full in passes(everything, "events"):
-        for piece in ('count(*) - count("user_id")', 'min("amount")',
-                      'max("amount")', 'TRY_CAST("kind" AS ENUM'):
+        for piece in ('min("amount")', 'max("amount")', 'TRY_CAST("kind" AS ENUM'):
             assert piece in full, piece
     for shop in passes(everything, "shop"):
         assert sorted(shop.removeprefix("SELECT ").split(' FROM ')[0].split(", ")) == [
