@@ -90,7 +90,7 @@ BROKEN = [
     pytest.param(
         '[tool.mlfunnel.sources]\ntrain = { path = "a.csv", fixture = "f" }\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.sources.train: a source needs exactly one of path, "
-         "fixture, url (got path, fixture)"],
+         "fixture, url, spark (got path, fixture)"],
         id="source-two-locations"),
     pytest.param(
         '[tool.mlfunnel.sources]\ntrain = { query = "select 1", path = "a.csv" }\n',

@@ -74,8 +74,8 @@ MISTAKES = [
     pytest.param(
         '[tool.mlfunnel.sources]\ntrain = { pth = "data/train.csv" }\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.sources.train: unknown key 'pth' in source "
-         "(allowed: path, fixture, url, query, table, format, options, description); did you "
-         "mean 'path'?"],
+         "(allowed: path, fixture, url, spark, query, table, format, options, description); did "
+         "you mean 'path'?"],
         id="misspelled-source-key"),
 ]
 
