@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +202,19 @@ def pytest_sessionstart(session):
     result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*amount: max 1500, expected <= 1000*"])
+
+
+def test_the_spark_bench_runs_at_a_small_size(tmp_path: Path) -> None:
+    engine_matrix.require("pyspark")
+    folder = tmp_path / "bench"
+    shutil.copytree(Path(__file__).parent.parent / "bench", folder,
+                    ignore=shutil.ignore_patterns("data", ".venv*", "__pycache__"))
+    result = subprocess.run([sys.executable, str(folder / "spark.py"), "--rows", "5000",
+                             "--repeat", "1"], capture_output=True, text=True, timeout=300,
+                            cwd=folder)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("5,000 rows x 7 columns · pyspark local[2] · median of 1 rounds")
+    assert "load average" in lines[0]
+    measured = [line for line in lines if "funnel pass (Spark SQL)" in line]
+    assert len(measured) == 2 and all("target <= 1.3x" in line for line in measured)
