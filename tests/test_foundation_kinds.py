@@ -129,7 +129,10 @@ def test_toml_metrics_and_percent_display(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"accuracy": 0.9', "reports/eval.json: not valid JSON (line 1: Expecting ',' delimiter)"),
+        ('{"accuracy": 0.9', "reports/eval.json: not valid JSON "
+                             "(line 1: Expecting ',' delimiter at column 17)"),
+        ('{"accuracy": "0.9', "reports/eval.json: not valid JSON "
+                              "(line 1: Unterminated string starting at column 14)"),
         ('[1, 2]', "reports/eval.json: expected a JSON object of metrics, got list"),
         ('{"accuracy": "high"}', "accuracy in reports/eval.json is 'high', not a number"),
     ],

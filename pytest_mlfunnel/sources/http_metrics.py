@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import ExpectationError, format_duration, parse_duration
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.metrics import MetricSet, flatten
+from pytest_mlfunnel.sources.metrics import MetricSet, flatten, json_position
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -223,8 +223,8 @@ def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
         try:
             data: Any = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise CriterionError(f"{where}: the answer is not valid JSON (line {exc.lineno}: "
-                                 f"{exc.msg})") from None
+            raise CriterionError(f"{where}: the answer is not valid JSON "
+                                 f"({json_position(exc)})") from None
         if not isinstance(data, Mapping):
             raise CriterionError(f"{where}: expected a JSON object of metrics, got "
                                  f"{type(data).__name__}")

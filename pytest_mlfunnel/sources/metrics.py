@@ -143,13 +143,19 @@ def from_object(value: Any, origin: str) -> MetricSet:
     return MetricSet(flatten(value), origin)
 
 
+def json_position(exc: json.JSONDecodeError) -> str:
+    """Where a JSON text breaks, said once: some of json's messages end in "at"
+    ("Unterminated string starting at") and would otherwise dangle."""
+    return f"line {exc.lineno}: {exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
 def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise CriterionError(f"{spec.display()}: not valid JSON (line {exc.lineno}: "
-                             f"{exc.msg})") from None
+        raise CriterionError(f"{spec.display()}: not valid JSON ({json_position(exc)})"
+                             ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
     if not isinstance(data, Mapping):
