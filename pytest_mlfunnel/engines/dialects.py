@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any, ClassVar
 
 from pytest_mlfunnel.outcome import CriterionError
@@ -68,14 +68,16 @@ def sqlite_declared_dtype(declared: str) -> str:
     return "other"
 
 
-def postgres_dtype(type_name: str) -> str:
-    t = type_name.lower()
-    base = t.split("(")[0].strip()
-    if base in _PG_INTS:
+def named_dtype(type_name: str, ints: Container[str], floats: Container[str],
+                strings: Container[str]) -> str:
+    """A database's type name (``numeric(10, 2)``, ``timestamp with time zone``) in the table
+    protocol's vocabulary, given that database's names of integer, float and text types."""
+    base = type_name.lower().split("(")[0].strip()
+    if base in ints:
         return "int"
-    if base in _PG_FLOATS:
+    if base in floats:
         return "float"
-    if base in _PG_STRINGS:
+    if base in strings:
         return "string"
     if base == "boolean":
         return "bool"
@@ -84,6 +86,10 @@ def postgres_dtype(type_name: str) -> str:
     if base == "date":
         return "date"
     return "other"
+
+
+def postgres_dtype(type_name: str) -> str:
+    return named_dtype(type_name, _PG_INTS, _PG_FLOATS, _PG_STRINGS)
 
 
 def python_dtype(value: Any) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from pytest_mlfunnel.engines.dialects import Executor, SparkDialect
+from pytest_mlfunnel.engines.dialects import Executor, SparkDialect, named_dtype
 from pytest_mlfunnel.engines.sql import SqlEngine
 from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
@@ -25,20 +25,7 @@ _STRINGS = {"string", "varchar", "char"}
 
 def spark_dtype(type_name: str) -> str:
     """A Spark SQL type (``DataType.simpleString()``) in the table protocol's vocabulary."""
-    base = type_name.lower().split("(")[0].strip()
-    if base in _INTS:
-        return "int"
-    if base in _FLOATS:
-        return "float"
-    if base in _STRINGS:
-        return "string"
-    if base == "boolean":
-        return "bool"
-    if base.startswith("timestamp"):
-        return "datetime"
-    if base == "date":
-        return "date"
-    return "other"
+    return named_dtype(type_name, _INTS, _FLOATS, _STRINGS)
 
 
 def is_spark_frame(frame: Any) -> bool:

@@ -252,14 +252,21 @@ class SharedTable:
         self._need_columns(columns)
         return dict(self._guard(lambda: self.engine.sample(columns, limit, seed)))
 
-    def join_match(self, on: list[str], other: Table, other_on: list[str]) -> tuple[int, int]:
+    def _join_side(self, on: list[str], other: Table, other_on: list[str],
+                   needed: list[str]) -> SharedTable:
+        """``other`` as a table of this planner, once both sides' key columns (and the
+        ``needed`` columns of ``other``) are known to be there."""
         if len(on) != len(other_on) or not on:
             raise CriterionError(f"join: give as many key columns on each side ({on} vs "
                                  f"{other_on})")
         self._need_columns(on)
         if not isinstance(other, SharedTable):
             raise CriterionError(f"join: {other.display} is not a table this engine can join")
-        other._need_columns(other_on)
+        other._need_columns(needed)
+        return other
+
+    def join_match(self, on: list[str], other: Table, other_on: list[str]) -> tuple[int, int]:
+        other = self._join_side(on, other, other_on, other_on)
         native = self._guard(lambda: self.engine.join_match_native(on, other.engine, other_on))
         if native is not None:
             return int(native[0]), int(native[1])
@@ -315,13 +322,7 @@ class SharedTable:
                columns: dict[str, str]) -> Table:
         """This table with ``other``'s columns beside each row, looked up by key in the engine
         (see ``Engine.joined_native``); an error when one engine cannot read both."""
-        if len(on) != len(other_on) or not on:
-            raise CriterionError(f"join: give as many key columns on each side ({on} vs "
-                                 f"{other_on})")
-        self._need_columns(on)
-        if not isinstance(other, SharedTable):
-            raise CriterionError(f"join: {other.display} is not a table this engine can join")
-        other._need_columns([*other_on, *columns.values()])
+        other = self._join_side(on, other, other_on, [*other_on, *columns.values()])
         engine = self._guard(lambda: self.engine.joined_native(on, other.engine, other_on,
                                                                 columns))
         if engine is None:
