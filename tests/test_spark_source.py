@@ -218,3 +218,47 @@ def test_the_spark_bench_runs_at_a_small_size(tmp_path: Path) -> None:
     assert "load average" in lines[0]
     measured = [line for line in lines if "funnel pass (Spark SQL)" in line]
     assert len(measured) == 2 and all("target <= 1.3x" in line for line in measured)
+
+
+def test_a_spark_connect_session_is_aggregated_by_spark_sql_like_a_classic_one(
+        pytester: pytest.Pytester) -> None:
+    """A Spark Connect session (``SparkSession.builder.remote``): a local Connect server in a
+    process of its own (it would turn later sessions of this process into Connect ones),
+    reading a fixture's frame and a temporary view by name, in one aggregate query each."""
+    engine_matrix.require("pyspark")
+    pytest.importorskip("grpc", reason="Spark Connect needs pyspark[connect]")
+    pytester.makeconftest("""
+import pytest
+from pyspark.sql import SparkSession
+
+@pytest.fixture(scope="session")
+def mlfunnel_spark_session():
+    spark = SparkSession.builder.remote("local[2]") \\
+        .config("spark.sql.shuffle.partitions", "2").getOrCreate()
+    assert type(spark).__module__.startswith("pyspark.sql.connect")
+    spark.createDataFrame([(1, 10.0), (2, 20.5), (3, 130.0), (4, 7.0)],
+                          "id bigint, amount double").createOrReplaceTempView("events")
+    yield spark
+    spark.stop()
+
+@pytest.fixture(scope="session")
+def orders(mlfunnel_spark_session):
+    return mlfunnel_spark_session.createDataFrame([(10, 1), (11, 2), (12, 9)],
+                                                  "order_id bigint, id bigint")
+""")
+    pytester.makepyprojecttoml(CHECK.format(source='{ spark = "events" }') + """
+[tool.mlfunnel.data.orders]
+dataset = { fixture = "orders" }
+rows = "== 3"
+columns.order_id = { unique = true }
+join = { dataset = { spark = "events" }, on = "id", match = ">= 90%" }
+""")
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider",
+                                           "--funnel-json", "report.json", timeout=300)
+    result.assert_outcomes(passed=4, failed=2)
+    result.stdout.fnmatch_lines(["*amount: max 130, expected <= 100; e.g. 130*",
+                                 "*66.67% of rows*"])
+    data = json.loads((pytester.path / "report.json").read_text())
+    observed = {c["id"].split("::", 1)[1]: c["observed"] for g in data["gates"]
+                for c in g["criteria"]}
+    assert observed["data::events::rows"] == 4 and observed["data::orders::rows"] == 3
