@@ -215,9 +215,8 @@ class NarwhalsEngine(Engine):
         op, column = agg.op, agg.column
         if op == "rows":
             return [nw.len()]
-        if op in ("duplicate_rows", "approx_duplicate_rows"):  # no estimate here: exact
-            parts = [nw.col(c).cast(nw.String).fill_null("\x00") for c in self.schema()]
-            return [nw.len() - nw.concat_str(parts, separator="\x1f").n_unique()]
+        if op in ("duplicate_rows", "approx_duplicate_rows"):
+            return []  # a stage of its own: see _duplicate_rows
         assert column is not None
         x = self._clean(column)
         if op == "count":
@@ -266,6 +265,8 @@ class NarwhalsEngine(Engine):
         for agg, width in plans:
             if width == 0 and agg.op == "quantiles":
                 results.append(self._dask_quantiles(agg))
+            elif width == 0 and agg.op in ("duplicate_rows", "approx_duplicate_rows"):
+                results.append(self._duplicate_rows())
             elif width == 0 and agg.op == "cells":
                 results.append(self._cells(agg))
             elif width == 0:
@@ -274,6 +275,14 @@ class NarwhalsEngine(Engine):
                 results.append(shape(agg, list(row[position:position + width])))
             position += width
         return results
+
+    def _duplicate_rows(self) -> int:
+        """Rows minus distinct rows, by the engine's own distinct over whole rows (its row
+        hashing; nulls equal nulls, NaN equals NaN), exact also under ``approx``: no value
+        is cast to text or joined into a string."""
+        rows = self._collect(self.frame.select(nw.len()), "duplicate rows")[0][0]
+        distinct = self._collect(self.frame.unique().select(nw.len()), "duplicate rows")[0][0]
+        return int(rows or 0) - int(distinct or 0)
 
     def _dask_quantiles(self, agg: Agg) -> list[float | None]:
         assert agg.column is not None
