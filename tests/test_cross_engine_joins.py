@@ -200,3 +200,36 @@ def test_keys_sent_into_each_dialect_render_sql_its_system_parses(system: str) -
     assert len(sent) == 3
     for sql in sent:
         sqlglot.parse_one(sql, read=dialect.sqlglot)  # raises on a syntax error
+
+
+def test_ibis_tables_of_two_connections_never_read_the_stale_table_of_that_name(
+        pytester: pytest.Pytester) -> None:
+    """Ibis: the events' connection also holds a stale ``users`` table with every id; the
+    users of the other connection must be the ones matched (75%, not 100%)."""
+    pytest.importorskip("ibis")
+    pytester.makeconftest(f"""
+import ibis
+import pytest
+
+@pytest.fixture(scope="session")
+def events():
+    con = ibis.duckdb.connect()
+    con.create_table("events", ibis.memtable({{"id": [e[0] for e in {EVENTS!r}],
+                                              "user_id": [e[1] for e in {EVENTS!r}]}}))
+    con.create_table("users", ibis.memtable({{"user_id": {STALE!r}}}))
+    return con.table("events")
+
+@pytest.fixture(scope="session")
+def users():
+    con = ibis.duckdb.connect()
+    con.create_table("users", ibis.memtable({{"user_id": {USERS!r}}}))
+    return con.table("users")
+""")
+    result, _ = run(pytester, """
+[tool.mlfunnel.data.events]
+dataset = { fixture = "events" }
+join = { dataset = { fixture = "users" }, on = "user_id", match = ">= 90%" }
+""")
+    result.assert_outcomes(failed=1)
+    message = str(report(pytester)["data::events::join"]["message"])
+    assert message.startswith("user_id: 75% of rows (300 of 400) found in "), message
