@@ -9,7 +9,6 @@ the shared result.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -28,6 +27,7 @@ from pytest_mlfunnel.kinds.base import (
     Criterion,
     Duration,
     EvalContext,
+    Evaluate,
     ExpectationField,
     PlanContext,
     Source,
@@ -192,9 +192,6 @@ class DatasetConfig(CheckConfig):
             raise ValueError("no constraint: give rows, duplicates, columns, join or "
                              "group_size")
         return self
-
-
-Evaluate = Callable[[EvalContext], Outcome]
 
 
 class DatasetKind(CheckKind[DatasetConfig]):
