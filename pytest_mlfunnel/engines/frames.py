@@ -216,7 +216,7 @@ class NarwhalsEngine(Engine):
         if op == "rows":
             return [nw.len()]
         if op in ("duplicate_rows", "approx_duplicate_rows"):
-            return []  # a stage of its own: see _duplicate_rows
+            return [nw.len()]  # the rows; the distinct rows in a stage of their own
         assert column is not None
         x = self._clean(column)
         if op == "count":
@@ -265,24 +265,23 @@ class NarwhalsEngine(Engine):
         for agg, width in plans:
             if width == 0 and agg.op == "quantiles":
                 results.append(self._dask_quantiles(agg))
-            elif width == 0 and agg.op in ("duplicate_rows", "approx_duplicate_rows"):
-                results.append(self._duplicate_rows())
             elif width == 0 and agg.op == "cells":
                 results.append(self._cells(agg))
             elif width == 0:
                 results.append(self._value_counts(agg))
+            elif agg.op in ("duplicate_rows", "approx_duplicate_rows"):
+                results.append(int(row[position] or 0) - self._distinct_rows())
             else:
                 results.append(shape(agg, list(row[position:position + width])))
             position += width
         return results
 
-    def _duplicate_rows(self) -> int:
-        """Rows minus distinct rows, by the engine's own distinct over whole rows (its row
-        hashing; nulls equal nulls, NaN equals NaN), exact also under ``approx``: no value
-        is cast to text or joined into a string."""
-        rows = self._collect(self.frame.select(nw.len()), "duplicate rows")[0][0]
+    def _distinct_rows(self) -> int:
+        """Distinct whole rows by the engine's own ``unique()`` (its row hashing; nulls equal
+        nulls, NaN equals NaN), exact also under ``approx``: no value is cast to text or
+        joined into a string."""
         distinct = self._collect(self.frame.unique().select(nw.len()), "duplicate rows")[0][0]
-        return int(rows or 0) - int(distinct or 0)
+        return int(distinct or 0)
 
     def _dask_quantiles(self, agg: Agg) -> list[float | None]:
         assert agg.column is not None
