@@ -3,7 +3,11 @@ reaches the driver, and where DuckDB spills what does not fit in memory."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from pytest_mlfunnel.engines.sql import (
     SPILL_LIMIT_ENV,
     duckdb_connection,
     duckdb_executor,
+    spill_folder,
 )
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.spec import SourceSpec
@@ -214,3 +219,42 @@ def pytest_unconfigure(config):
     assert f"spill folders: ['{temp}/mlfunnel-duckdb-" in result.stdout.str()
     assert not (pytester.path / ".tmp").exists()
     assert list(temp.glob("mlfunnel-duckdb-*")) == []  # removed when the process ended
+
+
+SPILLING_PROCESS = """
+import sys
+from pytest_mlfunnel.engines.sql import duckdb_connection
+connection = duckdb_connection({})
+print(connection.execute("SELECT current_setting('temp_directory')").fetchone()[0], flush=True)
+sys.stdin.read()
+"""
+
+
+def spilling_process(temp: Path) -> tuple[subprocess.Popen[str], Path]:
+    """A process with a DuckDB connection, alive until its stdin closes, and its spill folder."""
+    child = subprocess.Popen([sys.executable, "-c", SPILLING_PROCESS], text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             env={**os.environ, "TMPDIR": str(temp)})
+    assert child.stdout is not None
+    folder = Path(child.stdout.readline().strip())
+    assert folder.parent == temp and folder.is_dir(), folder
+    return child, folder
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="folders are swept where flock exists")
+def test_the_spill_folder_of_a_killed_run_is_removed_by_the_next_one_and_a_live_one_is_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    killed, killed_folder = spilling_process(tmp_path)
+    live, live_folder = spilling_process(tmp_path)
+    (killed_folder / "duckdb_temp_block-1.block").write_bytes(b"x" * 4096)
+    older = tmp_path / "mlfunnel-duckdb-made-by-an-older-version"
+    older.mkdir()
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert killed_folder.is_dir()  # no exit handler ran
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    mine = Path(spill_folder())
+    assert not killed_folder.exists()
+    assert live_folder.is_dir() and mine.is_dir() and older.is_dir()
+    live.communicate("", timeout=30)
+    assert live.returncode == 0 and not live_folder.exists()  # removed at its own exit

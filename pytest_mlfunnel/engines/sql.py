@@ -736,6 +736,63 @@ def spill_limit() -> str:
     return limit
 
 
+SPILL_PREFIX = "mlfunnel-duckdb-"
+_LOCK = ".in-use"
+#: descriptors of the lock files of this process's spill folders: held until it ends
+_held: list[int] = []
+
+
+def _try_lock(descriptor: int) -> bool:
+    """An exclusive lock on an open file, without waiting (False: someone holds it)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: folders of killed runs are not swept there
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def sweep_spill_folders(parent: str) -> list[str]:
+    """Remove the spill folders of processes that ended without removing their own (a run
+    killed with SIGKILL runs no exit handler): a live process holds a lock on the folder's
+    lock file for its whole life, so a folder whose lock can be taken has no owner. Folders
+    without a lock file (being created, or made by an older version) are left alone."""
+    removed = []
+    for name in sorted(os.listdir(parent)):
+        if not name.startswith(SPILL_PREFIX):
+            continue
+        folder = os.path.join(parent, name)
+        try:
+            with open(os.path.join(folder, _LOCK), "rb") as handle:
+                if not _try_lock(handle.fileno()):
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        except OSError:
+            continue
+    return removed
+
+
+def spill_folder() -> str:
+    """A new folder for DuckDB's spill under the system's temporary directory, locked for
+    this process's life and removed at its exit; the folders of killed runs are swept first."""
+    parent = tempfile.gettempdir()
+    sweep_spill_folders(parent)
+    folder = tempfile.mkdtemp(prefix=SPILL_PREFIX)
+    # the lock is taken before the lock file gets its name, so no sweep sees it unlocked
+    descriptor, name = tempfile.mkstemp(dir=folder, prefix=".lock-")
+    if _try_lock(descriptor):
+        os.replace(name, os.path.join(folder, _LOCK))
+        _held.append(descriptor)
+    else:
+        os.close(descriptor)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def duckdb_connection(shared: dict[Any, Any]) -> Any:
     """One in-memory DuckDB per process: every file and eager frame is a view on it.
 
@@ -749,8 +806,7 @@ def duckdb_connection(shared: dict[Any, Any]) -> Any:
         # no progress bar: it would print into the test output on long scans
         connection = duckdb.connect(":memory:")
         connection.execute("SET enable_progress_bar = false")
-        folder = tempfile.mkdtemp(prefix="mlfunnel-duckdb-")
-        atexit.register(shutil.rmtree, folder, True)
+        folder = spill_folder()
         connection.execute("SET temp_directory = ?", [folder])
         connection.execute(f"SET max_temp_directory_size = '{limit}'")
         return connection
