@@ -24,6 +24,7 @@ from pytest_mlfunnel.engines.expr import (
     narwhals_crosstab,
     narwhals_score_ranks,
 )
+from pytest_mlfunnel.engines.placements import Placements
 from pytest_mlfunnel.engines.protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
@@ -509,4 +510,10 @@ class NarwhalsEngine(Engine):
     def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
                     where: Expr | None) -> list[dict[Any, ScoreRanks]]:
         return narwhals_score_ranks(self, label, scores, rankings, where)
+
+    def placement_sums(self, labels: list[Expr], scores: list[tuple[Expr, Expr]],
+                       by: Expr | None, where: Expr | None) -> Placements:
+        from pytest_mlfunnel.engines.placements import narwhals_placement_sums
+
+        return narwhals_placement_sums(self, labels, scores, by, where)
 

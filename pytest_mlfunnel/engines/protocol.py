@@ -46,7 +46,9 @@ each row, looked up by key in the engine (``Engine.joined_native``).
 tuples) not found in other; asked only when a join check fails.
 ``Table.crosstab(keys, values)`` and ``Table.score_ranks(label, scores, rankings, where)``
 group rows by expressions of several columns (a confusion matrix, sums of losses, the score
-ordering an AUC needs): see ``engines.expr``.
+ordering an AUC needs): see ``engines.expr``. ``Table.placement_sums(labels, scores, by,
+where)`` sums the DeLong placements of paired scores under several labels at once (the
+variance of a mean of one-vs-rest AUCs): see ``engines.placements``.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeAlias
 
 from pytest_mlfunnel.engines.expr import Expr, Ranking, ScoreRanks
+from pytest_mlfunnel.engines.placements import Placements
 from pytest_mlfunnel.outcome import CriterionError
 
 NUMERIC = ("int", "float", "bool")
@@ -267,6 +270,9 @@ class Table(Protocol):
     def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
                     where: Expr | None = None) -> list[dict[Any, ScoreRanks]]: ...
 
+    def placement_sums(self, labels: list[Expr], scores: list[tuple[Expr, Expr]],
+                       by: Expr | None = None, where: Expr | None = None) -> Placements: ...
+
 
 class Engine:
     """What one engine answers. ``compute`` gets only aggregates valid for the schema and
@@ -345,6 +351,10 @@ class Engine:
 
     def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
                     where: Expr | None) -> list[dict[Any, ScoreRanks]]:
+        raise CriterionError(f"{self.display}: this engine cannot rank scores")
+
+    def placement_sums(self, labels: list[Expr], scores: list[tuple[Expr, Expr]],
+                       by: Expr | None, where: Expr | None) -> Placements:
         raise CriterionError(f"{self.display}: this engine cannot rank scores")
 
 

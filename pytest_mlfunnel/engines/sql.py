@@ -33,6 +33,7 @@ from pytest_mlfunnel.engines.expr import (
     sql_crosstab,
     sql_score_ranks,
 )
+from pytest_mlfunnel.engines.placements import Placements
 from pytest_mlfunnel.engines.protocol import (
     CELL_SPAN,
     OFFENDING_LIMIT,
@@ -718,6 +719,12 @@ class SqlEngine(Engine):
     def score_ranks(self, label: Expr, scores: list[Expr], rankings: list[Ranking],
                     where: Expr | None) -> list[dict[Any, ScoreRanks]]:
         return sql_score_ranks(self, label, scores, rankings, where)
+
+    def placement_sums(self, labels: list[Expr], scores: list[tuple[Expr, Expr]],
+                       by: Expr | None, where: Expr | None) -> Placements:
+        from pytest_mlfunnel.engines.placements import sql_placement_sums
+
+        return sql_placement_sums(self, labels, scores, by, where)
 
 
 # --------------------------------------------------------------------------- DuckDB

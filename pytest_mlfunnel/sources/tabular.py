@@ -35,6 +35,7 @@ from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
 from pytest_mlfunnel.engines.expr import VALUE_OPS, Expr, Ranking, ScoreRanks
+from pytest_mlfunnel.engines.placements import Placements
 from pytest_mlfunnel.engines.protocol import (
     NUMERIC,
     OFFENDING_LIMIT,
@@ -361,6 +362,17 @@ class SharedTable:
         self._need_expressions([label, *scores, *groups, *([where] if where else [])])
         return list(self._guard(lambda: self.engine.score_ranks(label, scores, rankings,
                                                                 where)))
+
+    def placement_sums(self, labels: list[Expr], scores: list[tuple[Expr, Expr]],
+                       by: Expr | None = None, where: Expr | None = None) -> Placements:
+        """The DeLong placements of paired scores under several labels, summed per group and
+        combination of labels (see engines.placements)."""
+        if len(labels) != len(scores) or not labels:
+            raise CriterionError("placements: give one pair of scores per label")
+        self._need_expressions([*labels, *(s for pair in scores for s in pair),
+                                *([by] if by else []), *([where] if where else [])])
+        return dict(self._guard(lambda: self.engine.placement_sums(labels, scores, by,
+                                                                   where)))
 
 
 def table_rows_and_max(table: Table, column: str) -> tuple[int, str]:
