@@ -4,6 +4,8 @@ Each method works on what a data engine returns cheaply, never on rows:
 
 - ``mcnemar``: accuracy from the two discordant counts (rows only one model got right).
 - ``delong``: ROC AUC from the DeLong placement sums (``engines.expr.ScoreRanks``).
+- ``delong_ovr``: the mean of one-vs-rest ROC AUCs, from per-row DeLong influence terms
+  summed per true class (``engines.placements``).
 - ``mean_difference``: a mean per-row loss (log loss, Brier, absolute error) from the sum and
   sum of squares of the per-row differences.
 - ``multinomial_bootstrap``: any confusion-matrix metric from the joint table of (target,
@@ -132,6 +134,54 @@ def delong(value: float, baseline: float, positives: int, negatives: int,
     z = _z()
     d = a - b
     return PairedDifference(value, baseline, "delong", d - z * se, d + z * se, se=se)
+
+
+def delong_ovr(rows: Sequence[int], placed: Sequence[Sequence[float]],
+               crossed: Sequence[dict[tuple[int, int], float]]) -> PairedDifference:
+    """The mean of one-vs-rest ROC AUCs over K classes: DeLong's method through per-row
+    influence terms. ``rows[c]`` is P_c, the rows of class c; ``placed[c][2k + m]`` sums over
+    them the placement u of score column k of model m (the model, m = 0, or the baseline,
+    m = 1): negatives of k scored lower plus half the tied ones for a row of class k,
+    positives of k scored lower plus half the tied ones for any other row;
+    ``crossed[c][(k, l)]`` sums d_k d_l with d_k = u_(k,0) - u_(k,1).
+
+    With n rows, N_k = n - P_k and pi_k = P_k / n, AUC_km = (sum of u_km over class k) /
+    (P_k N_k), and each AUC moves with the rows as AUC + (1/n) sum_r IF(r), where
+    IF(r) = (V10(r) - AUC) / pi_k for a row of class k (V10 = u / N_k) and
+    (V01(r) - AUC) / (1 - pi_k) for any other row (V01 = 1 - u / P_k). The difference of the
+    means D = (1/K) sum_k (AUC_k0 - AUC_k1) then has var(D) = (1/n^2) sum_r phi(r)^2 with
+    phi(r) = (1/K) sum_k (IF_k0(r) - IF_k1(r)) = (n/K) (sum_k g_ck d_k(r) + h_c) for a row of
+    class c, where g_ck = +-1 / (P_k N_k) (+ for k = c) and
+    h_c = -delta_c / P_c - sum_(k != c) delta_k / N_k, delta_k = AUC_k0 - AUC_k1: a quadratic
+    form in the sums above, per class. For K = 2 and complementary columns this is DeLong's
+    variance, with P and N in place of P - 1 and N - 1. The interval is D +- z se and the test
+    z = (D - m) / se."""
+    count = len(rows)
+    if count < 2 or len(placed) != count or len(crossed) != count:
+        raise PairedError("roc_auc_ovr needs the placements of at least 2 classes")
+    if min(rows) < 2:
+        raise PairedError(f"DeLong needs at least 2 rows of every class ({min(rows)} of one)")
+    n = sum(rows)
+    others = [n - p for p in rows]
+    auc = [[placed[k][2 * k + m] / (rows[k] * others[k]) for m in (0, 1)]
+           for k in range(count)]
+    delta = [a - b for a, b in auc]
+    total = 0.0
+    for c in range(count):
+        g = [(1.0 if k == c else -1.0) / (rows[k] * others[k]) for k in range(count)]
+        h = -delta[c] / rows[c] - sum(delta[k] / others[k] for k in range(count) if k != c)
+        firsts = [placed[c][2 * k] - placed[c][2 * k + 1] for k in range(count)]
+        square = sum(g[k] * g[m] * crossed[c][(min(k, m), max(k, m))]
+                     for k in range(count) for m in range(count))
+        total += square + 2 * h * sum(gk * d for gk, d in zip(g, firsts, strict=True)) + (
+            rows[c] * h * h)
+    se = math.sqrt(max(total, 0.0)) / count
+    value = sum(a for a, _ in auc) / count
+    baseline = sum(b for _, b in auc) / count
+    d = value - baseline
+    z = _z()
+    return PairedDifference(value, baseline, "delong, one-vs-rest", d - z * se, d + z * se,
+                            se=se)
 
 
 def mean_difference(value: float, baseline: float, rows: int, total: float,

@@ -17,10 +17,12 @@ from pytest_mlfunnel.kinds.base import EvalContext
 from pytest_mlfunnel.kinds.predictions import Collector, PredictionsConfig, compare_paired
 from pytest_mlfunnel.paired import (
     CalibrationCell,
+    PairedError,
     binomial,
     binomial_sf,
     calibration_bootstrap,
     delong,
+    delong_ovr,
     mcnemar,
     mean_difference,
     multinomial,
@@ -375,3 +377,133 @@ def test_ece_intervals_cover_the_true_difference_95_percent_of_the_time() -> Non
         found = calibration_bootstrap(0.0, 0.0, calibration_cells(y, a, b), draws=200, seed=i)
         covered += found.low <= truth <= found.high
     assert 0.925 <= covered / simulations <= 0.975, covered / simulations
+
+
+# --------------------------------------------------------------------------- roc_auc_ovr
+def ovr_placements(y: np.ndarray, a: np.ndarray, b: np.ndarray
+                   ) -> tuple[list[int], list[list[float]], list[dict[tuple[int, int], float]],
+                              np.ndarray]:
+    """What the engines sum for ``delong_ovr``, from midranks: per true class its rows, the
+    sums of every placement and of the products of the paired differences; and each row's
+    placements u[row, 2k + m]."""
+    classes = np.unique(y)
+    count = len(classes)
+    u = np.zeros((len(y), 2 * count))
+    for k, label in enumerate(classes):
+        pos = y == label
+        for m, scores in enumerate((a, b)):
+            s = scores[:, k]
+            # negatives (positives) below a positive (negative) row + half the tied ones
+            u[pos, 2 * k + m] = ss.rankdata(s)[pos] - ss.rankdata(s[pos])
+            u[~pos, 2 * k + m] = ss.rankdata(s)[~pos] - ss.rankdata(s[~pos])
+    d = u[:, 0::2] - u[:, 1::2]
+    rows, placed, crossed = [], [], []
+    for label in classes:
+        mine = y == label
+        rows.append(int(mine.sum()))
+        placed.append(u[mine].sum(axis=0).tolist())
+        crossed.append({(k, m): float((d[mine, k] * d[mine, m]).sum())
+                        for k in range(count) for m in range(k, count)})
+    return rows, placed, crossed, u
+
+
+def ovr_influence(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """The mean one-vs-rest AUCs of both models and the standard error of their difference,
+    from each row's influence terms: var = (1/n^2) sum phi^2."""
+    classes = np.unique(y)
+    n = len(y)
+    *_, u = ovr_placements(y, a, b)
+    phi = np.zeros(n)
+    aucs = np.zeros((len(classes), 2))
+    for k, label in enumerate(classes):
+        pos = y == label
+        p, q = int(pos.sum()), n - int(pos.sum())
+        for m in (0, 1):
+            auc = u[pos, 2 * k + m].sum() / (p * q)
+            aucs[k, m] = auc
+            influence = np.where(pos, (u[:, 2 * k + m] / q - auc) / (p / n),
+                                 (1 - u[:, 2 * k + m] / p - auc) / (q / n))
+            phi += (1 if m == 0 else -1) * influence / len(classes)
+    return float(aucs[:, 0].mean()), float(aucs[:, 1].mean()), math.sqrt((phi ** 2).sum()) / n
+
+
+def softmax_scores(rng: np.random.Generator, y: np.ndarray, strength: np.ndarray,
+                   shared: np.ndarray, decimals: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Two models' per-class probabilities (softmax of class signals plus noise, partly shared
+    between the models, rounded so that they tie)."""
+    classes = np.unique(y)
+    onehot = (y[:, None] == classes[None, :]).astype(float)
+    common = rng.normal(size=onehot.shape)
+    out = []
+    for m in (0, 1):
+        noise = shared * common + math.sqrt(1 - shared ** 2) * rng.normal(size=onehot.shape)
+        logits = onehot * strength[m] + noise
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        out.append(np.round(e / e.sum(axis=1, keepdims=True), decimals))
+    return out[0], out[1]
+
+
+def test_roc_auc_ovr_from_placement_sums_equals_the_per_row_influence_computation() -> None:
+    rng = np.random.default_rng(31)
+    y = rng.choice(np.array(["a", "b", "c", "d"]), 500, p=[0.4, 0.3, 0.2, 0.1])
+    a, b = softmax_scores(rng, y, np.array([[2.0, 1.0, 1.5, 0.5], [1.0, 1.2, 0.8, 1.0]]), 0.5)
+    rows, placed, crossed, _ = ovr_placements(y, a, b)
+    found = delong_ovr(rows, placed, crossed)
+    value, baseline, se = ovr_influence(y, a, b)
+    assert (found.value, found.baseline) == pytest.approx((value, baseline), abs=1e-12)
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    assert found.value == pytest.approx(np.mean([sklearn_metrics.roc_auc_score(
+        y == label, a[:, k]) for k, label in enumerate("abcd")]), abs=1e-12)
+    assert found.se == pytest.approx(se, rel=1e-9)
+    z = ss.norm.ppf(0.975)
+    assert (found.low, found.high) == pytest.approx((value - baseline - z * se,
+                                                     value - baseline + z * se), rel=1e-9)
+    assert found.p_value(0.01) == pytest.approx(ss.norm.sf((value - baseline - 0.01) / se))
+    assert found.method == "delong, one-vs-rest"
+
+
+def test_for_two_classes_the_ovr_variance_is_delongs_with_p_and_n_for_p_minus_1_and_n_minus_1(
+        ) -> None:
+    rng = np.random.default_rng(32)
+    n = 400
+    y = rng.integers(0, 2, n)
+    a1 = np.round(1 / (1 + np.exp(-rng.normal(1.1 * y, 1.0))), 2)
+    b1 = np.round(1 / (1 + np.exp(-rng.normal(0.8 * y, 1.0))), 2)
+    a, b = np.stack([1 - a1, a1], axis=1), np.stack([1 - b1, b1], axis=1)
+    rows, placed, crossed, u = ovr_placements(y, a, b)
+    found = delong_ovr(rows, placed, crossed)
+    auc_a, auc_b, se = delong_direct(y, a1, b1)
+    assert (found.value, found.baseline) == pytest.approx((auc_a, auc_b), abs=1e-12)
+    # class 1's columns: V10 = u / N on positives, V01 = 1 - u / P on negatives
+    m, q = int(y.sum()), n - int(y.sum())
+    v10, v01 = (u[y == 1, 2] - u[y == 1, 3]) / q, (u[y == 0, 2] - u[y == 0, 3]) / m
+    assert se ** 2 == pytest.approx(v10.var(ddof=1) / m + v01.var(ddof=1) / q, rel=1e-9)
+    assert found.se ** 2 == pytest.approx(v10.var(ddof=0) / m + v01.var(ddof=0) / q, rel=1e-9)
+
+
+def test_roc_auc_ovr_needs_two_rows_of_every_class() -> None:
+    with pytest.raises(PairedError, match=r"^DeLong needs at least 2 rows of every class "
+                                          r"\(1 of one\)$"):
+        delong_ovr([5, 1], [[4.0] * 4, [1.0] * 4], [{(0, 0): 0.0, (0, 1): 0.0, (1, 1): 0.0}] * 2)
+
+
+def test_roc_auc_ovr_intervals_cover_the_true_difference_95_percent_of_the_time() -> None:
+    rng = np.random.default_rng(33)
+    labels = np.array(["a", "b", "c"])
+    shares = [0.5, 0.3, 0.2]
+    strength = np.array([[1.6, 0.6, 1.2], [1.0, 1.0, 0.9]])  # unequal per-class AUCs
+
+    def population(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = rng.choice(labels, size, p=shares)
+        return (y, *softmax_scores(rng, y, strength, 0.6, decimals=3))
+
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    y, a, b = population(400_000)
+    truth = np.mean([sklearn_metrics.roc_auc_score(y == c, a[:, k])
+                     - sklearn_metrics.roc_auc_score(y == c, b[:, k])
+                     for k, c in enumerate(labels)])
+    covered = 0
+    for _ in range(SIMULATIONS):
+        found = delong_ovr(*ovr_placements(*population(300))[:3])
+        covered += found.low <= truth <= found.high
+    assert within(covered / SIMULATIONS), covered / SIMULATIONS

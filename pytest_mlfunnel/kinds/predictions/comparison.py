@@ -23,6 +23,7 @@ from pytest_mlfunnel.paired import (
     PairedError,
     calibration_bootstrap,
     delong,
+    delong_ovr,
     mcnemar,
     mean_difference,
     multinomial_bootstrap,
@@ -71,6 +72,8 @@ def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: S
         return delong(value, baseline, ranks.positives, ranks.negatives,
                       (first.below, second.below), (first.below_sq, second.below_sq),
                       ranks.cross_below, (first.above_sq, second.above_sq), ranks.cross_above)
+    if metric == "roc_auc_ovr":
+        return _compare_ovr(scope)
     baseline = metric_value(check, evidence, metric, scope, which=2)
     cells = sorted(scope.confusion, key=lambda cell: tuple(label_order(v) for v in cell))
     if metric == "accuracy":
@@ -88,6 +91,20 @@ def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: S
 
     return multinomial_bootstrap(value, baseline, [scope.confusion[c] for c in cells],
                                  difference)
+
+
+def _compare_ovr(scope: Scope) -> PairedDifference:
+    """roc_auc_ovr: DeLong through per-row influence terms, from the placements summed per
+    true class (see paired.delong_ovr)."""
+    if not scope.placements:
+        raise CriterionError("roc_auc_ovr: the baseline's scores could not be ranked")
+    count = len(next(iter(scope.placements)))
+    by_class = [scope.placements.get(tuple(int(i == c) for i in range(count)))
+                for c in range(count)]
+    if any(sums is None for sums in by_class):
+        raise PairedError("roc_auc_ovr needs rows of every class")
+    return delong_ovr([s.rows for s in by_class if s], [s.placed for s in by_class if s],
+                      [s.crossed for s in by_class if s])
 
 
 def _right(check: PredictionsConfig, evidence: Evidence, cell: tuple[Any, Any, Any],

@@ -89,7 +89,12 @@ class BaselineColumns(BaseModel):
     source: Source | None = None
     key: str | list[str] | None = None
     prediction: str | None = None
-    score: str | None = None
+    score: str | list[str] | None = None
+
+    @property
+    def scores(self) -> list[str]:
+        return [] if self.score is None else [self.score] if isinstance(self.score, str) else (
+            list(self.score))
 
     @property
     def keys(self) -> list[str]:
@@ -113,7 +118,8 @@ PAIRED = {
     "binary": (*BINARY_LABEL_METRICS, "roc_auc", "log_loss", "brier", "ece"),
     "multiclass": ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro",
                    "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
-                   "precision_micro", "recall_micro", "f1_micro", "precision", "recall", "f1"),
+                   "precision_micro", "recall_micro", "f1_micro", "precision", "recall", "f1",
+                   "roc_auc_ovr"),
     "regression": ("mae", "rmse", "r2", "mape"),
 }
 
@@ -144,6 +150,12 @@ class PredictionsConfig(CheckConfig):
         if not self.expect:
             raise ValueError("expect: give at least one metric, e.g. expect = { accuracy = "
                              "\">= 0.8\" }")
+        if isinstance(self.baseline, BaselineColumns) and self.baseline.score is not None and (
+                isinstance(self.baseline.score, list) != (self.task == "multiclass")):
+            raise ValueError("baseline.score: " + (
+                "multiclass takes a list of per-class probability columns, as score does"
+                if self.task == "multiclass" else
+                "one column, the positive class's probability"))
         names = {}
         for text in self.expect:
             try:
@@ -185,6 +197,14 @@ class PredictionsConfig(CheckConfig):
         if name.base in BINARY_SCORE_METRICS and self.baseline_score is None:
             raise ValueError(f"{where}: {name.base} needs the baseline's scores: baseline = "
                              "{ prediction = \"...\", score = \"...\" }")
+        if name.base == "roc_auc_ovr":
+            given = len(self.baseline_scores)
+            if given != len(self.score or []):
+                raise ValueError(
+                    f"{where}: roc_auc_ovr needs the baseline's per-class scores, as many "
+                    f"columns as score ({len(self.score or [])}; {given} given): baseline = "
+                    "{ score = [\"...\", ...] }, in the order of the sorted class labels")
+            return
         if name.base not in BINARY_SCORE_METRICS and self.baseline_prediction is None:
             raise ValueError(f"{where}: {name.base} needs the baseline's predictions: "
                              "baseline = \"<column>\" or { prediction = \"...\" }")
@@ -202,7 +222,8 @@ class PredictionsConfig(CheckConfig):
         joined = self.baseline_table
         if joined is None:
             return {}
-        return {f"baseline.{c}": c for c in (joined.prediction, joined.score) if c}
+        return {f"baseline.{c}": c for c in [*([joined.prediction] if joined.prediction else []),
+                                             *joined.scores]}
 
     @property
     def baseline_prediction(self) -> str | None:
@@ -213,10 +234,20 @@ class PredictionsConfig(CheckConfig):
 
     @property
     def baseline_score(self) -> str | None:
-        if not isinstance(self.baseline, BaselineColumns):
+        """The baseline's score column of a binary task."""
+        if not isinstance(self.baseline, BaselineColumns) or not isinstance(
+                self.baseline.score, str):
             return None
-        column = self.baseline.score
-        return f"baseline.{column}" if column and self.baseline_table else column
+        return self.baseline_scores[0]
+
+    @property
+    def baseline_scores(self) -> list[str]:
+        """The baseline's score columns (one per class for multiclass), as the predictions
+        table names them."""
+        if not isinstance(self.baseline, BaselineColumns):
+            return []
+        prefix = "baseline." if self.baseline_table else ""
+        return [f"{prefix}{c}" for c in self.baseline.scores]
 
     def metric_names(self) -> dict[str, MetricName]:
         return {text: parse_metric_name(text, self.task) for text in self.expect}

@@ -21,6 +21,7 @@ from pytest_mlfunnel.engines.expr import (
     ln,
     outside,
 )
+from pytest_mlfunnel.engines.placements import PlacementSums
 from pytest_mlfunnel.engines.protocol import Table
 from pytest_mlfunnel.expectations import format_value
 from pytest_mlfunnel.kinds.base import EvalContext
@@ -55,6 +56,9 @@ class Scope:
     median: dict[str, float] = field(default_factory=dict)
     ranks: ScoreRanks | None = None
     class_ranks: dict[Any, ScoreRanks] = field(default_factory=dict)
+    #: roc_auc_ovr against the baseline: per true class (its one-hot tuple of labels), the
+    #: sums of the rows' placements (``Table.placement_sums``)
+    placements: dict[tuple[int, ...], PlacementSums] = field(default_factory=dict)
 
     def add(self, name: str, value: float | None) -> None:
         if value is not None:
@@ -115,6 +119,7 @@ class Collector:
         self.table = table
         self.baseline_column = check.baseline_prediction
         self.baseline_score = check.baseline_score
+        self.baseline_scores = check.baseline_scores  # one per class for multiclass
         self.scores = check.score if isinstance(check.score, list) else (
             [check.score] if check.score else [])
         self.names = check.metric_names()
@@ -127,7 +132,8 @@ class Collector:
         used += [self.check.target]
         used += [self.check.prediction] if self.check.prediction else []
         used += self.scores
-        used += [c for c in (self.baseline_column, self.baseline_score) if c]
+        used += [self.baseline_column] if self.baseline_column else []
+        used += self.baseline_scores
         return list(dict.fromkeys(used))
 
     def wants(self, metrics: Iterable[str], baseline: bool | None = None) -> bool:
@@ -139,7 +145,7 @@ class Collector:
         for column in [*self._columns(), *self.check.slices]:
             if column not in schema:
                 raise CriterionError(missing_column(column, schema, self.table.display))
-        for column in self.scores + ([self.baseline_score] if self.baseline_score else []):
+        for column in self.scores + self.baseline_scores:
             if schema[column] not in ("float", "int", "bool"):
                 raise CriterionError(f"{column}: scores must be numbers (probabilities), "
                                      f"{column} is {schema[column]}")
@@ -195,8 +201,7 @@ class Collector:
                             col(self.baseline_column) if self.baseline_column else zero]
         keys += [col(s) for s in check.slices]
         keys += [outside(col(s), 0.0, 1.0) for s in self.scores]
-        if self.baseline_score:
-            keys.append(outside(col(self.baseline_score), 0.0, 1.0))
+        keys += [outside(col(s), 0.0, 1.0) for s in self.baseline_scores]
         score = self.scores[0] if binary and self.scores else None
         values: list[tuple[str, Expr]] = []
         if score is not None:
@@ -232,7 +237,7 @@ class Collector:
             if nulls:
                 dropped[nulls[0]] = dropped.get(nulls[0], 0) + n
                 continue
-            ranges = key[width:width + len(self.scores) + bool(self.baseline_score)]
+            ranges = key[width:width + len(self.scores) + len(self.baseline_scores)]
             if any(flag == 1 for flag in ranges):
                 out_of_range += n
             kept.append((key[nflags:], n, sums))
@@ -249,7 +254,7 @@ class Collector:
         if out_of_range:
             evidence.score_problem = (
                 f"{out_of_range} rows have a score outside [0, 1] in "
-                f"{', '.join(self.scores + ([self.baseline_score] if self.baseline_score else []))}"
+                f"{', '.join(self.scores + self.baseline_scores)}"
                 "; scores must be probabilities")
         slice_end = 3 + len(check.slices)
         for key, n, sums in kept:
@@ -357,6 +362,28 @@ class Collector:
                         evidence.overall.class_ranks[label_value] = ranks
                     elif key in evidence.slices[column]:
                         evidence.slices[column][key].class_ranks[label_value] = ranks
+        self._placements(evidence, classes, groupings, where)
+
+    def _placements(self, evidence: Evidence, classes: list[Any],
+                    groupings: list[str | None], where: Expr) -> None:
+        """roc_auc_ovr against the baseline: the placements of every row under every class's
+        pair of score columns, summed per true class (``Table.placement_sums``)."""
+        if not self.baseline_scores:
+            return
+        labels = [equals(self.check.target, c) for c in classes]
+        pairs = [(col(a), col(b)) for a, b in zip(self.scores, self.baseline_scores,
+                                                   strict=True)]
+        for column in groupings:
+            if not any(n.base == "roc_auc_ovr" and n.slice_column == column
+                       and self.check.expect[n.text].uses_baseline for n in self.names.values()):
+                continue
+            found = self.table.placement_sums(labels, pairs, col(column) if column else None,
+                                              where)
+            for key, by_class in found.items():
+                scope = (evidence.overall if column is None
+                         else evidence.slices[column].get(key))
+                if scope is not None:
+                    scope.placements = by_class
 
     # ------------------------------------------------------------------ regression
     def _regression(self) -> Evidence:
