@@ -156,3 +156,53 @@ def test_one_query_ranks_overall_with_two_scores_and_per_group_with_one(
         if count == 2:
             assert ranks.cross_below == pytest.approx(expected["cross_below"], rel=1e-12)
             assert ranks.cross_above == pytest.approx(expected["cross_above"], rel=1e-12)
+
+
+def sliced_frame() -> pd.DataFrame:
+    """Ties within and across groups and labels, a group with positives only, a null group,
+    a null score, and an integer group column beside the string one."""
+    rng = np.random.default_rng(21)
+    n = 400
+    data = pd.DataFrame({"y": rng.integers(0, 2, n),
+                         "g": rng.choice(["b", "a", "c", None], n),
+                         "s": np.round(rng.random(n), 1), "t": np.round(rng.random(n), 2)})
+    data.loc[data.g == "c", "y"] = 1  # one class only: its AUC is undefined, its sums are not
+    data.loc[5, "s"] = np.nan
+    data["n"] = data.g.map({"a": 30, "b": 10, "c": 20}).astype("Int64")
+    return data
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("column", ["g", "n"])
+def test_a_group_with_known_values_ranks_in_one_sort_as_it_would_alone(
+        engine: str, column: str, tmp_path: Path) -> None:
+    data = sliced_frame()
+    if engine == "sqlite":
+        data = data.drop(columns="n")
+        if column == "n":
+            pytest.skip("the SQLite table of this test holds the string group only")
+    table = open_in(engine, data, tmp_path)
+    valid = outside(col("s"), 0.0, 1.0)
+    where = valid - valid + 1.0
+    values = tuple(data[column].dropna().unique().tolist())
+    # listed in no particular order, and one value that no row holds
+    listed = (*values[::-1], "zz" if column == "g" else 99)
+    coded, partitioned = table.score_ranks(
+        equals("y", 1), [col("s"), col("t")],
+        [Ranking(col(column), 2, values=listed), Ranking(col(column), 2)], where)
+    rows = data[data.s.notna()]
+    assert set(coded) == set(partitioned) == set(values)  # the null group is left out
+    for value in values:
+        part = rows[rows[column] == value]
+        expected = placement_sums(part.y.to_numpy(), [part.s.to_numpy(), part.t.to_numpy()])
+        for ranks in (coded[value], partitioned[value]):
+            assert (ranks.positives, ranks.negatives) == (expected["positives"],
+                                                          expected["negatives"]), value
+            for i, rank in enumerate(ranks.scores):
+                assert rank.below == expected["below"][i], (value, i)
+                assert rank.above == expected["above"][i], (value, i)
+                assert rank.below_sq == pytest.approx(expected["below_sq"][i], rel=1e-12)
+                assert rank.above_sq == pytest.approx(expected["above_sq"][i], rel=1e-12)
+            assert ranks.cross_below == pytest.approx(expected["cross_below"], rel=1e-12)
+            assert ranks.cross_above == pytest.approx(expected["cross_above"], rel=1e-12)
+    assert coded["c" if column == "g" else 20].negatives == 0

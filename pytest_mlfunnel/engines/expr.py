@@ -31,13 +31,20 @@ and average precision, for rows where ``where`` is 1 (and ``by`` is not null); `
 for a positive row, 0 for a negative. See ``ScoreRanks``. The tie rule is the Mann-Whitney one:
 a tie counts one half.
 
-SQL engines answer each ranking with one query: one sort of the rows per score, partitioned
-by the group, and no GROUP BY over scores and no join back. Over that order, per row:
-``rs = rank()``, ``le = count(*)`` and ``pl = sum(label)`` (rows and positives at or below its
-score) and ``pq = sum(label)`` over its peers (positives tied with it) give
+SQL engines answer each ranking with one query: one sort of the rows per score, and no
+GROUP BY over scores and no join back. Over that order, per row: ``rs = rank()``,
+``le = count(*)`` and ``pl = sum(label)`` (rows and positives at or below its score) and
+``pq = sum(label)`` over its peers (positives tied with it) give one number ``v``:
 
     positive row: 2 * (negatives below + half the tied ones) = (le - pl) + (rs - 1 - pl + pq)
     negative row: 2 * (positives below + half the tied ones) = 2 * pl - pq
+
+computed before the next score's sort, so that the sort carries one column per score. A group
+whose values are known (``Ranking.values``, a string or integer column of a few values) is
+ordered by (its value's index, score) in one unpartitioned sort: the running counts then
+include the rows of the groups before, a constant per group that is taken off the sums of v,
+v^2 and v0 * v1 afterwards. Other groups, and average precision (which needs each group's
+totals beside every row), partition the windows by the group.
 
 Halved, these are DeLong's structural components times the size of the other class (V10 *
 negatives for a positive row; positives - V01 * positives for a negative row), so their sums,
@@ -159,6 +166,9 @@ class Ranking:
     by: Expr | None = None
     scores: int = 1
     precision: bool = False  # also the sums behind average precision (of the first score)
+    #: the values of ``by`` to rank (when known, e.g. from a crosstab): a string or integer
+    #: column with a few values is then ranked in one sort by (value, score), not partitioned
+    values: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -275,59 +285,88 @@ def _window_medians(engine: Any, rendering: SqlRendering, keys: list[Expr], expr
             for row in engine.run_seeing_nan(sql, "medians")}
 
 
+#: a slice column with at most this many values is ranked in one sort of (slice code, score):
+#: a CASE over more values would cost more per row than the partitioned windows it replaces
+MAX_CODED_VALUES = 64
+
+
 def sql_score_ranks(engine: Any, label: Expr, scores: list[Expr], rankings: list[Ranking],
                     where: Expr | None) -> list[dict[Any, ScoreRanks]]:
-    """One query per ranking: one sort of the rows per score, partitioned by the group,
-    read by a rank and running counts over it (see the module's docstring). All rankings in
-    one query took as long and twice the memory: each window carries the columns of the ones
-    before."""
+    """One query per ranking: one sort of the rows per score, read by a rank and running
+    counts over it (see the module's docstring). All rankings in one query took as long and
+    twice the memory: each window carries the columns of the ones before."""
     return [_sql_ranking(engine, label, scores[:ranking.scores], ranking, where)
             for ranking in rankings]
+
+
+def _slice_code(engine: Any, rendering: SqlRendering, ranking: Ranking) -> str | None:
+    """The slice as a dense integer (its index in ``ranking.values``), or None to partition by
+    the slice itself: ordering by an integer code and the score is one unpartitioned sort, many
+    times cheaper than partitions keyed by strings."""
+    by = ranking.by
+    if (by is None or by.op != "col" or not ranking.values or ranking.precision
+            or len(ranking.values) > MAX_CODED_VALUES):
+        return None
+    dtype = engine.schema().get(str(by.args[0]))
+    if dtype not in ("string", "int"):
+        return None
+    k = rendering.render(by)
+    steps = " ".join(f"WHEN {engine.literal(v, dtype)} THEN {i}"
+                     for i, v in enumerate(ranking.values))
+    return f"(CASE {k} {steps} END)"
 
 
 def _sql_ranking(engine: Any, label: Expr, scores: list[Expr], ranking: Ranking,
                  where: Expr | None) -> dict[Any, ScoreRanks]:
     rendering = SqlRendering(engine)
     double = rendering.double
-    conditions = [f"{rendering.render(label)} IS NOT NULL"]
+    y = rendering.render(label)
+    conditions = [f"{y} IS NOT NULL"]
     conditions += [f"{rendering.render(s)} IS NOT NULL" for s in scores]
     if where is not None:
         conditions.append(f"{rendering.render(where)} = 1")
+    code = _slice_code(engine, rendering, ranking)
     keys = ["k"] if ranking.by is not None else []
-    inner = [f"{rendering.render(ranking.by)} AS k"] if ranking.by is not None else []
-    inner += [f"{rendering.render(label)} AS y"]
+    k = code or (rendering.render(ranking.by) if ranking.by is not None else "")
+    inner = [f"{k} AS k"] if keys else []
+    inner += [f"{y} AS y"]
     inner += [f"{rendering.render(s)} AS s{j}" for j, s in enumerate(scores)]
-    partition = "PARTITION BY k " if keys else ""
+    # coded: one order by (slice code, score); the counts then run over the slices before
+    # too, and are taken back per slice from the totals (see _uncoded)
+    partition = "PARTITION BY k " if keys and code is None else ""
+    first = "k, " if code is not None else ""
     ties = "RANGE BETWEEN CURRENT ROW AND CURRENT ROW"
-    windows: list[str] = []
-    outer: list[str] = []
-    sums = ["count(*)"]
+    query = f"SELECT {', '.join(inner)} FROM {engine._from()} WHERE {' AND '.join(conditions)}"
+    if code is not None:  # a value not listed has no code, and no place in the order
+        query = f"SELECT * FROM ({query}) AS c WHERE k IS NOT NULL"
+
+    kept = [*keys, "y"]
     for j in range(len(scores)):
-        order = f"{partition}ORDER BY s{j}"
-        windows += [f"rank() OVER ({order}) AS rs{j}", f"count(*) OVER ({order}) AS le{j}",
-                    f"sum(y) OVER ({order}) AS pl{j}", f"sum(y) OVER ({order} {ties}) AS pq{j}"]
-        # a (positive rows): 2 * (negatives below + half the tied ones); c (negative rows):
-        # 2 * (positives below + half the tied ones)
-        outer += [f"le{j} - pl{j} + rs{j} - 1 - pl{j} + pq{j} AS a{j}",
-                  f"2 * pl{j} - pq{j} AS c{j}"]
-    if ranking.precision:
-        windows += [f"sum(y) OVER ({partition.strip()}) AS pe",
-                    f"count(*) OVER ({partition.strip()}) AS te"]
-        outer.append(f"CASE WHEN y = 1 THEN CAST(pe - pl0 + pq0 AS {double}) / (te - rs0 + 1) "
-                     "END AS ap")
-        sums.append("sum(ap)")
-    else:
-        sums.append("0")
+        order = f"{partition}ORDER BY {first}s{j}"
+        later = [f"s{i}" for i in range(j + 1, len(scores))]
+        windows = [f"rank() OVER ({order}) AS rs", f"count(*) OVER ({order}) AS le",
+                   f"sum(y) OVER ({order}) AS pl", f"sum(y) OVER ({order} {ties}) AS pq"]
+        if j == 0 and ranking.precision:
+            windows += [f"sum(y) OVER ({partition.strip()}) AS pe",
+                        f"count(*) OVER ({partition.strip()}) AS te"]
+        # v: for a positive row 2 * (negatives below + half the tied ones), for a negative
+        # row 2 * (positives below + half the tied ones); one column, so that the next sort
+        # carries one number per score
+        placed = [f"CASE WHEN y = 1 THEN le - pl + rs - 1 - pl + pq ELSE 2 * pl - pq END "
+                  f"AS v{j}"]
+        if j == 0 and ranking.precision:
+            placed.append(f"CASE WHEN y = 1 THEN CAST(pe - pl + pq AS {double}) / "
+                          "(te - rs + 1) END AS ap")
+        query = (f"SELECT {', '.join([*kept, *later, *placed])} FROM (SELECT "
+                 f"{', '.join([*kept, *later, *windows])} FROM ({query}) AS r{j}) AS w{j}")
+        kept += [f"v{j}", *(["ap"] if j == 0 and ranking.precision else [])]
+    sums = ["count(*)", "sum(ap)" if ranking.precision else "0"]
     for j in range(len(scores)):
-        sums += [f"sum(a{j})", f"sum(CAST(a{j} AS {double}) * a{j})",
-                 f"sum(c{j})", f"sum(CAST(c{j} AS {double}) * c{j})"]
+        sums += [f"sum(v{j})", f"sum(CAST(v{j} AS {double}) * v{j})"]
     if len(scores) == 2:
-        sums += [f"sum(CAST(a0 AS {double}) * a1)", f"sum(CAST(c0 AS {double}) * c1)"]
+        sums.append(f"sum(CAST(v0 AS {double}) * v1)")
     group = ", ".join([*keys, "y"])
-    sql = (f"SELECT {group}, {', '.join(sums)} FROM (SELECT {', '.join([*keys, 'y', *outer])} "
-           f"FROM (SELECT {', '.join([*keys, 'y', *windows])} FROM (SELECT {', '.join(inner)} "
-           f"FROM {engine._from()} WHERE {' AND '.join(conditions)}) AS r) AS w) AS v "
-           f"GROUP BY {group}")
+    sql = f"SELECT {group}, {', '.join(sums)} FROM ({query}) AS v GROUP BY {group}"
     parts: dict[Any, dict[int, list[float]]] = {}
     for row in engine.run_seeing_nan(sql, "score ranks"):
         values = [plain(v) for v in row]
@@ -336,8 +375,37 @@ def _sql_ranking(engine: Any, label: Expr, scores: list[Expr], ranking: Ranking,
             continue
         rest = values[len(keys):]
         parts.setdefault(key, {})[int(rest[0])] = [_number(v) for v in rest[1:]]
+    if code is not None:
+        parts = _uncoded(parts, ranking.values, len(scores))
     return {key: rank_sums(len(scores), ranking.precision, by_label)
             for key, by_label in parts.items()}
+
+
+def _uncoded(parts: dict[Any, dict[int, list[float]]], values: tuple[Any, ...], scores: int
+             ) -> dict[Any, dict[int, list[float]]]:
+    """Sums per slice code over one order by (code, score) -> the sums each slice would give
+    alone. A row's running counts include the rows of the slices before it: its v is
+    v + 2 * (negatives before) for a positive row, v + 2 * (positives before) for a negative
+    one, so the sums of v, v^2 and v0 * v1 are shifted back by that constant."""
+    found: dict[Any, dict[int, list[float]]] = {}
+    rows_before = positives_before = 0
+    for code in sorted(parts):
+        by_label = parts[code]
+        shifted: dict[int, list[float]] = {}
+        for label, sums in by_label.items():
+            n = sums[0]
+            o = 2 * ((rows_before - positives_before) if label == 1 else positives_before)
+            out = sums[:2]
+            for j in range(scores):
+                s1, s2 = sums[2 + 2 * j], sums[3 + 2 * j]
+                out += [s1 - n * o, s2 - 2 * o * s1 + n * o * o]
+            if scores == 2:
+                out.append(sums[6] - o * (sums[2] + sums[4]) + n * o * o)
+            shifted[label] = out
+        found[values[int(code)]] = shifted
+        rows_before += int(sum(s[0] for s in by_label.values()))
+        positives_before += int(by_label.get(1, [0])[0])
+    return found
 
 
 def _number(value: Any) -> float:
@@ -346,23 +414,24 @@ def _number(value: Any) -> float:
 
 def rank_sums(scores: int, precision: bool, by_label: dict[int, list[float]]) -> ScoreRanks:
     """One group's ``ScoreRanks`` from the query's sums per label: [rows, precision sum, then
-    per score sum a, sum a^2, sum c, sum c^2, then the two cross sums]. A positive's
-    placement (negatives below + half the tied ones) is a / 2; a negative's (positives above
-    + half the tied ones) is positives - c / 2."""
-    pos = by_label.get(1, [0.0] * (2 + 4 * scores + 2))
-    neg = by_label.get(0, [0.0] * (2 + 4 * scores + 2))
+    per score sum v, sum v^2, then sum v0 * v1]. A positive's placement (negatives below +
+    half the tied ones) is v / 2; a negative's (positives above + half the tied ones) is
+    positives - v / 2."""
+    width = 2 + 2 * scores + (scores == 2)
+    pos = by_label.get(1, [0.0] * width)
+    neg = by_label.get(0, [0.0] * width)
     p, n = int(pos[0]), int(neg[0])
     ranks = ScoreRanks(p, n, [ScoreRank() for _ in range(scores)])
     for j in range(scores):
-        a, a2 = pos[2 + 4 * j], pos[3 + 4 * j]
-        c, c2 = neg[4 + 4 * j], neg[5 + 4 * j]
+        a, a2 = pos[2 + 2 * j], pos[3 + 2 * j]
+        c, c2 = neg[2 + 2 * j], neg[3 + 2 * j]
         ranks.scores[j] = ScoreRank(
             below=a / 2, below_sq=a2 / 4, above=n * p - c / 2,
             above_sq=n * p * p - p * c + c2 / 4,
             precision_sum=pos[1] if j == 0 and precision else None)
     if scores == 2:
-        ranks.cross_below = pos[10] / 4
-        ranks.cross_above = n * p * p - p * (neg[4] + neg[8]) / 2 + neg[11] / 4
+        ranks.cross_below = pos[6] / 4
+        ranks.cross_above = n * p * p - p * (neg[2] + neg[4]) / 2 + neg[6] / 4
     return ranks
 
 

@@ -331,7 +331,8 @@ class Collector:
                                     and n.slice_column == column
                                     for n in self.names.values()) else 1,
                                 any(n.base == "average_precision" and n.slice_column == column
-                                    for n in self.names.values()))
+                                    for n in self.names.values()),
+                                tuple(evidence.slices[column]) if column else ())
                         for column in groupings]
             scores = [col(self.scores[0])] + (
                 [col(self.baseline_score)] if self.baseline_score else [])
@@ -352,7 +353,9 @@ class Collector:
                 f"{check.target} ({', '.join(shown(c) for c in classes)}); give one column "
                 "per class, in the order of the sorted labels")
             return
-        rankings = [Ranking(col(column) if column else None) for column in groupings]
+        rankings = [Ranking(col(column) if column else None,
+                            values=tuple(evidence.slices[column]) if column else ())
+                    for column in groupings]
         for label_value, column_name in zip(classes, self.scores, strict=True):
             found = self.table.score_ranks(equals(check.target, label_value),
                                            [col(column_name)], rankings, where)
