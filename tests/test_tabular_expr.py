@@ -22,6 +22,12 @@ from pytest_mlfunnel.engines.expr import (
     ln,
     outside,
 )
+from pytest_mlfunnel.engines.sql import (
+    DEFAULT_SORT_MEMORY,
+    SORT_MEMORY_ENV,
+    SPILL_LIMIT_ENV,
+    duckdb_connection,
+)
 from pytest_mlfunnel.kinds.base import EvalContext
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.spec import SourceSpec
@@ -206,3 +212,58 @@ def test_a_group_with_known_values_ranks_in_one_sort_as_it_would_alone(
             assert ranks.cross_below == pytest.approx(expected["cross_below"], rel=1e-12)
             assert ranks.cross_above == pytest.approx(expected["cross_above"], rel=1e-12)
     assert coded["c" if column == "g" else 20].negatives == 0
+
+
+def ranked_parquet(tmp_path: Path, rows: int) -> tuple[Any, Any]:
+    rng = np.random.default_rng(3)
+    pd.DataFrame({"y": rng.integers(0, 2, rows), "s": rng.random(rows)}).to_parquet(
+        tmp_path / "r.parquet")
+    shared: dict[Any, Any] = {}
+    table = open_table(SourceSpec(path=str(tmp_path / "r.parquet")),
+                       EvalContext(rootdir=tmp_path, fixtures={}, shared=shared))
+    return table, duckdb_connection(shared)
+
+
+def test_the_ranking_sorts_under_the_memory_bound_and_leaves_the_setting_as_it_found_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SPILL_LIMIT_ENV, "1MB")  # a spill beyond 1MB fails: the bound shows
+    monkeypatch.setenv(SORT_MEMORY_ENV, "20MB")
+    table, connection = ranked_parquet(tmp_path, 600_000)
+    before = connection.execute("SELECT current_setting('memory_limit')").fetchone()
+    with pytest.raises(CriterionError, match=r"r\.parquet: .*set MLFUNNEL_DUCKDB_MAX_TEMP_SIZE "
+                                             r"to allow more\)$"):
+        table.score_ranks(equals("y", 1), [col("s")], [Ranking()])
+    assert connection.execute("SELECT current_setting('memory_limit')").fetchone() == before
+    monkeypatch.setenv(SORT_MEMORY_ENV, "none")  # the database's own limit: it fits
+    (found,) = table.score_ranks(equals("y", 1), [col("s")], [Ranking()])
+    assert found[None].positives + found[None].negatives == 600_000
+    assert DEFAULT_SORT_MEMORY == "512MiB"
+
+
+def test_a_sort_memory_bound_that_is_not_a_size_is_one_clear_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SORT_MEMORY_ENV, "plenty")
+    table, _ = ranked_parquet(tmp_path, 10)
+    with pytest.raises(CriterionError) as caught:
+        table.score_ranks(equals("y", 1), [col("s")], [Ranking()])
+    assert str(caught.value).endswith(
+        "MLFUNNEL_DUCKDB_SORT_MEMORY='plenty' is not a size: give one such as 1GiB or 500MB, "
+        "or none")
+
+
+def test_a_duckdb_relation_of_ones_own_keeps_its_connection_settings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    monkeypatch.setenv(SORT_MEMORY_ENV, "20MB")  # would fail the sort below, as above
+    monkeypatch.setenv(SPILL_LIMIT_ENV, "1MB")
+    connection = duckdb.connect()
+    connection.sql("SET memory_limit = '3GB'")
+    mine = connection.sql("SELECT current_setting('memory_limit')").fetchall()
+    relation = connection.sql("SELECT CAST(i % 2 AS INTEGER) AS y, random() AS s "
+                              "FROM range(600000) AS r(i)")
+    table = open_table(SourceSpec(fixture="f"),
+                       EvalContext(rootdir=tmp_path, fixtures={"f": relation}, shared={}))
+    (found,) = table.score_ranks(equals("y", 1), [col("s")], [Ranking()])
+    assert (found[None].positives, found[None].negatives) == (300_000, 300_000)
+    assert connection.sql("SELECT current_setting('memory_limit')").fetchall() == mine

@@ -257,6 +257,11 @@ class Dialect:
         """Statements run before/after a query that must tell NaN apart, if any."""
         return None
 
+    def memory_setting(self) -> str | None:
+        """The setting that caps the memory of a query (spilling to disk beyond it), if the
+        database has one a query may change for itself."""
+        return None
+
 
 class DuckDBDialect(Dialect):
     name = "duckdb"
@@ -339,6 +344,9 @@ class DuckDBDialect(Dialect):
         # propagation then folds ``isnan(x)`` to false for the whole file.
         return ("SET disabled_optimizers = 'statistics_propagation'",
                 "RESET disabled_optimizers")
+
+    def memory_setting(self) -> str | None:
+        return "memory_limit"
 
 
 class SQLiteDialect(Dialect):

@@ -368,7 +368,7 @@ def _sql_ranking(engine: Any, label: Expr, scores: list[Expr], ranking: Ranking,
     group = ", ".join([*keys, "y"])
     sql = f"SELECT {group}, {', '.join(sums)} FROM ({query}) AS v GROUP BY {group}"
     parts: dict[Any, dict[int, list[float]]] = {}
-    for row in engine.run_seeing_nan(sql, "score ranks"):
+    for row in engine.run_in_bounded_memory(sql, "score ranks"):
         values = [plain(v) for v in row]
         key = values[0] if keys else None
         if keys and key is None:

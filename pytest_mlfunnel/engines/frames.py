@@ -77,7 +77,7 @@ def open_frame(frame: Any, display: str, shared: dict[Any, Any]) -> Engine:
         connection.register(view, native)
         execute = duckdb_executor(connection, display)
         return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
-                         connection_id=id(connection))
+                         connection_id=id(connection), bounded_sorts=True)
     return NarwhalsEngine(wrapped, display)
 
 

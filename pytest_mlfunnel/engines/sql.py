@@ -66,8 +66,11 @@ class SqlEngine(Engine):
 
     def __init__(self, display: str, source: str, dialect: Dialect | str, execute: Executor,
                  schema_loader: Callable[[], dict[str, str]], connection_id: Any = None,
-                 cheap_bounds: bool = False, footers: str | None = None) -> None:
+                 cheap_bounds: bool = False, footers: str | None = None,
+                 bounded_sorts: bool = False) -> None:
         self.display = display
+        #: the connection is this package's own: a sort of every row may cap its memory
+        self.bounded_sorts = bounded_sorts
         self.cheap_bounds = cheap_bounds  # min/max come from file statistics (Parquet)
         #: the ``parquet_metadata`` argument (the files' pattern) when the source is Parquet
         #: files read as they are: their footers answer null counts
@@ -98,6 +101,21 @@ class SqlEngine(Engine):
             return self.run(sql, purpose)
         finally:
             self._execute(after, "settings")
+
+    def run_in_bounded_memory(self, sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        """``run_seeing_nan`` for a query that sorts every row (the score ranking): on a
+        connection of this package's own (``bounded_sorts``), under ``sort_memory_limit()``,
+        beyond which the sort spills to disk instead of holding every row in memory. A
+        connection a user passed in keeps its own settings."""
+        setting = self.dialect.memory_setting()
+        limit = sort_memory_limit() if self.bounded_sorts else None
+        if setting is None or limit is None:
+            return self.run_seeing_nan(sql, purpose)
+        self._execute(f"SET {setting} = '{limit}'", "settings")
+        try:
+            return self.run_seeing_nan(sql, purpose)
+        finally:
+            self._execute(f"RESET {setting}", "settings")
 
     def schema(self) -> dict[str, str]:
         if self._schema is None:
@@ -640,7 +658,8 @@ class SqlEngine(Engine):
         schema = {**self.schema(), **{name: theirs[c] for name, c in columns.items()},
                   "mlfunnel_matches": "int"}
         return SqlEngine(f"{self.display} with {other_sql.display}", source, self.dialect,
-                         self._execute, lambda: schema, self.connection_id)
+                         self._execute, lambda: schema, self.connection_id,
+                         bounded_sorts=self.bounded_sorts)
 
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
         keys = ", ".join(self.q(c) for c in on)
@@ -731,6 +750,9 @@ class SqlEngine(Engine):
 #: how much DuckDB may write to disk when a query does not fit in memory (a DuckDB size)
 SPILL_LIMIT_ENV = "MLFUNNEL_DUCKDB_MAX_TEMP_SIZE"
 DEFAULT_SPILL_LIMIT = "10GiB"
+#: how much memory a query that sorts every row (the score ranking) may hold before it spills
+SORT_MEMORY_ENV = "MLFUNNEL_DUCKDB_SORT_MEMORY"
+DEFAULT_SORT_MEMORY = "512MiB"
 _SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?)?B", re.IGNORECASE)
 
 
@@ -798,6 +820,19 @@ def spill_folder() -> str:
         os.close(descriptor)
     atexit.register(shutil.rmtree, folder, True)
     return folder
+
+
+def sort_memory_limit() -> str | None:
+    """The memory a query that sorts every row may hold before it spills (a DuckDB size):
+    ``MLFUNNEL_DUCKDB_SORT_MEMORY``, or DEFAULT_SORT_MEMORY; "none" leaves the database's own
+    limit."""
+    limit = os.environ.get(SORT_MEMORY_ENV, "").strip() or DEFAULT_SORT_MEMORY
+    if limit.lower() == "none":
+        return None
+    if not _SIZE.fullmatch(limit):
+        raise CriterionError(f"{SORT_MEMORY_ENV}={limit!r} is not a size: give one such as "
+                             "1GiB or 500MB, or none")
+    return limit
 
 
 def duckdb_connection(shared: dict[Any, Any]) -> Any:

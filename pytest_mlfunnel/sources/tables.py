@@ -92,7 +92,8 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
     parquet = reader == "read_parquet"
     return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
                      connection_id=id(connection), cheap_bounds=parquet,
-                     footers=_duck_literal(pattern) if parquet and not options else None)
+                     footers=_duck_literal(pattern) if parquet and not options else None,
+                     bounded_sorts=True)
 
 
 # --------------------------------------------------------------------------- databases
