@@ -18,6 +18,8 @@ from pytest_mlfunnel.kinds.predictions import Collector, PredictionsConfig, comp
 from pytest_mlfunnel.paired import (
     CalibrationCell,
     PairedError,
+    RankedScores,
+    SortedValues,
     binomial,
     binomial_sf,
     calibration_bootstrap,
@@ -27,6 +29,7 @@ from pytest_mlfunnel.paired import (
     mean_difference,
     multinomial,
     multinomial_bootstrap,
+    row_bootstrap,
 )
 from pytest_mlfunnel.sources.tabular import open_table
 
@@ -507,3 +510,112 @@ def test_roc_auc_ovr_intervals_cover_the_true_difference_95_percent_of_the_time(
         found = delong_ovr(*ovr_placements(*population(300))[:3])
         covered += found.low <= truth <= found.high
     assert within(covered / SIMULATIONS), covered / SIMULATIONS
+
+
+# --------------------------------------------------------------------------- row bootstrap
+def test_average_precision_of_a_resample_is_sklearns_with_the_multiplicities_as_weights(
+        ) -> None:
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(51)
+    y = rng.integers(0, 2, 700)
+    score = np.round(np.clip(0.3 * y + 0.7 * rng.random(700), 0, 1), 2)  # ties
+    ranked = RankedScores(score.tolist(), (y == 1).tolist())
+    assert ranked.average_precision([1] * 700) == pytest.approx(
+        sklearn_metrics.average_precision_score(y, score), abs=1e-12)
+    for _ in range(5):
+        counts = rng.multinomial(700, np.full(700, 1 / 700))
+        assert ranked.average_precision(counts.tolist()) == pytest.approx(
+            sklearn_metrics.average_precision_score(y, score, sample_weight=counts), abs=1e-12)
+
+
+def test_the_median_of_a_resample_is_numpys_median_of_the_repeated_rows() -> None:
+    rng = np.random.default_rng(52)
+    values = np.round(rng.exponential(3.0, 501), 1)
+    ordered = SortedValues(values.tolist())
+    assert ordered.median([1] * 501) == np.median(values)
+    for size in (500, 501):  # an even and an odd resample
+        counts = rng.multinomial(size, np.full(501, 1 / 501))
+        assert ordered.median(counts.tolist()) == np.median(np.repeat(values, counts))
+
+
+def ap_data(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y = (rng.random(n) < 0.3).astype(int)
+    shared = rng.normal(size=n)
+    a = 1 / (1 + np.exp(-(1.3 * y + 0.6 * shared + 0.8 * rng.normal(size=n))))
+    b = 1 / (1 + np.exp(-(0.9 * y + 0.6 * shared + 0.8 * rng.normal(size=n))))
+    return y, a, b
+
+
+def ap_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, rows: int | None = None,
+                 draws: int = 200, seed: int = 0) -> Any:
+    positive = (y == 1).tolist()
+    model, base = RankedScores(a.tolist(), positive), RankedScores(b.tolist(), positive)
+    value, baseline = model.average_precision([1] * len(y)), base.average_precision([1] * len(y))
+    return row_bootstrap(value, baseline, rows or len(y),
+                         lambda c: model.average_precision(c) - base.average_precision(c),
+                         len(y), "paired bootstrap of the rows", draws=draws, seed=seed)
+
+
+def test_the_row_bootstrap_is_the_percentile_interval_of_sklearns_values_on_the_resamples(
+        ) -> None:
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    y, a, b = ap_data(np.random.default_rng(53), 300)
+    found = ap_bootstrap(y, a, b, draws=300, seed=7)
+    # the same resamples: m rows drawn with replacement by random.Random(seed).choices
+    rng = random.Random(7)
+    draws = []
+    for _ in range(300):
+        counts = np.bincount(rng.choices(range(300), k=300), minlength=300)
+        draws.append(sklearn_metrics.average_precision_score(y, a, sample_weight=counts)
+                     - sklearn_metrics.average_precision_score(y, b, sample_weight=counts))
+    assert (found.low, found.high) == pytest.approx(
+        tuple(np.quantile(draws, [0.025, 0.975])), abs=1e-12)
+    assert found.p_value(0.0) == pytest.approx(
+        (1 + sum(d <= 0 for d in draws)) / 301, abs=1e-12)
+    again = ap_bootstrap(y, a, b, draws=300, seed=7)
+    assert (again.low, again.high) == (found.low, found.high)
+
+
+def test_a_sample_of_m_of_n_rows_scales_the_spread_by_the_root_of_m_over_n() -> None:
+    y, a, b = ap_data(np.random.default_rng(54), 400)
+    on_all = ap_bootstrap(y, a, b, draws=300)
+    as_sample = ap_bootstrap(y, a, b, rows=1600, draws=300)  # the same 400 rows, of 1600
+    d = on_all.difference
+    assert as_sample.difference == d
+    assert (as_sample.low - d, as_sample.high - d) == pytest.approx(
+        ((on_all.low - d) / 2, (on_all.high - d) / 2), abs=1e-12)
+
+
+def test_row_bootstrap_intervals_of_average_precision_cover_the_true_difference(
+        ) -> None:
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(55)
+    y, a, b = ap_data(rng, 1_000_000)
+    truth = (sklearn_metrics.average_precision_score(y, a)
+             - sklearn_metrics.average_precision_score(y, b))
+    simulations = 600
+    covered = 0
+    for i in range(simulations):
+        found = ap_bootstrap(*ap_data(rng, 300), draws=200, seed=i)
+        covered += found.low <= truth <= found.high
+    assert 0.925 <= covered / simulations <= 0.975, covered / simulations
+
+
+def test_subsampled_row_bootstrap_intervals_of_median_errors_cover_the_true_difference(
+        ) -> None:
+    # |e| of N(0, 1) and N(0, 1.25^2) errors, correlated: medians 0.6745 and 1.25 * 0.6745
+    truth = ss.norm.ppf(0.75) * (1 - 1.25)
+    rng = np.random.default_rng(56)
+    simulations, n, m = 600, 3000, 400
+    covered = 0
+    for i in range(simulations):
+        shared = rng.normal(size=n)
+        ea = np.abs(0.8 * shared + 0.6 * rng.normal(size=n))
+        eb = np.abs(1.25 * (0.8 * shared + 0.6 * rng.normal(size=n)))
+        pick = rng.choice(n, m, replace=False)
+        model, base = SortedValues(ea[pick].tolist()), SortedValues(eb[pick].tolist())
+        found = row_bootstrap(float(np.median(ea)), float(np.median(eb)), n,
+                              lambda c, a=model, b=base: a.median(c) - b.median(c), m,
+                              "paired bootstrap of the rows", draws=200, seed=i)
+        covered += found.low <= truth <= found.high
+    assert 0.925 <= covered / simulations <= 0.975, covered / simulations

@@ -127,3 +127,148 @@ def test_roc_auc_ovr_against_the_baseline_needs_its_per_class_scores(
     assert result.ret == 4
     (line,) = [x for x in result.stderr.lines if x.strip()]
     assert line.startswith(f"ERROR: pyproject.toml: tool.mlfunnel.model.holdout: {message}")
+
+
+# --------------------------------------------------------------------------- row bootstrap
+BINARY_CONFIG = """
+[tool.mlfunnel]
+[tool.mlfunnel.model.holdout]
+predictions = "holdout.parquet"
+task = "binary"
+target = "churned"
+prediction = "pred"
+score = "proba"
+baseline = { prediction = "prod_pred", score = "prod_proba" }
+"""
+
+REGRESSION_CONFIG = """
+[tool.mlfunnel]
+[tool.mlfunnel.model.holdout]
+predictions = "holdout.parquet"
+task = "regression"
+target = "spend"
+prediction = "pred"
+baseline = "prod"
+"""
+
+
+def binary_frame(n: int, seed: int = 61) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    shared = rng.normal(size=n)
+    a = np.round(1 / (1 + np.exp(-(1.4 * y + 0.6 * shared + 0.8 * rng.normal(size=n)))), 3)
+    b = np.round(1 / (1 + np.exp(-(1.0 * y + 0.6 * shared + 0.8 * rng.normal(size=n)))), 2)
+    return pd.DataFrame({"churned": y, "pred": (a > 0.5).astype(int), "proba": a,
+                         "prod_pred": (b > 0.5).astype(int), "prod_proba": b,
+                         "plan": rng.choice(["basic", "pro"], n)})
+
+
+def regression_frame(n: int, seed: int = 62) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t = rng.normal(1000, 40, n)
+    shared = rng.normal(size=n)
+    return pd.DataFrame({"spend": t, "pred": t + 8 * (0.7 * shared + 0.7 * rng.normal(size=n)),
+                         "prod": t + 11 * (0.7 * shared + 0.7 * rng.normal(size=n))})
+
+
+def test_average_precision_and_median_ae_compare_with_the_baseline_by_a_row_bootstrap(
+        pytester: pytest.Pytester) -> None:
+    frame = binary_frame(1500)
+    frame.to_parquet(pytester.path / "holdout.parquet")
+    pytester.makepyprojecttoml(BINARY_CONFIG + 'significance = 0.05\nslices = ["plan"]\n'
+                               'expect = { average_precision = ">= baseline", '
+                               '"slices.plan.*.average_precision" = ">= baseline + 0.5" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["average_precision"]
+    value = sklearn_metrics.average_precision_score(frame.churned, frame.proba)
+    baseline = sklearn_metrics.average_precision_score(frame.churned, frame.prod_proba)
+    assert found["status"] == "passed"
+    assert found["message"].startswith(
+        f"average_precision {value:.4f} vs baseline {baseline:.4f}: {value - baseline:+.4f} "
+        "(95% CI +")
+    assert ", significant at 0.05, expected >= " in found["message"]
+    extra = found["extra"]
+    assert (extra["method"], extra["draws"], extra["seed"], extra["bootstrap_rows"]) == (
+        "paired bootstrap of the rows", 2000, 20261129, 1500)
+    assert extra["ci_low"] < value - baseline < extra["ci_high"]
+    sliced = criteria(pytester)["slices.plan.any.average_precision"]
+    assert sliced["status"] == "failed"
+    assert sliced["message"].startswith("2 of 2 slices failed: slices.plan.basic."
+                                        "average_precision ")
+    assert result.ret == 1
+
+    regression = regression_frame(1200)
+    regression.to_parquet(pytester.path / "holdout.parquet")
+    pytester.makepyprojecttoml(REGRESSION_CONFIG + 'significance = 0.05\n'
+                               'expect = { median_ae = "<= baseline - 1" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["median_ae"]
+    value = sklearn_metrics.median_absolute_error(regression.spend, regression.pred)
+    baseline = sklearn_metrics.median_absolute_error(regression.spend, regression["prod"])
+    assert found["message"].startswith(
+        f"median_ae {value:.4f} vs baseline {baseline:.4f}: {value - baseline:+.4f} (95% CI -")
+    assert found["extra"]["method"] == "paired bootstrap of the rows"
+    assert found["status"] == ("passed" if found["extra"]["ci_high"] < -1 else "failed")
+    assert result.ret == (0 if found["status"] == "passed" else 1)
+
+
+def test_above_the_bootstrap_cap_a_seeded_sample_of_rows_stands_for_all_of_them(
+        source_of: Any, tmp_path: Path) -> None:  # noqa: F811
+    frame = binary_frame(12_000)
+    source, fixtures = source_of("parquet", frame)
+    check, evidence = collect(source, fixtures, tmp_path, task="binary", target="churned",
+                              prediction="pred", score="proba",
+                              baseline={"prediction": "prod_pred", "score": "prod_proba"},
+                              expect={"average_precision": ">= baseline"})
+    found = compare_paired(check, evidence, "average_precision", evidence.overall)
+    assert found.extra["bootstrap_rows"] == 2000
+    assert (found.value, found.baseline) == pytest.approx(
+        (sklearn_metrics.average_precision_score(frame.churned, frame.proba),
+         sklearn_metrics.average_precision_score(frame.churned, frame.prod_proba)), abs=1e-12)
+    # the spread of 2,000 rows, scaled to 12,000: about sqrt(1/6) of a 2,000-row interval
+    small = binary_frame(2000)
+    source, fixtures = source_of("parquet", small)
+    check, evidence = collect(source, fixtures, tmp_path, task="binary", target="churned",
+                              prediction="pred", score="proba",
+                              baseline={"prediction": "prod_pred", "score": "prod_proba"},
+                              expect={"average_precision": ">= baseline"})
+    on_2000 = compare_paired(check, evidence, "average_precision", evidence.overall)
+    ratio = (found.high - found.low) / (on_2000.high - on_2000.low)
+    assert ratio == pytest.approx(math.sqrt(2000 / 12_000), rel=0.25)
+    assert found.low < found.difference < found.high
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "polars-lazy", "postgres"])
+def test_row_bootstraps_on_the_engines_agree_with_parquet(
+        engine: str, source_of: Any, tmp_path: Path) -> None:  # noqa: F811
+    frame = binary_frame(600)
+    regression = regression_frame(600)
+    frame["spend"], frame["guess"], frame["prod"] = (regression.spend, regression.pred,
+                                                     regression["prod"])
+    answers = []
+    for name in ("parquet", engine):
+        source, fixtures = source_of(name, frame)
+        for config in ({"task": "binary", "target": "churned", "prediction": "pred",
+                        "score": "proba",
+                        "baseline": {"prediction": "prod_pred", "score": "prod_proba"},
+                        "expect": {"average_precision": ">= baseline"}},
+                       {"task": "regression", "target": "spend", "prediction": "guess",
+                        "baseline": "prod", "expect": {"median_ae": "<= baseline"}}):
+            check, evidence = collect(source, fixtures, tmp_path, **config)
+            (metric,) = check.expect
+            c = compare_paired(check, evidence, metric, evidence.overall)
+            answers += [c.value, c.baseline, c.low, c.high]
+    assert answers[:8] == pytest.approx(answers[8:], abs=1e-9)
+
+
+def test_max_error_against_the_baseline_is_refused_saying_why(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(REGRESSION_CONFIG + 'expect = { max_error = "<= baseline" }\n')
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    (line,) = [x for x in result.stderr.lines if x.strip()]
+    assert line == (
+        "ERROR: pyproject.toml: tool.mlfunnel.model.holdout: expect.max_error: '<= baseline' "
+        "compares with the baseline, and max_error has no paired method: a resample's largest "
+        "error is never above the largest of the rows, so a bootstrap of a maximum is "
+        "inconsistent (its draws pile up at the observed value) and no standard interval "
+        "exists; compare it with a number, e.g. max_error = \"<= 25\"")

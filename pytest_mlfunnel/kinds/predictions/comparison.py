@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 from pytest_mlfunnel.kinds.predictions.config import PredictionsConfig
@@ -18,15 +19,20 @@ from pytest_mlfunnel.kinds.predictions.metrics import (
 )
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.paired import (
+    BOOTSTRAP_ROWS,
+    BOOTSTRAP_SEED,
     CalibrationCell,
     PairedDifference,
     PairedError,
+    RankedScores,
+    SortedValues,
     calibration_bootstrap,
     delong,
     delong_ovr,
     mcnemar,
     mean_difference,
     multinomial_bootstrap,
+    row_bootstrap,
 )
 from pytest_mlfunnel.stats import normal_ppf
 
@@ -46,6 +52,8 @@ def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: S
     value = metric_value(check, evidence, metric, scope)
     n = scope.rows
     if check.task == "regression":
+        if metric == "median_ae":
+            return _bootstrap_rows(check, evidence, metric, value, scope)
         return _compare_regression(metric, value, scope)
     if metric in ("log_loss", "brier"):
         total, total_sq = ((scope.sums.get("d_log", 0.0), scope.sums.get("d_log2", 0.0))
@@ -74,6 +82,8 @@ def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: S
                       ranks.cross_below, (first.above_sq, second.above_sq), ranks.cross_above)
     if metric == "roc_auc_ovr":
         return _compare_ovr(scope)
+    if metric == "average_precision":
+        return _bootstrap_rows(check, evidence, metric, value, scope)
     baseline = metric_value(check, evidence, metric, scope, which=2)
     cells = sorted(scope.confusion, key=lambda cell: tuple(label_order(v) for v in cell))
     if metric == "accuracy":
@@ -105,6 +115,38 @@ def _compare_ovr(scope: Scope) -> PairedDifference:
         raise PairedError("roc_auc_ovr needs rows of every class")
     return delong_ovr([s.rows for s in by_class if s], [s.placed for s in by_class if s],
                       [s.crossed for s in by_class if s])
+
+
+def _bootstrap_rows(check: PredictionsConfig, evidence: Evidence, metric: str, value: float,
+                    scope: Scope) -> PairedDifference:
+    """average_precision, median_ae: the paired bootstrap of the rows (paired.row_bootstrap),
+    on at most BOOTSTRAP_ROWS of the scope's sampled rows."""
+    rows = sorted(scope.resample)  # one order on every engine: the same resamples
+    if not rows:
+        raise CriterionError(f"{metric}: no rows were read for the bootstrap")
+    if len(rows) > BOOTSTRAP_ROWS:
+        rows = random.Random(BOOTSTRAP_SEED).sample(rows, BOOTSTRAP_ROWS)
+    if metric == "median_ae":
+        model, base = SortedValues([r[0] for r in rows]), SortedValues([r[1] for r in rows])
+        baseline = scope.median.get("b_abs")
+        if baseline is None:
+            raise CriterionError("median_ae: the baseline's median error was not computed")
+        return row_bootstrap(value, baseline, scope.rows,
+                             lambda counts: model.median(counts) - base.median(counts),
+                             len(rows), "paired bootstrap of the rows")
+    positive = [r[0] == 1.0 for r in rows]
+    if sum(positive) < 2:
+        raise PairedError(f"average_precision: the bootstrap needs at least 2 positive rows "
+                          f"({sum(positive)} of {len(rows)} read)")
+    ranked = RankedScores([r[1] for r in rows], positive)
+    ranked_base = RankedScores([r[2] for r in rows], positive)
+    baseline = scope.sums.get("b_ap")
+    if baseline is None:
+        raise CriterionError("average_precision: the baseline's scores could not be ranked")
+    return row_bootstrap(value, baseline, scope.rows,
+                         lambda counts: (ranked.average_precision(counts)
+                                         - ranked_base.average_precision(counts)),
+                         len(rows), "paired bootstrap of the rows")
 
 
 def _right(check: PredictionsConfig, evidence: Evidence, cell: tuple[Any, Any, Any],

@@ -115,12 +115,13 @@ class BaselineColumns(BaseModel):
 
 #: metrics a baseline comparison has a paired method for (see paired.py)
 PAIRED = {
-    "binary": (*BINARY_LABEL_METRICS, "roc_auc", "log_loss", "brier", "ece"),
+    "binary": (*BINARY_LABEL_METRICS, "roc_auc", "average_precision", "log_loss", "brier",
+               "ece"),
     "multiclass": ("accuracy", "balanced_accuracy", "precision_macro", "recall_macro",
                    "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted",
                    "precision_micro", "recall_micro", "f1_micro", "precision", "recall", "f1",
                    "roc_auc_ovr"),
-    "regression": ("mae", "rmse", "r2", "mape"),
+    "regression": ("mae", "rmse", "r2", "mape", "median_ae"),
 }
 
 
@@ -191,6 +192,12 @@ class PredictionsConfig(CheckConfig):
         where = f"expect.{text}: {self.expect[text].text!r} compares with the baseline"
         if self.baseline is None:
             raise ValueError(f"{where}, but no 'baseline' is given")
+        if name.base == "max_error":
+            raise ValueError(
+                f"{where}, and max_error has no paired method: a resample's largest error is "
+                "never above the largest of the rows, so a bootstrap of a maximum is "
+                "inconsistent (its draws pile up at the observed value) and no standard "
+                "interval exists; compare it with a number, e.g. max_error = \"<= 25\"")
         if name.base not in PAIRED[self.task]:
             raise ValueError(f"{where}, and {name.base} has no paired method (paired: "
                              f"{', '.join(PAIRED[self.task])}); compare it with a number")

@@ -3,6 +3,7 @@ rank sums of the scores (``Table.score_ranks``), gathered per slice."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from pytest_mlfunnel.kinds.predictions.config import (
     PredictionsConfig,
 )
 from pytest_mlfunnel.outcome import CriterionError, Status
+from pytest_mlfunnel.paired import BOOTSTRAP_READ, BOOTSTRAP_SEED
 from pytest_mlfunnel.sources.tabular import missing_column, open_table
 
 #: beside each row of a baseline joined from another table: how many of its rows have the key
@@ -59,6 +61,9 @@ class Scope:
     #: roc_auc_ovr against the baseline: per true class (its one-hot tuple of labels), the
     #: sums of the rows' placements (``Table.placement_sums``)
     placements: dict[tuple[int, ...], PlacementSums] = field(default_factory=dict)
+    #: average_precision / median_ae against the baseline: the scope's rows in a seeded sample
+    #: of the table, as (positive, score, baseline score) or (|error|, |baseline error|, 0)
+    resample: list[tuple[float, float, float]] = field(default_factory=list)
 
     def add(self, name: str, value: float | None) -> None:
         if value is not None:
@@ -289,6 +294,7 @@ class Collector:
                                      *(v or 0.0 for v in sums[8:11]))
         self._ranks(evidence)
         self._pairing(evidence)
+        self._resample_rows(evidence)
         return evidence
 
     def _binary_labels(self, evidence: Evidence) -> None:
@@ -345,6 +351,7 @@ class Collector:
                         evidence.overall.ranks = ranks
                     elif key in evidence.slices[column]:
                         evidence.slices[column][key].ranks = ranks
+            self._baseline_precision(evidence, groupings, where)
             return
         classes = sorted({k for (k, _, _) in evidence.overall.confusion}, key=label_order)
         if len(classes) != len(self.scores):
@@ -366,6 +373,24 @@ class Collector:
                     elif key in evidence.slices[column]:
                         evidence.slices[column][key].class_ranks[label_value] = ranks
         self._placements(evidence, classes, groupings, where)
+
+    def _baseline_precision(self, evidence: Evidence, groupings: list[str | None],
+                            where: Expr) -> None:
+        """average_precision against the baseline: the baseline's scores ranked on their own,
+        for its value on all rows (``sums["b_ap"]``)."""
+        asked = [column for column in groupings if any(
+            n.base == "average_precision" and n.slice_column == column
+            and self.check.expect[n.text].uses_baseline for n in self.names.values())]
+        if not asked or not self.baseline_score:
+            return
+        found = self.table.score_ranks(
+            equals(self.check.target, evidence.positive), [col(self.baseline_score)],
+            [Ranking(col(c) if c else None, 1, True) for c in asked], where)
+        for column, by_key in zip(asked, found, strict=True):
+            for key, ranks in by_key.items():
+                scope = evidence.overall if column is None else evidence.slices[column].get(key)
+                if scope is not None and ranks.positives:
+                    scope.sums["b_ap"] = (ranks.scores[0].precision_sum or 0.0) / ranks.positives
 
     def _placements(self, evidence: Evidence, classes: list[Any],
                     groupings: list[str | None], where: Expr) -> None:
@@ -407,9 +432,11 @@ class Collector:
                        ("sum", error * error * other * other),
                        ("sum", error * error * error * error),
                        ("sum", other * other * other * other),
-                       ("sum", other / scale), ("sum", pct_diff), ("sum", pct_diff * pct_diff)]
+                       ("sum", other / scale), ("sum", pct_diff), ("sum", pct_diff * pct_diff),
+                       ("median", other)]
         names = ("abs", "sq", "t", "pct", "max", "median",
-                 "b_abs", "b_sq", "ab", "sq_bsq", "sq2", "b_sq2", "b_pct", "d_pct", "d_pct2")
+                 "b_abs", "b_sq", "ab", "sq_bsq", "sq2", "b_sq2", "b_pct", "d_pct", "d_pct2",
+                 "b_median")
         overall = Scope()
         slices: dict[str, dict[Any, Scope]] = {c: {} for c in check.slices}
         dropped: dict[str, int] = {}
@@ -442,9 +469,9 @@ class Collector:
                     if name == "max":
                         if value is not None:
                             scope.maximum["abs"] = max(scope.maximum.get("abs", 0.0), value)
-                    elif name == "median":
+                    elif name in ("median", "b_median"):
                         if value is not None:
-                            scope.median["abs"] = value
+                            scope.median["abs" if name == "median" else "b_abs"] = value
                     else:
                         scope.add(name, value)
                 scope.add("spread", spreads.get(key))
@@ -457,7 +484,48 @@ class Collector:
                             score_columns=self.scores,
                             overall=overall, slices=slices, labels=[])
         self._pairing(evidence)
+        self._resample_rows(evidence)
         return evidence
+
+    def _resample_rows(self, evidence: Evidence) -> None:
+        """average_precision and median_ae against the baseline depend on the order of the
+        rows: their bootstrap reads the rows themselves, a seeded sample of at most
+        ``BOOTSTRAP_READ`` rows of the table (all of them when fewer), kept per scope."""
+        wanted = [n for n in self.names.values() if n.base in ("average_precision", "median_ae")
+                  and self.check.expect[n.text].uses_baseline]
+        if not wanted or evidence.label_problem or evidence.score_problem:
+            return
+        check = self.check
+        used = self._columns()
+        read = self.table.sample(list(dict.fromkeys([*used, *check.slices])), BOOTSTRAP_READ,
+                                 BOOTSTRAP_SEED)
+        columns = [read[c] for c in used]
+        slices = [(c, read[c]) for c in check.slices
+                  if any(n.slice_column == c for n in wanted)]
+        overall = any(n.slice_column is None for n in wanted)
+        if check.task == "regression":
+            assert check.prediction and self.baseline_column
+            t, p, b = (read[c] for c in (check.target, check.prediction, self.baseline_column))
+        else:
+            assert self.baseline_score
+            t, p, b = (read[c] for c in (check.target, self.scores[0], self.baseline_score))
+        for i in range(len(t)):
+            if any(_missing(values[i]) for values in columns):
+                continue
+            if check.task == "regression":
+                row = (abs(t[i] - p[i]), abs(t[i] - b[i]), 0.0)
+            else:
+                row = (float(same_label(evidence.positive, t[i])), float(p[i]), float(b[i]))
+            if overall:
+                evidence.overall.resample.append(row)
+            for column, values in slices:
+                scope = evidence.slices[column].get(values[i])
+                if scope is not None:
+                    scope.resample.append(row)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _add_calibration(scope: Scope, cell: tuple[int, int], n: int, y: float, s: float,
