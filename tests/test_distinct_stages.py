@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_mlfunnel.engines import sql as sql_engine
 from pytest_mlfunnel.engines.dialects import DuckDBDialect, PostgreSQLDialect
 from pytest_mlfunnel.engines.protocol import Agg
 from pytest_mlfunnel.engines.sql import SqlEngine
@@ -210,9 +211,12 @@ def test_a_row_hash_collision_is_never_counted_as_a_duplicate(tmp_path: Path,
         found = counted(engine)
         assert found == expected(read_parquet(tmp_path / f"{name}.parquet"))
         assert found["duplicates"] == duplicates
-        # the weak hash did collide: the exact comparison of colliding rows decided
-        assert "duplicate rows (hash repeats)" in purposes
-        assert "distinct (hash repeats)" in purposes  # the string column, hashed too
+        # the weak hash collides on nearly every pair: the exact comparison of colliding
+        # rows, in the same query as the hashes' sort, decided
+        assert purposes.count("duplicate rows") == 1
+        assert "duplicate rows (hash repeats)" not in purposes
+        # the string column too: hashed, its colliding values compared in the same query
+        assert "distinct (values)" in purposes and "distinct (hash repeats)" not in purposes
 
 
 @pytest.mark.postgres
@@ -240,6 +244,24 @@ def test_exact_counts_run_in_stages_of_their_own_beside_the_one_pass(tmp_path: P
     assert purposes.count("aggregate") == 1
     assert purposes.count("duplicate rows") == 1
     assert purposes.count("distinct") == 2
+
+
+@pytest.mark.parametrize("weak", [False, True])
+def test_duplicate_rows_of_a_large_file_are_counted_in_parts_as_python_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weak: bool) -> None:
+    data = rows(25)
+    write_parquet(tmp_path / "t.parquet", data)
+    monkeypatch.setattr(sql_engine, "ROWS_PER_PART", 100)  # 325 rows: 4 parts
+    engine = open_file(SourceSpec(path="t.parquet"), tmp_path, {})
+    if weak:
+        engine.dialect = WeakDuckDB()
+    queries: list[str] = []
+    run = engine._execute
+    engine._execute = lambda sql, purpose: queries.append(sql) or run(sql, purpose)
+    assert engine.compute([Agg("duplicate_rows")]) == [125]
+    assert duplicate_rows(read_parquet(tmp_path / "t.parquet")) == 125
+    assert [q for q in queries if "% 4 = " in q] == [
+        q for q in queries if "lag(v)" in q] and len([q for q in queries if "lag(v)" in q]) == 4
 
 
 # --------------------------------------------------------------------------- approx = true

@@ -204,6 +204,17 @@ class Dialect:
         """The values of ``v`` in the query ``values`` that occur more than once."""
         return f"SELECT v FROM ({values}) AS r GROUP BY v HAVING count(*) > 1"
 
+    def confirmed_repeats(self, hashes: str, exact: Callable[[str], str],
+                          part: tuple[int, int] = (0, 1)) -> str | None:
+        """One query for (hashes repeating an earlier one, exact repeats), or None: the
+        engine then runs ``repeats`` and, when some hash repeats, ``repeated`` again.
+
+        ``hashes`` gives 64-bit hashes in a column ``v``; ``exact(relation)`` counts the
+        values or rows repeating an earlier one among those whose hash is in the query
+        ``relation`` (a column ``v``). ``part`` = (i, k): only the hashes equal to i modulo
+        k, so k queries cover every hash, each holding a k-th of them."""
+        return None
+
     def repeated_rows(self, rows: str) -> str:
         """How many of the rows the query ``rows`` returns repeat an earlier one (all
         columns compared)."""
@@ -298,6 +309,17 @@ class DuckDBDialect(Dialect):
     def repeated(self, values: str) -> str:
         return (f"SELECT DISTINCT v FROM (SELECT v, lag(v) OVER (ORDER BY v) AS p FROM "
                 f"({values}) AS r) AS w WHERE v = p")
+
+    def confirmed_repeats(self, hashes: str, exact: Callable[[str], str],
+                          part: tuple[int, int] = (0, 1)) -> str | None:
+        # The repeated hashes are kept (a materialized CTE) for the exact count, so the
+        # hashes are sorted once, not a second time to find them again; when none repeats,
+        # DuckDB skips the exact count's scan (its join has an empty side).
+        index, of = part
+        where = f" WHERE v % {of} = {index}" if of > 1 else ""
+        return (f"WITH r AS MATERIALIZED (SELECT v FROM (SELECT v, lag(v) OVER (ORDER BY v) "
+                f"AS p FROM (SELECT v FROM ({hashes}) AS h{where}) AS s) AS w WHERE v = p) "
+                f"SELECT (SELECT count(*) FROM r), ({exact('SELECT DISTINCT v FROM r')})")
 
     def repeated_rows(self, rows: str) -> str:
         return f"SELECT count(*) - count(DISTINCT d) FROM ({rows}) AS d"

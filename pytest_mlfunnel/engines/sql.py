@@ -317,6 +317,16 @@ class SqlEngine(Engine):
     def _distinct(self, column: str) -> int:
         """Exact distinct non-null values, from the dialect's ``repeats``: (values, values
         repeating an earlier one). See ``distinct_sql``."""
+        x = self._clean(column)
+        hashed = (self.dialect.row_hash([x]) if self.schema().get(column) not in _FIXED_WIDTH
+                  else None)
+        values = f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
+        one = None if hashed is None else self.dialect.confirmed_repeats(
+            f"SELECT {hashed} AS v FROM {self._from()} WHERE {x} IS NOT NULL",
+            lambda repeated: self.dialect.repeated_rows(f"{values} AND {hashed} IN ({repeated})"))
+        if one is not None:
+            n = self.run(f"SELECT count(*) FROM ({values}) AS c", "distinct (values)")[0][0]
+            return int(n or 0) - int(self.run(one, "distinct")[0][1] or 0)
         first, confirm = self.distinct_sql(column)
         run = self.run_seeing_nan if self.schema().get(column) == "float" else self.run
         n, repeats = run(first, "distinct")[0]
@@ -341,7 +351,21 @@ class SqlEngine(Engine):
         return self.dialect.repeats(hashes), self.dialect.repeats(colliding)
 
     def _duplicate_rows(self) -> int:
-        """Rows repeating an earlier row (see ``duplicate_rows_sql``)."""
+        """Rows repeating an earlier row (see ``duplicate_rows_sql``). Where the dialect
+        counts hash repeats and exact repeats in one query (``confirmed_repeats``), a table
+        of many rows is counted in parts of at most ``ROWS_PER_PART`` rows' hashes (at most
+        ``MAX_PARTS``), one after the other, so the sort holds a part, not the table."""
+        row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+        if row_hash is not None:
+            hashes = f"SELECT {row_hash} AS v FROM {self._from()}"
+            parts = self._parts()
+            queries = [self.dialect.confirmed_repeats(
+                hashes, lambda repeated: self.dialect.repeated_rows(
+                    f"SELECT * FROM {self._from()} WHERE {row_hash} IN ({repeated})"),
+                (index, parts)) for index in range(parts)]
+            if all(queries):
+                return sum(int(self.run(q, "duplicate rows")[0][1] or 0)
+                           for q in queries if q)
         first, confirm = self.duplicate_rows_sql()
         if confirm is None:
             return int(self.run(first, "duplicate rows")[0][0] or 0)
@@ -349,6 +373,14 @@ class SqlEngine(Engine):
         if not repeats:
             return 0
         return int(self.run(confirm, "duplicate rows (hash repeats)")[0][0] or 0)
+
+    def _parts(self) -> int:
+        """How many parts the duplicate-rows count takes: one unless the row count is
+        known without a scan (Parquet footers) and above ``ROWS_PER_PART``."""
+        if self.footers is None:
+            return 1
+        rows = int(self.run(f"SELECT count(*) FROM {self._from()}", "footers")[0][0] or 0)
+        return max(1, min(MAX_PARTS, -(-rows // ROWS_PER_PART)))
 
     def duplicate_rows_sql(self) -> tuple[str, str | None]:
         """(rows and rows whose hash repeats an earlier row's, the rows among those that
@@ -861,6 +893,10 @@ def duckdb_connection(shared: dict[Any, Any]) -> Any:
 
 COUNT_OPS = ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in",
              "approx_distinct", "approx_duplicate_rows")
+#: the duplicate-rows count sorts the hashes of at most this many rows at once (about 27
+#: bytes a row in DuckDB: 650 MiB), in at most MAX_PARTS parts (see SqlEngine._duplicate_rows)
+ROWS_PER_PART = 25_000_000
+MAX_PARTS = 4
 #: aggregates that may run in a stage of their own (see SqlEngine.compute)
 _STAGED_OPS = ("distinct", "duplicate_rows", "approx_duplicate_rows")
 #: types whose nulls, min and max Parquet footers state as the pass would count them
