@@ -310,6 +310,31 @@ def test_a_column_crowded_into_few_cells_is_split_finer(pytester: pytest.Pyteste
     assert cells == ["train.parquet", "train.parquet", "live.parquet"]
 
 
+def test_integer_counts_beyond_1000_crowded_into_cells_are_split_and_compared_exactly(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts around 5000 share cells about 5 integers wide, each holding far more than 1/1000
+    of the reference: the second pass over the reference reads only that column's crowded
+    cells, and current values between the reference's (odd counts where the reference has
+    only even ones) land below or above a split cell's range, not in it."""
+    rng = np.random.default_rng(8)
+    r = 2 * rng.integers(2490, 2610, 20_000)  # wider than c: no edge cell of one value
+    c = rng.integers(5000, 5200, 20_000)
+    # crowds no cell: not in the second pass
+    spread_r, spread_c = rng.lognormal(3, 1, 20_000), rng.lognormal(3, 1, 20_000)
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(pytester.path / "queries.log"))
+    found = run_drift(pytester, {"count": r, "spread": spread_r},
+                      {"count": c, "spread": spread_c}, 'psi = "<= 0.2", ks = "<= 0.2"')
+    extra = check_against_scipy(found, "count", r, c)
+    assert extra["ks_binning_error"] == 0 and extra["ks_bins"] > 200
+    check_against_scipy(found, "spread", spread_r, spread_c)
+    log = [line.split("\t") for line in (pytester.path / "queries.log").read_text().splitlines()]
+    reference = [sql for _, purpose, where, sql in log
+                 if purpose == "cells" and where == "train.parquet"]
+    assert len(reference) == 2
+    assert '"spread"' in reference[0] and '"spread"' not in reference[1]
+    assert '"count"' in reference[1]
+
+
 def test_heavy_tails_ties_and_negatives_keep_ks_within_its_bound(
         pytester: pytest.Pytester) -> None:
     rng = np.random.default_rng(6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -56,7 +57,8 @@ def queries(dialect: Dialect) -> dict[str, str]:
     rendered = {
         "pass": e.pass_sql(PASS, nan_aware=True, probes=[AMOUNT]),
         "cells": e.cells_sql([Agg("cells", AMOUNT, grid), Agg("cells", "n",
-                                                              CellGrid(integers=True))]),
+                                                              CellGrid(integers=True)),
+                              Agg("cells", AMOUNT, dataclasses.replace(grid, split_only=True))]),
         "grouped": e.grouped_sql("plan", [Agg("rows"), Agg("mean", AMOUNT),
                                           Agg("nulls", AMOUNT), Agg("min", "at")]),
         "quantiles": e.window_quantiles_sql(e._clean(AMOUNT), [0.25, 0.75], e._from()),

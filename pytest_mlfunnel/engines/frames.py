@@ -314,7 +314,10 @@ class NarwhalsEngine(Engine):
         aggs = [nw.len().alias("n")]
         if grid.bounds:
             aggs += [nw.col("x").min().alias("lo"), nw.col("x").max().alias("hi")]
-        lazy = (self.frame.select(x.alias("x"), cell.alias("b")).drop_nulls()
+        frame = self.frame
+        if grid.split_only:
+            frame = frame.filter(j.is_in([float(base) for base, _, _, _ in grid.refine]))
+        lazy = (frame.select(x.alias("x"), cell.alias("b")).drop_nulls()
                 .group_by("b").agg(*aggs))
         out = []
         for row in self._collect(lazy, "cells"):

@@ -187,10 +187,11 @@ class CellGrid:
     (the data range seen in that cell); sub-cell s gets id ``j * CELL_SPAN + 1 + s``, with
     s = -1 below a and s = m above b. ``low`` / ``high`` send values below / above them to
     the cells ``-OUTSIDE`` / ``OUTSIDE``. Ids grow with x, so cells are intervals in order.
-    ``bounds`` asks each cell's smallest and largest value as well. With ``integers`` the
-    engines group integers between -SMALL_INTEGER and SMALL_INTEGER by value, without the
-    logarithm, and ``merge`` turns those values into their cells' ids (they fall at least
-    1e-4 away from any cell boundary, so every engine agrees).
+    ``split_only`` counts only the values in the split cells (for data whose other cells are
+    counted already). ``bounds`` asks each cell's smallest and largest value as well. With
+    ``integers`` the engines group integers between -SMALL_INTEGER and SMALL_INTEGER by
+    value, without the logarithm, and ``merge`` turns those values into their cells' ids
+    (they fall at least 1e-4 away from any cell boundary, so every engine agrees).
     """
 
     per_unit: int = 1000
@@ -199,6 +200,7 @@ class CellGrid:
     refine: tuple[tuple[float, float, float, int], ...] = ()
     bounds: bool = False
     integers: bool = False
+    split_only: bool = False
 
     def merge(self, rows: list[tuple[float, int, Any, Any]]
               ) -> list[tuple[float, int, Any, Any]]:

@@ -508,21 +508,46 @@ class SqlEngine(Engine):
             cases.append(f"WHEN {name} > -{SMALL_INTEGER} AND {name} < {SMALL_INTEGER} "
                          f"THEN {name}")
         source = f"{self._from()} WHERE {name} IS NOT NULL"
-        if grid.refine:  # compute the base cell once, then split the crowded ones
-            source = f"(SELECT {name}, {j} AS j FROM {source}) AS r"
-            j = "j"
-        for base, a, b, m in grid.refine:
-            scale = num(m / (b - a))
-            sub = f"floor(({name} - {num(a)}) * {scale})"
-            cases.append(
-                f"WHEN j = {num(base)} THEN j * {CELL_SPAN} + 1 + CASE WHEN {name} < {num(a)} "
-                f"THEN -1 WHEN {name} > {num(b)} THEN {m} WHEN {sub} < {m - 1} THEN {sub} "
-                f"ELSE {m - 1} END")
-        cell = (f"CASE {' '.join(cases)} ELSE {j} * {CELL_SPAN} END" if cases
-                else f"{j} * {CELL_SPAN}")
         bounds = (f"min({name}) AS lo, max({name}) AS hi" if grid.bounds
                   else "NULL AS lo, NULL AS hi")
-        return f"SELECT {cell} AS b, count(*) AS n, {bounds} FROM {source} GROUP BY 1"
+        if not grid.refine:
+            cell = (f"CASE {' '.join(cases)} ELSE {j} * {CELL_SPAN} END" if cases
+                    else f"{j} * {CELL_SPAN}")
+            return f"SELECT {cell} AS b, count(*) AS n, {bounds} FROM {source} GROUP BY 1"
+        # The crowded cells' splits are a small table joined on the base cell: one hash probe
+        # per value, where a CASE with a branch per crowded cell cost three times more on 64
+        # of them (every branch is set up again for every batch of values).
+        sub = f"floor(({name} - r.mlfunnel_a) * r.mlfunnel_scale)"
+        cell = (f"c.j * {CELL_SPAN} + 1 + CASE WHEN {name} < r.mlfunnel_a THEN -1 "
+                f"WHEN {name} > r.mlfunnel_b THEN r.mlfunnel_m WHEN {sub} < r.mlfunnel_m - 1 "
+                f"THEN {sub} ELSE r.mlfunnel_m - 1 END")
+        join = "LEFT JOIN"
+        if grid.split_only:
+            # Only the values of the split cells: those between the first and the last of
+            # them (with a cell to spare on each side) are looked up, the rest skip the
+            # logarithm. Written on ``x + 0`` so that DuckDB filters after its Parquet scan:
+            # pushed into the scan, the filter held 13 columns' decoded values at once
+            # (350 MiB instead of 200) for no time saved.
+            join = "JOIN"
+            bases = [base for base, _, _, _ in grid.refine]
+            source += (f" AND {name} + 0 >= {num(grid.start((min(bases) - 1) * CELL_SPAN))} "
+                       f"AND {name} + 0 <= {num(grid.start((max(bases) + 2) * CELL_SPAN))}")
+        else:
+            cases.append(f"WHEN r.mlfunnel_base IS NULL THEN c.j * {CELL_SPAN}")
+        if cases:
+            cell = f"CASE {' '.join(cases)} ELSE {cell} END"
+        return (f"SELECT {cell} AS b, count(*) AS n, {bounds} FROM (SELECT {name}, {j} AS j "
+                f"FROM {source}) AS c {join} ({self._refine_table(grid.refine)}) AS r "
+                "ON c.j = r.mlfunnel_base GROUP BY 1")
+
+    def _refine_table(self, refine: tuple[tuple[float, float, float, int], ...]) -> str:
+        """``CellGrid.refine`` as rows: a crowded base cell, its range [a, b], its number of
+        sub-cells m and m / (b - a)."""
+        num = self._double
+        return " UNION ALL ".join(
+            f"SELECT {num(base)} AS mlfunnel_base, {num(a)} AS mlfunnel_a, {num(b)} AS "
+            f"mlfunnel_b, {m} AS mlfunnel_m, {num(m / (b - a))} AS mlfunnel_scale"
+            for base, a, b, m in refine)
 
     def _separately(self, agg: Agg) -> Any:
         """The few aggregates a dialect cannot put in the pass: one more query each."""

@@ -77,7 +77,8 @@ def summarize_reference(check: DriftConfig, table: Table, types: dict[str, Colum
                         ) -> dict[str, ColumnSummary]:
     """One pass over the reference (each column read once): counts in fixed cells per numeric
     column, value counts per categorical one. A second pass, only for numeric columns where
-    one cell holds more than 1/KS_BINS of the values, splits those cells finer."""
+    one cell holds more than 1/KS_BINS of the values, splits those cells finer: it reads only
+    the values of those cells, the others keep their counts from the first pass."""
     schema = table.schema()
     first: list[tuple[str, Agg]] = []
     for column, kind in types.items():
@@ -90,6 +91,7 @@ def summarize_reference(check: DriftConfig, table: Table, types: dict[str, Colum
     answers = answer(table, first)
     summaries: dict[str, ColumnSummary] = {}
     finer: list[tuple[str, Agg]] = []
+    kept: dict[str, list[Cell]] = {}  # the cells a column's second pass does not split
     for column, kind in types.items():
         if kind == "categorical":
             count, shape = answers[(column, "count")], answers[(column, "shape")]
@@ -117,8 +119,10 @@ def summarize_reference(check: DriftConfig, table: Table, types: dict[str, Colum
         grid = CellGrid(bounds=True, integers=summary.integral)
         refine = _crowded_cells(cells, n)
         if refine:
-            finer.append((column, Agg("cells", column, dataclasses.replace(grid,
-                                                                           refine=refine))))
+            split = {base * CELL_SPAN for base, _, _, _ in refine}
+            kept[column] = [c for c in cells if c.id not in split]
+            finer.append((column, Agg("cells", column, dataclasses.replace(
+                grid, refine=refine, split_only=True))))
         else:
             place_bins(check, summary, grid, cells)
     if finer:
@@ -128,7 +132,9 @@ def summarize_reference(check: DriftConfig, table: Table, types: dict[str, Colum
             if isinstance(shape, str):
                 summaries[column].error = shape
             else:
-                place_bins(check, summaries[column], agg.grid(), to_cells(shape))
+                cells = sorted(kept[column] + to_cells(shape), key=lambda c: c.id)
+                place_bins(check, summaries[column],
+                           dataclasses.replace(agg.grid(), split_only=False), cells)
     return summaries
 
 
