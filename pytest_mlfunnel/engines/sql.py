@@ -516,29 +516,35 @@ class SqlEngine(Engine):
             return f"SELECT {cell} AS b, count(*) AS n, {bounds} FROM {source} GROUP BY 1"
         # The crowded cells' splits are a small table joined on the base cell: one hash probe
         # per value, where a CASE with a branch per crowded cell cost three times more on 64
-        # of them (every branch is set up again for every batch of values).
+        # of them (every branch is set up again for every batch of values). Only the values
+        # between the first and the last split cell (with a cell to spare on each side) are
+        # looked up; the rest are counted in their base cells without a join. The range is
+        # written on ``x + 0`` so that DuckDB filters after its Parquet scan: pushed into the
+        # scan, the filter held 13 columns' decoded values at once (350 MiB, not 200).
+        bases = [base for base, _, _, _ in grid.refine]
+        low = num(grid.start((min(bases) - 1) * CELL_SPAN))
+        high = num(grid.start((max(bases) + 2) * CELL_SPAN))
         sub = f"floor(({name} - r.mlfunnel_a) * r.mlfunnel_scale)"
-        cell = (f"c.j * {CELL_SPAN} + 1 + CASE WHEN {name} < r.mlfunnel_a THEN -1 "
-                f"WHEN {name} > r.mlfunnel_b THEN r.mlfunnel_m WHEN {sub} < r.mlfunnel_m - 1 "
-                f"THEN {sub} ELSE r.mlfunnel_m - 1 END")
-        join = "LEFT JOIN"
-        if grid.split_only:
-            # Only the values of the split cells: those between the first and the last of
-            # them (with a cell to spare on each side) are looked up, the rest skip the
-            # logarithm. Written on ``x + 0`` so that DuckDB filters after its Parquet scan:
-            # pushed into the scan, the filter held 13 columns' decoded values at once
-            # (350 MiB instead of 200) for no time saved.
-            join = "JOIN"
-            bases = [base for base, _, _, _ in grid.refine]
-            source += (f" AND {name} + 0 >= {num(grid.start((min(bases) - 1) * CELL_SPAN))} "
-                       f"AND {name} + 0 <= {num(grid.start((max(bases) + 2) * CELL_SPAN))}")
-        else:
-            cases.append(f"WHEN r.mlfunnel_base IS NULL THEN c.j * {CELL_SPAN}")
-        if cases:
-            cell = f"CASE {' '.join(cases)} ELSE {cell} END"
-        return (f"SELECT {cell} AS b, count(*) AS n, {bounds} FROM (SELECT {name}, {j} AS j "
-                f"FROM {source}) AS c {join} ({self._refine_table(grid.refine)}) AS r "
-                "ON c.j = r.mlfunnel_base GROUP BY 1")
+        split = (f"c.j * {CELL_SPAN} + 1 + CASE WHEN {name} < r.mlfunnel_a THEN -1 "
+                 f"WHEN {name} > r.mlfunnel_b THEN r.mlfunnel_m WHEN {sub} < r.mlfunnel_m - 1 "
+                 f"THEN {sub} ELSE r.mlfunnel_m - 1 END")
+        join = "JOIN"
+        split_cases = list(cases)
+        if not grid.split_only:
+            join = "LEFT JOIN"
+            split_cases.append(f"WHEN r.mlfunnel_base IS NULL THEN c.j * {CELL_SPAN}")
+        if split_cases:
+            split = f"CASE {' '.join(split_cases)} ELSE {split} END"
+        inside = (f"SELECT {split} AS b, {name} AS v FROM (SELECT {name}, {j} AS j FROM "
+                  f"{source} AND {name} + 0 >= {low} AND {name} + 0 <= {high}) AS c {join} "
+                  f"({self._refine_table(grid.refine)}) AS r ON c.j = r.mlfunnel_base")
+        if not grid.split_only:  # the values of the other cells, as without splits
+            cell = (f"CASE {' '.join(cases)} ELSE {j} * {CELL_SPAN} END" if cases
+                    else f"{j} * {CELL_SPAN}")
+            inside += (f" UNION ALL SELECT {cell} AS b, {name} AS v FROM {source} AND "
+                       f"({name} + 0 < {low} OR {name} + 0 > {high})")
+        bounds = "min(v) AS lo, max(v) AS hi" if grid.bounds else "NULL AS lo, NULL AS hi"
+        return f"SELECT b, count(*) AS n, {bounds} FROM ({inside}) AS u GROUP BY 1"
 
     def _refine_table(self, refine: tuple[tuple[float, float, float, int], ...]) -> str:
         """``CellGrid.refine`` as rows: a crowded base cell, its range [a, b], its number of
