@@ -119,6 +119,10 @@ class Dialect:
     text_type: ClassVar[str] = "VARCHAR"
     #: False where the database cannot store NaN (SQLite): no probe for it, no second pass
     stores_nan: ClassVar[bool] = True
+    #: True where NaN sorts above every number in ``min``/``max`` (DuckDB, PostgreSQL, Spark):
+    #: a float's nulls, min and max are then counted NaN-aware in the pass itself (NaN
+    #: counted apart, ``min(x)`` and ``-min(-x)``), without a second read
+    nan_sorts_last: ClassVar[bool] = False
     #: True when ``quantiles`` returns one expression holding every quantile (an array)
     quantiles_as_array: ClassVar[bool] = False
 
@@ -276,6 +280,7 @@ class Dialect:
 
 class DuckDBDialect(Dialect):
     name = "duckdb"
+    nan_sorts_last = True
     sqlglot = "duckdb"
     float_type = "DOUBLE"
     quantiles_as_array = True
@@ -432,6 +437,7 @@ class SQLiteDialect(Dialect):
 
 class PostgreSQLDialect(Dialect):
     name = "postgresql"
+    nan_sorts_last = True
     sqlglot = "postgres"
     text_type = "TEXT"
     quantiles_as_array = True

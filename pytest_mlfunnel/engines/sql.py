@@ -164,8 +164,11 @@ class SqlEngine(Engine):
 
     # ------------------------------------------------------------------ the pass
     def _expressions(self, agg: Agg, nan_aware: bool = True,
-                     bounds: dict[str, tuple[int, int]] | None = None) -> list[str]:
-        """SELECT expressions for one aggregate (histograms take several)."""
+                     bounds: dict[str, tuple[int, int]] | None = None,
+                     nan_counted: bool = False) -> list[str]:
+        """SELECT expressions for one aggregate (histograms take several). ``nan_counted``:
+        a float's nulls, count, min and max in the forms that tell NaN apart without cleaning
+        the column first (see ``_nan_counted``)."""
         op, column = agg.op, agg.column
         if op == "rows":
             return ["count(*)"]
@@ -177,6 +180,8 @@ class SqlEngine(Engine):
                 return []  # counted exactly, in the stage of duplicate_rows
             return [f"count(*) - {self.dialect.approx_distinct(row_hash)}"]
         assert column is not None
+        if nan_counted and self._counts_nan(agg):
+            return [self._nan_counted(op, self.q(column))]
         x = self._clean(column, nan_aware)
         if op == "count":
             return [f"count({x})"]
@@ -209,6 +214,21 @@ class SqlEngine(Engine):
         if op == "not_in":
             return [f"count(CASE WHEN {self._outside(column, x, agg.allowed())} THEN 1 END)"]
         raise CriterionError(f"unknown aggregate {op!r}")
+
+    def _counts_nan(self, agg: Agg) -> bool:
+        return agg.op in _NAN_COUNTED_OPS and self.schema().get(agg.column or "") == "float"
+
+    def _nan_counted(self, op: str, name: str) -> str:
+        """nulls, count, min or max of a float column, NaN-aware where NaN sorts above every
+        number: NaN is counted apart and added to the nulls, ``min(x)`` passes NaN by, and
+        the largest number is ``-min(-x)``. The column is read once, as it is: cleaning it
+        (``CASE WHEN NOT isnan(x) THEN x END``) first costs more than these two aggregates.
+        A NaN result (every value NaN) is read as no value (see ``_one_pass``)."""
+        if op in ("nulls", "count"):
+            nan = f"count(CASE WHEN {self.dialect.nan_test(name)} THEN 1 END)"
+            return (f"count(*) - count({name}) + {nan}" if op == "nulls" else
+                    f"count({name}) - {nan}")
+        return f"min({name})" if op == "min" else f"-min(-{name})"
 
     def _outside(self, column: str, x: str, values: list[Any]) -> str:
         """A condition true for non-null values outside the list."""
@@ -291,16 +311,27 @@ class SqlEngine(Engine):
 
     def _one_pass(self, aggs: list[Agg], purpose: str, bounds: dict[str, tuple[int, int]]
                   ) -> list[Any]:
+        """The pass reads a float column as it is. Its nulls, count, min and max count NaN
+        in place where the dialect sorts NaN last (``_nan_counted``); any other aggregate
+        of a float has a probe for NaN beside it, and is read again, NaN-aware, only for a
+        column that holds NaN."""
         schema = self.schema()
-        floats = sorted({a.column for a in aggs if a.column and schema.get(a.column) == "float"
-                         and a.op not in ("duplicate_rows", "rows")})
         stores_nan = self.dialect.stores_nan
-        results = self._pass(aggs, purpose, nan_aware=not stores_nan, bounds=bounds,
-                             probes=floats if stores_nan else [])
-        values, probed = results
+        nan_counted = stores_nan and self.dialect.nan_sorts_last
+        counted = [i for i, a in enumerate(aggs) if nan_counted and self._counts_nan(a)]
+        floats = sorted({a.column for i, a in enumerate(aggs) if a.column and schema.get(
+            a.column) == "float" and a.op not in ("duplicate_rows", "rows") and i not in counted})
+        values, probed = self._pass(aggs, purpose, nan_aware=not stores_nan, bounds=bounds,
+                                    probes=floats if stores_nan else [],
+                                    nan_counted=nan_counted)
+        for i in counted:
+            if aggs[i].op in ("min", "max") and _is_nan(values[i]):
+                values[i] = None  # every value NaN: no number to show
+            elif aggs[i].op == "max" and isinstance(values[i], float) and values[i] == 0:
+                values[i] = 0.0  # -min(-x) of 0.0 is -0.0
         with_nan = [c for c, top in zip(floats, probed, strict=False) if _is_nan(top)]
         if with_nan:
-            again = [i for i, a in enumerate(aggs) if a.column in with_nan]
+            again = [i for i, a in enumerate(aggs) if a.column in with_nan and i not in counted]
             redone, _ = self._pass([aggs[i] for i in again], f"{purpose} (NaN)", nan_aware=True,
                                    bounds=bounds, probes=[])
             for i, value in zip(again, redone, strict=True):
@@ -417,13 +448,14 @@ class SqlEngine(Engine):
         return found
 
     def _pass(self, aggs: list[Agg], purpose: str, nan_aware: bool,
-              bounds: dict[str, tuple[int, int]], probes: list[str]
+              bounds: dict[str, tuple[int, int]], probes: list[str], nan_counted: bool = False
               ) -> tuple[list[Any], list[Any]]:
-        plans = [(agg, self._expressions(agg, nan_aware, bounds)) for agg in aggs]
-        sql = self.pass_sql(aggs, nan_aware, bounds, probes)
+        plans = [(agg, self._expressions(agg, nan_aware, bounds, nan_counted)) for agg in aggs]
+        sql = self.pass_sql(aggs, nan_aware, bounds, probes, nan_counted)
+        seeing_nan = nan_aware or (nan_counted and any(self._counts_nan(a) for a in aggs))
         row: tuple[Any, ...] = ()
         if sql:
-            row = (self.run_seeing_nan(sql, purpose) if nan_aware else self.run(sql, purpose))[0]
+            row = (self.run_seeing_nan(sql, purpose) if seeing_nan else self.run(sql, purpose))[0]
         results: list[Any] = []
         position = 0
         for agg, exprs in plans:
@@ -437,10 +469,11 @@ class SqlEngine(Engine):
 
     def pass_sql(self, aggs: list[Agg], nan_aware: bool = True,
                  bounds: dict[str, tuple[int, int]] | None = None,
-                 probes: tuple[str, ...] | list[str] = ()) -> str:
+                 probes: tuple[str, ...] | list[str] = (), nan_counted: bool = False) -> str:
         """The one SELECT of the pass ("" when every aggregate needs a query of its own)."""
         bounds = {} if bounds is None else bounds
-        columns = [e for agg in aggs for e in self._expressions(agg, nan_aware, bounds)]
+        columns = [e for agg in aggs
+                   for e in self._expressions(agg, nan_aware, bounds, nan_counted)]
         columns += [f"max({self.q(c)})" for c in probes]
         return f"SELECT {', '.join(columns)} FROM {self._from()}" if columns else ""
 
@@ -930,6 +963,8 @@ ROWS_PER_PART = 25_000_000
 MAX_PARTS = 4
 #: aggregates that may run in a stage of their own (see SqlEngine.compute)
 _STAGED_OPS = ("distinct", "duplicate_rows", "approx_duplicate_rows")
+#: a float's aggregates counted NaN-aware in the pass itself (see SqlEngine._nan_counted)
+_NAN_COUNTED_OPS = ("nulls", "count", "min", "max")
 #: types whose nulls, min and max Parquet footers state as the pass would count them
 _FOOTER_TYPES = ("int", "string", "bool", "date", "datetime")
 #: compared as they are when counted distinct; other types by a hash first
