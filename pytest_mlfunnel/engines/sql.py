@@ -224,8 +224,10 @@ class SqlEngine(Engine):
         the largest number is ``-min(-x)``. The column is read once, as it is: cleaning it
         (``CASE WHEN NOT isnan(x) THEN x END``) first costs more than these two aggregates.
         A NaN result (every value NaN) is read as no value (see ``_one_pass``)."""
+        nan = self.dialect.count_where(str(self.dialect.nan_test(name)))
+        if op == _NAN:
+            return nan
         if op in ("nulls", "count"):
-            nan = f"count(CASE WHEN {self.dialect.nan_test(name)} THEN 1 END)"
             return (f"count(*) - count({name}) + {nan}" if op == "nulls" else
                     f"count({name}) - {nan}")
         return f"min({name})" if op == "min" else f"-min(-{name})"
@@ -246,8 +248,10 @@ class SqlEngine(Engine):
         return None
 
     def compute(self, aggs: list[Agg], purpose: str = "aggregate") -> list[Any]:
-        """One pass. Float columns are first read as they are, with a probe for NaN (a NaN
-        sorts above every number); only a column that holds NaN is read again, NaN-aware."""
+        """One pass, after what the Parquet footers answer (``_from_footers``). A float's
+        nulls, count, min and max count NaN in the pass itself where the dialect sorts NaN
+        last; its other aggregates are read as they are, with a probe for NaN, and read
+        again NaN-aware only for a column that holds NaN (see ``_one_pass``)."""
         asked = [(i, a) for i, a in enumerate(aggs) if a.op == "cells"]
         if asked:
             cells = dict(zip((i for i, _ in asked), self._cells([a for _, a in asked]),
@@ -255,45 +259,85 @@ class SqlEngine(Engine):
             rest = [a for a in aggs if a.op != "cells"]
             answered = iter(self.compute(rest, purpose) if rest else [])
             return [cells[i] if i in cells else next(answered) for i in range(len(aggs))]
-        known = self._from_footers(aggs)
-        if known:
-            others = [(i, a) for i, a in enumerate(aggs) if i not in known]
-            found = dict(zip((i for i, _ in others), self._read(
-                [a for _, a in others], purpose) if others else [], strict=True))
-            return [known[i] if i in known else found[i] for i in range(len(aggs))]
-        return self._read(aggs, purpose)
+        known, pending = self._from_footers(aggs)
+        if not known and not pending:
+            return self._read(aggs, purpose)
+        others = [(i, a) for i, a in enumerate(aggs) if i not in known and i not in pending]
+        # the NaN of floats whose footers count their nulls: one count per column in the pass
+        counts = [Agg(_NAN, c) for c in dict.fromkeys(c for c, _, _ in pending.values())]
+        read = self._read([a for _, a in others] + counts, purpose) if others or counts else []
+        found = dict(zip((i for i, _ in others), read, strict=False))
+        nans = {a.column: int(n) for a, n in zip(counts, read[len(others):], strict=True)}
+        for i, (column, nulls, rows) in pending.items():
+            nulls += nans[column]
+            found[i] = nulls if aggs[i].op == "nulls" else rows - nulls
+        return [known[i] if i in known else found[i] for i in range(len(aggs))]
 
-    def _from_footers(self, aggs: list[Agg]) -> dict[int, Any]:
-        """``nulls``, ``count``, ``min`` and ``max`` of columns that cannot hold NaN, answered
-        without decoding a data page: null counts from the Parquet footers (when every row
-        group states one), min/max in a query of nothing but min/max, which DuckDB answers
-        from the same footers. A float is read: Parquet does not count NaN as null, and its
-        footers leave NaN out."""
+    def _from_footers(self, aggs: list[Agg]
+                      ) -> tuple[dict[int, Any], dict[int, tuple[str, int, int]]]:
+        """(answers, float nulls and counts awaiting a NaN count): ``nulls``, ``count``,
+        ``min`` and ``max`` answered without decoding a data page. Null counts come from the
+        Parquet footers (when every row group states one), min/max from a query of nothing
+        but min/max, which DuckDB answers from the same footers.
+
+        A float's footers count no NaN as null and leave NaN out of min/max, which is what
+        the checks ask (NaN counts as a null); they are used where NaN sorts last (DuckDB),
+        and for min/max only when every row group states both, or the query would decode the
+        column. A NaN or a missing bound (a writer that let NaN into its statistics, a
+        column of NaN) leaves the aggregate to the pass. Its nulls are the footers' plus its
+        NaN: counted by the footers where every row group states ``nan_count``, else in the
+        pass (``pending``: index -> column, footer nulls, rows)."""
         schema = self.schema()
+        floats = self.dialect.nan_sorts_last
         asked = [(i, a) for i, a in enumerate(aggs) if a.op in ("nulls", "count", "min", "max")
-                 and schema.get(a.column or "") in _FOOTER_TYPES]
+                 and (schema.get(a.column or "") in _FOOTER_TYPES
+                      or (floats and schema.get(a.column or "") == "float"))]
         if self.footers is None or not asked:
-            return {}
-        counted = {str(name): int(nulls) for name, nulls, complete in self.run(
-            f"SELECT path_in_schema, sum(stats_null_count), count(*) = count(stats_null_count) "
-            f"FROM parquet_metadata({self.footers}) GROUP BY path_in_schema", "footers")
-            if complete and nulls is not None}
-        bounded = list(dict.fromkeys(a.column or "" for _, a in asked if a.op in ("min", "max")))
+            return {}, {}
+        counted: dict[str, int] = {}
+        nan_counted: dict[str, int] = {}
+        stated: set[str] = set()
+        for name, nulls, complete, nans, nans_complete, bounds in self.run(
+                f"SELECT path_in_schema, sum(stats_null_count), count(*) = count("
+                f"stats_null_count), sum(stats_nan_count), count(*) = count(stats_nan_count), "
+                f"count(*) = count(stats_min_value) AND count(*) = count(stats_max_value) "
+                f"FROM parquet_metadata({self.footers}) GROUP BY path_in_schema", "footers"):
+            if complete and nulls is not None:
+                counted[str(name)] = int(nulls)
+            if nans_complete and nans is not None:
+                nan_counted[str(name)] = int(nans)
+            if bounds:
+                stated.add(str(name))
+        is_float = {c: schema.get(c) == "float" for c in schema}
+        bounded = list(dict.fromkeys(a.column or "" for _, a in asked if a.op in ("min", "max")
+                                     and (not is_float[a.column or ""] or a.column in stated)))
         parts = ["count(*)"] + [f"{op}({self.q(c)})" for c in bounded for op in ("min", "max")]
         row = self.run(f"SELECT {', '.join(parts)} FROM {self._from()}", "footers")[0]
         rows = int(row[0])
         bounds = {c: (row[1 + 2 * k], row[2 + 2 * k]) for k, c in enumerate(bounded)}
         known: dict[int, Any] = {}
+        pending: dict[int, tuple[str, int, int]] = {}
         for i, agg in asked:
             column = agg.column or ""
             if agg.op in ("min", "max"):
-                known[i] = self._shape(agg, [bounds[column][agg.op == "max"]])
+                if column not in bounds:
+                    continue
+                value = bounds[column][agg.op == "max"]
+                if is_float[column]:
+                    if value is None or _is_nan(value):
+                        continue  # read in the pass, NaN-aware
+                    value = 0.0 if value == 0 else value  # footers write -0.0 as a least zero
+                known[i] = self._shape(agg, [value])
             elif column in counted:
                 nulls = counted[column]
+                if is_float[column] and column not in nan_counted:
+                    pending[i] = (column, nulls, rows)
+                    continue
+                nulls += nan_counted.get(column, 0)
                 known[i] = nulls if agg.op == "nulls" else rows - nulls
-        if known and any(a.op == "rows" for a in aggs):
+        if (known or pending) and any(a.op == "rows" for a in aggs):
             known.update({i: rows for i, a in enumerate(aggs) if a.op == "rows"})
-        return known
+        return known, pending
 
     def _read(self, aggs: list[Agg], purpose: str) -> list[Any]:
         bounds = self._key_bounds(aggs)
@@ -963,8 +1007,10 @@ ROWS_PER_PART = 25_000_000
 MAX_PARTS = 4
 #: aggregates that may run in a stage of their own (see SqlEngine.compute)
 _STAGED_OPS = ("distinct", "duplicate_rows", "approx_duplicate_rows")
+#: a column's NaN, counted in the pass for the footers' null count (see SqlEngine.compute)
+_NAN = "nan"
 #: a float's aggregates counted NaN-aware in the pass itself (see SqlEngine._nan_counted)
-_NAN_COUNTED_OPS = ("nulls", "count", "min", "max")
+_NAN_COUNTED_OPS = ("nulls", "count", "min", "max", _NAN)
 #: types whose nulls, min and max Parquet footers state as the pass would count them
 _FOOTER_TYPES = ("int", "string", "bool", "date", "datetime")
 #: compared as they are when counted distinct; other types by a hash first
