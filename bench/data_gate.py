@@ -27,10 +27,13 @@ Named scenarios (``--scenario NAME``) measure other shapes, each against pyarrow
            rows repeat an earlier row whole): profile; + exact unique key; + duplicates;
            + both with approx = true
   wide     2M x 120 (60 floats with NaN and nulls, 30 ints, 20 low-cardinality strings, 10
-           UUID strings): profile; + duplicates + unique on a UUID column
+           UUID strings): profile; + duplicates + unique on a UUID column; the profile
+           in a fresh process against pandera-polars and Great Expectations 1.x (``--tools``)
   funnel   1M x 120 (60 floats with NaN and nulls, 40 ints, 20 low-cardinality strings): the
            whole ``pytest --funnel`` against pandera-polars with data checks on
-           (PANDERA_VALIDATION_DEPTH=SCHEMA_AND_DATA) and Great Expectations 1.x, same checks
+           (PANDERA_VALIDATION_DEPTH=SCHEMA_AND_DATA) and Great Expectations 1.x, same checks;
+           each fresh process's CPU seconds beside the wall-time ratio (GX's rounds capped
+           at ``--gx-repeat``, 1 by default: minutes per run)
   drift    3M x 40 per side (30 numeric, 10 categorical, one with 50k values), PSI+KS+JS,
            against reading both files
   growth   the keys shape at 1M, 4M, 16M, 50M rows, profile + unique + duplicates: the
@@ -331,6 +334,53 @@ def scenario_wide(args: argparse.Namespace) -> None:
     run_aggs(path, profile_of(path))
     measure_variants(path, "u0", ["profile", "+ unique + duplicates"], args.repeat,
                      {"+ unique + duplicates": "target <= 1.6x"})
+    compile_package()
+    compare_tools(args, path, tool_process("ours_wide", path),
+                  "the profile (fresh process)")
+
+
+def compile_package() -> None:
+    """The package's bytecode, as a pip install writes it: an editable checkout run with
+    PYTHONDONTWRITEBYTECODE would compile every module of it in each fresh process."""
+    import compileall
+
+    compileall.compile_dir(str(HERE.parent / "pytest_mlfunnel"), quiet=1)
+
+
+def ours_wide(path: str) -> None:
+    """The wide scenario's profile as a CI step runs it: imports, plan, one pass."""
+    run_aggs(Path(path), profile_of(Path(path)))
+
+
+def compare_tools(args: argparse.Namespace, path: Path, ours: Callable[[], Any],
+                  label: str) -> None:
+    """Each tool of ``--tools`` against ``ours`` in paired rounds of fresh processes, with
+    the CPU seconds of one more run of each (children's user + system)."""
+    tools = {"pandera": ("pandera-polars (SCHEMA_AND_DATA)", "pandera_wide", args.repeat),
+             # minutes per run: its rounds are capped at --gx-repeat
+             "gx": ("Great Expectations 1.x (pandas)", "gx_wide", args.gx_repeat)}
+    for name in args.tools.split(","):
+        title, function, repeat = tools[name]
+        try:
+            tool_process(function, path)()
+        except subprocess.CalledProcessError as exc:
+            print(f"{title}: cannot run: {exc.stderr.decode()[-300:]}")
+            continue
+        result = paired(repeat, ours, tool_process(function, path))
+        print(figure_line(f"{title} vs {label}", result.measured, result.ratio,
+                          f"x ours ({result.baseline:.2f} s)  target >= 2x"), flush=True)
+        theirs, mine = cpu_seconds(tool_process(function, path)), cpu_seconds(ours)
+        print(f"   CPU seconds: {title.split(' ')[0]} {theirs:.2f}, ours {mine:.2f}: "
+              f"{theirs / mine:.2f}x  (load {os.getloadavg()[0]:.2f})", flush=True)
+
+
+def cpu_seconds(action: Callable[[], Any]) -> float:
+    """User + system seconds of the children ``action`` runs (fresh processes)."""
+    before = os.times()
+    action()
+    after = os.times()
+    return (after.children_user - before.children_user
+            + after.children_system - before.children_system)
 
 
 def drift_files(rows: int) -> tuple[Path, Path]:
@@ -506,23 +556,15 @@ def scenario_funnel(args: argparse.Namespace) -> None:
           flush=True)
 
     def funnel() -> None:
+        # typeguard's pytest plugin is in this environment only as pandera's dependency
         found = subprocess.run([sys.executable, "-m", "pytest", "--funnel", "-q",
-                                "-p", "no:cacheprovider"], cwd=project, timeout=1800,
-                               capture_output=True, text=True)
+                                "-p", "no:cacheprovider", "-p", "no:typeguard"], cwd=project,
+                               timeout=1800, capture_output=True, text=True)
         assert found.returncode == 0, found.stdout[-2000:]
 
+    compile_package()
     funnel()
-    tools = [("pandera-polars (SCHEMA_AND_DATA)", "pandera_wide"),
-             ("Great Expectations 1.x (pandas)", "gx_wide")]
-    for label, function in tools:
-        try:
-            tool_process(function, path)()
-        except subprocess.CalledProcessError as exc:
-            print(f"{label}: cannot run: {exc.stderr.decode()[-300:]}")
-            continue
-        result = paired(args.repeat, funnel, tool_process(function, path))
-        print(figure_line(f"{label} vs pytest --funnel", result.measured, result.ratio,
-                          f"x the funnel ({result.baseline:.2f} s)  target >= 2x"), flush=True)
+    compare_tools(args, path, funnel, "pytest --funnel")
 
 
 def scenario_growth(args: argparse.Namespace) -> None:
@@ -555,6 +597,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tools", default="pandera,gx",
+                        help="funnel, wide: the tools compared (pandera, gx), comma-separated")
+    parser.add_argument("--gx-repeat", type=int, default=1,
+                        help="rounds with Great Expectations (minutes each on 1M x 120)")
     parser.add_argument("--scenario", default="bench",
                         choices=["bench", "keys", "wide", "funnel", "drift", "growth"])
     args = parser.parse_args()
