@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -150,19 +151,137 @@ def test_a_key_the_baseline_holds_twice_makes_the_comparisons_an_error(
     assert found["recall"]["status"] == "passed"  # rows never multiply: one lookup per key
 
 
-def test_tables_no_one_engine_reads_together_cannot_be_joined(
-        pytester: pytest.Pytester) -> None:
+def write_one(root: Path, engine: str, name: str, frame: pd.DataFrame,
+              request: pytest.FixtureRequest) -> str:
+    """One table in a file of the engine, or in PostgreSQL (dropped after the test): its
+    source as TOML."""
+    if engine == "parquet":
+        frame.to_parquet(root / f"{name}.parquet")
+        return f'"{name}.parquet"'
+    if engine == "sqlite":
+        with sqlite3.connect(root / f"{name}.db") as conn:
+            frame.to_sql(name, conn, index=False)
+        return f'{{ url = "sqlite:///{root / (name + ".db")}", table = "{name}" }}'
+    url = request.getfixturevalue("postgres_url")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    table = f"{name}_{uuid.uuid4().hex[:10]}"
+    db = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    frame.to_sql(table, db, index=False)
+
+    def drop() -> None:
+        with db.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE {table}")
+        db.dispose()
+    request.addfinalizer(drop)
+    return f'{{ url = "{url}", table = "{table}" }}'
+
+
+ACROSS = [("parquet", "sqlite"), ("sqlite", "parquet"), ("parquet", "postgres"),
+          ("postgres", "parquet"), ("sqlite", "postgres")]
+
+
+@pytest.mark.parametrize(("predictions", "baseline"), ACROSS)
+def test_a_baseline_another_engine_reads_is_copied_into_duckdb_and_compares_the_same(
+        pytester: pytest.Pytester, request: pytest.FixtureRequest, predictions: str,
+        baseline: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_mlfunnel.engines import copies
+
+    monkeypatch.setattr(copies, "COPY_PAGE", 400)  # 1,500 rows: four pages
     model, production = frames()
+    expected = same_table_run(pytester, model, production)
+    pytester.makepyprojecttoml(config(write_one(pytester.path, predictions, "holdout", model,
+                                                request),
+                                      write_one(pytester.path, baseline, "production",
+                                                production, request)))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    for name in ("f1", "roc_auc", "accuracy", "log_loss", "recall"):
+        assert found[name]["status"] == expected[name]["status"], name
+        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
+        for field in ("baseline", "difference", "ci_low", "ci_high", "p_value"):
+            if field in expected[name]["extra"]:
+                assert found[name]["extra"][field] == pytest.approx(
+                    expected[name]["extra"][field], abs=1e-12), (name, field)
+    assert "INTERNALERROR" not in result.stdout.str() and "Traceback" not in result.stdout.str()
+
+
+def test_a_baseline_in_a_lazy_frame_is_collected_into_duckdb(pytester: pytest.Pytester
+                                                             ) -> None:
+    pl = pytest.importorskip("polars")
+    model, production = frames()
+    expected = same_table_run(pytester, model, production)
     model.to_parquet(pytester.path / "holdout.parquet")
-    _, baseline = write(pytester.path, "sqlite", model, production)
-    pytester.makepyprojecttoml(config('"holdout.parquet"', baseline))
+    production.to_parquet(pytester.path / "production_rows.parquet")
+    pytester.makeconftest(f"""
+import polars as pl
+import pytest
+
+@pytest.fixture
+def production():
+    return pl.scan_parquet({str(pytester.path / "production_rows.parquet")!r})
+""")
+    assert pl.scan_parquet(pytester.path / "production_rows.parquet").collect().height == N
+    pytester.makepyprojecttoml(config('"holdout.parquet"', '{ fixture = "production" }'))
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    for name in ("f1", "roc_auc", "recall"):
+        assert found[name]["status"] == expected[name]["status"], name
+        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
+    assert found["roc_auc"]["extra"]["ci_low"] == pytest.approx(
+        expected["roc_auc"]["extra"]["ci_low"], abs=1e-12)
+
+
+@pytest.mark.parametrize(("predictions", "baseline"), [("parquet", "sqlite"),
+                                                       ("postgres", "parquet")])
+def test_across_engines_unmatched_and_repeated_keys_are_counted_as_in_one_engine(
+        pytester: pytest.Pytester, request: pytest.FixtureRequest, predictions: str,
+        baseline: str) -> None:
+    model, production = frames()
+    short = production[~production.customer_id.isin(model.customer_id[:37])]
+    pytester.makepyprojecttoml(config(write_one(pytester.path, predictions, "holdout", model,
+                                                request),
+                                      write_one(pytester.path, baseline, "production", short,
+                                                request)))
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    assert found["f1"]["status"] == "failed"
+    assert (f": cannot compare with the baseline: 37 of {N} rows have a customer_id not "
+            "found in ") in found["f1"]["message"]
+    assert found["recall"]["message"].endswith(
+        f"(37 of {N} rows left out: 37 with a customer_id not found in "
+        f"{found['f1']['message'].split('not found in ')[-1]}")
+    twice = pd.concat([production, production.iloc[:4]])
+    pytester.makepyprojecttoml(config(write_one(pytester.path, predictions, "holdout2", model,
+                                                request),
+                                      write_one(pytester.path, baseline, "production2", twice,
+                                                request)))
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    assert found["f1"]["status"] == "error"
+    assert found["f1"]["message"].startswith(
+        f"f1: 4 of {N} rows have a customer_id found more than once in ")
+    assert found["recall"]["status"] == "passed"
+
+
+def test_a_table_too_large_to_copy_across_engines_is_an_error_saying_so(
+        pytester: pytest.Pytester, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFUNNEL_JOIN_COPY_ROWS", "1000")
+    model, production = frames()
+    pytester.makepyprojecttoml(config(write_one(pytester.path, "parquet", "holdout", model,
+                                                request),
+                                      write_one(pytester.path, "sqlite", "production",
+                                                production, request)))
     result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     found = criteria(pytester)
     assert found["recall"]["status"] == "error"
-    assert found["recall"]["message"].startswith("cannot join ")
-    assert found["recall"]["message"].endswith(
-        ": both must be read by one engine (files and DataFrame fixtures share one DuckDB; "
-        "tables of one database URL share its connection)")
+    where = f"sqlite:///{pytester.path / 'production.db'} table production"
+    assert found["recall"]["message"] == (
+        f"cannot join holdout.parquet with {where}: two engines read them, and the join would "
+        f"copy the second into DuckDB, but it has {N:,} rows, more than 1,000 "
+        "(MLFUNNEL_JOIN_COPY_ROWS); give both tables on one "
+        "engine (files and DataFrame fixtures share one DuckDB; tables of one database URL "
+        "share its connection) or raise the limit")
     assert "INTERNALERROR" not in result.stdout.str() and "Traceback" not in result.stdout.str()
 
 

@@ -326,12 +326,19 @@ class SharedTable:
         other = self._join_side(on, other, other_on, [*other_on, *columns.values()])
         engine = self._guard(lambda: self.engine.joined_native(on, other.engine, other_on,
                                                                 columns))
+        shared = self._shared if self._shared is not None else other._shared
+        if engine is None and shared is not None:
+            # two engines: the side not on the shared DuckDB is copied into it (bounded)
+            from pytest_mlfunnel.engines.copies import joined_across
+
+            engine = self._guard(lambda: joined_across(self.engine, on, other.engine, other_on,
+                                                       columns, shared))
         if engine is None:
             raise CriterionError(
                 f"cannot join {self.display} with {other.display}: both must be read by one "
                 "engine (files and DataFrame fixtures share one DuckDB; tables of one database "
                 "URL share its connection)")
-        return SharedTable(engine, {}, self._shared)
+        return SharedTable(engine, {}, shared)
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
         self._need_columns(by)
