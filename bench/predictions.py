@@ -16,7 +16,10 @@ measures, for each N:
   (a')      the same without roc_auc: what the grouped counts and sums cost, apart from the
             ranking of scores
   (b) RSS   peak resident memory of (a) in a fresh process, against the Arrow size of the
-            columns used (and the same process doing nothing but imports)
+            columns used (and the same process doing nothing but imports), and its CPU
+            seconds (all threads, steadier than wall time under load)
+  (b')      the same without the bound on the ranking's sort memory
+            (MLFUNNEL_DUCKDB_SORT_MEMORY=none)
   (c)       sklearn computing the same point values on the pandas frame already in memory
             (accuracy_score, f1_score, roc_auc_score, log_loss, and the ECE from
             calibration_curve, overall and per slice, for the model and the baseline; sklearn
@@ -30,6 +33,8 @@ The machine may be shared: the load average is printed beside every figure.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import sys
 import time
@@ -40,6 +45,8 @@ from typing import Any
 from measure import MIB, figure_line, header, memory_line, peak_rss, rounds
 
 HERE = Path(__file__).resolve().parent
+#: the bound on the memory of the ranking's sort (pytest_mlfunnel.engines.sql)
+SORT_MEMORY_ENV = "MLFUNNEL_DUCKDB_SORT_MEMORY"
 DATA = HERE / "data"
 SLICES = 20
 COLUMNS = ["churned", "pred", "proba", "prod_pred", "prod_proba", "segment"]
@@ -139,6 +146,19 @@ def in_turn(repeat: int, baseline: Callable[[], Any], action: Callable[[], Any]
             statistics.median(m / b for b, m in zip(base, mine, strict=True)))
 
 
+def peak_rss_and_cpu(function: Callable[..., Any], *args: object) -> tuple[int, float]:
+    """``peak_rss`` and the CPU seconds (user + system, every thread) of the fresh process:
+    CPU time moves far less than wall time on a shared machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss = peak_rss(function, *args)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return rss, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_line(label: str, seconds: float, width: int = 44) -> str:
+    return f"{label:<{width}} {seconds:7.2f} s CPU  (load {os.getloadavg()[0]:.2f})"
+
+
 def kind_in_child(path: str) -> None:
     """What (b) measures in a fresh process."""
     run_kind(Path(path))
@@ -174,9 +194,18 @@ def measure(rows: int, repeat: int) -> None:
                                 lambda: run_kind(path, ranked=False))
     print(figure_line("(a') the same without roc_auc", unranked, ratio), flush=True)
     arrow_size = pq.read_table(path, columns=COLUMNS).nbytes
-    rss_kind = peak_rss(kind_in_child, path)
+    rss_kind, cpu_kind = peak_rss_and_cpu(kind_in_child, path)
     print(memory_line("(b) peak RSS of (a)", rss_kind, rss_kind / arrow_size,
                       f"target <= 1.0x Arrow size of the columns ({arrow_size / MIB:.0f} MiB)"))
+    print(cpu_line("    CPU seconds of that process", cpu_kind))
+    os.environ[SORT_MEMORY_ENV] = "none"
+    try:
+        rss_free, cpu_free = peak_rss_and_cpu(kind_in_child, path)
+    finally:
+        os.environ.pop(SORT_MEMORY_ENV)
+    print(memory_line("(b') the same, the sort's memory unbounded", rss_free,
+                      rss_free / arrow_size, f"{SORT_MEMORY_ENV}=none"))
+    print(cpu_line("    CPU seconds of that process", cpu_free))
     print(memory_line("    same process, imports only", peak_rss(imports_in_child)))
     print(memory_line("    pyarrow read_table of the columns", peak_rss(floor_in_child, path)),
           flush=True)

@@ -51,15 +51,15 @@ negatives for a positive row; positives - V01 * positives for a negative row), s
 squares and products across two scores come from one aggregate over the rows grouped by
 (group, label). Average precision adds, per positive row, the precision at its score,
 (positives >= score) / (rows >= score), from the same windows and the group's totals.
-The frame engines group by (group, score), run sums in score order and join back to the
-rows for the products of two scores.
+The frame engines reach the same v from ranks over the group and over (group, label) (see
+``_narwhals_ranking``), with no join back for the products of two scores.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from pytest_mlfunnel.engines.dialects import plain
 
@@ -519,15 +519,23 @@ def narwhals_crosstab(engine: Any, keys: list[Expr], values: list[tuple[str, Exp
 
 def narwhals_score_ranks(engine: Any, label: Expr, scores: list[Expr], rankings: list[Ranking],
                          where: Expr | None) -> list[dict[Any, ScoreRanks]]:
-    return [_narwhals_ranking(engine, label, scores[:r.scores], r.by, where) for r in rankings]
+    return [_narwhals_ranking(engine, label, scores[:r.scores], r, where) for r in rankings]
 
 
-def _narwhals_ranking(engine: Any, label: Expr, scores: list[Expr], by: Expr | None,
+def _narwhals_ranking(engine: Any, label: Expr, scores: list[Expr], ranking: Ranking,
                       where: Expr | None) -> dict[Any, ScoreRanks]:
-    """One ranking: per (group, score) the positives and negatives, running sums in score
-    order, and a join back to the rows for the products of two scores' placements."""
+    """One ranking, the SQL engines' v per row from ranks alone: over the group, rank "min"
+    is 1 + the rows below a score and rank "max" the rows at or below it; the same within
+    (group, label) counts the row's own class, so their differences count the other class:
+
+        v = (rank max - rank max in its class) + (rank min - rank min in its class)
+
+    which is 2 * (negatives below + half the tied ones) for a positive row and 2 * (positives
+    below + half the tied ones) for a negative row. Every sum then comes from one aggregate
+    per (group, label), with no join back."""
     import narwhals.stable.v2 as nw
 
+    by = ranking.by
     key = narwhals_expr(engine, by) if by is not None else nw.lit(0)
     columns = [key.alias("k"), narwhals_expr(engine, label).alias("y")]
     columns += [narwhals_expr(engine, s).cast(nw.Float64).alias(f"s{i}")
@@ -537,42 +545,30 @@ def _narwhals_ranking(engine: Any, label: Expr, scores: list[Expr], by: Expr | N
     rows = engine.frame.select(*columns).drop_nulls()
     if where is not None:
         rows = rows.filter(nw.col("w") == 1).drop("w")
-    found: dict[Any, ScoreRanks] = {}
-    placed = []
-    for i in range(len(scores)):
-        groups = (rows.group_by("k", f"s{i}").agg(nw.col("y").sum().alias("p"),
-                                                   (1 - nw.col("y")).sum().alias("n"))
-                  .rename({f"s{i}": "s"}))
-        p, n = nw.col("p").cast(nw.Float64), nw.col("n").cast(nw.Float64)
-        cum_p = p.cum_sum().over("k", order_by="s")
-        cum_all = (p + n).cum_sum().over("k", order_by="s")
-        ranked = groups.with_columns(
-            lo=n.cum_sum().over("k", order_by="s") - n + n / 2.0,
-            hi=p.sum().over("k") - cum_p + p / 2.0,
-            prec=(p.sum().over("k") - cum_p + p) / ((p + n).sum().over("k") - cum_all + p + n))
-        placed.append(ranked)
-        totals = ranked.group_by("k").agg(
-            nw.col("p").sum().alias("P"), nw.col("n").sum().alias("N"),
-            (p * nw.col("lo")).sum().alias("a"), (p * nw.col("lo") ** 2).sum().alias("b"),
-            (n * nw.col("hi")).sum().alias("c"), (n * nw.col("hi") ** 2).sum().alias("d"),
-            (p * nw.col("prec")).sum().alias("e"))
-        for row in engine._collect(totals, "score ranks"):
-            k = None if by is None else row[0]
-            ranks = found.setdefault(k, ScoreRanks(scores=[ScoreRank() for _ in scores]))
-            ranks.positives, ranks.negatives = int(row[1]), int(row[2])
-            ranks.scores[i] = ScoreRank(*(0.0 if v is None else float(v) for v in row[3:]))
-    if len(scores) == 2 and found:
-        first = placed[0].select("k", nw.col("s").alias("s0"), nw.col("lo").alias("lo0"),
-                                 nw.col("hi").alias("hi0"))
-        second = placed[1].select("k", nw.col("s").alias("s1"), nw.col("lo").alias("lo1"),
-                                  nw.col("hi").alias("hi1"))
-        joined = rows.join(first, on=["k", "s0"]).join(second, on=["k", "s1"])
-        y = nw.col("y")
-        cross = joined.group_by("k").agg(
-            (y * nw.col("lo0") * nw.col("lo1")).sum().alias("cb"),
-            ((1 - y) * nw.col("hi0") * nw.col("hi1")).sum().alias("ca"))
-        for row in engine._collect(cross, "score ranks"):
-            k = None if by is None else row[0]
-            found[k].cross_below = float(row[1] or 0.0)
-            found[k].cross_above = float(row[2] or 0.0)
-    return found
+
+    def rank(score: str, method: Literal["min", "max"], *over: str) -> Any:
+        return nw.col(score).rank(method).over(*over).cast(nw.Int64)
+
+    placed = [(rank(f"s{i}", "max", "k") - rank(f"s{i}", "max", "k", "y")
+               + rank(f"s{i}", "min", "k") - rank(f"s{i}", "min", "k", "y")).alias(f"v{i}")
+              for i in range(len(scores))]
+    if ranking.precision:
+        # a positive row: (positives >= its score) / (rows >= its score)
+        y = nw.col("y").cast(nw.Float64)
+        placed.append(nw.when(nw.col("y") == 1).then(
+            (y.sum().over("k") - rank("s0", "min", "k", "y") + 1)
+            / (nw.len().over("k") - rank("s0", "min", "k") + 1)).alias("ap"))
+    ranked = rows.with_columns(*placed)
+    v = [nw.col(f"v{i}").cast(nw.Float64) for i in range(len(scores))]
+    sums = [nw.len().alias("n"),
+            (nw.col("ap") if ranking.precision else nw.col("y") * 0.0).sum().alias("ap")]
+    for i, value in enumerate(v):
+        sums += [value.sum().alias(f"a{i}"), (value * value).sum().alias(f"b{i}")]
+    if len(scores) == 2:
+        sums.append((v[0] * v[1]).sum().alias("x"))
+    parts: dict[Any, dict[int, list[float]]] = {}
+    for row in engine._collect(ranked.group_by("k", "y").agg(*sums), "score ranks"):
+        k = None if by is None else row[0]
+        parts.setdefault(k, {})[int(row[1])] = [_number(value) for value in row[2:]]
+    return {k: rank_sums(len(scores), ranking.precision, by_label)
+            for k, by_label in parts.items()}
