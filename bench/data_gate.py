@@ -433,6 +433,41 @@ def run_wide_drift(reference: str, current: str) -> None:
     assert not errors, errors
 
 
+def drift_parts(reference: str, current: str) -> dict[str, float]:
+    """One run of the wide drift with each query timed: wall seconds per part (the reference's
+    cells, its split cells, its categorical counts, the same for the current side, and the
+    rest: footers, Python's statistics)."""
+    import time
+
+    from pytest_mlfunnel.engines.sql import SqlEngine
+
+    parts: dict[str, float] = {}
+    original = SqlEngine.run
+
+    def timed(engine: SqlEngine, sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        side = "reference" if Path(engine.display).name == Path(reference).name else "current"
+        part = {"cells": "cells", "aggregate": "categorical counts"}.get(purpose, "other")
+        if part == "cells" and f"{side} cells" in parts:
+            part = "split cells"
+        started = time.perf_counter()
+        try:
+            return original(engine, sql, purpose)
+        finally:
+            key = f"{side} {part}"
+            parts[key] = parts.get(key, 0.0) + time.perf_counter() - started
+
+    SqlEngine.run = timed  # type: ignore[method-assign]
+    try:
+        started = time.perf_counter()
+        run_wide_drift(reference, current)
+        total = time.perf_counter() - started
+    finally:
+        SqlEngine.run = original  # type: ignore[method-assign]
+    parts["rest (footers, Python)"] = total - sum(parts.values())
+    parts["total"] = total
+    return parts
+
+
 def scenario_drift(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
 
@@ -446,6 +481,9 @@ def scenario_drift(args: argparse.Namespace) -> None:
                       result.ratio, f"x reading both ({result.baseline:.2f} s)  target <= 2.5x"))
     rss = peak_rss(run_wide_drift, str(reference), str(current))
     print(memory_line("   peak RSS", rss, rss / arrow, "x Arrow size"), flush=True)
+    print("where the time goes (one more run, each query timed):")
+    for part, seconds in drift_parts(str(reference), str(current)).items():
+        print(figure_line(f"   {part}", seconds), flush=True)
 
 
 def wide_rules(path: Path) -> dict[str, dict[str, Any]]:
