@@ -335,6 +335,15 @@ def test_integer_counts_beyond_1000_crowded_into_cells_are_split_and_compared_ex
     assert '"count"' in reference[1]
 
 
+@pytest.mark.parametrize("name", ["j", "b", "v", "n"])
+def test_a_crowded_column_named_like_a_column_of_the_cells_query_is_split_as_any_other(
+        pytester: pytest.Pytester, name: str) -> None:
+    rng = np.random.default_rng(9)
+    r, c = 2 * rng.integers(2490, 2610, 5_000), rng.integers(5000, 5200, 5_000)
+    found = run_drift(pytester, {name: r}, {name: c}, 'psi = "<= 0.2", ks = "<= 0.2"')
+    assert check_against_scipy(found, name, r, c)["ks_bins"] > 200
+
+
 def test_heavy_tails_ties_and_negatives_keep_ks_within_its_bound(
         pytester: pytest.Pytester) -> None:
     rng = np.random.default_rng(6)

@@ -602,19 +602,19 @@ class SqlEngine(Engine):
         low = num(grid.start((min(bases) - 1) * CELL_SPAN))
         high = num(grid.start((max(bases) + 2) * CELL_SPAN))
         sub = f"floor(({name} - r.mlfunnel_a) * r.mlfunnel_scale)"
-        split = (f"c.j * {CELL_SPAN} + 1 + CASE WHEN {name} < r.mlfunnel_a THEN -1 "
+        split = (f"c.mlfunnel_j * {CELL_SPAN} + 1 + CASE WHEN {name} < r.mlfunnel_a THEN -1 "
                  f"WHEN {name} > r.mlfunnel_b THEN r.mlfunnel_m WHEN {sub} < r.mlfunnel_m - 1 "
                  f"THEN {sub} ELSE r.mlfunnel_m - 1 END")
         join = "JOIN"
         split_cases = list(cases)
         if not grid.split_only:
             join = "LEFT JOIN"
-            split_cases.append(f"WHEN r.mlfunnel_base IS NULL THEN c.j * {CELL_SPAN}")
+            split_cases.append(f"WHEN r.mlfunnel_base IS NULL THEN c.mlfunnel_j * {CELL_SPAN}")
         if split_cases:
             split = f"CASE {' '.join(split_cases)} ELSE {split} END"
-        inside = (f"SELECT {split} AS b, {name} AS v FROM (SELECT {name}, {j} AS j FROM "
+        inside = (f"SELECT {split} AS b, {name} AS v FROM (SELECT {name}, {j} AS mlfunnel_j FROM "
                   f"{source} AND {name} + 0 >= {low} AND {name} + 0 <= {high}) AS c {join} "
-                  f"({self._refine_table(grid.refine)}) AS r ON c.j = r.mlfunnel_base")
+                  f"({self._refine_table(grid.refine)}) AS r ON c.mlfunnel_j = r.mlfunnel_base")
         if not grid.split_only:  # the values of the other cells, as without splits
             cell = (f"CASE {' '.join(cases)} ELSE {j} * {CELL_SPAN} END" if cases
                     else f"{j} * {CELL_SPAN}")
