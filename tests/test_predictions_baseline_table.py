@@ -231,6 +231,34 @@ def production():
         expected["roc_auc"]["extra"]["ci_low"], abs=1e-12)
 
 
+def test_two_fixtures_of_two_engines_join_in_a_duckdb_of_their_own(pytester: pytest.Pytester
+                                                                   ) -> None:
+    pytest.importorskip("polars")
+    model, production = frames()
+    expected = same_table_run(pytester, model, production)
+    model.to_parquet(pytester.path / "model_rows.parquet")
+    production.to_parquet(pytester.path / "production_rows.parquet")
+    pytester.makeconftest(f"""
+import pandas as pd
+import polars as pl
+import pytest
+
+@pytest.fixture
+def holdout():
+    return pl.scan_parquet({str(pytester.path / "model_rows.parquet")!r})
+
+@pytest.fixture
+def production():
+    return pd.read_parquet({str(pytester.path / "production_rows.parquet")!r})
+""")
+    pytester.makepyprojecttoml(config('{ fixture = "holdout" }', '{ fixture = "production" }'))
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    for name in ("f1", "roc_auc", "recall"):
+        assert found[name]["status"] == expected[name]["status"], name
+        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
+
+
 @pytest.mark.parametrize(("predictions", "baseline"), [("parquet", "sqlite"),
                                                        ("postgres", "parquet")])
 def test_across_engines_unmatched_and_repeated_keys_are_counted_as_in_one_engine(

@@ -53,7 +53,7 @@ def on_connection(engine: Engine, connection: Any) -> bool:
 
 
 def joined_across(left: Engine, on: list[str], right: Engine, right_on: list[str],
-                  columns: dict[str, str], shared: dict[Any, Any]) -> Engine | None:
+                  columns: dict[str, str], shared: dict[Any, Any]) -> Engine:
     """``left`` with ``columns`` of ``right`` beside each row (see ``Engine.joined_native``),
     the tables of two engines joined in the shared DuckDB."""
     connection = duckdb_connection(shared)
@@ -73,7 +73,9 @@ def joined_across(left: Engine, on: list[str], right: Engine, right_on: list[str
                 "and DataFrame fixtures share one DuckDB; tables of one database URL share its "
                 "connection) or raise the limit")
         sides.append(copy_into(engine, connection, shared, needed))
-    return sides[0].joined_native(on, sides[1], right_on, columns)
+    joined = sides[0].joined_native(on, sides[1], right_on, columns)
+    assert joined is not None  # both on one DuckDB connection now
+    return joined
 
 
 def copy_into(engine: Engine, connection: Any, shared: dict[Any, Any],

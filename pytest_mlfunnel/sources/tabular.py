@@ -322,22 +322,20 @@ class SharedTable:
     def joined(self, on: list[str], other: Table, other_on: list[str],
                columns: dict[str, str]) -> Table:
         """This table with ``other``'s columns beside each row, looked up by key in the engine
-        (see ``Engine.joined_native``); an error when one engine cannot read both."""
+        (see ``Engine.joined_native``); tables of two engines join in DuckDB, the side not
+        there copied into it (``engines.copies``, bounded)."""
         other = self._join_side(on, other, other_on, [*other_on, *columns.values()])
         engine = self._guard(lambda: self.engine.joined_native(on, other.engine, other_on,
                                                                 columns))
-        shared = self._shared if self._shared is not None else other._shared
-        if engine is None and shared is not None:
+        # two fixtures know no session: a DuckDB of the join's own then
+        shared = (self._shared if self._shared is not None else other._shared
+                  if other._shared is not None else {})
+        if engine is None:
             # two engines: the side not on the shared DuckDB is copied into it (bounded)
             from pytest_mlfunnel.engines.copies import joined_across
 
             engine = self._guard(lambda: joined_across(self.engine, on, other.engine, other_on,
                                                        columns, shared))
-        if engine is None:
-            raise CriterionError(
-                f"cannot join {self.display} with {other.display}: both must be read by one "
-                "engine (files and DataFrame fixtures share one DuckDB; tables of one database "
-                "URL share its connection)")
         return SharedTable(engine, {}, shared)
 
     def group_sizes(self, by: list[str], stats: list[str]) -> dict[str, float]:
