@@ -18,6 +18,8 @@ from test_paired import ovr_influence, softmax_scores
 from test_predictions import collect, source_of  # noqa: F401  (a fixture)
 
 from pytest_mlfunnel.kinds.predictions import compare_paired
+from pytest_mlfunnel.outcome import CriterionError
+from pytest_mlfunnel.paired import PairedError, row_bootstrap
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
@@ -272,3 +274,33 @@ def test_max_error_against_the_baseline_is_refused_saying_why(pytester: pytest.P
         "error is never above the largest of the rows, so a bootstrap of a maximum is "
         "inconsistent (its draws pile up at the observed value) and no standard interval "
         "exists; compare it with a number, e.g. max_error = \"<= 25\"")
+
+
+def test_a_bootstrap_without_two_positive_rows_cannot_compare_saying_so(
+        source_of: Any, tmp_path: Path) -> None:  # noqa: F811
+    frame = binary_frame(40)
+    frame["churned"] = 0
+    frame.loc[3, "churned"] = 1
+    source, fixtures = source_of("parquet", frame)
+    check, evidence = collect(source, fixtures, tmp_path, task="binary", target="churned",
+                              prediction="pred", score="proba",
+                              baseline={"prediction": "prod_pred", "score": "prod_proba"},
+                              expect={"average_precision": ">= baseline"})
+    with pytest.raises(CriterionError) as raised:
+        compare_paired(check, evidence, "average_precision", evidence.overall)
+    assert str(raised.value) == (
+        "cannot compare with the baseline: average_precision: the bootstrap needs at least 2 "
+        "positive rows (1 of 40 read)")
+    with pytest.raises(PairedError, match=r"^a bootstrap needs at least 2 rows \(1\)$"):
+        row_bootstrap(0.5, 0.4, 10, lambda counts: 0.0, 1, "paired bootstrap of the rows")
+
+
+def test_a_copy_limit_that_is_not_a_number_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_mlfunnel.engines.copies import copy_limit
+
+    monkeypatch.setenv("MLFUNNEL_JOIN_COPY_ROWS", "lots")
+    with pytest.raises(CriterionError, match=r"^MLFUNNEL_JOIN_COPY_ROWS='lots' is not a "
+                                             r"number of rows$"):
+        copy_limit()
+    monkeypatch.setenv("MLFUNNEL_JOIN_COPY_ROWS", "2_000_000")
+    assert copy_limit() == 2_000_000
