@@ -436,6 +436,19 @@ def rank_sums(scores: int, precision: bool, by_label: dict[int, list[float]]) ->
 
 
 # --------------------------------------------------------------------------- narwhals
+def narwhals_rows(engine: Any, columns: list[Any], where: Expr | None) -> Any:
+    """A narwhals engine's rows as these named columns, those holding a null left out, and
+    only the rows ``where`` holds."""
+    import narwhals.stable.v2 as nw
+
+    if where is not None:
+        columns = [*columns, narwhals_expr(engine, where).alias("mlfunnel_w")]
+    rows = engine.frame.select(*columns).drop_nulls()
+    if where is not None:
+        rows = rows.filter(nw.col("mlfunnel_w") == 1).drop("mlfunnel_w")
+    return rows
+
+
 def narwhals_expr(engine: Any, expr: Expr) -> Any:
     import narwhals.stable.v2 as nw
 
@@ -540,11 +553,7 @@ def _narwhals_ranking(engine: Any, label: Expr, scores: list[Expr], ranking: Ran
     columns = [key.alias("k"), narwhals_expr(engine, label).alias("y")]
     columns += [narwhals_expr(engine, s).cast(nw.Float64).alias(f"s{i}")
                 for i, s in enumerate(scores)]
-    if where is not None:
-        columns.append(narwhals_expr(engine, where).alias("w"))
-    rows = engine.frame.select(*columns).drop_nulls()
-    if where is not None:
-        rows = rows.filter(nw.col("w") == 1).drop("w")
+    rows = narwhals_rows(engine, columns, where)
 
     def rank(score: str, method: Literal["min", "max"], *over: str) -> Any:
         return nw.col(score).rank(method).over(*over).cast(nw.Int64)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mlfunnel.engines.dialects import plain
-from pytest_mlfunnel.engines.expr import Expr, SqlRendering, narwhals_expr
+from pytest_mlfunnel.engines.expr import Expr, SqlRendering, narwhals_expr, narwhals_rows
 
 
 @dataclass
@@ -112,11 +112,7 @@ def narwhals_placement_sums(engine: Any, labels: list[Expr], scores: list[tuple[
     columns += [narwhals_expr(engine, e).alias(f"y{k}") for k, e in enumerate(labels)]
     columns += [narwhals_expr(engine, e).cast(nw.Float64).alias(f"s{j}")
                 for j, e in enumerate(flat)]
-    if where is not None:
-        columns.append(narwhals_expr(engine, where).alias("w"))
-    rows = engine.frame.select(*columns).drop_nulls()
-    if where is not None:
-        rows = rows.filter(nw.col("w") == 1).drop("w")
+    rows = narwhals_rows(engine, columns, where)
     for j in range(len(flat)):
         y = nw.col(f"y{j // 2}")
         groups = rows.group_by("g", f"s{j}").agg(y.sum().alias("p"), (1 - y).sum().alias("n"))
