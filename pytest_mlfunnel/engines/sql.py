@@ -392,13 +392,10 @@ class SqlEngine(Engine):
     def _distinct(self, column: str) -> int:
         """Exact distinct non-null values, from the dialect's ``repeats``: (values, values
         repeating an earlier one). See ``distinct_sql``."""
-        x = self._clean(column)
-        hashed = (self.dialect.row_hash([x]) if self.schema().get(column) not in _FIXED_WIDTH
-                  else None)
-        values = f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
-        one = None if hashed is None else self.dialect.confirmed_repeats(
-            f"SELECT {hashed} AS v FROM {self._from()} WHERE {x} IS NOT NULL",
-            lambda repeated: self.dialect.repeated_rows(f"{values} AND {hashed} IN ({repeated})"))
+        values, hashed, hashes = self._value_hashes(column)
+        one = None if hashed is None or hashes is None else self.dialect.confirmed_repeats(
+            hashes, lambda repeated: self.dialect.repeated_rows(
+                f"{values} AND {hashed} IN ({repeated})"))
         if one is not None:
             n = self.run(f"SELECT count(*) FROM ({values}) AS c", "distinct (values)")[0][0]
             return int(n or 0) - int(self.run(one, "distinct")[0][1] or 0)
@@ -409,19 +406,27 @@ class SqlEngine(Engine):
             _, repeats = run(confirm, "distinct (hash repeats)")[0]
         return int(n or 0) - int(repeats or 0)
 
+    def _value_hashes(self, column: str) -> tuple[str, str | None, str | None]:
+        """(the query of the column's non-null values as ``v``; for values wider than 8
+        bytes (strings, nested) their 64-bit hash and the query of those hashes as ``v``,
+        else None and None)."""
+        x = self._clean(column)
+        values = f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
+        hashed = (self.dialect.row_hash([x]) if self.schema().get(column) not in _FIXED_WIDTH
+                  else None)
+        if hashed is None:
+            return values, None, None
+        return values, hashed, f"SELECT {hashed} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
+
     def distinct_sql(self, column: str) -> tuple[str, str | None]:
         """(values and repeats, the exact repeats when that first count compared hashes).
 
         Fixed-width values are compared as they are; wider ones (strings, nested) by a
         64-bit hash, then exactly among the few values whose hash repeats, so a hash
         collision never counts as a repeat."""
-        x = self._clean(column)
-        values = f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
-        hashed = (self.dialect.row_hash([x]) if self.schema().get(column) not in _FIXED_WIDTH
-                  else None)
-        if hashed is None:
+        values, hashed, hashes = self._value_hashes(column)
+        if hashed is None or hashes is None:
             return self.dialect.repeats(values), None
-        hashes = f"SELECT {hashed} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
         colliding = f"{values} AND {hashed} IN ({self.dialect.repeated(hashes)})"
         return self.dialect.repeats(hashes), self.dialect.repeats(colliding)
 
@@ -432,12 +437,10 @@ class SqlEngine(Engine):
         ``MAX_PARTS``), one after the other, so the sort holds a part, not the table."""
         row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
         if row_hash is not None:
-            hashes = f"SELECT {row_hash} AS v FROM {self._from()}"
             parts = self._parts()
             queries = [self.dialect.confirmed_repeats(
-                hashes, lambda repeated: self.dialect.repeated_rows(
-                    f"SELECT * FROM {self._from()} WHERE {row_hash} IN ({repeated})"),
-                (index, parts)) for index in range(parts)]
+                self._row_hashes(row_hash), lambda repeated: self._rows_hashed_in(
+                    row_hash, repeated), (index, parts)) for index in range(parts)]
             if all(queries):
                 return sum(int(self.run(q, "duplicate rows")[0][1] or 0)
                            for q in queries if q)
@@ -448,6 +451,16 @@ class SqlEngine(Engine):
         if not repeats:
             return 0
         return int(self.run(confirm, "duplicate rows (hash repeats)")[0][0] or 0)
+
+    def _row_hashes(self, row_hash: str) -> str:
+        """The query of every row's hash as ``v``."""
+        return f"SELECT {row_hash} AS v FROM {self._from()}"
+
+    def _rows_hashed_in(self, row_hash: str, hashes: str) -> str:
+        """How many rows repeat an earlier one, among those whose hash is in the query
+        ``hashes`` (compared exactly, every column)."""
+        return self.dialect.repeated_rows(
+            f"SELECT * FROM {self._from()} WHERE {row_hash} IN ({hashes})")
 
     def _parts(self) -> int:
         """How many parts the duplicate-rows count takes: one unless the row count is
@@ -465,10 +478,9 @@ class SqlEngine(Engine):
         row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
         if row_hash is None:
             return self.dialect.repeated_rows(f"SELECT * FROM {self.source} AS s"), None
-        hashes = f"SELECT {row_hash} AS v FROM {self._from()}"
-        colliding = (f"SELECT * FROM {self._from()} WHERE {row_hash} IN "
-                     f"({self.dialect.repeated(hashes)})")
-        return self.dialect.repeats(hashes), self.dialect.repeated_rows(colliding)
+        hashes = self._row_hashes(row_hash)
+        return (self.dialect.repeats(hashes),
+                self._rows_hashed_in(row_hash, self.dialect.repeated(hashes)))
 
     def approx_error(self) -> float:
         return self.dialect.approx_error
