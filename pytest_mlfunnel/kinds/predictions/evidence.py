@@ -145,6 +145,14 @@ class Collector:
         return any(n.base in metrics and (baseline is None or baseline == self.check.expect[
             n.text].uses_baseline) for n in self.names.values())
 
+    def asks(self, metric: str, column: str | None, baseline: bool | None = None) -> bool:
+        """Whether a criterion asks for ``metric`` over all rows (``column`` None) or per
+        value of the slice ``column``; with ``baseline``, only criteria that do (or do not)
+        compare with the baseline."""
+        return any(n.base == metric and n.slice_column == column and (
+            baseline is None or baseline == self.check.expect[n.text].uses_baseline)
+            for n in self.names.values())
+
     def collect(self) -> Evidence:
         schema = self.table.schema()
         for column in [*self._columns(), *self.check.slices]:
@@ -332,12 +340,9 @@ class Collector:
         if check.task == "binary":
             # the baseline's scores are ranked (and paired) only where a criterion asks
             rankings = [Ranking(col(column) if column else None,
-                                2 if self.baseline_score and any(
-                                    n.base == "roc_auc" and check.expect[n.text].uses_baseline
-                                    and n.slice_column == column
-                                    for n in self.names.values()) else 1,
-                                any(n.base == "average_precision" and n.slice_column == column
-                                    for n in self.names.values()),
+                                2 if self.baseline_score and self.asks(
+                                    "roc_auc", column, baseline=True) else 1,
+                                self.asks("average_precision", column),
                                 tuple(evidence.slices[column]) if column else ())
                         for column in groupings]
             scores = [col(self.scores[0])] + (
@@ -378,9 +383,8 @@ class Collector:
                             where: Expr) -> None:
         """average_precision against the baseline: the baseline's scores ranked on their own,
         for its value on all rows (``sums["b_ap"]``)."""
-        asked = [column for column in groupings if any(
-            n.base == "average_precision" and n.slice_column == column
-            and self.check.expect[n.text].uses_baseline for n in self.names.values())]
+        asked = [column for column in groupings
+                 if self.asks("average_precision", column, baseline=True)]
         if not asked or not self.baseline_score:
             return
         found = self.table.score_ranks(
@@ -402,8 +406,7 @@ class Collector:
         pairs = [(col(a), col(b)) for a, b in zip(self.scores, self.baseline_scores,
                                                    strict=True)]
         for column in groupings:
-            if not any(n.base == "roc_auc_ovr" and n.slice_column == column
-                       and self.check.expect[n.text].uses_baseline for n in self.names.values()):
+            if not self.asks("roc_auc_ovr", column, baseline=True):
                 continue
             found = self.table.placement_sums(labels, pairs, col(column) if column else None,
                                               where)
