@@ -6,20 +6,26 @@ reverse), the table that is not on the session's shared DuckDB connection is cop
 temporary table there, and the join runs in DuckDB as it does for two files. A database is only
 read (SQLite is even opened read-only): nothing is written to it.
 
-Cost and bounds: the copied side's rows pass through Python once, in pages of ``COPY_PAGE``
-rows (one query per page, ``ORDER BY`` every copied column ``LIMIT .. OFFSET ..``, so each page
-is a query of its own on the source: a table of n rows costs about n / COPY_PAGE scans there);
-a lazy frame is collected in one piece. Only the columns needed are copied from a baseline (its
-key and value columns); a predictions table is copied whole. Above ``copy_limit()`` rows
-(``MLFUNNEL_JOIN_COPY_ROWS``, default 5,000,000) the join is refused with a message saying so,
-before any row is read.
+Cost and bounds: the copied side is read by ONE query, ``SELECT <columns> FROM <source>`` with no
+``ORDER BY`` (the rows go into a table: their order does not matter), and its rows pass through
+Python once, in pages of ``COPY_PAGE`` rows fetched as the copy asks for them
+(``SqlEngine.run_in_pages``): a database URL's table streams through the executor that runs its
+other queries, with the same checks, timeouts and error lines (SQLite steps through the rows;
+PostgreSQL hands them over from a server-side cursor, so the driver never holds the whole table;
+another SQLAlchemy driver without one buffers them as it does for every query), and an error on a
+later page ends the copy with that one line. An engine that cannot stream (Spark, a DuckDB relation
+from a fixture) runs the same one query and hands its rows over whole. A lazy frame is collected in
+one piece. Only the columns needed are copied from a baseline (its key and value columns); a
+predictions table is copied whole. Above ``copy_limit()`` rows (``MLFUNNEL_JOIN_COPY_ROWS``,
+default 5,000,000) the join is refused with a message saying so, before any row is read.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from typing import Any
 
 from pytest_mlfunnel.engines.dialects import plain
@@ -90,10 +96,13 @@ def copy_into(engine: Engine, connection: Any, shared: dict[Any, Any],
     declared = ", ".join(f"{q} {t}" for q, t in zip(quoted, types, strict=True))
     connection.execute(f"CREATE TEMP TABLE {table} ({declared})")
     unnested = ", ".join(f"unnest(?::{t}[])" for t in types)
-    for page in _pages(engine, names):
-        if page:
-            values = [[_value(row[i], schema[n]) for row in page] for i, n in enumerate(names)]
-            connection.execute(f"INSERT INTO {table} SELECT {unnested}", values)
+    # closed as soon as the copy stops, an insert's error too: the source's cursor goes with it
+    with closing(_pages(engine, names)) as pages:
+        for page in pages:
+            if page:
+                values = [[_value(row[i], schema[n]) for row in page]
+                          for i, n in enumerate(names)]
+                connection.execute(f"INSERT INTO {table} SELECT {unnested}", values)
     copied = {n: schema[n] if schema[n] != "other" else "string" for n in names}
     return SqlEngine(engine.display, table, "duckdb", duckdb_executor(connection, engine.display),
                      lambda: copied, connection_id=id(connection))
@@ -106,17 +115,14 @@ def _value(value: Any, dtype: str) -> Any:
     return value
 
 
-def _pages(engine: Engine, names: list[str]) -> Iterator[list[tuple[Any, ...]]]:
-    """The rows of ``names``, page by page."""
+def _pages(engine: Engine, names: list[str]
+           ) -> Generator[list[tuple[Any, ...]], None, None]:
+    """The rows of ``names``, page by page: one query, in no order (they go into a table)."""
     if isinstance(engine, SqlEngine):
         listed = ", ".join(engine.q(n) for n in names)
-        order = ", ".join(str(i + 1) for i in range(len(names)))
-        for offset in itertools.count(0, COPY_PAGE):
-            page = engine.run(f"SELECT {listed} FROM {engine._from()} ORDER BY {order} "
-                              f"LIMIT {COPY_PAGE} OFFSET {offset}", "copy")
-            yield page
-            if len(page) < COPY_PAGE:
-                return
+        yield from engine.run_in_pages(f"SELECT {listed} FROM {engine._from()}", "copy",
+                                       COPY_PAGE)
+        return
     collect = getattr(engine, "_collect", None)
     frame = getattr(engine, "frame", None)
     if collect is None or frame is None:

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pytest_mlfunnel.engines.dialects import (
@@ -54,6 +54,10 @@ KEYS_PER_QUERY = 2000
 #: widest integer range counted distinct with a bitmap (2**28 bits = 32 MiB)
 MAX_BITMAP = 2**28
 
+#: (sql, purpose, page) -> the rows of one query in lists of at most ``page`` rows, read
+#: from the database as they are asked for (see ``SqlEngine.run_in_pages``)
+PagedExecutor = Callable[[str, str, int], Iterator[list[tuple[Any, ...]]]]
+
 
 def _is_nan(value: Any) -> bool:
     if isinstance(value, decimal.Decimal):
@@ -67,7 +71,7 @@ class SqlEngine(Engine):
     def __init__(self, display: str, source: str, dialect: Dialect | str, execute: Executor,
                  schema_loader: Callable[[], dict[str, str]], connection_id: Any = None,
                  cheap_bounds: bool = False, footers: str | None = None,
-                 bounded_sorts: bool = False) -> None:
+                 bounded_sorts: bool = False, paged: PagedExecutor | None = None) -> None:
         self.display = display
         #: the connection is this package's own: a sort of every row may cap its memory
         self.bounded_sorts = bounded_sorts
@@ -79,6 +83,7 @@ class SqlEngine(Engine):
         self.dialect = dialect_named(dialect) if isinstance(dialect, str) else dialect
         self.q = self.dialect.quote
         self._execute = execute
+        self._paged = paged
         self._schema_loader = schema_loader
         self._schema: dict[str, str] | None = None
         self.connection_id = connection_id  # engines on one connection join in one query
@@ -87,6 +92,18 @@ class SqlEngine(Engine):
     def run(self, sql: str, purpose: str) -> list[tuple[Any, ...]]:
         log_query(purpose, self.display, sql)
         return self._execute(sql, purpose)
+
+    def run_in_pages(self, sql: str, purpose: str, page: int
+                     ) -> Iterator[list[tuple[Any, ...]]]:
+        """``run`` for a query of many rows, read in lists of at most ``page`` rows: ONE query
+        whose rows the database hands over as they are asked for, where the engine's
+        executor can stream (``paged``: its guards, timeouts and error messages are
+        ``execute``'s); elsewhere the same one query, its rows fetched whole (one list)."""
+        log_query(purpose, self.display, sql)
+        if self._paged is None:
+            yield self._execute(sql, purpose)
+            return
+        yield from self._paged(sql, purpose, page)
 
     def run_seeing_nan(self, sql: str, purpose: str) -> list[tuple[Any, ...]]:
         """``run`` for a query that tells NaN apart. Parquet statistics leave NaN out of a

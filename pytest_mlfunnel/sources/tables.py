@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from pytest_mlfunnel.engines.sql import (
 )
 from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.database import run_query
+from pytest_mlfunnel.sources.database import run_query, stream_query
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
 
@@ -112,13 +113,16 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
     def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
         return run_query(spec, sql, rootdir)[1]
 
+    def paged(sql: str, purpose: str, page: int) -> Iterator[list[tuple[Any, ...]]]:
+        return stream_query(spec, sql, rootdir, page)
+
     def schema() -> dict[str, str]:
         names = _column_names(spec, source, rootdir)
         log_query("schema", display, f"SELECT * FROM {source} LIMIT 0")
         return dialect.column_types(source, execute, spec.table, names)
 
     return SqlEngine(display, source, dialect, execute, schema,
-                     connection_id=("db", spec.url))
+                     connection_id=("db", spec.url), paged=paged)
 
 
 def _column_names(spec: SourceSpec, source: str, rootdir: Path) -> list[str]:
