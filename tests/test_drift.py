@@ -152,12 +152,13 @@ def test_the_reference_summary_is_reused_so_a_run_reads_only_the_current_data(
     before = criteria(pytester)
 
     def reads(source: str) -> dict[str, int]:
-        """Queries per column: the categorical one in the aggregate pass, each numeric one in
-        its own GROUP BY over its cells."""
+        """Queries per column: the categorical one in a GROUP BY of its values (in the pass
+        where the source has no footers to count it), each numeric one in its own GROUP BY
+        over its cells."""
         lines = [line.split("\t") for line in log.read_text().splitlines()]
         found = {c: 0 for c in ("age", "plan", "monthly_spend")}
         for _, purpose, where, sql in lines:
-            if where == source and purpose in ("aggregate", "cells"):
+            if where == source and purpose in ("aggregate", "value_counts", "cells"):
                 for column in found:
                     found[column] += f'"{column}"' in sql
         return found

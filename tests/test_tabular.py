@@ -311,3 +311,28 @@ def test_nan_in_a_parquet_file_without_nulls_counts_as_null(tmp_path: Path) -> N
     assert sum(n for _, n, _, _ in cells) == len(clean)
     (examples,) = table.aggregate([Agg("offending", "spend", ("null", None))])
     assert len(examples) == 5 and all(math.isnan(row[0]) for row in examples)
+
+
+@pytest.mark.parametrize("engine", ["parquet", "csv", "sqlite", "postgres"])
+def test_value_counts_asked_alone_are_one_grouped_query_per_column_type(
+        engine: str, table_of: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drift check's categorical columns: most frequent first, ties by value, at most the
+    cap, each column's values of its own type, one query for the columns of one type."""
+    log = tmp_path / "queries.log"
+    monkeypatch.setenv("MLFUNNEL_QUERY_LOG", str(log))
+    words = ["b", "a", "c", "a", "b", None, "d", "a", "c", "b"] * 30
+    numbers = [3, 1, 2, 2, 3, 3, None, 1, 2, 3] * 30
+    frame = pl.DataFrame({"id": list(range(300)), "age": numbers, "plan": words,
+                          "spend": [1.0] * 300, "ts": FRAME["ts"][:1].to_list() * 300,
+                          "session": list(range(300))})
+    table, _ = table_of(engine, frame, name="counts")
+    log.unlink(missing_ok=True)
+    plan, age, capped = table.aggregate([Agg("value_counts", "plan"), Agg("value_counts", "age"),
+                                         Agg("value_counts", "plan", 2)])
+    assert list(plan.items()) == [("a", 90), ("b", 90), ("c", 60), ("d", 30)]
+    assert list(age.items()) == [(3, 120), (2, 90), (1, 60)]
+    assert all(type(value) is int for value in age)
+    assert list(capped.items()) == [("a", 90), ("b", 90)]
+    purposes = [line.split("\t")[1] for line in log.read_text().splitlines()]
+    assert purposes.count("value_counts") == 2  # strings, then integers
+    assert "aggregate" not in purposes

@@ -251,7 +251,8 @@ class Dialect:
         return [int(v) for v in values]
 
     def value_counts(self, x: str) -> str | None:
-        """An aggregate giving a {value: count} map in the pass, or None (a query of its own)."""
+        """An aggregate giving a {value: count} map in the pass, or None (the column is
+        counted by a GROUP BY of its own; see ``SqlEngine._value_counts``)."""
         return None
 
     def outside(self, x: str, allowed: str, dtype: str) -> str:
