@@ -446,7 +446,8 @@ def drift_parts(reference: str, current: str) -> dict[str, float]:
 
     def timed(engine: SqlEngine, sql: str, purpose: str) -> list[tuple[Any, ...]]:
         side = "reference" if Path(engine.display).name == Path(reference).name else "current"
-        part = {"cells": "cells", "aggregate": "categorical counts"}.get(purpose, "other")
+        part = {"cells": "cells", "aggregate": "categorical counts",
+                "value_counts": "categorical counts"}.get(purpose, "other")
         if part == "cells" and f"{side} cells" in parts:
             part = "split cells"
         started = time.perf_counter()

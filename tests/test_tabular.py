@@ -184,6 +184,9 @@ def test_every_engine_counts_the_same_cells(engine: str, table_of: Any) -> None:
                   CellGrid(per_unit=10, refine=((crowded, low + 1, high - 1, 16),),
                            bounds=True),
                   CellGrid(per_unit=10, refine=((crowded, low + 1, high - 1, 16),),
+                           bounds=True, split_only=True),
+                  # a clamp inside the split cell: what it sends beyond is not counted here
+                  CellGrid(per_unit=10, high=50.0, refine=((crowded, low + 1, high - 1, 16),),
                            bounds=True, split_only=True)],
         "age": [CellGrid(bounds=True, integers=True),
                 CellGrid(low=20, high=80, bounds=True, integers=True)],
@@ -207,6 +210,8 @@ def test_every_engine_counts_the_same_cells(engine: str, table_of: Any) -> None:
     assert split[0] == crowded * CELL_SPAN and split[-1] == crowded * CELL_SPAN + 17
     # split_only: those sub-cells alone, with the counts of the whole pass
     assert answers[3] == [row for row in answers[2] if row[0] in split]
+    assert sum(n for _, n, _, _ in answers[4]) == int(((spend >= coarse.start(
+        crowded * CELL_SPAN)) & (spend < high) & (spend <= 50.0)).sum()) > 0
     for cell, _, low, _ in answers[0]:
         assert grids["spend"][0].start(cell) <= low  # a cell starts at or below its values
 

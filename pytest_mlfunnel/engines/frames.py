@@ -315,8 +315,13 @@ class NarwhalsEngine(Engine):
         if grid.bounds:
             aggs += [nw.col("x").min().alias("lo"), nw.col("x").max().alias("hi")]
         frame = self.frame
-        if grid.split_only:
-            frame = frame.filter(j.is_in([float(base) for base, _, _, _ in grid.refine]))
+        if grid.split_only:  # what a clamp sends beyond the range is counted with the rest
+            kept = j.is_in([float(base) for base, _, _, _ in grid.refine])
+            if grid.low is not None:
+                kept = kept & (x >= grid.low)
+            if grid.high is not None:
+                kept = kept & (x <= grid.high)
+            frame = frame.filter(kept)
         lazy = (frame.select(x.alias("x"), cell.alias("b")).drop_nulls()
                 .group_by("b").agg(*aggs))
         out = []

@@ -647,8 +647,12 @@ class SqlEngine(Engine):
             split_cases.append(f"WHEN r.mlfunnel_base IS NULL THEN c.mlfunnel_j * {CELL_SPAN}")
         if split_cases:
             split = f"CASE {' '.join(split_cases)} ELSE {split} END"
+        span = f"{name} + 0 >= {low} AND {name} + 0 <= {high}"
+        if grid.split_only:  # what a clamp sends beyond the range is counted with the rest
+            span += "".join(f" AND {name} {op} {num(edge)}" for op, edge in (
+                ("<=", grid.high), (">=", grid.low)) if edge is not None)
         inside = (f"SELECT {split} AS b, {name} AS v FROM (SELECT {name}, {j} AS mlfunnel_j FROM "
-                  f"{source} AND {name} + 0 >= {low} AND {name} + 0 <= {high}) AS c {join} "
+                  f"{source} AND {span}) AS c {join} "
                   f"({self._refine_table(grid.refine)}) AS r ON c.mlfunnel_j = r.mlfunnel_base")
         if not grid.split_only:  # the values of the other cells, as without splits
             cell = (f"CASE {' '.join(cases)} ELSE {j} * {CELL_SPAN} END" if cases

