@@ -188,10 +188,11 @@ class CellGrid:
     s = -1 below a and s = m above b. ``low`` / ``high`` send values below / above them to
     the cells ``-OUTSIDE`` / ``OUTSIDE``. Ids grow with x, so cells are intervals in order.
     ``split_only`` counts only the values in the split cells (for data whose other cells are
-    counted already), leaving out what ``low`` / ``high`` send beyond them. ``bounds`` asks each cell's smallest and largest value as well. With
-    ``integers`` the engines group integers between -SMALL_INTEGER and SMALL_INTEGER by
-    value, without the logarithm, and ``merge`` turns those values into their cells' ids
-    (they fall at least 1e-4 away from any cell boundary, so every engine agrees).
+    counted already), leaving out what ``low`` / ``high`` send beyond them. ``bounds`` asks
+    each cell's smallest and largest value as well. With ``integers`` the engines group
+    integers between -SMALL_INTEGER and SMALL_INTEGER by value, without the logarithm, and
+    ``merge`` turns those values into their cells' ids (they fall at least 1e-4 away from
+    any cell boundary, so every engine agrees).
     """
 
     per_unit: int = 1000
