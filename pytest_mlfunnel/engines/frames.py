@@ -31,6 +31,7 @@ from pytest_mlfunnel.engines.protocol import (
     OUTSIDE,
     SMALL_INTEGER,
     Agg,
+    Cell,
     CellGrid,
     Engine,
     comparable,
@@ -292,7 +293,7 @@ class NarwhalsEngine(Engine):
         values = series.quantile(qs).compute()
         return [None if v != v else float(v) for v in values.tolist()]
 
-    def _cells(self, agg: Agg) -> list[tuple[float, int, float | None, float | None]]:
+    def _cells(self, agg: Agg) -> list[Cell]:
         """``CellGrid`` counts, as the SQL engines compute them (see ``CellGrid``)."""
         assert agg.column is not None
         grid: CellGrid = agg.grid()

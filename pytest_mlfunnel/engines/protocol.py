@@ -54,11 +54,13 @@ variance of a mean of one-vs-rest AUCs): see ``engines.placements``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
+import operator
 import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Any, Literal, NamedTuple, Protocol, TypeAlias
 
 from pytest_mlfunnel.engines.expr import Expr, Ranking, ScoreRanks
 from pytest_mlfunnel.engines.placements import Placements
@@ -174,6 +176,21 @@ def _freeze(value: object) -> Hashable:
     return value
 
 
+class Cell(NamedTuple):
+    """One occupied cell of a ``CellGrid``: its id, how many values, their min and max
+    (None unless the grid asks bounds)."""
+
+    id: float
+    n: int
+    low: Any
+    high: Any
+
+
+#: a (id, n, low, high) tuple as a Cell, without a call per row in Python (a wide drift
+#: check makes some 250,000 of them)
+_as_cell = functools.partial(tuple.__new__, Cell)
+
+
 @dataclass(frozen=True)
 class CellGrid:
     """Cells to count a numeric column in, the same in every engine, without knowing the data.
@@ -203,15 +220,14 @@ class CellGrid:
     integers: bool = False
     split_only: bool = False
 
-    def merge(self, rows: list[tuple[float, int, Any, Any]]
-              ) -> list[tuple[float, int, Any, Any]]:
+    def merge(self, rows: list[tuple[float, int, Any, Any]]) -> list[Cell]:
         """An engine's (key, count, min, max) rows as cells in order: small integers grouped
         by value become their cells' ids."""
         if self.integers:
             rows = [(self.cell(key), n, low, high) if abs(key) < SMALL_INTEGER else
                     (key, n, low, high) for key, n, low, high in rows]
-        rows.sort(key=lambda r: r[0])
-        return rows
+        rows.sort(key=operator.itemgetter(0))
+        return list(map(_as_cell, rows))
 
     def cell(self, x: float) -> float:
         """The id of x's cell (what the engines compute, in Python)."""

@@ -21,6 +21,7 @@ cells and bins), ``cache`` (the saved summary), ``comparison`` (the statistics p
 
 from __future__ import annotations
 
+from pytest_mlfunnel.engines.protocol import Cell
 from pytest_mlfunnel.kinds.drift.comparison import (
     ColumnDrift,
     DriftResult,
@@ -29,7 +30,7 @@ from pytest_mlfunnel.kinds.drift.comparison import (
 )
 from pytest_mlfunnel.kinds.drift.config import ColumnType, DriftConfig
 from pytest_mlfunnel.kinds.drift.kind import DriftKind
-from pytest_mlfunnel.kinds.drift.summary import Cell, ColumnSummary
+from pytest_mlfunnel.kinds.drift.summary import ColumnSummary
 
 __all__ = ["Cell", "ColumnDrift", "ColumnSummary", "ColumnType", "DriftConfig", "DriftKind",
            "DriftResult", "compute_drift", "ks_from_cells"]

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
-from pytest_mlfunnel.engines.protocol import OUTSIDE, Table
+from pytest_mlfunnel.engines.protocol import OUTSIDE, Cell, Table
 from pytest_mlfunnel.expectations import format_value
 from pytest_mlfunnel.kinds.drift.cache import load_summary, save_summary
 from pytest_mlfunnel.kinds.drift.config import DTYPE_TYPES, ColumnType, DriftConfig, default_columns
 from pytest_mlfunnel.kinds.drift.summary import (
-    Cell,
     ColumnSummary,
     answer,
     categories,

@@ -9,9 +9,9 @@ import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-from pytest_mlfunnel.engines.protocol import CELL_SPAN, OUTSIDE, Agg, CellGrid, Table
+from pytest_mlfunnel.engines.protocol import CELL_SPAN, OUTSIDE, Agg, Cell, CellGrid, Table
 from pytest_mlfunnel.kinds.drift.config import ColumnType, DriftConfig
 from pytest_mlfunnel.outcome import CriterionError
 
@@ -26,19 +26,11 @@ MAX_CATEGORIES = 10_000
 OTHER = "(other)"
 
 
-class Cell(NamedTuple):
-    """One occupied cell of a ``CellGrid``: its id, how many values, their min and max
-    (None unless the grid asks bounds)."""
-
-    id: float
-    n: int
-    low: Any
-    high: Any
-
-
 def to_cells(rows: Iterable[Sequence[Any]]) -> list[Cell]:
-    """An engine's (or a saved summary's) rows as cells. Rows that are cells already are
-    kept (a wide comparison walks some 250,000 cells, each made once)."""
+    """An engine's (or a saved summary's) rows as cells. A list of cells (what the engines
+    return) is kept as it is: a wide comparison walks some 250,000 cells, each made once."""
+    if isinstance(rows, list) and all(type(row) is Cell for row in rows):
+        return rows
     make = Cell._make
     return [row if type(row) is Cell else make(row) for row in rows]
 
