@@ -510,3 +510,32 @@ def test_tables_in_a_sqlite_database_are_compared_in_the_database(
                                                              (current <= 0).sum()]
     _, p, _, _ = ss.chi2_contingency(share, correction=False)
     assert found["c.chi2_p"]["observed"] == pytest.approx(p, rel=1e-5)
+
+
+def test_a_decimal_column_compared_as_categories_is_compared_and_its_summary_saved(
+        pytester: pytest.Pytester) -> None:
+    """Decimal values (a NUMERIC status code) are counted as numbers: the reference's summary
+    is saved and read back, instead of every criterion of the check failing on JSON."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def codes(shift: int) -> pa.Table:
+        values = [decimal.Decimal(v) for v in ([1] * 50 + [2] * 30 + [3] * (20 + shift))]
+        return pa.table({"code": pa.array(values, pa.decimal128(5, 0))})
+    pq.write_table(codes(0), pytester.path / "train.parquet")
+    pq.write_table(codes(60), pytester.path / "live.parquet")
+    pytester.makepyprojecttoml(config('categorical = ["code"]\n'
+                                      'expect = { psi = "<= 0.2", chi2_p = ">= 0.01" }\n'))
+    first = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    first.assert_outcomes(failed=2)
+    first.stdout.fnmatch_lines(["*code psi *, expected <= 0.2*"])
+    first.stdout.no_fnmatch_line("*TypeError*")
+    before = criteria(pytester)
+    assert list((pytester.path / ".mlfunnel" / "cache").glob("drift-reference-*.json"))
+    second = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    second.assert_outcomes(failed=2)
+    after = criteria(pytester)
+    assert [after[c]["observed"] for c in ("code.psi", "code.chi2_p")] == [
+        before[c]["observed"] for c in ("code.psi", "code.chi2_p")]

@@ -585,8 +585,8 @@ class SqlEngine(Engine):
             found = value if self.dialect.quantiles_as_array else values
             return shape(agg, list(found or [None] * len(agg.numbers())))
         if op == "value_counts":
-            counts = sorted(((k, int(v)) for k, v in (value or {}).items() if k is not None),
-                            key=lambda kv: -kv[1])
+            counts = sorted(((plain(k), int(v)) for k, v in (value or {}).items()
+                             if k is not None), key=lambda kv: -kv[1])
             return dict(counts[:agg.cap(len(counts) or 1)])
         if op in COUNT_OPS or op in FLOAT_OPS:
             return shape(agg, values)

@@ -213,8 +213,11 @@ def save_summary(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType]
     path = cache_path(check, rootdir, types, shared)
     if path is None or any(col.error is not None for col in summary.values()):
         return
-    body = json.dumps({"reference": check.drift.reference.display(),
-                       "columns": {c: s.to_json() for c, s in summary.items()}})
+    try:
+        body = json.dumps({"reference": check.drift.reference.display(),
+                           "columns": {c: s.to_json() for c, s in summary.items()}})
+    except (TypeError, ValueError):  # a value JSON cannot hold: only the shortcut is missed
+        return
     if secrets.redact(body) != body:
         return  # a secret among the reference's values: masking it would change them
     _write(path, body)
