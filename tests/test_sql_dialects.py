@@ -219,6 +219,53 @@ def test_sqlite_text_in_a_datetime_column_that_is_not_a_date_is_kept_as_text() -
     assert str(SQLiteDialect().from_database("2024-06-30", "date")) == "2024-06-30"
 
 
+def test_sqlite_text_kept_in_a_numeric_column_is_named_not_compared_or_counted_as_zero(
+        pytester: pytest.Pytester) -> None:
+    """SQLite keeps 'n/a' written into a REAL column as text: min/max would compare it with
+    numbers (TypeError on bytes), avg would read it as 0, drift would drop it or count it in
+    the cell of 0. Each numeric rule on that column says so; the clean column still answers."""
+    with sqlite3.connect(pytester.path / "shop.db") as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER, amount REAL, qty INTEGER, plan TEXT)")
+        conn.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)", [
+            (i, "n/a" if i % 50 == 0 else 10.0 + i % 7,
+             b"\x00" if i % 90 == 0 else i % 5, ["basic", "pro"][i % 2]) for i in range(600)])
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.sources]
+orders = { url = "sqlite:///shop.db", table = "orders" }
+
+[tool.mlfunnel.data.orders]
+dataset = "orders"
+columns.id = { min = 0, max = 1000 }
+columns.amount = { min = 0, max = 100 }
+columns.qty = { max = 10 }
+
+[tool.mlfunnel.maintenance.drift]
+drift = { reference = "orders", current = "orders" }
+columns = ["id", "amount", "qty", "plan"]
+expect = { psi = "<= 0.2" }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=4, failed=5)
+    assert "TypeError" not in result.stdout.str()
+    data = json.loads((pytester.path / "report.json").read_text())
+    messages = {c["id"].split("::")[-1]: c["message"]
+                for g in data["gates"] for c in g["criteria"]}
+    assert messages["amount.min"] == (
+        "amount: holds values that are not numbers (e.g. 'n/a') in orders (sqlite:///shop.db "
+        "table orders), where min needs numbers; the database keeps what was written whatever the "
+        "column's declared type: clean the column, or read it through a query that casts it")
+    assert messages["qty.max"].startswith(
+        "qty: holds values that are not numbers (e.g. b'\\x00') in orders (sqlite:///shop.db "
+        "table orders), where max needs numbers")
+    assert messages["amount.psi"].startswith(
+        "amount: holds values that are not numbers (e.g. 'n/a') in orders (sqlite:///shop.db "
+        "table orders), where drift needs numbers")
+    assert messages["qty.psi"].startswith("qty: holds values that are not numbers")
+    assert {c for c, m in messages.items() if "not numbers" not in m} == {
+        "id.min", "id.max", "id.psi", "plan.psi"}
+
+
 # --------------------------------------------------------------------------- one engine per URL
 def count_engines(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Wraps SQLAlchemy's create_engine so every engine made is recorded (the real one runs)."""

@@ -250,6 +250,12 @@ class Dialect:
     def histogram_counts(self, values: list[Any], edges: int) -> list[int]:
         return [int(v) for v in values]
 
+    def not_a_number(self, x: str) -> str | None:
+        """An aggregate giving one value of a numeric column that is not a number (None when
+        there is none), for databases that keep whatever was written into a column whatever
+        its declared type; None where the column's type holds (every other system)."""
+        return None
+
     def value_counts(self, x: str) -> str | None:
         """An aggregate giving a {value: count} map in the pass, or None (the column is
         counted by a GROUP BY of its own; see ``SqlEngine._value_counts``)."""
@@ -396,6 +402,11 @@ class SQLiteDialect(Dialect):
 
     def infinity(self, negative: bool) -> str:
         return f"CAST({'-' if negative else ''}9e999 AS REAL)"
+
+    def not_a_number(self, x: str) -> str | None:
+        # A column declared INTEGER or REAL keeps text or bytes that do not look like a
+        # number: compared, they sort above every number, and sum/avg read them as 0.
+        return f"max(CASE WHEN typeof({x}) IN ('text', 'blob') THEN {x} END)"
 
     def boolean(self, truth: bool) -> str:
         return "1" if truth else "0"

@@ -202,9 +202,24 @@ class SqlEngine(Engine):
     def _expressions(self, agg: Agg, nan_aware: bool = True,
                      bounds: dict[str, tuple[int, int]] | None = None,
                      nan_counted: bool = False) -> list[str]:
-        """SELECT expressions for one aggregate (histograms take several). ``nan_counted``:
-        a float's nulls, count, min and max in the forms that tell NaN apart without cleaning
-        the column first (see ``_nan_counted``)."""
+        """SELECT expressions for one aggregate (histograms take several), and after them,
+        for an aggregate that needs numbers, the dialect's probe for a value of the column
+        that is not one (see ``Dialect.not_a_number``; ``_shape`` reads it)."""
+        found = self._aggregate_expressions(agg, nan_aware, bounds, nan_counted)
+        probe = self._number_probe(agg)
+        return [*found, probe] if found and probe else found
+
+    def _number_probe(self, agg: Agg) -> str | None:
+        if agg.op not in _NUMBER_OPS or self.schema().get(agg.column or "") not in (
+                "int", "float"):
+            return None
+        return self.dialect.not_a_number(self.q(agg.column or ""))
+
+    def _aggregate_expressions(self, agg: Agg, nan_aware: bool = True,
+                               bounds: dict[str, tuple[int, int]] | None = None,
+                               nan_counted: bool = False) -> list[str]:
+        """``nan_counted``: a float's nulls, count, min and max in the forms that tell NaN
+        apart without cleaning the column first (see ``_nan_counted``)."""
         op, column = agg.op, agg.column
         if op == "rows":
             return ["count(*)"]
@@ -578,6 +593,10 @@ class SqlEngine(Engine):
     def _shape(self, agg: Agg, values: list[Any]) -> Any:
         """What the database returned, in the dialect's own form, as ``shape`` reads it."""
         op = agg.op
+        if self._number_probe(agg) is not None and len(values) > 1:
+            *values, stray = values
+            if stray is not None:
+                raise self._not_numbers(str(agg.column), stray, op)
         if op == "histogram":
             return shape(agg, self.dialect.histogram_counts(values, len(agg.numbers())))
         value = values[0]
@@ -591,6 +610,13 @@ class SqlEngine(Engine):
         if op in COUNT_OPS or op in FLOAT_OPS:
             return shape(agg, values)
         return self.dialect.from_database(plain(value), self.schema().get(agg.column or ""))
+
+    def _not_numbers(self, column: str, stray: Any, needs: str) -> CriterionError:
+        return CriterionError(
+            f"{column}: holds values that are not numbers (e.g. {stray!r}) in {self.display}, "
+            f"where {needs} needs numbers; the database keeps what was written whatever the "
+            "column's declared type: clean the column, or read it through a query that casts "
+            "it")
 
     def _double(self, value: float) -> str:
         return self.dialect.double(value)
@@ -612,6 +638,9 @@ class SqlEngine(Engine):
         clamped = any(a.grid().low is not None or a.grid().high is not None for a in aggs)
         run = self.run_seeing_nan if clamped else self.run
         for k, key, n, low, high in run(self.cells_sql(aggs), "cells"):
+            for bound in (low, high):  # text a database kept in a numeric column
+                if isinstance(bound, str | bytes):
+                    raise self._not_numbers(str(aggs[k].column), bound, "drift")
             if key is not None and key == key:  # NaN's cell is dropped
                 found[k].append((float(key), n, low, high))
         if any(isinstance(r[2], decimal.Decimal) for rows in found for r in rows[:1]):
@@ -1091,6 +1120,9 @@ ROWS_PER_PART = 25_000_000
 MAX_PARTS = 4
 #: aggregates that may run in a stage of their own (see SqlEngine.compute)
 _STAGED_OPS = ("distinct", "duplicate_rows", "approx_duplicate_rows")
+#: aggregates that need the column's values to be numbers (probed where a database keeps
+#: text in a numeric column: Dialect.not_a_number)
+_NUMBER_OPS = ("min", "max", "sum", "mean", "var")
 #: a column's NaN, counted in the pass for the footers' null count (see SqlEngine.compute)
 _NAN = "nan"
 #: a float's aggregates counted NaN-aware in the pass itself (see SqlEngine._nan_counted)
