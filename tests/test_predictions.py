@@ -487,3 +487,29 @@ def test_a_slice_value_not_present_fails_listing_the_values_there(
     assert found["message"] == ("slices.plan.gold.f1: no rows with plan = gold (values: "
                                 "'basic', 'edu', 'pro', 'team')")
     assert result.ret == 1
+
+
+def test_a_class_named_in_the_config_is_found_in_a_float_label_column(
+        pytester: pytest.Pytester) -> None:
+    """Labels written 0.0, 1.0, 2.0 (a float target beside integer predictions): the config's
+    "class.2.recall" is class 2; a class that is not there says which ones are, once."""
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 3, 900)
+    pred = np.where(rng.random(900) < 0.7, y, rng.integers(0, 3, 900))
+    pd.DataFrame({"y": y.astype(float), "pred": pred}).to_parquet(pytester.path / "mc.parquet")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.model.mc]
+predictions = "mc.parquet"
+task = "multiclass"
+target = "y"
+prediction = "pred"
+expect = { "class.2.recall" = ">= 0.5", "class.7.recall" = ">= 0.5" }
+""")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(passed=1, failed=1)
+    found = criteria(pytester)
+    assert found["class.2.recall"]["observed"] == pytest.approx(
+        sklearn_metrics.recall_score(y, pred, labels=[2], average=None)[0], abs=1e-12)
+    assert found["class.7.recall"]["status"] == "error"
+    assert found["class.7.recall"]["message"] == (
+        "class.7.recall: no class '7' (classes: 0, 1, 2)")

@@ -92,13 +92,26 @@ class Evidence:
 
 
 def same_label(config_value: Any, data_value: Any) -> bool:
+    """A label as the configuration writes it (``positive = 1``, ``"class.2.recall"``) against
+    one read from the data: text and numbers meet by value, so "2" is the class 2 of a column
+    of floats (2.0) as well as of integers."""
     if isinstance(data_value, str) and not isinstance(config_value, str):
         return (str(config_value).lower() if isinstance(config_value, bool)
                 else str(config_value)) == data_value
     if isinstance(config_value, str) and not isinstance(data_value, str):
-        return config_value == (str(data_value).lower() if isinstance(data_value, bool)
-                                else str(data_value))
+        if isinstance(data_value, bool):
+            return config_value == str(data_value).lower()
+        if isinstance(data_value, int | float) and _number(config_value) is not None:
+            return _number(config_value) == data_value
+        return config_value == str(data_value)
     return bool(config_value == data_value)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def shown(value: Any) -> str:

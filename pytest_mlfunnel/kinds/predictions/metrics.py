@@ -82,7 +82,7 @@ def multiclass_metric(name: str, confusion: dict[tuple[Any, Any, Any], int], whi
         label_text, _, which_metric = name[len("class."):].rpartition(".")
         label = next((c for c in classes if same_label(label_text, c)), None)
         if label is None:
-            raise CriterionError(f"{name}: no class {label_text!r} (classes: "
+            raise CriterionError(f"no class {label_text!r} (classes: "
                                  f"{', '.join(shown(c) for c in classes)})")
         return _per_class(which_metric, right[label], guessed[label], true[label])
     metric, _, average = name.rpartition("_")
