@@ -93,7 +93,8 @@ def test_selecting_one_criterion_with_k_computes_only_its_aggregates(
     assert any("parquet_metadata" in sql for sql in footers)
     assert any('min("amount"), max("amount")' in sql for sql in footers)
     for shop in passes(everything, "shop"):  # with SQLite's probe for text in a REAL column
-        assert shop == (f'SELECT count(*), max("amount"), {PROBE} FROM "orders" AS t')
+        listed = shop.removeprefix("SELECT ").split(' FROM ')[0].replace(PROBE, "probe")
+        assert sorted(listed.split(", ")) == ["count(*)", 'max("amount")', "probe"]
 
     result, selected = run(pytester, "-k", "events and rows", *xdist)
     result.assert_outcomes(passed=1)
