@@ -189,6 +189,16 @@ def test_a_database_url_picks_its_dialect_by_backend_name(url: str, name: str) -
 
 
 # --------------------------------------------------------------------------- SQLite dates
+def run_for_messages(pytester: pytest.Pytester, passed: int, failed: int) -> dict[str, str]:
+    """Runs the funnel; each criterion's message by its name (no TypeError anywhere)."""
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=passed, failed=failed)
+    assert "TypeError" not in result.stdout.str()
+    data = json.loads((pytester.path / "report.json").read_text())
+    return {c["id"].split("::")[-1]: c["message"] for g in data["gates"] for c in g["criteria"]}
+
+
 def test_sqlite_datetime_bounds_compare_as_dates(pytester: pytest.Pytester) -> None:
     with sqlite3.connect(pytester.path / "events.db") as conn:
         conn.execute("CREATE TABLE events (id INTEGER, at DATETIME, day DATE)")
@@ -204,13 +214,7 @@ dataset = "events"
 columns.at = { min = "2024-01-01", max = "2024-05-01" }
 columns.day = { min = "2024-01-01", max = "2025-01-01" }
 """)
-    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
-                                "report.json")
-    result.assert_outcomes(passed=3, failed=1)
-    assert "TypeError" not in result.stdout.str()
-    data = json.loads((pytester.path / "report.json").read_text())
-    messages = {c["id"].split("::")[-1]: c["message"]
-                for g in data["gates"] for c in g["criteria"]}
+    messages = run_for_messages(pytester, passed=3, failed=1)
     assert messages["at.max"].startswith("at: max 2024-06-30 23:59:59"), messages["at.max"]
 
 
@@ -244,13 +248,7 @@ drift = { reference = "orders", current = "orders" }
 columns = ["id", "amount", "qty", "plan"]
 expect = { psi = "<= 0.2" }
 """)
-    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
-                                "report.json")
-    result.assert_outcomes(passed=4, failed=5)
-    assert "TypeError" not in result.stdout.str()
-    data = json.loads((pytester.path / "report.json").read_text())
-    messages = {c["id"].split("::")[-1]: c["message"]
-                for g in data["gates"] for c in g["criteria"]}
+    messages = run_for_messages(pytester, passed=4, failed=5)
     assert messages["amount.min"] == (
         "amount: holds values that are not numbers (e.g. 'n/a') in orders (sqlite:///shop.db "
         "table orders), where min needs numbers; the database keeps what was written whatever the "
