@@ -38,7 +38,7 @@ import pytest
 from pytest_mlfunnel.config import ConfigError, resolve_services
 from pytest_mlfunnel.kinds.base import Criterion, EvalContext, PlanContext
 from pytest_mlfunnel.outcome import CriterionError, Outcome
-from pytest_mlfunnel.services import LOG_TAIL_LINES, ServiceProcess, log_tail
+from pytest_mlfunnel.services import LOG_TAIL_LINES, ServiceProcess, settled_log_tail
 
 if TYPE_CHECKING:
     from pytest_mlfunnel.config import CheckEntry, FunnelConfig
@@ -239,7 +239,7 @@ class ServiceRuns:
         return message, self.tail(state)
 
     def tail(self, state: ServiceState) -> list[str]:
-        lines = log_tail(self.rootdir / state.log, LOG_TAIL_LINES)
+        lines = settled_log_tail(self.rootdir / state.log, LOG_TAIL_LINES)
         if not lines:
             return [f"({state.log} is empty)"] if (self.rootdir / state.log).exists() else []
         return [f"last lines of {state.log}:"] + [f"| {line}" for line in lines]

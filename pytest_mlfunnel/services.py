@@ -208,6 +208,30 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def settled_log_tail(path: Path, lines: int = LOG_TAIL_LINES, quiet_s: float = 0.1,
+                     limit_s: float = 1.0) -> list[str]:
+    """``log_tail`` once the log has not grown for ``quiet_s`` (waiting at most ``limit_s``).
+    A service prints a request's line while it answers, and the thread copying its output
+    into the log (in this process, or in the pytest-xdist controller) can trail the answer a
+    criterion has just judged: without the wait, the tail under a failure could miss the
+    very request that failed."""
+    deadline = time.monotonic() + limit_s
+    size = _size(path)
+    while True:
+        time.sleep(max(0.0, min(quiet_s, deadline - time.monotonic())))
+        now = _size(path)
+        if now == size or time.monotonic() >= deadline:
+            return log_tail(path, lines)
+        size = now
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     """The last lines of a service's log (bounded read: the last 64 KiB)."""
     try:

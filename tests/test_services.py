@@ -231,6 +231,43 @@ http = "${services.model.url}/predict"
     assert_all_stopped(pytester)
 
 
+def test_the_tail_under_a_failure_waits_for_the_log_to_stop_growing(tmp_path: Path) -> None:
+    """The line of the request that failed can reach the log a moment after the answer: the
+    tail read for the failure waits until the log has been still for a moment (bounded)."""
+    import threading
+
+    from pytest_mlfunnel.services import log_tail, settled_log_tail
+
+    log = tmp_path / "model.log"
+    log.write_text("Listening on 8000\n")
+
+    def late_line() -> None:
+        time.sleep(0.05)
+        with log.open("a") as handle:
+            handle.write("request /predict\n")
+
+    writer = threading.Thread(target=late_line)
+    writer.start()
+    assert log_tail(log) == ["Listening on 8000"]  # read at once: the line is not there yet
+    assert settled_log_tail(log) == ["Listening on 8000", "request /predict"]
+    writer.join(timeout=5)
+    log.write_text("".join(f"line {i}\n" for i in range(3)))
+
+    def growing() -> None:  # a log that does not stop growing while the tail is read
+        for i in range(200):
+            with log.open("a") as handle:
+                handle.write(f"more {i}\n")
+            time.sleep(0.05)
+
+    busy = threading.Thread(target=growing)
+    busy.start()
+    tail = settled_log_tail(log, lines=3, quiet_s=0.1, limit_s=0.5)
+    still_writing = busy.is_alive()  # the wait gave up at its bound, not when the log stopped
+    busy.join(timeout=30)
+    assert len(tail) == 3 and tail[-1].startswith("more ")
+    assert still_writing
+
+
 def test_a_secret_the_service_prints_never_reaches_its_log_file(
         pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     token = "tok-7f3a9c1e5d"
