@@ -512,3 +512,31 @@ rows = ">= 1"
     result.assert_outcomes(passed=15, failed=1)
     assert report(pytester, depth=2)["nothing::rows"]["message"] == (
         "missing/*.parquet: no file matches missing/*.parquet")
+
+
+def test_a_csv_in_another_encoding_says_why_and_which_option_reads_it(
+        pytester: pytest.Pytester) -> None:
+    """DuckDB's CSV error says where on its first line and why on a later one: the message
+    gives both (never the row's content), and the option it names reads the file."""
+    rows = "".join(f"{i};{['Zürich', 'Genève', 'Bern'][i % 3]}\n" for i in range(300))
+    (pytester.path / "cities.csv").write_bytes(("id;city\n" + rows).encode("latin-1"))
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.cities]
+dataset = "cities.csv"
+rows = ">= 300"
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(failed=1)
+    data = json.loads((pytester.path / "report.json").read_text())
+    (message,) = [c["message"] for g in data["gates"] for c in g["criteria"]]
+    assert message == (
+        "cities.csv: cannot read as csv: Invalid Input Error: CSV Error on Line: 2: Invalid "
+        "unicode (byte sequence mismatch) detected. This file is not utf-8 encoded. "
+        '(options = { encoding = "latin-1" } on the source reads another encoding)')
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.cities]
+dataset = { path = "cities.csv", options = { encoding = "latin-1" } }
+rows = ">= 300"
+""")
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider").assert_outcomes(passed=1)

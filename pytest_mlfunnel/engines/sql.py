@@ -1166,7 +1166,23 @@ def duckdb_executor(connection: Any, display: str, prefix: str = "") -> Executor
 
 
 def _first_line(exc: BaseException) -> str:
-    return first_line(str(exc)) or type(exc).__name__
+    return duckdb_reason(exc)
+
+
+def duckdb_reason(exc: BaseException) -> str:
+    """DuckDB's error in one line: its first line, and for a CSV error (whose first line only
+    says where: ``CSV Error on Line: 2``) the line that says why, without the row's content,
+    with the option that reads another encoding where that is the reason."""
+    text = str(exc)
+    head = first_line(text) or type(exc).__name__
+    if "CSV Error on Line" not in head:
+        return head
+    lines = [line.strip() for line in text.splitlines()[1:] if line.strip()]
+    why = next((line for line in lines if not line.startswith(("Original Line", "Possible "))),
+               "")
+    if "not utf-8 encoded" in why:
+        why += ' (options = { encoding = "latin-1" } on the source reads another encoding)'
+    return f"{head}: {why}" if why else head
 
 
 def duckdb_schema(execute: Executor, source: str, display: str) -> Callable[[], dict[str, str]]:

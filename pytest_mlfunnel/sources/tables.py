@@ -19,9 +19,9 @@ from pytest_mlfunnel.engines.sql import (
     SqlEngine,
     duckdb_connection,
     duckdb_executor,
+    duckdb_reason,
     duckdb_schema,
 )
-from pytest_mlfunnel.funnel import first_line
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.database import run_query, stream_query
 from pytest_mlfunnel.sources.file_types import refuse_special_files
@@ -131,4 +131,4 @@ def _column_names(spec: SourceSpec, source: str, rootdir: Path) -> list[str]:
 
 
 def _error_line(exc: BaseException) -> str:
-    return first_line(str(exc)) or type(exc).__name__
+    return duckdb_reason(exc)
