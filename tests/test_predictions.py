@@ -513,3 +513,48 @@ expect = { "class.2.recall" = ">= 0.5", "class.7.recall" = ">= 0.5" }
     assert found["class.7.recall"]["status"] == "error"
     assert found["class.7.recall"]["message"] == (
         "class.7.recall: no class '7' (classes: 0, 1, 2)")
+
+
+def test_infinite_targets_or_predictions_name_their_columns_for_every_regression_metric(
+        pytester: pytest.Pytester) -> None:
+    """An infinite value in a regression's target or prediction: every criterion (and a
+    slice's) says where and how many, instead of a SQL error from an infinite mean."""
+    frame = regression_frame(n=600)
+    frame.loc[:2, "spend"] = np.inf
+    frame.loc[3, "pred"] = -np.inf
+    frame.to_parquet(pytester.path / "reg.parquet")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.model.reg]
+predictions = "reg.parquet"
+task = "regression"
+target = "spend"
+prediction = "pred"
+baseline = "prod"
+slices = ["plan"]
+expect = { mae = "<= 10", rmse = "<= baseline", r2 = ">= 0.5", "slices.plan.*.mae" = "<= 10" }
+""")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(failed=4)
+    assert "Binder Error" not in result.stdout.str()
+    found = criteria(pytester)
+    problem = ("infinite values (3 in spend, 1 in pred); regression metrics need "
+               "finite numbers")
+    assert {name: (c["status"], c["message"]) for name, c in found.items()} == {
+        "mae": ("error", f"mae: {problem}"), "rmse": ("error", f"rmse: {problem}"),
+        "r2": ("error", f"r2: {problem}"),
+        "slices.plan.any.mae": ("error", f"slices.plan.*.mae: {problem}")}
+
+
+def test_an_infinite_or_nan_number_is_written_as_sql_each_database_reads() -> None:
+    import duckdb
+
+    from pytest_mlfunnel.engines.expr import SqlRendering
+    from pytest_mlfunnel.engines.sql import SqlEngine, duckdb_executor
+
+    connection = duckdb.connect()
+    engine = SqlEngine("t", "(SELECT 1 AS x) AS t", "duckdb",
+                       duckdb_executor(connection, "t"), lambda: {"x": "int"})
+    rendering = SqlRendering(engine)
+    written = [rendering.number(v) for v in (math.inf, -math.inf, math.nan, 2.5)]
+    assert connection.execute(f"SELECT {', '.join(written)}").fetchall() == [
+        (math.inf, -math.inf, None, 2.5)]

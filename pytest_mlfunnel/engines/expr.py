@@ -57,6 +57,7 @@ The frame engines reach the same v from ranks over the group and over (group, la
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -194,7 +195,12 @@ class SqlRendering:
         return str(self.dialect.float_type)
 
     def number(self, value: float) -> str:
-        return f"CAST({float(value)!r} AS {self.double})"
+        number = float(value)
+        if number != number:  # no value to compare with: as a null would be
+            return "NULL"
+        if number in (math.inf, -math.inf):
+            return str(self.dialect.infinity(number < 0))
+        return f"CAST({number!r} AS {self.double})"
 
     def render(self, expr: Expr) -> str:
         op, args = expr.op, expr.args

@@ -4,6 +4,7 @@ rank sums of the scores (``Table.score_ranks``), gathered per slice."""
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,7 @@ class Evidence:
     positive: Any = None
     score_problem: str | None = None  # scores outside [0, 1]
     label_problem: str | None = None
+    value_problem: str | None = None  # regression: an infinite target or prediction
     #: a baseline in another table that does not pair every row: (status, message)
     baseline_problem: tuple[Status, str] | None = None
     #: column -> rows left out for a null in it (the first null column of the row)
@@ -453,6 +455,11 @@ class Collector:
         names = ("abs", "sq", "t", "pct", "max", "median",
                  "b_abs", "b_sq", "ab", "sq_bsq", "sq2", "b_sq2", "b_pct", "d_pct", "d_pct2",
                  "b_median")
+        # rows with an infinite value in a used column: counted in the first query, so that
+        # no sum is taken of them (and no infinite mean is written into the next query)
+        used = self._columns()
+        infinite = [("sum", outside(col(c), -sys.float_info.max, sys.float_info.max))
+                    for c in used]
         overall = Scope()
         slices: dict[str, dict[Any, Scope]] = {c: {} for c in check.slices}
         dropped: dict[str, int] = {}
@@ -461,11 +468,18 @@ class Collector:
         nflags = len(flags)
         for column in [None, *check.slices]:
             keys = flags + ([col(column)] if column else [])
-            groups = self.table.crosstab(keys, values)
             if column is None:
+                found = self.table.crosstab(keys, values + infinite)
+                counts = [sum(int(g[2][len(values) + i] or 0) for g in found)
+                          for i in range(len(used))]
+                if any(counts):
+                    return self._infinite(found, used, counts, nflags)
+                groups = [(k, n, sums[:len(values)]) for k, n, sums in found]
                 kept = [g for g in groups if not any(g[0][:nflags])]
                 judged = sum(g[1] for g in kept)
                 mean = (sum(g[2][2] or 0.0 for g in kept) / judged) if judged else 0.0
+            else:
+                groups = self.table.crosstab(keys, values)
             # the target's spread around the overall mean, for r2 (a stable second sum)
             spreads = {k: v[0] for k, _, v in self.table.crosstab(
                 keys, [("sum", (t - mean) * (t - mean))])}
@@ -502,6 +516,23 @@ class Collector:
         self._pairing(evidence)
         self._resample_rows(evidence)
         return evidence
+
+    def _infinite(self, found: list[tuple[tuple[Any, ...], int, list[Any]]], used: list[str],
+                  counts: list[int], nflags: int) -> Evidence:
+        """Evidence that says which columns hold infinite values: no regression metric is
+        computed from a sum of them."""
+        dropped: dict[str, int] = {}
+        for key, n, _ in found:
+            nulls = [c for c, flag in zip(used, key[:nflags], strict=True) if flag]
+            if nulls:
+                dropped[nulls[0]] = dropped.get(nulls[0], 0) + n
+        listed = ", ".join(f"{n} in {c}" for c, n in zip(used, counts, strict=True) if n)
+        return Evidence(rows=sum(n for _, n, _ in found), dropped=sum(dropped.values()),
+                        dropped_why=self._why(dropped), dropped_counts=dropped,
+                        score_columns=self.scores, overall=Scope(),
+                        slices={c: {} for c in self.check.slices}, labels=[],
+                        value_problem=f"infinite values ({listed}); regression metrics need "
+                                      "finite numbers")
 
     def _resample_rows(self, evidence: Evidence) -> None:
         """average_precision and median_ae against the baseline depend on the order of the

@@ -109,6 +109,8 @@ def _judged(check: PredictionsConfig, key: Any, name: MetricName,
             if evidence.dropped:
                 outcome.extra["dropped_rows"] = evidence.dropped
             return outcome
+        if evidence.value_problem:  # no slice was counted
+            return Outcome.error(f"{name.text}: {evidence.value_problem}{note}", expectation.text)
         values = evidence.slices[name.slice_column]
         if name.slice_value == "*":
             chosen = sorted(values, key=label_order)

@@ -162,6 +162,8 @@ def regression_metric(name: str, scope: Scope) -> float:
 def metric_value(check: PredictionsConfig, evidence: Evidence, metric: str, scope: Scope,
                  which: int = 1) -> float:
     """One metric of one scope; which=2 judges the baseline prediction."""
+    if evidence.value_problem:
+        raise CriterionError(evidence.value_problem)
     if scope.rows == 0:
         raise CriterionError(f"{metric}: no rows to judge")
     if metric == "rows":
