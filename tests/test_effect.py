@@ -290,3 +290,23 @@ def test_a_lazy_polars_frame_from_a_fixture_is_aggregated_in_polars(
     extra = report(pytester)["extra"]
     assert isinstance(extra, dict)
     assert extra["p_value"] == pytest.approx(expected.pvalue, rel=1e-6)
+
+
+@pytest.mark.parametrize("test", ["welch", "mannwhitney", "bootstrap"])
+def test_an_infinite_kpi_value_is_named_not_a_statistics_failure(
+        pytester: pytest.Pytester, test: str) -> None:
+    """An infinite minutes_per_box in the after group: no mean or test of it means anything,
+    and the message says where, whichever test was asked."""
+    rng = np.random.default_rng(3)
+    after = rng.normal(4.9, 0.9, 200)
+    after[:2] = np.inf
+    write_kpi(pytester.path / "kpi.parquet", rng.normal(5.3, 0.9, 200), after)
+    pytester.makepyprojecttoml(config(BASE.replace("kpi.csv", "kpi.parquet")
+                                      + f'expect = "decrease"\ntest = "{test}"\n'))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(failed=1)
+    assert "ArithmeticError" not in result.stdout.str()
+    found = report(pytester)
+    assert (found["status"], found["message"]) == (
+        "error", "minutes_per_box: holds infinite values with period = 'after' (the after "
+                 "group: its mean is inf); the effect needs finite numbers")

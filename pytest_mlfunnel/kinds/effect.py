@@ -179,7 +179,12 @@ def _group(groups: dict[Any, list[Any]], label: Label, check: EffectConfig, word
     if n < 2:
         raise CriterionError(f"{check.metric}: {n} value(s) with {check.by} = {label!r} (the "
                              f"{word} group); the test needs at least 2 per group")
-    return GroupSummary(n, float(mean), float(var if var is not None else math.nan))
+    summary = GroupSummary(n, float(mean), float(var if var is not None else math.nan))
+    if not math.isfinite(summary.mean) or (var is not None and not math.isfinite(summary.var)):
+        raise CriterionError(f"{check.metric}: holds infinite values with {check.by} = {label!r} "
+                             f"(the {word} group: its mean is {format_value(summary.mean)}); "
+                             "the effect needs finite numbers")
+    return summary
 
 
 def _numeric(value: Any) -> float | None:
