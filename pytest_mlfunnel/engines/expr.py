@@ -57,7 +57,6 @@ The frame engines reach the same v from ranks over the group and over (group, la
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -198,9 +197,7 @@ class SqlRendering:
         number = float(value)
         if number != number:  # no value to compare with: as a null would be
             return "NULL"
-        if number in (math.inf, -math.inf):
-            return str(self.dialect.infinity(number < 0))
-        return f"CAST({number!r} AS {self.double})"
+        return str(self.dialect.double(number))  # infinities as the database spells them
 
     def render(self, expr: Expr) -> str:
         op, args = expr.op, expr.args
