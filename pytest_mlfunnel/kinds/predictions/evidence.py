@@ -218,6 +218,11 @@ class Collector:
     def _null_flags(self) -> list[Expr]:
         return [is_null(col(c)) for c in self._columns()]
 
+    def _null_column(self, key: tuple[Any, ...]) -> str | None:
+        """The first used column a group's null flags (the first keys, ``_null_flags``) mark:
+        the one its rows are counted as left out for; None for rows judged."""
+        return next((c for c, flag in zip(self._columns(), key, strict=False) if flag), None)
+
     # ------------------------------------------------------------------ classification
     def _classification(self) -> Evidence:
         check = self.check
@@ -261,9 +266,9 @@ class Collector:
         out_of_range = 0
         kept: list[tuple[tuple[Any, ...], int, list[Any]]] = []
         for key, n, sums in groups:
-            nulls = [c for c, flag in zip(self._columns(), key[:nflags], strict=True) if flag]
-            if nulls:
-                dropped[nulls[0]] = dropped.get(nulls[0], 0) + n
+            null = self._null_column(key)
+            if null is not None:
+                dropped[null] = dropped.get(null, 0) + n
                 continue
             ranges = key[width:width + len(self.scores) + len(self.baseline_scores)]
             if any(flag == 1 for flag in ranges):
@@ -465,7 +470,6 @@ class Collector:
         dropped: dict[str, int] = {}
         total = 0
         mean = 0.0
-        nflags = len(flags)
         for column in [None, *check.slices]:
             keys = flags + ([col(column)] if column else [])
             if column is None:
@@ -473,9 +477,9 @@ class Collector:
                 counts = [sum(int(g[2][len(values) + i] or 0) for g in found)
                           for i in range(len(used))]
                 if any(counts):
-                    return self._infinite(found, used, counts, nflags)
+                    return self._infinite(found, used, counts)
                 groups = [(k, n, sums[:len(values)]) for k, n, sums in found]
-                kept = [g for g in groups if not any(g[0][:nflags])]
+                kept = [g for g in groups if self._null_column(g[0]) is None]
                 judged = sum(g[1] for g in kept)
                 mean = (sum(g[2][2] or 0.0 for g in kept) / judged) if judged else 0.0
             else:
@@ -484,13 +488,12 @@ class Collector:
             spreads = {k: v[0] for k, _, v in self.table.crosstab(
                 keys, [("sum", (t - mean) * (t - mean))])}
             for key, n, sums in groups:
-                nulls = [c for c, flag in zip(self._columns(), key[:nflags], strict=True)
-                         if flag]
+                null = self._null_column(key)
                 if column is None:
                     total += n
-                    if nulls:
-                        dropped[nulls[0]] = dropped.get(nulls[0], 0) + n
-                if nulls or (column is not None and key[-1] is None):
+                    if null is not None:
+                        dropped[null] = dropped.get(null, 0) + n
+                if null is not None or (column is not None and key[-1] is None):
                     continue
                 scope = overall if column is None else slices[column].setdefault(key[-1],
                                                                                  Scope())
@@ -518,14 +521,14 @@ class Collector:
         return evidence
 
     def _infinite(self, found: list[tuple[tuple[Any, ...], int, list[Any]]], used: list[str],
-                  counts: list[int], nflags: int) -> Evidence:
+                  counts: list[int]) -> Evidence:
         """Evidence that says which columns hold infinite values: no regression metric is
         computed from a sum of them."""
         dropped: dict[str, int] = {}
         for key, n, _ in found:
-            nulls = [c for c, flag in zip(used, key[:nflags], strict=True) if flag]
-            if nulls:
-                dropped[nulls[0]] = dropped.get(nulls[0], 0) + n
+            null = self._null_column(key)
+            if null is not None:
+                dropped[null] = dropped.get(null, 0) + n
         listed = ", ".join(f"{n} in {c}" for c, n in zip(used, counts, strict=True) if n)
         return Evidence(rows=sum(n for _, n, _ in found), dropped=sum(dropped.values()),
                         dropped_why=self._why(dropped), dropped_counts=dropped,
