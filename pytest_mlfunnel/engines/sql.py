@@ -443,9 +443,9 @@ class SqlEngine(Engine):
     def _distinct(self, column: str) -> int:
         """Exact distinct non-null values, from the dialect's ``repeats``: (values, values
         repeating an earlier one). See ``distinct_sql``."""
-        values, hashed, hashes = self._value_hashes(column)
-        one = None if hashed is None or hashes is None else self.dialect.confirmed_repeats(
-            hashes, lambda repeated: self.dialect.repeated_rows(
+        values, hashed = self._value_hashes(column)
+        one = None if hashed is None else self.dialect.confirmed_repeats(
+            self._hashes(column, hashed), lambda repeated: self.dialect.repeated_rows(
                 f"{values} AND {hashed} IN ({repeated})"))
         if one is not None:
             n = self.run(f"SELECT count(*) FROM ({values}) AS c", "distinct (values)")[0][0]
@@ -457,17 +457,19 @@ class SqlEngine(Engine):
             _, repeats = run(confirm, "distinct (hash repeats)")[0]
         return int(n or 0) - int(repeats or 0)
 
-    def _value_hashes(self, column: str) -> tuple[str, str | None, str | None]:
+    def _value_hashes(self, column: str) -> tuple[str, str | None]:
         """(the query of the column's non-null values as ``v``; for values wider than 8
-        bytes (strings, nested) their 64-bit hash and the query of those hashes as ``v``,
-        else None and None)."""
+        bytes (strings, nested) the expression of their 64-bit hash, else None)."""
         x = self._clean(column)
         values = f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
         hashed = (self.dialect.row_hash([x]) if self.schema().get(column) not in _FIXED_WIDTH
                   else None)
-        if hashed is None:
-            return values, None, None
-        return values, hashed, f"SELECT {hashed} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
+        return values, hashed
+
+    def _hashes(self, column: str, hashed: str) -> str:
+        """The query of the hashes ``hashed`` of the column's non-null values, as ``v``."""
+        x = self._clean(column)
+        return f"SELECT {hashed} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
 
     def distinct_sql(self, column: str) -> tuple[str, str | None]:
         """(values and repeats, the exact repeats when that first count compared hashes).
@@ -475,9 +477,10 @@ class SqlEngine(Engine):
         Fixed-width values are compared as they are; wider ones (strings, nested) by a
         64-bit hash, then exactly among the few values whose hash repeats, so a hash
         collision never counts as a repeat."""
-        values, hashed, hashes = self._value_hashes(column)
-        if hashed is None or hashes is None:
+        values, hashed = self._value_hashes(column)
+        if hashed is None:
             return self.dialect.repeats(values), None
+        hashes = self._hashes(column, hashed)
         colliding = f"{values} AND {hashed} IN ({self.dialect.repeated(hashes)})"
         return self.dialect.repeats(hashes), self.dialect.repeats(colliding)
 
