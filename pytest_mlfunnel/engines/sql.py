@@ -640,10 +640,12 @@ class SqlEngine(Engine):
         found: list[list[tuple[float, int, Any, Any]]] = [[] for _ in aggs]
         clamped = any(a.grid().low is not None or a.grid().high is not None for a in aggs)
         run = self.run_seeing_nan if clamped else self.run
+        # a database that keeps text in a numeric column (SQLite) shows it as a cell's bound
+        keeps_text = self.dialect.not_a_number("x") is not None
         for k, key, n, low, high in run(self.cells_sql(aggs), "cells"):
-            for bound in (low, high):  # text a database kept in a numeric column
-                if isinstance(bound, str | bytes):
-                    raise self._not_numbers(str(aggs[k].column), bound, "drift")
+            if keeps_text and (isinstance(low, str | bytes) or isinstance(high, str | bytes)):
+                raise self._not_numbers(str(aggs[k].column), high if isinstance(
+                    high, str | bytes) else low, "drift")
             if key is not None and key == key:  # NaN's cell is dropped
                 found[k].append((float(key), n, low, high))
         if any(isinstance(r[2], decimal.Decimal) for rows in found for r in rows[:1]):
