@@ -82,6 +82,15 @@ def same_table_run(pytester: pytest.Pytester, model: pd.DataFrame, production: p
     return criteria(pytester)
 
 
+
+def assert_same_results(found: dict[str, Any], expected: dict[str, Any],
+                        names: tuple[str, ...]) -> None:
+    """Each criterion's status and observed value, as the same check gave them with both
+    tables in one engine."""
+    for name in names:
+        assert found[name]["status"] == expected[name]["status"], name
+        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
+
 @pytest.mark.parametrize("engine", ["parquet", "sqlite"])
 def test_a_baseline_in_another_table_compares_as_its_columns_beside_the_rows_would(
         pytester: pytest.Pytester, engine: str) -> None:
@@ -95,9 +104,8 @@ def test_a_baseline_in_another_table_compares_as_its_columns_beside_the_rows_wou
     merged = model.merge(production, on="customer_id")
     f1_base = sklearn_metrics.f1_score(merged.churned, merged.prod_pred)
     assert found["f1"]["message"].startswith(f"f1 {f1:.4f} vs baseline {f1_base:.4f}: ")
+    assert_same_results(found, expected, ("f1", "roc_auc", "accuracy", "log_loss"))
     for name in ("f1", "roc_auc", "accuracy", "log_loss"):
-        assert found[name]["status"] == expected[name]["status"], name
-        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
         for field in ("baseline", "difference", "ci_low", "ci_high", "p_value"):
             assert found[name]["extra"][field] == pytest.approx(
                 expected[name]["extra"][field], abs=1e-12), (name, field)
@@ -195,9 +203,9 @@ def test_a_baseline_another_engine_reads_is_copied_into_duckdb_and_compares_the_
                                                 production, request)))
     result = pytester.runpytest("--funnel", "--funnel-json=report.json")
     found = criteria(pytester)
-    for name in ("f1", "roc_auc", "accuracy", "log_loss", "recall"):
-        assert found[name]["status"] == expected[name]["status"], name
-        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
+    names = ("f1", "roc_auc", "accuracy", "log_loss", "recall")
+    assert_same_results(found, expected, names)
+    for name in names:
         for field in ("baseline", "difference", "ci_low", "ci_high", "p_value"):
             if field in expected[name]["extra"]:
                 assert found[name]["extra"][field] == pytest.approx(
@@ -224,9 +232,7 @@ def production():
     pytester.makepyprojecttoml(config('"holdout.parquet"', '{ fixture = "production" }'))
     pytester.runpytest("--funnel", "--funnel-json=report.json")
     found = criteria(pytester)
-    for name in ("f1", "roc_auc", "recall"):
-        assert found[name]["status"] == expected[name]["status"], name
-        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
+    assert_same_results(found, expected, ("f1", "roc_auc", "recall"))
     assert found["roc_auc"]["extra"]["ci_low"] == pytest.approx(
         expected["roc_auc"]["extra"]["ci_low"], abs=1e-12)
 
@@ -254,9 +260,7 @@ def production():
     pytester.makepyprojecttoml(config('{ fixture = "holdout" }', '{ fixture = "production" }'))
     pytester.runpytest("--funnel", "--funnel-json=report.json")
     found = criteria(pytester)
-    for name in ("f1", "roc_auc", "recall"):
-        assert found[name]["status"] == expected[name]["status"], name
-        assert found[name]["observed"] == pytest.approx(expected[name]["observed"], abs=1e-12)
+    assert_same_results(found, expected, ("f1", "roc_auc", "recall"))
 
 
 @pytest.mark.parametrize(("predictions", "baseline"), [("parquet", "sqlite"),
