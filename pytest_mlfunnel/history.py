@@ -325,13 +325,19 @@ class ChangeSinceRelease:
     before: tuple[str | None, int]  # (gate reached, stage) of the recorded release
     now: tuple[str | None, int]
     newly_failing: list[str]  # criterion keys that passed then and fail now
+    partial: bool = False  # this run deselected criteria: its stage counts only what ran
 
     @property
     def change(self) -> int:
-        return self.now[1] - self.before[1]
+        """Stages up (positive) or down since the release; 0 for a partial run, whose stage
+        is not comparable with a whole run's."""
+        return 0 if self.partial else self.now[1] - self.before[1]
 
     def line(self) -> str:
         before, now = self.before[0] or "none", self.now[0] or "none"
+        if self.partial:
+            return (f"since {self.release}: {before}; this partial run reached {now} with what "
+                    "it selected (stages not compared)")
         change = self.change
         if change == 0:
             moved = "same stage"
@@ -365,6 +371,7 @@ def compare(current: Mapping[str, Any], previous: Mapping[str, Any]) -> ChangeSi
         before=(previous.get("reached"), count(previous.get("stage"))),
         now=(current.get("reached"), count(current.get("stage"))),
         newly_failing=newly_failing,
+        partial=current.get("partial") is True,
     )
 
 

@@ -250,6 +250,24 @@ def test_the_summary_compares_with_the_last_recorded_release(pytester: pytest.Py
     assert [line["release"] for line in history_lines(pytester)] == ["v1.3.0", "v1.4.0"]
 
 
+def test_a_partial_run_does_not_claim_to_have_moved_stages(pytester: pytest.Pytester) -> None:
+    make_project(pytester, stage=3)
+    assert pytester.runpytest("--funnel", "--funnel-record=v1.3.0").ret == 0
+    set_stage(pytester, 2)
+    result = pytester.runpytest("--funnel", "-k", "accuracy")
+    assert result.ret == 1  # the selected criterion fails as usual
+    result.stdout.fnmatch_lines([
+        "stage reached: none (0/3) · required: model · partial run",
+        "since v1.3.0: model; this partial run reached none with what it selected "
+        "(stages not compared)",
+        "  passed in v1.3.0, failing now: model::quality::accuracy",
+    ])
+    result = pytester.runpytest("--funnel", "--collect-only", "-q")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["since v1.3.0: model; this partial run reached none *"])
+    assert "down" not in result.stdout.str()
+
+
 def test_a_corrupt_history_line_is_a_note_and_stays(pytester: pytest.Pytester) -> None:
     make_project(pytester, stage=3)
     history = pytester.path / ".mlfunnel" / "history.jsonl"
