@@ -311,6 +311,7 @@ class FunnelSession:
         }
         if report.skipped and not hasattr(report, "wasxfail"):
             record["status"] = "skipped"
+            record["message"] = _skip_reason(report)
             return record
         if hasattr(report, "wasxfail"):  # the test's own xfail mark
             record["status"] = "skipped"
@@ -329,7 +330,8 @@ class FunnelSession:
             record["status"] = "passed"
         elif report.when == "call" and not isinstance(item, CriterionItem):
             record["status"] = "failed"
-            record["message"] = _first_line(call)
+            # a strict xfail that passed fails with no exception: its report says why
+            record["message"] = _first_line(call) or first_line(str(report.longrepr or ""))
         else:
             record["status"] = "error"
             record["message"] = f"{report.when} failed: {_first_line(call)}"
@@ -492,6 +494,15 @@ def _check_outputs(pytest_config: pytest.Config, config: FunnelConfig, rootdir: 
                 shown = str(config.history)
             raise pytest.UsageError(f"--funnel-record: {shown}: {problem} (the history "
                                     "file, tool.mlfunnel.history)")
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    """``skipped: <reason>`` from a skipped test's report (pytest keeps the reason as the
+    third item of its ``longrepr`` tuple, prefixed ``Skipped: ``)."""
+    longrepr = report.longrepr
+    reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+    reason = first_line(reason.removeprefix("Skipped: ").removeprefix("Skipped"))
+    return f"skipped: {reason}" if reason else "skipped"
 
 
 def _first_line(call: pytest.CallInfo[None]) -> str:

@@ -300,6 +300,29 @@ def test_marked_tests_are_criteria_of_their_gate(pytester: pytest.Pytester,
     assert result.ret == 0
 
 
+def test_a_marked_test_skipped_or_strictly_xpassed_says_why_in_the_report(
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
+    make_project(pytester, three_gates('require = "problem"'))
+    pytester.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.funnel("model")
+        def test_on_gpu(): pytest.skip("no GPU on this runner")
+        @pytest.mark.funnel("model")
+        @pytest.mark.xfail(reason="leak not fixed yet", strict=True)
+        def test_no_leak(): pass
+    """)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", *xdist_args)
+    assert result.ret == 0  # model is above the required gate
+    criteria = {c["id"]: c for gate in report_of(pytester)["gates"] for c in gate["criteria"]}
+    assert (criteria["test_a.py::test_on_gpu"]["status"],
+            criteria["test_a.py::test_on_gpu"]["message"]) == (
+        "skipped", "skipped: no GPU on this runner")
+    assert (criteria["test_a.py::test_no_leak"]["status"],
+            criteria["test_a.py::test_no_leak"]["message"]) == (
+        "failed", "[XPASS(strict)] leak not fixed yet")
+    result.stdout.fnmatch_lines(["*test_a.py::test_no_leak: [[]XPASS(strict)[]] leak not fixed yet"])
+
+
 def test_an_unknown_gate_on_a_marker_is_a_usage_error(pytester: pytest.Pytester) -> None:
     make_project(pytester, three_gates())
     pytester.makepyfile(test_a="""
