@@ -6,7 +6,7 @@ Hooks here stay thin; the funnel logic is in ``funnel.py``, rendering in ``rende
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -209,14 +209,12 @@ class FunnelSession:
             marker = item.get_closest_marker("funnel")
             if marker is None:
                 continue
-            gate = marker.args[0] if marker.args else marker.kwargs.get("gate")
-            if gate not in self.config.funnel:
-                hint = did_you_mean(gate, self.config.funnel) if isinstance(gate, str) else ""
-                problems.append(f"{item.nodeid}: @pytest.mark.funnel({gate!r}): unknown gate "
-                                f"(gates: {', '.join(self.config.funnel)}){hint}")
+            read = read_marker(marker, self.config.funnel)
+            if isinstance(read, str):
+                problems.append(f"{item.nodeid}: {read}")
                 wrong_gate.append(item)
                 continue
-            item.user_properties.append(("gate", gate))
+            item.user_properties.append(("gate", read[0]))
         if is_worker(config):
             # Raising here would crash the worker: report a collection error that the
             # controller turns into exit 4, and do not run the test.
@@ -256,10 +254,8 @@ class FunnelSession:
         marker = item.get_closest_marker("funnel")
         if marker is None:
             return None
-        gate = marker.args[0] if marker.args else marker.kwargs.get("gate")
-        if gate not in self.config.funnel:
-            return None
-        return str(gate), str(marker.kwargs.get("severity", "block"))
+        read = read_marker(marker, self.config.funnel)
+        return None if isinstance(read, str) else read
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]
@@ -494,6 +490,35 @@ def _check_outputs(pytest_config: pytest.Config, config: FunnelConfig, rootdir: 
                 shown = str(config.history)
             raise pytest.UsageError(f"--funnel-record: {shown}: {problem} (the history "
                                     "file, tool.mlfunnel.history)")
+
+
+SEVERITIES = ("block", "warn")
+
+
+def read_marker(marker: pytest.Mark, funnel: Sequence[str]) -> tuple[str, str] | str:
+    """(gate, severity) of ``@pytest.mark.funnel(gate, severity=...)``, or what is wrong
+    with it, as the usage error says it."""
+    written = ", ".join([repr(a) for a in marker.args]
+                        + [f"{k}={v!r}" for k, v in marker.kwargs.items()])
+    where = f"@pytest.mark.funnel({written})"
+    unknown = sorted(set(marker.kwargs) - {"gate", "severity"})
+    if unknown:
+        return (f"{where}: unknown argument {', '.join(unknown)} (it takes a gate and "
+                "severity)")
+    gates = [*marker.args, *([marker.kwargs["gate"]] if "gate" in marker.kwargs else [])]
+    if not gates:
+        return (f"{where}: needs a gate, e.g. @pytest.mark.funnel({funnel[0]!r}) "
+                f"(gates: {', '.join(funnel)})")
+    if len(gates) > 1:
+        return f"{where}: names more than one gate; a test joins one (gates: {', '.join(funnel)})"
+    gate = gates[0]
+    if gate not in funnel:
+        hint = did_you_mean(gate, funnel) if isinstance(gate, str) else ""
+        return f"{where}: unknown gate (gates: {', '.join(funnel)}){hint}"
+    severity = marker.kwargs.get("severity", "block")
+    if severity not in SEVERITIES:
+        return f"{where}: severity must be one of {', '.join(map(repr, SEVERITIES))}"
+    return str(gate), str(severity)
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

@@ -338,6 +338,46 @@ def test_an_unknown_gate_on_a_marker_is_a_usage_error(pytester: pytest.Pytester)
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
 
 
+@pytest.mark.parametrize(("marker", "message"), [
+    ("funnel()", "@pytest.mark.funnel(): needs a gate, e.g. @pytest.mark.funnel('data') "
+                 "(gates: data, problem, model)"),
+    ("funnel('model', 'data')", "@pytest.mark.funnel('model', 'data'): names more than one "
+                                "gate; a test joins one (gates: data, problem, model)"),
+    ("funnel('model', gate='data')", "@pytest.mark.funnel('model', gate='data'): names more "
+                                     "than one gate; a test joins one (gates: *)"),
+    ("funnel('model', severity='fatal')", "@pytest.mark.funnel('model', severity='fatal'): "
+                                          "severity must be one of 'block', 'warn'"),
+    ("funnel('model', waive='until friday')", "@pytest.mark.funnel('model', waive='until "
+                                              "friday'): unknown argument waive (it takes a "
+                                              "gate and severity)"),
+    ("funnel(3)", "@pytest.mark.funnel(3): unknown gate (gates: data, problem, model)"),
+])
+def test_a_malformed_marker_is_a_usage_error_naming_the_test(
+        pytester: pytest.Pytester, marker: str, message: str) -> None:
+    make_project(pytester, three_gates())
+    pytester.makepyfile(test_a=f"""
+        import pytest
+        @pytest.mark.{marker}
+        def test_x(): raise AssertionError("must not run")
+    """)
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: test_a.py::test_x: {message}"])
+    assert "must not run" not in result.stdout.str()
+
+
+def test_a_marker_may_name_its_gate_by_keyword(pytester: pytest.Pytester) -> None:
+    make_project(pytester, three_gates('require = "data"'))
+    pytester.makepyfile(test_a="""
+        import pytest
+        @pytest.mark.funnel(gate="problem", severity="warn")
+        def test_x(): assert False, "stakeholders silent"
+    """)
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["* 2 * problem * warned *"])
+
+
 def test_under_xdist_an_unknown_marker_gate_is_a_collection_error_and_exit_4(
         pytester: pytest.Pytester) -> None:
     """Only the workers see markers: the marked test does not run, the rest does, exit 4."""
