@@ -93,7 +93,9 @@ class FunnelSession:
             path = Path(option)
             path = path if path.is_absolute() else Path(pytest_config.invocation_params.dir) / path
             if not path.is_file():
-                raise pytest.UsageError(f"--funnel-config: {option}: file not found")
+                why = ("is a directory: give the TOML file in it" if path.is_dir()
+                       else "file not found")
+                raise pytest.UsageError(f"--funnel-config: {option}: {why}")
         else:
             path = rootdir / "pyproject.toml"
         secrets.clear()  # this run's config decides what is secret

@@ -732,6 +732,11 @@ def test_another_config_file_can_be_given(pytester: pytest.Pytester) -> None:
     missing = pytester.runpytest("--funnel-config=nope.toml")
     assert missing.ret == 4
     missing.stderr.fnmatch_lines(["ERROR: --funnel-config: nope.toml: file not found"])
+    (pytester.path / "conf").mkdir()
+    folder = pytester.runpytest("--funnel-config=conf")
+    assert folder.ret == 4
+    folder.stderr.fnmatch_lines(
+        ["ERROR: --funnel-config: conf: is a directory: give the TOML file in it"])
 
 
 def test_no_funnel_section_is_a_usage_error(pytester: pytest.Pytester) -> None:
