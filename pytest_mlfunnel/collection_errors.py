@@ -57,24 +57,57 @@ def visible_fixtures(session: pytest.Session, node: pytest.Item | pytest.Session
     return sorted(n for n in names if manager.getfixturedefs(n, node))
 
 
-def missing_fixture(session: pytest.Session, node: pytest.Item | pytest.Session,
-                    name: str) -> bool:
+def fixture_problem(session: pytest.Session, node: pytest.Item | pytest.Session,
+                    name: str) -> str | None:
+    """What keeps a criterion from reading fixture ``name``: none by that name, or one with
+    ``params`` (a criterion reads one frame; pytest would fail its setup with "The
+    requested fixture has no parameter defined")."""
     manager = getattr(session, "_fixturemanager", None)
     if manager is None:  # pragma: no cover - pytest always has one during collection
-        return False
-    return not manager.getfixturedefs(name, node)
+        return None
+    definitions = manager.getfixturedefs(name, node)
+    if not definitions:
+        return f"no fixture {name!r}{did_you_mean(name, visible_fixtures(session, node))}"
+    found = _parametrized(manager, node, name, set())
+    if found is None:
+        return None
+    which, count = found
+    where = (f"fixture {name!r} is parametrized" if which == name
+             else f"fixture {name!r} depends on the parametrized fixture {which!r}")
+    return (f"{where} ({count} values): a criterion reads one frame, so give it a fixture "
+            "without params (one per value if each needs checking)")
+
+
+def _parametrized(manager: Any, node: pytest.Item | pytest.Session, name: str,
+                  seen: set[str]) -> tuple[str, int] | None:
+    """The first fixture with params among ``name`` and the fixtures it asks for."""
+    if name in seen or name == "request":
+        return None
+    seen.add(name)
+    definitions = manager.getfixturedefs(name, node) or ()
+    if not definitions:
+        return None
+    params = getattr(definitions[-1], "params", None)
+    if params is not None:
+        return name, len(params)
+    for argname in getattr(definitions[-1], "argnames", ()):
+        found = _parametrized(manager, node, argname, seen)
+        if found is not None:
+            return found
+    return None
 
 
 def unknown_fixture_lines(file_label: str, session: pytest.Session,
                           wanted: Iterable[tuple[CheckEntry, str, pytest.Item | pytest.Session]]
                           ) -> list[str]:
-    """``pyproject.toml: <key path>: no fixture 'x'; did you mean 'y'?`` per unknown name."""
+    """``pyproject.toml: <key path>: no fixture 'x'; did you mean 'y'?`` per unknown name
+    (and per parametrized one)."""
     lines: list[str] = []
     for entry, name, node in wanted:
-        if not missing_fixture(session, node, name):
+        problem = fixture_problem(session, node, name)
+        if problem is None:
             continue
-        line = (f"{file_label}: {fixture_key_path(entry, name)}: no fixture {name!r}"
-                f"{did_you_mean(name, visible_fixtures(session, node))}")
+        line = f"{file_label}: {fixture_key_path(entry, name)}: {problem}"
         if line not in lines:
             lines.append(line)
     return lines

@@ -520,6 +520,43 @@ def test_a_fixture_of_a_conftest_below_the_config_is_not_visible_to_criteria(
                                  "metrics.fixture: no fixture 'serving_cost'"])
 
 
+@pytest.mark.xdist_matters
+def test_a_parametrized_source_fixture_is_a_usage_error_naming_it(
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
+    pytester.makeconftest("""
+        import pytest
+        @pytest.fixture(params=["eu", "us"])
+        def region(request):
+            return request.param
+        @pytest.fixture
+        def costs(region):
+            return {"usd": 0.01}
+        @pytest.fixture(params=[1, 2, 3])
+        def budgets(request):
+            return {"usd": 0.01 * request.param}
+    """)
+    pytester.makepyprojecttoml("""
+        [tool.mlfunnel]
+        funnel = ["organization"]
+        [tool.mlfunnel.organization.serving]
+        metrics = { fixture = "costs" }
+        expect = { usd = "<= 0.05" }
+        [tool.mlfunnel.organization.budget]
+        metrics = { fixture = "budgets" }
+        expect = { usd = "<= 0.05" }
+    """)
+    result = pytester.runpytest("--funnel", *xdist_args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: pyproject.toml: tool.mlfunnel.organization.serving.metrics.fixture: fixture "
+        "'costs' depends on the parametrized fixture 'region' (2 values): a criterion reads "
+        "one frame, so give it a fixture without params (one per value if each needs checking)",
+        "*pyproject.toml: tool.mlfunnel.organization.budget.metrics.fixture: fixture 'budgets' "
+        "is parametrized (3 values)*",
+    ])
+    assert "no parameter defined" not in result.stdout.str() + result.stderr.str()
+
+
 # ----------------------------------------------------------------------------- outcomes
 def test_waivers_turn_failures_into_waived_until_they_expire(pytester: pytest.Pytester) -> None:
     make_project(pytester, """
