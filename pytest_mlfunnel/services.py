@@ -44,6 +44,12 @@ DEFAULT_URL = "http://127.0.0.1:{port}"
 #: SIGTERM first; what is still running this long after is killed.
 STOP_GRACE_S = 5.0
 LOG_TAIL_LINES = 20
+#: A service's log is cut back to its command and its last ``KEPT_LOG_BYTES`` once it holds
+#: more than this: a server that prints without end must not fill the CI runner's disk.
+MAX_LOG_BYTES = 8 * 2**20
+KEPT_LOG_BYTES = 2**20
+LOG_CUT_NOTE = (f"[earlier output left out: a service log keeps its command and its last "
+                f"{KEPT_LOG_BYTES // 2**20} MiB]\n")
 _REFERENCE_RE = re.compile(r"\$\{services\.([^.}]*)(?:\.([^}]*))?\}")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 _POLL_S = 0.1
@@ -257,7 +263,7 @@ class ServiceProcess:
         self.failure: str | None = None  # why it is not usable: one line
         self.exit_code: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._log: TextIO | None = None
+        self._log: ServiceLog | None = None
         self._copier: threading.Thread | None = None
 
     @property
@@ -283,13 +289,11 @@ class ServiceProcess:
         env.update({key: self._fill(value) for key, value in spec.env.items()})
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = self.log_path.open("w", encoding="utf-8")
+            log = ServiceLog(self.log_path, redact(f"$ {' '.join(command)}\n"))
         except OSError as exc:
             self.failure = f"cannot write its log {self.log_path}: {exc.strerror or exc}"
             return
         self._log = log
-        log.write(redact(f"$ {' '.join(command)}\n"))
-        log.flush()
         try:
             self._process = subprocess.Popen(
                 command, cwd=self.rootdir, env=env, stdin=subprocess.DEVNULL,
@@ -358,7 +362,45 @@ class ServiceProcess:
         self._process = None
 
 
-def _copy_redacted(output: IO[bytes], log: TextIO) -> None:
+class ServiceLog:
+    """A service's log file: its command line, then its output, at most ``MAX_LOG_BYTES``.
+
+    Past that the file is rewritten as the command, a note, and the last ``KEPT_LOG_BYTES``
+    from a line start: the tail shown under a failure and ``ready = { log }`` read the end."""
+
+    def __init__(self, path: Path, first_line: str) -> None:
+        self.path = path
+        self.first_line = first_line
+        self._handle: TextIO = path.open("w", encoding="utf-8")
+        self._size = 0
+        self.write(first_line)
+
+    def write(self, text: str) -> None:
+        self._handle.write(text)
+        self._handle.flush()
+        self._size += len(text.encode("utf-8", errors="replace"))
+        if self._size > MAX_LOG_BYTES:
+            self._cut()
+
+    def _cut(self) -> None:
+        with self.path.open("rb") as written:
+            written.seek(max(0, self._size - KEPT_LOG_BYTES))
+            tail = written.read()
+        tail = tail[tail.find(b"\n") + 1:]  # from the start of a line
+        kept = self.first_line + LOG_CUT_NOTE + tail.decode("utf-8", errors="replace")
+        # a new file moved into place: whoever reads the log meanwhile sees one whole version
+        scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        scratch.write_text(kept, encoding="utf-8")
+        os.replace(scratch, self.path)
+        self._handle.close()
+        self._handle = self.path.open("a", encoding="utf-8")
+        self._size = len(kept.encode("utf-8", errors="replace"))
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _copy_redacted(output: IO[bytes], log: ServiceLog) -> None:
     """A service's output into its log with the run's secrets masked, so the file never holds
     one. Whole lines are masked at once; a line the service leaves unfinished is written after
     a short pause (``ready = { log }`` may be waiting for it), so only a secret the service
@@ -372,7 +414,6 @@ def _copy_redacted(output: IO[bytes], log: TextIO) -> None:
         if text:
             with contextlib.suppress(ValueError, OSError):  # the log was closed at a stop
                 log.write(redact(text))
-                log.flush()
 
     with output:
         while True:
@@ -423,15 +464,34 @@ def _group_alive(group: int, process: subprocess.Popen[bytes]) -> bool:
 
 
 def _answers_2xx(url: str, deadline: float) -> tuple[bool, str]:
+    """Whether ``url`` answers 2xx, asked on a thread that is waited for at most the poll's
+    timeout: a socket timeout bounds each read, not an answer that comes a byte at a time."""
     timeout = max(0.2, min(2.0, deadline - time.monotonic()))
+    found: list[tuple[bool, str]] = []
+    asker = threading.Thread(target=lambda: found.append(_ask_2xx(url, timeout)), daemon=True,
+                             name="mlfunnel-service-ready")
+    asker.start()
+    asker.join(timeout + 0.25)
+    if not found:
+        return False, f"{url}: no answer within {format_duration(timeout)}"
+    return found[0]
+
+
+#: The service runs here: a CI runner's HTTP(S)_PROXY is not the way to it.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _ask_2xx(url: str, timeout: float) -> tuple[bool, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
+        with _DIRECT.open(url, timeout=timeout) as answer:
             status = int(answer.status)
     except urllib.error.HTTPError as exc:
         return False, f"{url} answered {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return False, f"{url}: {getattr(reason, 'strerror', None) or reason}"
+    except Exception as exc:  # http.client's own errors: a garbled or cut-off answer
+        return False, f"{url}: not an HTTP answer ({type(exc).__name__}: {exc})"
     if 200 <= status < 300:
         return True, ""
     return False, f"{url} answered {status}"

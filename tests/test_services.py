@@ -12,9 +12,15 @@ import time
 from pathlib import Path
 
 import pytest
+from live_server import closed_port
+
+from pytest_mlfunnel import services
+
+__all__ = ["closed_port"]
 
 #: A small model server. --mode: ok (serves), child (a child process serves), exit (dies at
-#: once), never (never listens). Every process appends "pid port" to started.txt.
+#: once), never (never listens), drip (answers one byte every half second, never finishing),
+#: flood (serves, printing without end). Every process appends "pid port" to started.txt.
 SERVER = '''
 import argparse, http.server, json, os, subprocess, sys, time
 
@@ -31,6 +37,16 @@ if args.mode == "exit":
 if args.mode == "never":
     print("loading the model ...")
     time.sleep(600)
+if args.mode == "drip":
+    import socket
+    listener = socket.create_server(("127.0.0.1", args.port))
+    print(f"Listening on {args.port}", flush=True)
+    while True:
+        client, _ = listener.accept()
+        client.recv(4096)
+        for byte in b"HTTP/1.1 200 OK\\r\\nX-Pad: " + b"a" * 2000:
+            client.sendall(bytes([byte]))
+            time.sleep(0.5)
 if args.mode == "child":
     child = subprocess.Popen([sys.executable, __file__, "--port", str(args.port)])
     child.wait()
@@ -52,6 +68,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 server = http.server.HTTPServer(("127.0.0.1", args.port), Handler)
 print(f"Listening on {args.port}", flush=True)
+if args.mode == "flood":
+    import threading
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    line = "x" * 1000 + "\\n"
+    while True:
+        sys.stdout.write(line)
 server.serve_forever()
 '''
 
@@ -192,6 +214,66 @@ def test_a_service_that_is_never_ready_errors_after_its_timeout_and_is_killed(
         "service model: not ready within 1 s (http://127.0.0.1:*/health: *refused*",
         "*| loading the model ...",
     ])
+    assert_all_stopped(pytester)
+
+
+def test_a_ready_url_that_answers_one_byte_at_a_time_is_cut_off_at_the_timeout(
+        pytester: pytest.Pytester) -> None:
+    """Each read of the answer comes within the poll's socket timeout, so only a bound on the
+    whole poll ends the wait: a service's timeout holds whatever its ready URL does."""
+    project(pytester, mode="drip")
+    toml = pytester.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace('timeout = "20 s"', 'timeout = "2 s"'))
+    began = time.monotonic()
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    assert time.monotonic() - began < 60
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "service model: not ready within 2 s (http://127.0.0.1:*/health: no answer within *) "
+        "(log: .mlfunnel/services/model.log)"])
+    assert_all_stopped(pytester)
+
+
+def test_the_ready_url_is_asked_directly_not_through_the_environment_proxy(
+        pytester: pytest.Pytester, closed_port: int) -> None:
+    """A CI runner's HTTP_PROXY is for the outside world: the service listens right here (the
+    http kind asks it directly too)."""
+    project(pytester)
+    proxy = f"http://127.0.0.1:{closed_port}"
+    env = {"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        result = pytester.runpytest_subprocess("--funnel", timeout=300)
+    result.assert_outcomes(passed=4)
+    assert_all_stopped(pytester)
+
+
+def test_a_service_that_floods_its_output_keeps_a_bounded_log_with_its_last_lines(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, mode="flood", checks="""
+[tool.mlfunnel.deployment.predict]
+http = "${services.model.url}/predict"
+""")
+    pytester.makepyfile(test_wait="""
+import time
+
+def test_the_service_keeps_printing(mlfunnel_service):
+    mlfunnel_service("model")
+    time.sleep(4)
+""")
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:randomly", timeout=300)
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines([
+        "http://127.0.0.1:*/predict: *404*",
+        "*last lines of .mlfunnel/services/model.log:",
+        "*| xxxxxxxxxx*"])
+    log = pytester.path / ".mlfunnel/services/model.log"
+    assert log.stat().st_size <= services.MAX_LOG_BYTES + 65536
+    head = log.read_text(encoding="utf-8").splitlines()[:2]
+    assert head[0].startswith("$ ") and head[0].endswith(" --mode flood")  # the command stays
+    assert head[1] == ("[earlier output left out: a service log keeps its command and its "
+                       "last 1 MiB]")
     assert_all_stopped(pytester)
 
 
