@@ -198,7 +198,8 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
         # a failed read fails once: a URL that timed out is not asked again per criterion
         shared = context.shared
         found: MetricSet = context.shared_value(("metrics", spec.cache_key()), lambda: open_once(
-            shared, "metrics", spec.display(), lambda: _read(spec, rootdir)))
+            shared, "metrics", spec.display(), lambda: _read(spec, rootdir),
+            identity=spec.cache_key()))
         return found
     return _read(spec, rootdir)
 

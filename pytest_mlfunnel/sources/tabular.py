@@ -118,23 +118,25 @@ class SharedTable:
     """
 
     def __init__(self, engine: Engine, planned: dict[tuple[Any, ...], Agg],
-                 shared: dict[Any, Any] | None = None) -> None:
+                 shared: dict[Any, Any] | None = None, identity: Any = None) -> None:
         self.engine = engine
         self.display = engine.display
+        self._identity = identity  # what the source reads: its failure is remembered by it
         self._planned = planned
         self._shared: dict[Any, Any] = {} if shared is None else shared
         self._results: dict[tuple[Any, ...], Any] = {}
         self._schema: dict[str, str] | None = None
 
     def _guard(self, action: Callable[[], Any], source_level: bool = False) -> Any:
-        failure = remembered_failure(self._shared, "table", self.display)
+        failure = remembered_failure(self._shared, "table", self.display, self._identity)
         if failure is not None:
             raise failure
         try:
             return action()
         except CriterionError as exc:
             if source_level:  # unreadable file, unreachable database: do not try again per item
-                raise remember_failure(self._shared, "table", self.display, exc) from None
+                raise remember_failure(self._shared, "table", self.display, exc,
+                                       self._identity) from None
             raise
 
     def schema(self) -> dict[str, str]:
@@ -184,7 +186,8 @@ class SharedTable:
             raise
         except CriterionError as exc:
             if not self._table_answers(aggs):
-                raise remember_failure(self._shared, "table", self.display, exc) from None
+                raise remember_failure(self._shared, "table", self.display, exc,
+                                       self._identity) from None
             self._split([a for a in aggs if a.key() not in self._results], exc)
             return
         for agg, value in zip(aggs, values, strict=True):
@@ -419,15 +422,17 @@ def open_table(spec: SourceSpec, ctx: EvalContext) -> Table:
             from pytest_mlfunnel.sources.spark import open_spark_table
 
             session = ctx.fixtures.get(SPARK_SESSION_FIXTURE)
-            return SharedTable(open_spark_table(spec, session), planned, ctx.shared)
+            return SharedTable(open_spark_table(spec, session), planned, ctx.shared, identity)
         if spec.url is not None:
             from pytest_mlfunnel.sources.tables import open_database
 
-            return SharedTable(open_database(spec, ctx.rootdir), planned, ctx.shared)
+            return SharedTable(open_database(spec, ctx.rootdir), planned, ctx.shared, identity)
         from pytest_mlfunnel.sources.tables import open_file
 
-        return SharedTable(open_file(spec, ctx.rootdir, ctx.shared), planned, ctx.shared)
+        return SharedTable(open_file(spec, ctx.rootdir, ctx.shared), planned, ctx.shared,
+                           identity)
 
-    result: SharedTable = ctx.shared_value(("tabular", spec.cache_key()), lambda: open_once(
-        ctx.shared, "table", spec.display(), build))
+    identity = spec.cache_key()
+    result: SharedTable = ctx.shared_value(("tabular", identity), lambda: open_once(
+        ctx.shared, "table", spec.display(), build, identity))
     return result
