@@ -5,7 +5,7 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/predict`` (POST JSON -> a score),
 ``/text`` (HTML, not JSON), ``/metrics`` (Prometheus text from prometheus_client),
 ``/metrics/openmetrics`` (the same as OpenMetrics), ``/metrics.json`` (JSON metrics),
-``/status/N`` (answers status N). The ``closed_port`` fixture is a port nobody listens on.
+``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep). The ``closed_port`` fixture is a port nobody listens on.
 """
 
 from __future__ import annotations
@@ -128,6 +128,10 @@ class LiveServer:
                         self.send_json(200, {"status": "ok", "score": 0.7})
                 elif path == "/text":
                     self.send(200, b"<html>hello</html>", "text/html; charset=utf-8")
+                elif path == "/nested":
+                    depth = int(query.get("depth", "100000"))
+                    body = ('{"a": ' * depth + "1" + "}" * depth).encode()
+                    self.send(200, body, "application/json")
                 elif path.startswith("/status/"):
                     self.send_json(int(path.rsplit("/", 1)[1]), {"status": "as asked"})
                 elif path == "/metrics":

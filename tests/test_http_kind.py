@@ -182,6 +182,21 @@ response = ["score"]
         [f"{live_server.url}/text: the answer is not JSON ('<html>hello</html>')"])
 
 
+@pytest.mark.parametrize("depth", [950, 100_000])
+def test_json_nested_too_deeply_to_read_fails_the_response_keys_naming_the_url(
+        pytester: pytest.Pytester, live_server: LiveServer, depth: int) -> None:
+    project(pytester, f"""
+[tool.mlfunnel.deployment.nested]
+http = "{live_server.url}/nested?depth={depth}"
+response = ["score"]
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"{live_server.url}/nested?depth=***: the answer is JSON "
+                                 "nested too deeply to read"])
+    result.stdout.no_fnmatch_line("*RecursionError*")
+
+
 def test_a_bad_request_body_is_reported_with_its_status(pytester: pytest.Pytester,
                                                         live_server: LiveServer) -> None:
     project(pytester, f"""

@@ -243,6 +243,21 @@ expect = { requests = ">= 700", users = ">= 10", "latency.p95_ms" = "<= 80" }
     result.stdout.fnmatch_lines(["latency.p95_ms 84.5, expected <= 80"])
 
 
+@pytest.mark.parametrize("depth", [950, 100_000])
+def test_json_metrics_nested_too_deeply_to_read_are_an_error_naming_the_url(
+        pytester: pytest.Pytester, live_server: LiveServer, depth: int) -> None:
+    project(pytester, f'"{live_server.url}/nested?depth={depth}"', """
+[tool.mlfunnel.deployment.dashboard]
+metrics = "service"
+expect = { requests = ">= 700" }
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"service ({live_server.url}/nested?depth=***): the JSON is "
+                                 "nested too deeply to read"])
+    result.stdout.no_fnmatch_line("*RecursionError*")
+
+
 def test_an_answer_that_is_neither_prometheus_nor_json_is_an_error(
         pytester: pytest.Pytester, live_server: LiveServer) -> None:
     project(pytester, f'"{live_server.url}/text"', """

@@ -255,6 +255,8 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         sample = answer.body[:60].decode("utf-8", errors="replace")
         return f"the answer is not JSON ({sample!r})"
+    except RecursionError:
+        return "the answer is JSON nested too deeply to read"
     for key in check.response:
         problem = missing_key(document, key)
         if problem:

@@ -222,13 +222,15 @@ def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     if forced == "json" or (not forced and "json" in content_type):
         try:
             data: Any = json.loads(text)
+            if not isinstance(data, Mapping):
+                raise CriterionError(f"{where}: expected a JSON object of metrics, got "
+                                     f"{type(data).__name__}")
+            return MetricSet(flatten(data), where)
         except json.JSONDecodeError as exc:
             raise CriterionError(f"{where}: the answer is not valid JSON "
                                  f"({json_position(exc)})") from None
-        if not isinstance(data, Mapping):
-            raise CriterionError(f"{where}: expected a JSON object of metrics, got "
-                                 f"{type(data).__name__}")
-        return MetricSet(flatten(data), where)
+        except RecursionError:  # in the decoder or in flatten, whichever runs out first
+            raise CriterionError(f"{where}: the JSON is nested too deeply to read") from None
     if forced in ("prom", "openmetrics") or (not forced and (
             "text/plain" in content_type or "openmetrics" in content_type)):
         from pytest_mlfunnel.sources.prometheus import parse_exposition
