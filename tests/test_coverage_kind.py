@@ -227,6 +227,50 @@ data_file = "junit.xml"
                                  "<testsuites>, expected <coverage>)"])
 
 
+@pytest.mark.parametrize(("xml", "message"), [
+    ('<coverage lines-valid="many" lines-covered="1"><packages/></coverage>',
+     "coverage.xml: lines-valid='many' on <coverage> is not a whole number"),
+    ('<coverage lines-valid="3" lines-covered="1" branch-rate="high"><packages/></coverage>',
+     "coverage.xml: branch-rate='high' on <coverage> is not a number"),
+    ('<coverage><packages><package><classes><class filename="churn/model.py"><lines>'
+     '<line number="1" hits="1"/><line number="2" hits="lots"/></lines></class></classes>'
+     '</package></packages></coverage>',
+     "coverage.xml: hits='lots' on <line> of churn/model.py is not a whole number"),
+])
+def test_a_cobertura_number_that_is_not_one_is_an_error_naming_the_attribute(
+        pytester: pytest.Pytester, xml: str, message: str) -> None:
+    (pytester.path / "coverage.xml").write_text(f'<?xml version="1.0" ?>\n{xml}\n')
+    project(pytester, """
+[tool.mlfunnel.model.tests]
+coverage = ">= 80%"
+data_file = "coverage.xml"
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([message])
+    result.stdout.no_fnmatch_line("*ValueError*")
+
+
+def test_a_cobertura_report_of_no_files_is_an_error_not_full_coverage(
+        pytester: pytest.Pytester) -> None:
+    """coverage.py's data file with no measured file is an error; its XML twin is too."""
+    (pytester.path / "coverage.xml").write_text(
+        '<?xml version="1.0" ?>\n<coverage lines-valid="0" lines-covered="0" line-rate="1" '
+        'branch-rate="0"><sources><source>/builds/churn/src</source></sources><packages/>'
+        '</coverage>\n')
+    project(pytester, """
+[tool.mlfunnel.model.tests]
+coverage = ">= 80%"
+data_file = "coverage.xml"
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "coverage.xml: the report holds no measured files; produce it earlier in the pipeline: "
+        "'coverage run -m pytest' (add --branch for branches) or 'pytest --cov', then "
+        "'coverage xml' for a Cobertura report"])
+
+
 @pytest.mark.parametrize(("checks", "message"), [
     ('coverage = ">= 80"', "tool.mlfunnel.model.bad.coverage: coverage: coverage is a share: "
                           "write '>= 80%' or '>= 0.8', not '>= 80'"),

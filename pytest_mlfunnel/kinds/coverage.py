@@ -165,7 +165,7 @@ def read_totals(check: CoverageConfig, rootdir: Path, same_run: str | None = Non
     include = absolute_patterns(check.include, rootdir)
     omit = absolute_patterns(check.omit, rootdir)
     if path.suffix.lower() == ".xml":
-        return read_cobertura(path, check.data_file, include, omit, rootdir)
+        return read_cobertura(path, check.data_file, include, omit, rootdir, how)
     return read_coverage_data(path, check.data_file, include, omit, rootdir, how)
 
 
@@ -229,8 +229,20 @@ def read_coverage_data(path: Path, label: str, include: list[str], omit: list[st
     )
 
 
+def _number(element: ET.Element, name: str, label: str, whole: bool = True,
+            of: str = "") -> float:
+    """An attribute of the report read as a number, or an error naming it and its element."""
+    text = element.get(name, "0") or "0"
+    try:
+        return int(text) if whole else float(text)
+    except ValueError:
+        where = f" of {of}" if of else ""
+        raise CriterionError(f"{label}: {name}={text[:40]!r} on <{element.tag}>{where} is not "
+                             f"a {'whole ' if whole else ''}number") from None
+
+
 def read_cobertura(path: Path, label: str, include: list[str], omit: list[str],
-                   rootdir: Path) -> Totals:
+                   rootdir: Path, how: str = HOW_TO_PRODUCE) -> Totals:
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
@@ -242,14 +254,17 @@ def read_cobertura(path: Path, label: str, include: list[str], omit: list[str],
                              f"<{root.tag}>, expected <coverage>)")
     classes = root.findall(".//class")
     measured_branches = any(line.get("branch") == "true" for line in root.iter("line")) or (
-        float(root.get("branch-rate", "0") or 0) > 0)
+        _number(root, "branch-rate", label, whole=False) > 0)
     if not include and not omit and root.get("lines-valid") is not None:
+        statements = int(_number(root, "lines-valid", label))
+        if not classes and not statements:  # as a data file with no measured file
+            raise CriterionError(f"{label}: the report holds no measured files; {how}")
         return Totals(
-            statements=int(root.get("lines-valid", "0")),
-            covered_lines=int(root.get("lines-covered", "0")),
-            branches=int(root.get("branches-valid", "0")) if measured_branches else None,
-            covered_branches=(int(root.get("branches-covered", "0")) if measured_branches
-                              else None),
+            statements=statements,
+            covered_lines=int(_number(root, "lines-covered", label)),
+            branches=int(_number(root, "branches-valid", label)) if measured_branches else None,
+            covered_branches=(int(_number(root, "branches-covered", label))
+                              if measured_branches else None),
             files=len({c.get("filename") for c in classes}), source=label)
     sources = [Path(s.text.strip()) for s in root.iter("source") if s.text and s.text.strip()]
     statements = covered = branches = covered_branches = 0
@@ -265,12 +280,14 @@ def read_cobertura(path: Path, label: str, include: list[str], omit: list[str],
         files.add(filename)
         for line in cls.iter("line"):
             statements += 1
-            covered += int(line.get("hits", "0") or 0) > 0
+            covered += _number(line, "hits", label, of=filename) > 0
             condition = _CONDITION_RE.search(line.get("condition-coverage", ""))
             if condition:
                 covered_branches += int(condition.group(1))
                 branches += int(condition.group(2))
     if not files:
+        if not classes:
+            raise CriterionError(f"{label}: the report holds no measured files; {how}")
         raise CriterionError(f"{label}: no file in the report matches include={include} "
                              f"omit={omit}")
     return Totals(statements, covered, branches if measured_branches else None,
