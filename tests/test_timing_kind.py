@@ -37,6 +37,32 @@ def not_callable():
 
 
 @pytest.fixture
+def exiting_call():
+    import sys
+
+    return lambda: sys.exit("the model server shut down")
+
+
+@pytest.fixture
+def async_call():
+    import asyncio
+
+    async def predict():
+        await asyncio.sleep(0.010)
+
+    return predict
+
+
+@pytest.fixture
+def generator_call():
+    def predict():
+        time.sleep(0.010)
+        yield 0.7
+
+    return predict
+
+
+@pytest.fixture
 def failing_call():
     calls = []
 
@@ -134,6 +160,43 @@ expect = { p95_ms = "<= 50", p50_ms = "<= 50" }
     result.stdout.fnmatch_lines(
         ["failing_call: call 3 raised ValueError: the model file went away"])
     assert {c["status"] for c in report(pytester).values()} == {"error"}
+
+
+def test_a_callable_that_calls_sys_exit_is_an_error_naming_the_call(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, """
+[tool.mlfunnel.model.latency]
+timing = "exiting_call"
+expect = { p95_ms = "<= 50" }
+""")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["exiting_call: warm-up call 1 raised SystemExit: the model server shut down"])
+    result.stdout.no_fnmatch_line("*items.py*")
+    assert report(pytester)["p95_ms"]["status"] == "error"
+
+
+@pytest.mark.parametrize(("fixture", "message"), [
+    ("async_call", "async_call: a call returned a coroutine, which runs only when awaited: "
+                   "return a plain callable (e.g. lambda: asyncio.run(predict(row)))"),
+    ("generator_call", "generator_call: a call returned a generator, which runs only when "
+                       "iterated: return a plain callable (e.g. lambda: list(predict(rows)))"),
+])
+def test_a_callable_whose_call_does_not_run_its_body_is_an_error_not_a_fast_time(
+        pytester: pytest.Pytester, fixture: str, message: str) -> None:
+    project(pytester, f"""
+[tool.mlfunnel.model.latency]
+timing = "{fixture}"
+runs = 5
+expect = {{ p95_ms = "<= 5" }}
+""")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-W",
+                                "error::RuntimeWarning")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([message])
+    result.stdout.no_fnmatch_line("*never awaited*")
+    assert report(pytester)["p95_ms"]["status"] == "error"
 
 
 def test_an_unknown_fixture_is_a_usage_error_naming_its_key(pytester: pytest.Pytester) -> None:

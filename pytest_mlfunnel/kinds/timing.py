@@ -13,6 +13,7 @@ process; numbers are reported with the run count they come from.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import sys
@@ -124,14 +125,20 @@ def measure(function: Any, name: str, runs: int, warmup: int) -> Measurement:
     try:
         for _ in range(warmup):
             call += 1
-            function()
+            result = function()
+            if call == 1:
+                ran_its_body(result, name)
         durations: list[float] = []
         for _ in range(runs):
             call += 1
             started = clock()
-            function()
+            result = function()
             durations.append(clock() - started)
-    except Exception as exc:
+            if call == 1:
+                ran_its_body(result, name)
+    except CriterionError:
+        raise
+    except (Exception, SystemExit) as exc:  # sys.exit() in the callable ends the call only
         phase = "warm-up call" if call <= warmup else "call"
         number = call if call <= warmup else call - warmup
         raise CriterionError(f"{name}: {phase} {number} raised {type(exc).__name__}: "
@@ -139,6 +146,21 @@ def measure(function: Any, name: str, runs: int, warmup: int) -> Measurement:
                              ) from None
     return Measurement([d * 1000.0 for d in durations], sum(durations), warmup,
                        active_tracer())
+
+
+def ran_its_body(result: Any, name: str) -> None:
+    """A coroutine or generator function returns at once without running its body: timing
+    it would report the cost of making a coroutine, far below any real latency."""
+    if inspect.iscoroutine(result):
+        result.close()  # never awaited on purpose: no RuntimeWarning about it
+        raise CriterionError(f"{name}: a call returned a coroutine, which runs only when "
+                             "awaited: return a plain callable (e.g. lambda: "
+                             "asyncio.run(predict(row)))")
+    if inspect.isgenerator(result) or inspect.isasyncgen(result):
+        kind = "an async generator" if inspect.isasyncgen(result) else "a generator"
+        raise CriterionError(f"{name}: a call returned {kind}, which runs only when "
+                             "iterated: return a plain callable (e.g. lambda: "
+                             "list(predict(rows)))")
 
 
 class TimingKind(CheckKind[TimingConfig]):
