@@ -251,6 +251,69 @@ def test_what_is_missing_is_an_error_that_lists_what_exists(
     assert "Invalid" in messages["bad_filter"] or "invalid" in messages["bad_filter"]
 
 
+LOG_DELETED = r"""
+import json, sys
+from mlflow import MlflowClient
+
+uri = sys.argv[1]
+client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+ids = {}
+for experiment_name, run_name in [("retired", "old"), ("churn", "discarded")]:
+    experiment = client.create_experiment(experiment_name)
+    run = client.create_run(experiment, run_name=run_name)
+    client.log_metric(run.info.run_id, "f1", 0.9)
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    ids[run_name] = run.info.run_id
+if not uri.startswith("file:"):
+    client.create_registered_model("churn")
+    client.create_model_version("churn", f"runs:/{ids['discarded']}/model",
+                                run_id=ids["discarded"])
+client.delete_experiment(client.get_experiment_by_name("retired").experiment_id)
+client.delete_run(ids["discarded"])
+print(json.dumps(ids))
+"""
+
+
+@pytest.mark.parametrize("uri", ["sqlite:///mlflow.db", "file:./mlruns"])
+def test_a_deleted_run_or_experiment_is_an_error_not_evidence(pytester: pytest.Pytester,
+                                                              uri: str) -> None:
+    """MLflow keeps what was deleted in its trash until 'mlflow gc', and get_run still answers
+    it: a run someone threw away must not pass a gate."""
+    env = {**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"}
+    done = subprocess.run([sys.executable, "-c", LOG_DELETED, uri], cwd=pytester.path,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ids = json.loads(done.stdout.strip().splitlines()[-1])
+    old, discarded = ids["old"], ids["discarded"]
+    checks = {
+        "experiment": 'experiment = "retired"',
+        "in_deleted_experiment": f'run = "{old}"',
+        "run": f'run = "{discarded}"',
+    }
+    if uri.startswith("sqlite"):
+        checks["model"] = 'model = "churn", version = 1'
+    config = '[tool.mlfunnel]\nfunnel = ["model"]\n' + "".join(
+        f'\n[tool.mlfunnel.model.{name}]\nmetrics = {{ mlflow = "{uri}", {keys} }}'
+        f'\nexpect = {{ f1 = ">= 0.5" }}\n' for name, keys in checks.items())
+    result = funnel(pytester, config, "--funnel-json=r.json")
+    result.assert_outcomes(failed=len(checks))
+    messages = {key.split("::")[1]: c["message"] for key, c in criteria(pytester).items()}
+    where = f"mlflow {uri}"
+    restore_run = "(restore it with 'mlflow runs restore', or choose another run)"
+    expected = {
+        "experiment": f"{where} experiment retired, latest finished run: experiment 'retired' "
+                      "is deleted (restore it with 'mlflow experiments restore', or name "
+                      "another: experiments there: churn, Default)",
+        # deleting an experiment puts its runs in the trash too
+        "in_deleted_experiment": f"{where} run {old}: run {old} is deleted {restore_run}",
+        "run": f"{where} run {discarded}: run {discarded} is deleted {restore_run}",
+    }
+    if uri.startswith("sqlite"):
+        expected["model"] = (f"{where} model churn version 1: run {discarded} is deleted "
+                             f"{restore_run}")
+    assert messages == expected
+
+
 def test_a_missing_or_foreign_database_is_an_error_and_is_not_created(
         pytester: pytest.Pytester) -> None:
     import sqlite3

@@ -33,6 +33,7 @@ HTTP_TIMEOUT_S = "10"
 HTTP_RETRIES = "0"
 LISTED = 8
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+DELETED = "deleted"  # MLflow's lifecycle stage of a run or experiment in its trash
 
 
 def read_mlflow_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
@@ -137,10 +138,14 @@ def _find_run(client: Any, selector: MlflowSelector, where: str, mlflow_error: t
     experiment = None
     if selector.experiment is not None:
         experiment = client.get_experiment_by_name(selector.experiment)
-        if experiment is None:
+        if experiment is None or experiment.lifecycle_stage == DELETED:
             names = [e.name for e in client.search_experiments(max_results=100)]
-            raise CriterionError(f"{where}: no experiment {selector.experiment!r} "
-                                 f"(experiments there: {_listing(names)})")
+            if experiment is None:
+                raise CriterionError(f"{where}: no experiment {selector.experiment!r} "
+                                     f"(experiments there: {_listing(names)})")
+            raise CriterionError(f"{where}: experiment {selector.experiment!r} is deleted "
+                                 f"(restore it with 'mlflow experiments restore', or name "
+                                 f"another: experiments there: {_listing(names)})")
     if selector.run not in (None, LATEST):
         run = _get_run(client, selector.run, where, mlflow_error, experiment)
         if experiment is not None and run.info.experiment_id != experiment.experiment_id:
@@ -163,10 +168,17 @@ def _find_run(client: Any, selector: MlflowSelector, where: str, mlflow_error: t
 def _get_run(client: Any, run_id: str, where: str, mlflow_error: type[Exception], experiment: Any
              ) -> Any:
     try:
-        return client.get_run(run_id)
+        run = client.get_run(run_id)
     except mlflow_error as exc:
         if getattr(exc, "error_code", None) not in _MISSING:
             raise
+    else:
+        # MLflow answers runs in its trash too (deleting an experiment puts its runs there):
+        # what someone deleted is not evidence
+        if run.info.lifecycle_stage == DELETED:
+            raise CriterionError(f"{where}: run {run_id} is deleted (restore it with 'mlflow "
+                                 "runs restore', or choose another run)")
+        return run
     message = f"{where}: no run {run_id!r}"
     if experiment is not None:
         recent = client.search_runs([experiment.experiment_id], max_results=LISTED + 1)
