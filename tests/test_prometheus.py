@@ -126,6 +126,24 @@ expect = { 'http_requests_total{cod=~"5.."} / http_requests_total' = "<= 1%" }
     assert next(iter(report(pytester).values()))["status"] == "error"
 
 
+def test_a_label_typo_on_a_series_with_many_labels_lists_a_few_of_them(
+        pytester: pytest.Pytester) -> None:
+    labels = ",".join(f'l{i:02d}="v"' for i in range(40))
+    (pytester.path / "service.prom").write_text(
+        f"# TYPE wide_total counter\nwide_total{{{labels}}} 1\n")
+    project(pytester, '"service.prom"', """
+[tool.mlfunnel.deployment.errors]
+metrics = "service"
+expect = { 'wide_total{cod="5"}' = "<= 1" }
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "wide_total{cod=\"5\"}: no wide_total series has a label 'cod' in service "
+        "(service.prom) (labels: l00, l01, l02, l03, l04, l05, l06, l07, l08, l09, l10, l11 "
+        "and 28 more)"])
+
+
 @pytest.mark.parametrize(("name", "message"), [
     ("http_requests_total{code=5}",
      "'http_requests_total{code=5}': cannot read the label matchers at 'code=5'*"),

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.file_types import refuse_special_files
-from pytest_mlfunnel.sources.metrics import MetricSet
+from pytest_mlfunnel.sources.metrics import MAX_NAMES_SHOWN, MetricSet
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 PROMETHEUS_EXTRA_HINT = "pip install 'pytest-mlfunnel[prometheus]'"
@@ -182,10 +182,12 @@ class PrometheusMetrics(MetricSet):
             index = self._label_index(selector.metric, matcher.label)
             if matcher.needs_label and not set(index) - {""}:
                 labels = sorted({label for s in series for label in s.labels})
+                shown = ", ".join(labels[:MAX_NAMES_SHOWN]) + (
+                    f" and {len(labels) - MAX_NAMES_SHOWN} more"
+                    if len(labels) > MAX_NAMES_SHOWN else "")
                 raise CriterionError(
                     f"{selector.text}: no {selector.metric} series has a label "
-                    f"{matcher.label!r} in {self.origin} (labels: "
-                    f"{', '.join(labels) or 'none'})")
+                    f"{matcher.label!r} in {self.origin} (labels: {shown or 'none'})")
             allowed = {value for value in index if matcher.matches_value(value)}
             if selected is None:
                 selected = [s for value in allowed for s in index[value]]
