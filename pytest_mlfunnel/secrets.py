@@ -38,8 +38,9 @@ MIN_LENGTH = 4
 MIN_LITERAL_LENGTH = 8
 #: Tables whose strings are secret when they hold a substituted value.
 SECRET_TABLES = frozenset({"headers", "options", "json", "env"})
-#: Keys whose value is secret when it holds a substituted value.
-SECRET_KEYS = frozenset({"url", "http"})
+#: Keys whose value is secret when it holds a substituted value (``command``: a service's
+#: arguments, which its log and the tail under a failure show).
+SECRET_KEYS = frozenset({"url", "http", "command"})
 
 _URL_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*://")
 _KEY_PATH_PART_RE = re.compile(r"\[[^\]]*\]")

@@ -27,6 +27,7 @@ import argparse, http.server, json, os, subprocess, sys, time
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--mode", default="ok")
+parser.add_argument("--token", default="")
 args = parser.parse_args()
 with open("started.txt", "a") as out:
     out.write(f"{os.getpid()} {args.port}\\n")
@@ -375,6 +376,25 @@ def test_a_secret_the_service_prints_never_reaches_its_log_file(
     assert "unfinished ***\n" in log
     assert "model env: models/churn.json\n" in log  # the rest of the output is kept
     assert_all_stopped(pytester)
+
+
+def test_a_secret_on_the_service_command_line_is_masked_in_its_log_and_output(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "tok-51d0c8e2aa"
+    monkeypatch.setenv("MLFUNNEL_TEST_MODEL_TOKEN", token)
+    project(pytester, mode="exit")
+    toml = pytester.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace(
+        '"--mode", "exit"]', '"--mode", "exit", "--token", "${MLFUNNEL_TEST_MODEL_TOKEN}"]'))
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", timeout=300)
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "*last lines of .mlfunnel/services/model.log:",
+        "*| $ * server.py --port * --mode exit --token [*][*][*]"])
+    log = (pytester.path / ".mlfunnel/services/model.log").read_text()
+    assert log.startswith("$ ") and log.splitlines()[0].endswith(" --token ***")
+    for written in (result.stdout.str(), log, (pytester.path / "report.json").read_text()):
+        assert token not in written
 
 
 @pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
