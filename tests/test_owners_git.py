@@ -117,6 +117,24 @@ def test_outside_a_git_repository_the_criterion_errors_saying_so(
                                      "need the project's history")
 
 
+def test_an_author_name_with_a_direction_override_is_shown_escaped_in_every_output(
+        pytester: pytest.Pytester, repo: Path) -> None:
+    """U+202E turns the rest of a line around in a terminal or a browser: a name holding it
+    could make 'Mallory' read as someone else and scramble the message after it."""
+    commit(repo, "src/model.py", "Mal\u202eyrol", "mallory@example.com")
+    pytester.makepyprojecttoml(CONFIG.format(git=">= 9", extra=""))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json",
+                                "--funnel-html=report.html", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*distinct authors*Mal\\u202eyrol (1)*, expected >= 9"])
+    html = (pytester.path / "report.html").read_text(encoding="utf-8")
+    for shown in (result.stdout.str(), html):
+        assert "\u202e" not in shown
+    assert "Mal\\u202eyrol" in html
+    # the JSON report keeps the name as git has it: JSON escapes it for a reader
+    assert "Mal\u202eyrol" in criteria(pytester)["git-authors"]["message"]
+
+
 def test_a_bad_git_rule_is_a_config_error_with_its_key_path(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml('[tool.mlfunnel.maintenance.owners]\n'
                                'owners = { git = "many", since = "180" }\n')

@@ -11,20 +11,25 @@ from __future__ import annotations
 import html
 import re
 
-# C0 controls but the newline, DEL, and the C1 controls
-_CONTROL_RE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# C0 controls but the newline, DEL, the C1 controls, and the bidirectional formatting
+# characters: an override (U+202E) in an author's name turns the rest of the line around in a
+# terminal or a browser
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL_RE = re.compile(f"[\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
 # what can start a Markdown construct in the middle of a line (GitHub flavour: ~ for
 # strikethrough, $ for maths); < > & are HTML-escaped first
 _MARKDOWN_RE = re.compile(r"([\\`*_\[\]~$|])")
-_CODE_UNSAFE_RE = re.compile(r"[`|<>&\\\x00-\x1f\x7f-\x9f]")
+_CODE_UNSAFE_RE = re.compile(f"[`|<>&\\\\\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
 
 
 def _visible(match: re.Match[str]) -> str:
-    return f"\\x{ord(match.group(0)):02x}"
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def controls(text: str) -> str:
-    """Control characters written visibly (``\\x1b``, ``\\x07``); newlines kept."""
+    """Control characters written visibly (``\\x1b``, ``\\x07``, ``\\u202e``); newlines
+    kept."""
     return _CONTROL_RE.sub(_visible, text)
 
 
