@@ -5,7 +5,8 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/predict`` (POST JSON -> a score),
 ``/text`` (HTML, not JSON), ``/metrics`` (Prometheus text from prometheus_client),
 ``/metrics/openmetrics`` (the same as OpenMetrics), ``/metrics.json`` (JSON metrics),
-``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep). The ``closed_port`` fixture is a port nobody listens on.
+``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep),
+``/sso`` (302 to a login page, as a health URL behind single sign-on answers). The ``closed_port`` fixture is a port nobody listens on.
 """
 
 from __future__ import annotations
@@ -128,6 +129,12 @@ class LiveServer:
                         self.send_json(200, {"status": "ok", "score": 0.7})
                 elif path == "/text":
                     self.send(200, b"<html>hello</html>", "text/html; charset=utf-8")
+                elif path == "/sso":
+                    self.send_response(302)
+                    self.send_header("Location", "https://sso.example.com/login?state="
+                                     "st-8c1d5e0f77a2&next=%2Fhealth")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
                 elif path == "/nested":
                     depth = int(query.get("depth", "100000"))
                     body = ('{"a": ' * depth + "1" + "}" * depth).encode()

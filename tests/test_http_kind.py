@@ -182,6 +182,23 @@ response = ["score"]
         [f"{live_server.url}/text: the answer is not JSON ('<html>hello</html>')"])
 
 
+def test_a_redirect_says_where_it_leads_with_its_secrets_masked(
+        pytester: pytest.Pytester, live_server: LiveServer) -> None:
+    """A health check behind single sign-on answers 302 to a login page: the message says so
+    (redirects are not followed), and the state token in that URL stays out of the output."""
+    project(pytester, f"""
+[tool.mlfunnel.deployment.health]
+http = "{live_server.url}/sso"
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"{live_server.url}/sso: status 302 Found to "
+        "https://sso.example.com/login?state=[*][*][*]&next=[*][*][*] (expected 200; redirects "
+        "are not followed)"])
+    assert "st-8c1d5e0f77a2" not in result.stdout.str()
+
+
 @pytest.mark.parametrize("depth", [950, 100_000])
 def test_json_nested_too_deeply_to_read_fails_the_response_keys_naming_the_url(
         pytester: pytest.Pytester, live_server: LiveServer, depth: int) -> None:

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -247,6 +247,12 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
         return answer.failure
     if answer.status not in check.statuses:
         wanted = " or ".join(str(code) for code in check.statuses)
+        location = answer.headers.get("location", "").strip()
+        if answer.status is not None and 300 <= answer.status < 400 and location:
+            # where it leads says why (a login page, https); its query may hold a token
+            target = secrets.mask_url(urljoin(check.http, location))
+            return (f"status {answer.status} {answer.reason}".rstrip()
+                    + f" to {target} (expected {wanted}; redirects are not followed)")
         return f"status {answer.status} {answer.reason}".rstrip() + f" (expected {wanted})"
     if not check.response:
         return None
