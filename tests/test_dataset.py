@@ -442,6 +442,47 @@ columns.age = {{ nulls = "<= 5%" }}
     assert messages["active::rows"] == "rows 199, expected >= 199"
 
 
+def test_a_query_ending_in_a_comment_or_a_semicolon_is_read_as_written(
+        pytester: pytest.Pytester) -> None:
+    # the query becomes a subquery: a trailing "-- comment" swallowed its closing parenthesis
+    # ("SQL error: incomplete input"), and a ";" before one was left inside it
+    with sqlite3.connect(pytester.path / "crm.db") as conn:
+        conn.execute("CREATE TABLE calls (id INTEGER, note TEXT)")
+        conn.executemany("INSERT INTO calls VALUES (?, ?)",
+                         [(1, "a -- b"), (2, "c; /* d */"), (3, None)])
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.sources]
+line = { url = "sqlite:///crm.db", query = "select * from calls -- every call" }
+semi = { url = "sqlite:///crm.db", query = "select * from calls where id < 3; -- two" }
+block = { url = "sqlite:///crm.db", query = '''
+select * from calls  -- all of them
+where note like '%--%' or note like '%;%' ;  /* the two with marks */
+;
+''' }
+
+[tool.mlfunnel.data.line]
+dataset = "line"
+rows = "== 3"
+
+[tool.mlfunnel.data.semi]
+dataset = "semi"
+rows = "== 2"
+
+[tool.mlfunnel.data.block]
+dataset = "block"
+rows = "== 2"
+columns.note = { values = ["a -- b", "c; /* d */"] }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=4)
+    messages = {name: c["message"] for name, c in report(pytester, depth=2).items()}
+    assert messages == {"line::rows": "rows 3, expected == 3",
+                        "semi::rows": "rows 2, expected == 2",
+                        "block::rows": "rows 2, expected == 2",
+                        "block::note.values": "note: every value in ['a -- b', 'c; /* d */']"}
+
+
 @pytest.mark.postgres
 def test_postgres_source_aggregates_in_the_database(pytester: pytest.Pytester,
                                                     postgres_url: str) -> None:

@@ -105,7 +105,7 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
     if spec.table:
         source = dialect.qualified(spec.table)
     elif spec.query:
-        source = f"({spec.query.strip().rstrip(';')})"
+        source = f"(\n{_statement_body(spec.query)}\n)"
     else:
         raise CriterionError(f"{display}: a database table source needs table = ... or "
                              "query = ...")
@@ -123,6 +123,37 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
 
     return SqlEngine(display, source, dialect, execute, schema,
                      connection_id=("db", spec.url), paged=paged)
+
+
+def _statement_body(query: str) -> str:
+    """``query`` without what follows its last token when that is comments and semicolons, so
+    it reads as a subquery: a trailing ``-- comment`` would swallow the closing parenthesis,
+    and a ``;`` inside one is a syntax error. Quoted text and identifiers are skipped whole."""
+    end, i, n = 0, 0, len(query)
+    while i < n:
+        char = query[i]
+        if query.startswith("--", i):
+            newline = query.find("\n", i)
+            i = n if newline < 0 else newline + 1
+        elif query.startswith("/*", i):
+            close = query.find("*/", i + 2)
+            i = n if close < 0 else close + 2
+        elif char in "'\"`":
+            close = i + 1
+            while True:  # a doubled quote is one quote inside the text
+                close = query.find(char, close)
+                if close < 0 or not query.startswith(char, close + 1):
+                    break
+                close += 2
+            i = end = n if close < 0 else close + 1
+        elif char == ";":
+            i += 1  # kept only when a token follows (then the database says what is wrong)
+        elif char.isspace():
+            i += 1
+        else:
+            i = end = i + 1
+    body = query[:end]
+    return body if body.strip() else query.strip()
 
 
 def _column_names(spec: SourceSpec, source: str, rootdir: Path) -> list[str]:
