@@ -291,6 +291,78 @@ join = {{ dataset = {other}, on = "customer_id", match = ">= 90%" }}
     assert all(int(k) < 50 for k in shown.split(", ")) and len(shown.split(", ")) == 5
 
 
+@pytest.mark.parametrize("kind", ["polars-lazy", "pandas"])
+def test_listed_values_are_read_as_the_column_type_on_files_and_frames(
+        pytester: pytest.Pytester, kind: str) -> None:
+    # "false" on a boolean column was True on a lazy frame (bool("false")), a date written as
+    # text a polars error, and min_share counted every listed value that is not the column's
+    # type as a class of 0% on every engine
+    pl.DataFrame({
+        "flag": [True, False, True], "n": [1, 2, 1],
+        "day": [dt.date(2020, 1, 1), dt.date(2020, 1, 2), dt.date(2020, 1, 1)],
+    }).write_parquet(pytester.path / "train.parquet")
+    pytester.makeconftest(f"""
+import polars as pl
+import pytest
+
+@pytest.fixture
+def train_frame():
+    frame = pl.read_parquet("train.parquet")
+    return frame.lazy() if {kind!r} == "polars-lazy" else frame.to_pandas()
+""")
+    rules = """
+columns.flag = { values = ["false", "true"], min_share = "10%" }
+columns.n = { values = ["1", "2"], min_share = "10%" }
+columns.day = { values = ["2020-01-01", "2020-01-32"], min_share = "10%" }
+
+[tool.mlfunnel.data.SOURCE_typed]
+dataset = DATASET
+columns.flag = { values = [false, true], min_share = "10%" }
+columns.n = { values = [1, 2, 3], min_share = "10%" }
+columns.day = { values = ["2020-01-01", "2020-01-02"], min_share = "10%" }
+"""
+    file_rules = rules.replace("SOURCE", "file").replace("DATASET", '"train.parquet"')
+    frame_rules = rules.replace("SOURCE", "frame").replace("DATASET",
+                                                          '{ fixture = "train_frame" }')
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel.data.file]
+dataset = "train.parquet"
+{file_rules}
+[tool.mlfunnel.data.frame]
+dataset = {{ fixture = "train_frame" }}
+{frame_rules}
+""")
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json", "report.json")
+    found = report(pytester, depth=2)
+    wrong_type = {
+        "flag.values": ("error", "flag: 'false' is not a boolean, but flag is bool"),
+        "flag.min_share": ("error", "flag: 'false' is not a boolean, but flag is bool"),
+        "n.values": ("error", "n: '1' is not a number, but n is int"),
+        "n.min_share": ("error", "n: '1' is not a number, but n is int"),
+        "day.values": ("error", "day: '2020-01-32' is not a date, but day is date"),
+        "day.min_share": ("error", "day: '2020-01-32' is not a date, but day is date"),
+    }
+    typed = {
+        "flag.values": ("passed", "flag: every value in [False, True]"),
+        "flag.min_share": ("passed", "flag: smallest class False has 33.33% of values, "
+                                     "expected >= 10% each"),
+        "n.values": ("passed", "n: every value in [1, 2, 3]"),
+        "n.min_share": ("failed", "n: 1 class below 10% of values (3 0%), expected >= 10% "
+                                  "each"),
+        "day.values": ("passed", "day: every value in ['2020-01-01', '2020-01-02']"),
+        "day.min_share": ("passed", "day: smallest class 2020-01-02 has 33.33% of values, "
+                                    "expected >= 10% each"),
+    }
+    if kind == "pandas":  # pandas holds a date column as datetime64
+        del wrong_type["day.values"], wrong_type["day.min_share"]
+        del typed["day.values"], typed["day.min_share"]
+    for source in ("file", "frame"):
+        for check, expected in ((source, wrong_type), (f"{source}_typed", typed)):
+            assert {rule: (found[f"{check}::{rule}"]["status"],
+                           found[f"{check}::{rule}"]["message"]) for rule in expected
+                    } == expected, check
+
+
 def test_a_fixture_that_is_not_a_frame_is_an_error(pytester: pytest.Pytester) -> None:
     pytester.makeconftest("""
 import pytest

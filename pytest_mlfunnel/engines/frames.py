@@ -34,6 +34,7 @@ from pytest_mlfunnel.engines.protocol import (
     Cell,
     CellGrid,
     Engine,
+    as_column_value,
     comparable,
     log_query,
 )
@@ -200,17 +201,10 @@ class NarwhalsEngine(Engine):
         for value in values:
             if value is None:
                 continue
-            if dtype == "string":
-                out.append(str(value).lower() if isinstance(value, bool) else str(value))
-            elif dtype in ("int", "float"):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise CriterionError(f"{column}: {value!r} is not a number, but {column} is "
-                                         f"{dtype}")
-                out.append(value)
-            elif dtype == "bool":
-                out.append(bool(value))
-            else:
-                out.append(value)
+            try:
+                out.append(as_column_value(value, dtype))
+            except CriterionError as exc:
+                raise CriterionError(f"{column}: {exc}, but {column} is {dtype}") from None
         return out
 
     def _expressions(self, agg: Agg) -> list[Any]:

@@ -388,6 +388,32 @@ def log_query(purpose: str, display: str, text: str) -> None:
         handle.write(f"{os.getpid()}\t{purpose}\t{display}\t{line}\n")
 
 
+def as_column_value(value: Any, dtype: str) -> Any:
+    """A value of the config (``values``, ``min_share``) as a column of ``dtype`` holds it,
+    the same on every engine: a boolean as text on a string column, 0/1 on a boolean one, a
+    date as ISO text on a date column. CriterionError when it cannot be one ("yes" on a
+    boolean column, "1" on an integer one, "2020-01-32" on a date one)."""
+    if dtype == "string":
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if dtype == "bool":
+        if isinstance(value, bool) or (isinstance(value, int | float) and value in (0, 1)):
+            return bool(value)
+        raise CriterionError(f"{value!r} is not a boolean")
+    if dtype in ("int", "float"):
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int | float) and math.isfinite(value):
+            return value
+        raise CriterionError(f"{value!r} is not a number")
+    if dtype in ("datetime", "date") and isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise CriterionError(f"{value!r} is not a date") from None
+        return moment.date() if dtype == "date" else moment
+    return value
+
+
 def comparable(left: str, right: str) -> bool:
     """Join keys compare as they are when both are numbers or of one type, else as text."""
     return left == right or (left in NUMERIC and right in NUMERIC)

@@ -45,6 +45,7 @@ from pytest_mlfunnel.engines.protocol import (
     Cell,
     CellGrid,
     Engine,
+    as_column_value,
     comparable,
     log_query,
 )
@@ -171,21 +172,15 @@ class SqlEngine(Engine):
     def literal(self, value: Any, dtype: str) -> str:
         if value is None:
             return "NULL"
+        typed = as_column_value(value, dtype)
         if dtype == "string":
-            text = value if isinstance(value, str) else (
-                str(value).lower() if isinstance(value, bool) else str(value))
-            return self.dialect.string(text)
+            return self.dialect.string(typed)
         if dtype == "bool":
-            if isinstance(value, bool) or value in (0, 1):
-                return self.dialect.boolean(bool(value))
-            raise CriterionError(f"{value!r} is not a boolean")
+            return self.dialect.boolean(typed)
         if dtype in ("int", "float"):
-            if isinstance(value, bool):
-                return "1" if value else "0"
-            if isinstance(value, int | float) and math.isfinite(value):
-                return repr(value)
-            raise CriterionError(f"{value!r} is not a number")
+            return repr(typed)
         if dtype in ("datetime", "date") and isinstance(value, str | dt.date):
+            # the text as written (checked above): SQLite compares dates as text
             text = value.isoformat() if isinstance(value, dt.date) else value
             return self.dialect.temporal(text, dtype)
         raise CriterionError(f"{value!r} cannot be compared with a {dtype} column")

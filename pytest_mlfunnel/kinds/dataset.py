@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pytest_mlfunnel.engines.protocol import NUMERIC, Agg, Table
+from pytest_mlfunnel.engines.protocol import NUMERIC, Agg, Table, as_column_value
 from pytest_mlfunnel.expectations import (
     Expectation,
     ExpectationError,
@@ -485,7 +485,8 @@ def _min_share(source: SourceSpec, column: str, share: float,
 
     def evaluate(ctx: EvalContext) -> Outcome:
         table = _table(source, ctx)
-        _dtype_of(table, column)
+        dtype = _dtype_of(table, column)
+        listed = _as_column_values(column, allowed or [], dtype)
         count, counts = table.aggregate([Agg("count", column),
                                          Agg("value_counts", column, MAX_CLASSES)])
         if count == 0:
@@ -495,8 +496,8 @@ def _min_share(source: SourceSpec, column: str, share: float,
             return Outcome.failed(f"{column}: more than {MAX_CLASSES} distinct values; "
                                   "min_share is meant for class columns", None, expected)
         classes: dict[Any, int] = dict(counts)
-        for value in allowed or []:
-            if not any(_same(value, seen) for seen in classes):
+        for value, typed in listed:
+            if not any(typed == seen or _same(value, seen) for seen in classes):
                 classes[value] = 0
         shares = sorted(((k, n / count) for k, n in classes.items()), key=lambda kv: kv[1])
         smallest_class, smallest = shares[0]
@@ -514,6 +515,16 @@ def _min_share(source: SourceSpec, column: str, share: float,
                               f"expected {expected}", smallest, expected,
                               shares=observed)
     return evaluate
+
+
+def _as_column_values(column: str, values: list[Scalar], dtype: str) -> list[tuple[Any, Any]]:
+    """Each listed value beside what it is in the column (as ``values`` reads it), or the same
+    error as ``values``: a listed value that cannot be in the column is a mistake, not a class
+    of 0%."""
+    try:
+        return [(value, as_column_value(value, dtype)) for value in values if value is not None]
+    except CriterionError as exc:
+        raise CriterionError(f"{column}: {exc}, but {column} is {dtype}") from None
 
 
 def _same(config_value: Any, data_value: Any) -> bool:
