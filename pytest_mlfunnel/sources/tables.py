@@ -105,7 +105,7 @@ def open_database(spec: SourceSpec, rootdir: Path) -> SqlEngine:
     if spec.table:
         source = dialect.qualified(spec.table)
     elif spec.query:
-        source = f"(\n{_statement_body(spec.query)}\n)"
+        source = f"({_statement_body(spec.query)})"
     else:
         raise CriterionError(f"{display}: a database table source needs table = ... or "
                              "query = ...")
