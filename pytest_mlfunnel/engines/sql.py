@@ -229,6 +229,8 @@ class SqlEngine(Engine):
         if nan_counted and self._counts_nan(agg):
             return [self._nan_counted(op, self.q(column))]
         x = self._clean(column, nan_aware)
+        if op in _ARITHMETIC_OPS and self.schema().get(column) == "bool":
+            x = f"CAST({x} AS INTEGER)"  # a rate of 0 and 1: no avg(BOOLEAN) in DuckDB, PostgreSQL
         if op == "count":
             return [f"count({x})"]
         if op == "nulls":
@@ -1132,6 +1134,8 @@ _FOOTER_TYPES = ("int", "string", "bool", "date", "datetime")
 #: compared as they are when counted distinct; other types by a hash first
 _FIXED_WIDTH = ("int", "float", "bool", "date", "datetime")
 FLOAT_OPS = ("sum", "mean", "var")
+#: aggregates that do arithmetic on the values: a boolean column is read as 0 and 1
+_ARITHMETIC_OPS = ("sum", "mean", "var", "quantiles", "histogram")
 
 
 def shape(agg: Agg, values: list[Any]) -> Any:

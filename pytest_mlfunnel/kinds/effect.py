@@ -215,6 +215,10 @@ def _sampled_values(table: Table, check: EffectConfig, total_rows: int
                 f"(max_rows {limit:,}, seed {check.seed})")
     else:
         note = f"{check.test} on all {total_rows:,} rows"
+    # Each engine hands rows back in its own order, and the bootstrap's resamples follow
+    # the order: sorted, the same rows give the same numbers on every engine.
+    before.sort()
+    after.sort()
     for word, values in (("before", before), ("after", after)):
         if len(values) < 2:
             raise CriterionError(f"{check.metric}: {len(values)} value(s) in the {word} group "
