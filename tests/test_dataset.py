@@ -555,6 +555,47 @@ columns.note = { values = ["a -- b", "c; /* d */"] }
                         "block::note.values": "note: every value in ['a -- b', 'c; /* d */']"}
 
 
+def test_a_date_bound_against_text_or_a_year_beyond_9999_is_judged_not_a_type_error(
+        pytester: pytest.Pytester) -> None:
+    # SQLite keeps any text in a DATETIME column, and DuckDB hands back a date past year 9999
+    # (or before year 1) as text: both ended with "TypeError: '<=' not supported between instances of 'str' and
+    # 'datetime.datetime'"
+    import duckdb
+
+    with sqlite3.connect(pytester.path / "crm.db") as conn:
+        conn.execute("CREATE TABLE visits (seen DATETIME)")
+        conn.executemany("INSERT INTO visits VALUES (?)",
+                         [("2020-01-01 10:00:00",), ("n/a",), ("2021-05-05 00:00:00",)])
+    duckdb.sql("COPY (SELECT * FROM (VALUES (DATE '2020-01-01'), (DATE '20000-01-01'), "
+               "(DATE '2019-05-05'), (DATE '0044-03-15 (BC)')) t(day)) "
+               f"TO '{pytester.path / 'days.parquet'}' (FORMAT parquet)")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.visits]
+dataset = { url = "sqlite:///crm.db", table = "visits" }
+columns.seen = { min = "2000-01-01", max = "2030-01-01" }
+
+[tool.mlfunnel.data.days]
+dataset = "days.parquet"
+columns.day = { min = "2000-01-01", max = "2030-01-01" }
+
+[tool.mlfunnel.data.far]
+dataset = "days.parquet"
+columns.day = { max = "2100-01-01" }
+""")
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json", "report.json")
+    found = {name: (c["status"], c["message"]) for name, c in report(pytester, depth=2).items()}
+    assert found == {
+        "visits::seen.min": ("passed", "seen: min 2020-01-01 10:00:00, expected >= 2000-01-01"),
+        "visits::seen.max": ("error", "seen: max needs dates, the largest value is 'n/a'"),
+        "days::day.min": ("failed", "day: min '0044-03-15 (BC)', expected >= 2000-01-01; "
+                                    "e.g. '0044-03-15 (BC)'"),
+        "days::day.max": ("failed", "day: max '20000-01-01', expected <= 2030-01-01; "
+                                    "e.g. '20000-01-01'"),
+        "far::day.max": ("failed", "day: max '20000-01-01', expected <= 2100-01-01; "
+                                   "e.g. '20000-01-01'"),
+    }
+
+
 @pytest.mark.postgres
 def test_postgres_source_aggregates_in_the_database(pytester: pytest.Pytester,
                                                     postgres_url: str) -> None:

@@ -9,6 +9,7 @@ the shared result.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -44,6 +45,9 @@ from pytest_mlfunnel.sources.tabular import (
 Scalar = int | float | str | bool
 #: value_counts kept for ``min_share``: more classes than this is not a class column
 MAX_CLASSES = 1000
+#: dates Python cannot hold, handed back as text (DuckDB: '20000-01-01', '0044-03-15 (BC)')
+_PAST_9999 = re.compile(r"\d{5,}-")
+_BEFORE_YEAR_1 = re.compile(r"\(BC\)")
 MAX_SHOWN = 5
 
 
@@ -433,6 +437,21 @@ def _parse_bound(column: str, bound: int | float | str, dtype: str, which: str) 
     return bound
 
 
+def _text_as_time(column: str, which: str, value: str, dtype: str) -> Any:
+    """The smallest or largest value of a date column that came back as text: SQLite keeps
+    any text in a DATETIME column, and a date past year 9999 has no Python form (DuckDB hands
+    it back as text, which is returned as it is)."""
+    if _PAST_9999.match(value.strip()) or _BEFORE_YEAR_1.search(value):
+        return value
+    try:
+        moment = dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        extreme = "smallest" if which == "min" else "largest"
+        raise CriterionError(f"{column}: {which} needs dates, the {extreme} value is "
+                             f"{value!r}") from None
+    return moment.date() if dtype == "date" else moment
+
+
 def _comparable_time(value: Any, bound: Any) -> tuple[Any, Any]:
     """Naive and aware datetimes compare in UTC."""
     if (isinstance(value, dt.datetime) and isinstance(bound, dt.datetime)
@@ -453,8 +472,13 @@ def _bound(source: SourceSpec, column: str, which: str, bound: int | float | str
         expected = f"{op} {bound}"
         if value is None:
             return Outcome.passed(None, expected, f"{column}: no values")
-        value, limit = _comparable_time(value, limit)
-        ok = value >= limit if which == "min" else value <= limit
+        if isinstance(value, str) and isinstance(limit, dt.date):
+            value = _text_as_time(column, which, value, dtype)
+        if isinstance(value, str):  # a year before 1 or past 9999: beyond every bound
+            ok = (which == "min") == bool(_PAST_9999.match(value.strip()))
+        else:
+            value, limit = _comparable_time(value, limit)
+            ok = value >= limit if which == "min" else value <= limit
         message = f"{column}: {which} {_show(value)}, expected {expected}"
         if ok:
             return Outcome.passed(value, expected, message)
