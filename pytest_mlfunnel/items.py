@@ -18,9 +18,11 @@ import pytest
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.kinds.base import Criterion, EvalContext
 from pytest_mlfunnel.outcome import (
+    STATUSES,
     CriterionError,
     Outcome,
     SourceUnavailable,
+    raised_at,
     source_failure_outcome,
     to_builtin,
 )
@@ -140,22 +142,28 @@ class CriterionItem(pytest.Function):
         try:
             outcome = self.criterion.evaluate(context)
             if not isinstance(outcome, Outcome):
-                raise TypeError(f"check kind {self.entry.kind!r} returned {outcome!r}, "
-                                "not an Outcome")
+                raise CriterionError(f"TypeError: check kind {self.entry.kind!r} returned "
+                                     f"{outcome!r}, not an Outcome")
+            if outcome.status not in STATUSES:
+                raise CriterionError(f"TypeError: check kind {self.entry.kind!r} returned an "
+                                     f"Outcome with status {outcome.status!r} (one of "
+                                     f"{', '.join(STATUSES)})")
         except SourceUnavailable as exc:
             outcome = source_failure_outcome(exc, self.funnel.shared, self._short_id(),
                                              self.criterion.expected)
         except CriterionError as exc:
             outcome = Outcome.error(str(exc), self.criterion.expected)
         except Exception as exc:  # a crash in a check must not lose the rest of the run
-            outcome = Outcome.error(f"{type(exc).__name__}: {exc}", self.criterion.expected)
+            where = raised_at(exc, self.funnel.rootdir)
+            outcome = Outcome.error(f"{type(exc).__name__}: {exc}{where}",
+                                    self.criterion.expected)
         if outcome.expected is None:
             outcome.expected = self.criterion.expected
         # the one place a criterion's words enter the run: every output reads them from here
-        outcome.message = secrets.redact(outcome.message)
-        outcome.details = [secrets.redact(line) for line in outcome.details]
+        outcome.message = secrets.redact(str(outcome.message))
+        outcome.details = [secrets.redact(str(line)) for line in outcome.details]
         outcome.observed = secrets.redact_data(to_builtin(outcome.observed))
-        outcome.expected = secrets.redact_data(outcome.expected)
+        outcome.expected = secrets.redact_data(to_builtin(outcome.expected))
         outcome.extra = secrets.redact_data(to_builtin(outcome.extra))
         self.duration_s = time.perf_counter() - started
         self.outcome = outcome

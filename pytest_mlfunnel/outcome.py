@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 from pytest_mlfunnel.expectations import Expectation, Unit, format_value
 
 Status = Literal["passed", "failed", "error"]
+STATUSES: tuple[Status, ...] = get_args(Status)
 
 
 class CriterionError(Exception):
@@ -118,11 +120,14 @@ def scale_hint(observed: float, expectation: Expectation) -> str:
 
 
 def to_builtin(value: Any) -> Any:
-    """numpy scalars, Decimals, dates and tuples break xdist's serializer: make them builtins."""
-    if value is None or isinstance(value, bool | int | str):
+    """numpy scalars, Decimals, dates and tuples break xdist's serializer: make them builtins.
+    So do subclasses of the builtins (numpy's float64 and str_, an IntEnum): each becomes its
+    builtin."""
+    if value is None or type(value) in (bool, int, float, str):
         return value
-    if isinstance(value, float):
-        return value
+    for builtin in (bool, int, float, str):  # bool first: it is an int
+        if isinstance(value, builtin):
+            return builtin(value)
     if isinstance(value, dict):
         return {str(k): to_builtin(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -167,3 +172,25 @@ def source_failure_outcome(failure: SourceUnavailable, shared: dict[Any, Any],
     outcome = Outcome.error(message, expected)
     outcome.extra["cause"] = failure.cause
     return outcome
+
+
+def raised_at(exc: BaseException, rootdir: Path) -> str:
+    """`` (raised at conftest.py:27, in evaluate)``: where code that is not the plugin's own
+    (a kind's, a hook's) went wrong, the one line its author needs when no traceback is
+    shown. A path under ``rootdir`` is shown relative to it, an installed module's from its
+    package folder."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    path = Path(code.co_filename)
+    try:
+        shown = path.relative_to(rootdir).as_posix()
+    except ValueError:
+        parts = path.parts
+        cut = max((i for i, part in enumerate(parts)
+                   if part in ("site-packages", "dist-packages")), default=None)
+        shown = "/".join(parts[cut + 1:]) if cut is not None else path.name
+    return f" (raised at {shown}:{tb.tb_lineno}, in {code.co_name})"

@@ -33,7 +33,7 @@ from pytest_mlfunnel.history import History, read_history, record_run
 from pytest_mlfunnel.items import ConfigFile, CriterionItem
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
-from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.outcome import CriterionError, Outcome, raised_at
 from pytest_mlfunnel.render.escape import controls
 from pytest_mlfunnel.report import Report, output_problem, utc_now, write_atomic
 from pytest_mlfunnel.service_runs import ServiceRuns
@@ -382,11 +382,16 @@ class FunnelSession:
                 self.output_errors.append(f"could not write {json_path}: "
                                           f"{exc.strerror or exc}")
         self._write_outputs(self.report)
-        # CI relies on the artifacts it asked for: a missing one fails the run
+        try:  # after the outputs, so a hook that fails loses none of them
+            self.pytest_config.hook.pytest_mlfunnel_report(report=self.report)
+        except Exception as exc:
+            self.output_errors.append(secrets.redact(
+                f"the pytest_mlfunnel_report hook failed: {type(exc).__name__}: {exc}"
+                f"{raised_at(exc, self.rootdir)}"))
+        # CI relies on the artifacts and hooks it asked for: a missing one fails the run
         if self.output_errors and session.exitstatus in (
                 pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.pytest_config.hook.pytest_mlfunnel_report(report=self.report)
 
     def build_report(self) -> Report:
         planned = self.planned_ids()

@@ -730,7 +730,8 @@ def test_a_crashing_check_is_an_error_not_an_internal_error(pytester: pytest.Pyt
     """)
     result = pytester.runpytest("--funnel")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["ZeroDivisionError: division by zero"])
+    result.stdout.fnmatch_lines(["ZeroDivisionError: division by zero (raised at "
+                                 "conftest.py:8, in <lambda>)"])
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stdout.no_fnmatch_line("*Traceback*")
 

@@ -40,7 +40,14 @@ class KindRegistry:
                                                            _instance)
 
     def add(self, kind: type[CheckKind[Any]] | CheckKind[Any], origin: str = "a plugin") -> None:
-        instance = kind() if isinstance(kind, type) else kind
+        try:
+            instance = kind() if isinstance(kind, type) else kind
+        except Exception as exc:
+            raise ValueError(f"check kind {kind!r} from {origin} cannot be made without "
+                             f"arguments: {type(exc).__name__}: {exc}") from None
+        if not isinstance(instance, CheckKind):
+            raise ValueError(f"check kind {kind!r} from {origin} is not a CheckKind "
+                             "(from pytest_mlfunnel.api)")
         key = getattr(instance, "key", None)
         if not isinstance(key, str) or not key:
             raise ValueError(f"check kind {kind!r} from {origin} has no 'key'")
@@ -49,6 +56,9 @@ class KindRegistry:
         self._table.add(key, instance, origin)
 
     def extend(self, kinds: Iterable[type[CheckKind[Any]] | CheckKind[Any]], origin: str) -> None:
+        if isinstance(kinds, str | bytes | dict) or not isinstance(kinds, Iterable):
+            raise ValueError(f"{origin} returned {kinds!r}: return a list of CheckKind "
+                             "classes")
         for kind in kinds:
             self.add(kind, origin)
 

@@ -205,6 +205,14 @@ def load_metrics(spec: SourceSpec, rootdir: Path, context: EvalContext | None = 
 
 
 def _read(spec: SourceSpec, rootdir: Path) -> MetricSet:
+    found = _read_any(spec, rootdir)
+    if not isinstance(found, MetricSet):  # a plugin's reader
+        raise CriterionError(f"{spec.display()}: its metrics reader returned {found!r}, not a "
+                             "MetricSet")
+    return found
+
+
+def _read_any(spec: SourceSpec, rootdir: Path) -> object:
     if spec.mlflow is not None:
         return READERS.get("mlflow")(spec, rootdir)
     if spec.spark is not None:
