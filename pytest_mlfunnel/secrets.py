@@ -23,6 +23,7 @@ Standard library only, and nothing of the plugin: the core layer.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -109,11 +110,20 @@ def register_url(url: str) -> None:
     for written in (password, unquote(password)):
         if written not in rest:
             register_value(written)
+    if password:  # the Authorization header an http check sends, which a server may echo
+        register_value(basic_auth(user, password).split()[1])
     pieces = [user] + [value for _, value in _query_pairs(parts[3])]
     for piece in pieces:
         for written in (piece, unquote(piece), unquote_plus(piece)):
             if written and written not in rest:
                 register_value(written, MIN_LITERAL_LENGTH)
+
+
+def basic_auth(user: str, password: str | None) -> str:
+    """The ``Authorization`` value for a URL's user and password as written in it: userinfo is
+    percent-encoded (``p%40ss`` for ``p@ss``), the header carries the decoded text."""
+    pair = f"{unquote(user)}:{unquote(password or '')}"
+    return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
 
 
 def ambiguous_url(url: str) -> str | None:

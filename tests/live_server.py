@@ -6,7 +6,8 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/text`` (HTML, not JSON), ``/metrics`` (Prometheus text from prometheus_client),
 ``/metrics/openmetrics`` (the same as OpenMetrics), ``/metrics.json`` (JSON metrics),
 ``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep),
-``/sso`` (302 to a login page, as a health URL behind single sign-on answers). The ``closed_port`` fixture is a port nobody listens on.
+``/sso`` (302 to a login page, as a health URL behind single sign-on answers),
+``/echo`` (the request's headers as text, as a debug page shows them). The ``closed_port`` fixture is a port nobody listens on.
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ class LiveServer:
                         self.send_json(200, {"status": "ok", "score": 0.7})
                 elif path == "/text":
                     self.send(200, b"<html>hello</html>", "text/html; charset=utf-8")
+                elif path == "/echo":
+                    echoed = "".join(f"{k}: {v}\n" for k, v in sorted(
+                        self.headers.items(), key=lambda kv: kv[0] != "Authorization"))
+                    self.send(200, echoed.encode(), "text/plain; charset=utf-8")
                 elif path == "/sso":
                     self.send_response(302)
                     self.send_header("Location", "https://sso.example.com/login?state="

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -319,6 +320,27 @@ http = "http://ops:hunter2@127.0.0.1:{port}/health"
     result.stdout.fnmatch_lines([f"http://***:***@127.0.0.1:{port}/health: connection refused"])
     assert "hunter2" not in result.stdout.str()
     assert "hunter2" not in (pytester.path / "report.json").read_text()
+
+
+def test_a_percent_encoded_user_and_password_are_sent_decoded_and_never_shown(
+        pytester: pytest.Pytester, live_server: LiveServer) -> None:
+    """The docs say to write @ as %40 in a password; basic auth carries the password itself,
+    and its base64 form is as secret as the password (a debug page echoes it back)."""
+    project(pytester, f"""
+[tool.mlfunnel.deployment.debug]
+http = "http://ops%40corp:p%40ss%2Fw0rd-9@127.0.0.1:{live_server.port}/echo"
+response = ["status"]
+""")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v")
+    result.assert_outcomes(failed=1)
+    sent = live_server.seen_headers[0]["authorization"]
+    assert sent == "Basic " + base64.b64encode(b"ops@corp:p@ss/w0rd-9").decode()
+    result.stdout.fnmatch_lines([
+        f"http://***:***@127.0.0.1:{live_server.port}/echo: the answer is not JSON "
+        "('Authorization: Basic [*][*][*]\\n*')"])
+    for shown in (result.stdout.str(), (pytester.path / "report.json").read_text()):
+        assert sent.split()[1] not in shown
+        assert "p@ss/w0rd-9" not in shown
 
 
 @pytest.mark.parametrize(("checks", "message"), [

@@ -138,11 +138,7 @@ def _call(method: str, url: str, body: bytes | None, headers: dict[str, str],
     headers.setdefault("Connection", "close")
     headers.setdefault("User-Agent", "pytest-mlfunnel")
     if parts.username is not None:
-        import base64
-
-        token = base64.b64encode(
-            f"{parts.username}:{parts.password or ''}".encode()).decode("ascii")
-        headers.setdefault("Authorization", f"Basic {token}")
+        headers.setdefault("Authorization", secrets.basic_auth(parts.username, parts.password))
     try:
         connection.request(method, target, body=body, headers=headers)
         response = connection.getresponse()
