@@ -28,6 +28,10 @@ def tag_at_head(rootdir: Path) -> str | None:
     return git(rootdir, "describe", "--tags", "--exact-match", "HEAD")
 
 
+class ReleaseNameError(TypeError):
+    """The release hook answered something that is not a name."""
+
+
 def detect_release(config: Any, rootdir: Path) -> tuple[str | None, str | None]:
     """(release, commit). Release: hook answer, given name, tag at HEAD, short commit, date.
 
@@ -39,6 +43,9 @@ def detect_release(config: Any, rootdir: Path) -> tuple[str | None, str | None]:
     """
     commit = short_commit(rootdir)
     answer = config.hook.pytest_mlfunnel_release(config=config)
+    if answer is not None and (isinstance(answer, bool) or not isinstance(answer, str | int)):
+        raise ReleaseNameError(f"the pytest_mlfunnel_release hook returned {answer!r}: return "
+                               "the release's name as a string, or None")
     if answer is not None and str(answer).strip():
         return str(answer).strip(), commit
     given = config.getoption("funnel_record", None)

@@ -67,6 +67,7 @@ class FunnelSession:
         self.history: History | None = None
         self.history_error: str | None = None
         self.output_errors: list[str] = []  # requested outputs that could not be written
+        self.release_error: str | None = None  # the release hook failed: nothing is recorded
         self.file_nodeid = self._nodeid_of(config.path)
         self._config_path = config.path.resolve()
         # a plugin of its own (registered by plugin.py): starts and stops [tool.mlfunnel.services]
@@ -426,9 +427,20 @@ class FunnelSession:
                       config_file=self.config.file_label, previous=previous, notes=notes)
 
     def _release(self) -> tuple[str | None, str | None]:
-        from pytest_mlfunnel.release import detect_release
+        """(release, commit); a release hook that fails is an error of the run, which then
+        names no release and records nothing."""
+        from pytest_mlfunnel.release import ReleaseNameError, detect_release
 
-        return detect_release(self.pytest_config, self.rootdir)
+        try:
+            return detect_release(self.pytest_config, self.rootdir)
+        except ReleaseNameError as exc:
+            self.release_error = secrets.redact(str(exc))
+        except Exception as exc:
+            self.release_error = secrets.redact(
+                f"the pytest_mlfunnel_release hook failed: {type(exc).__name__}: {exc}"
+                f"{raised_at(exc, self.rootdir)}")
+        self.output_errors.append(self.release_error)
+        return None, None
 
     def _read_history(self) -> History:
         try:
@@ -448,7 +460,10 @@ class FunnelSession:
         option = self.pytest_config.getoption
         invocation = Path(self.pytest_config.invocation_params.dir)
         history = self.history if self.history is not None else self._read_history()
-        if option("funnel_record") is not None:
+        if option("funnel_record") is not None and self.release_error is not None:
+            report.notes.append(f"not recorded in {self._nodeid_of(self.config.history)}: "
+                                "the release has no name")
+        elif option("funnel_record") is not None:
             notes, error = record_run(self.config.history, report.to_dict(),
                                       self._nodeid_of(self.config.history))
             report.notes.extend(notes)

@@ -149,3 +149,45 @@ def test_a_metrics_reader_returning_something_else_is_an_error_of_its_criteria(
     assert result.ret == 1
     result.stdout.fnmatch_lines(["eval.weird: its metrics reader returned {'accuracy': 0.9}, "
                                  "not a MetricSet"])
+
+
+@pytest.mark.parametrize(("hook", "error"), [
+    ("return object()", "error: the pytest_mlfunnel_release hook returned <object object at *>: "
+                        "return the release's name as a string, or None"),
+    ("raise OSError('VERSION file missing')",
+     "error: the pytest_mlfunnel_release hook failed: OSError: VERSION file missing (raised at "
+     "conftest.py:*, in pytest_mlfunnel_release)"),
+])
+def test_a_release_hook_that_fails_records_nothing_and_fails_the_run(
+        pytester: pytest.Pytester, hook: str, error: str) -> None:
+    pytester.makeconftest(KINDS + f"""
+
+def pytest_mlfunnel_release(config):
+    {hook}
+""")
+    pytester.makepyprojecttoml(CONFIG.format(extra=""))
+    history = pytester.path / ".mlfunnel" / "history.jsonl"
+    history.parent.mkdir()
+    kept = '{"schema": "mlfunnel-report/1", "release": "v0", "stage": 1}\n'
+    history.write_text(kept)
+    result = pytester.runpytest("--funnel", "--funnel-record", "--funnel-json=report.json")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "stage reached: model (1/1) · required: model · OK",
+        "  note: not recorded in .mlfunnel/history.jsonl: the release has no name",
+        error,
+    ])
+    assert history.read_text() == kept
+    assert json.loads((pytester.path / "report.json").read_text())["release"] is None
+
+
+def test_a_release_hook_may_answer_a_number(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(KINDS + """
+
+def pytest_mlfunnel_release(config):
+    return 42
+""")
+    pytester.makepyprojecttoml(CONFIG.format(extra=""))
+    result = pytester.runpytest("--funnel", "--funnel-record")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["  note: recorded 42 in .mlfunnel/history.jsonl"])
