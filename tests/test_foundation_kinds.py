@@ -135,6 +135,11 @@ def test_toml_metrics_and_percent_display(pytester: pytest.Pytester) -> None:
                               "(line 1: Unterminated string starting at column 14)"),
         ('[1, 2]', "reports/eval.json: expected a JSON object of metrics, got list"),
         ('{"accuracy": "high"}', "accuracy in reports/eval.json is 'high', not a number"),
+        pytest.param('{"a": ' * 950 + "1" + "}" * 950,
+                     "reports/eval.json: the JSON is nested too deeply to read", id="nested-950"),
+        pytest.param('{"a": ' * 100_000 + "1" + "}" * 100_000,
+                     "reports/eval.json: the JSON is nested too deeply to read",
+                     id="nested-100000"),
     ],
 )
 def test_bad_metrics_files_are_error_criteria(pytester: pytest.Pytester, content: str,

@@ -153,15 +153,18 @@ def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, Mapping):
+            raise CriterionError(f"{spec.display()}: expected a JSON object of metrics, "
+                                 f"got {type(data).__name__}")
+        return MetricSet(flatten(data), spec.display())
     except json.JSONDecodeError as exc:
         raise CriterionError(f"{spec.display()}: not valid JSON ({json_position(exc)})"
                              ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise CriterionError(f"{spec.display()}: expected a JSON object of metrics, "
-                             f"got {type(data).__name__}")
-    return MetricSet(flatten(data), spec.display())
+    except RecursionError:  # in the decoder or in flatten, whichever runs out first
+        raise CriterionError(f"{spec.display()}: the JSON is nested too deeply to read"
+                             ) from None
 
 
 def read_toml_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
