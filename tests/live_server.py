@@ -7,7 +7,8 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/metrics/openmetrics`` (the same as OpenMetrics), ``/metrics.json`` (JSON metrics),
 ``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep),
 ``/sso`` (302 to a login page, as a health URL behind single sign-on answers),
-``/echo`` (the request's headers as text, as a debug page shows them). The ``closed_port`` fixture is a port nobody listens on.
+``/echo`` (the request's headers as text, as a debug page shows them), ``/gzipped``
+(JSON gzip-compressed whatever the request accepted). The ``closed_port`` fixture is a port nobody listens on.
 """
 
 from __future__ import annotations
@@ -130,6 +131,16 @@ class LiveServer:
                         self.send_json(200, {"status": "ok", "score": 0.7})
                 elif path == "/text":
                     self.send(200, b"<html>hello</html>", "text/html; charset=utf-8")
+                elif path == "/gzipped":
+                    import gzip
+
+                    body = gzip.compress(json.dumps({"status": "ok", "requests": 1}).encode())
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Encoding", "gzip")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
                 elif path == "/echo":
                     echoed = "".join(f"{k}: {v}\n" for k, v in sorted(
                         self.headers.items(), key=lambda kv: kv[0] != "Authorization"))

@@ -200,6 +200,20 @@ http = "{live_server.url}/sso"
     assert "st-8c1d5e0f77a2" not in result.stdout.str()
 
 
+def test_a_compressed_answer_nobody_asked_for_is_named_not_shown_as_bytes(
+        pytester: pytest.Pytester, live_server: LiveServer) -> None:
+    project(pytester, f"""
+[tool.mlfunnel.deployment.health]
+http = "{live_server.url}/gzipped"
+response = ["status"]
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"{live_server.url}/gzipped: the answer is compressed (Content-Encoding: gzip) though "
+        "the request accepted only uncompressed answers (Accept-Encoding: identity)"])
+
+
 @pytest.mark.parametrize("depth", [950, 100_000])
 def test_json_nested_too_deeply_to_read_fails_the_response_keys_naming_the_url(
         pytester: pytest.Pytester, live_server: LiveServer, depth: int) -> None:

@@ -261,6 +261,21 @@ expect = { requests = ">= 700", users = ">= 10", "latency.p95_ms" = "<= 80" }
     result.stdout.fnmatch_lines(["latency.p95_ms 84.5, expected <= 80"])
 
 
+def test_compressed_metrics_nobody_asked_for_are_an_error_naming_the_encoding(
+        pytester: pytest.Pytester, live_server: LiveServer) -> None:
+    project(pytester, f'"{live_server.url}/gzipped"', """
+[tool.mlfunnel.deployment.dashboard]
+metrics = "service"
+expect = { requests = ">= 1" }
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"service ({live_server.url}/gzipped): the answer is compressed (Content-Encoding: "
+        "gzip) though the request accepted only uncompressed answers (Accept-Encoding: "
+        "identity)"])
+
+
 @pytest.mark.parametrize("depth", [950, 100_000])
 def test_json_metrics_nested_too_deeply_to_read_are_an_error_naming_the_url(
         pytester: pytest.Pytester, live_server: LiveServer, depth: int) -> None:

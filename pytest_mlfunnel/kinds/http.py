@@ -256,6 +256,9 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
         return f"status {answer.status} {answer.reason}".rstrip() + f" (expected {wanted})"
     if not check.response:
         return None
+    encoding = answer.encoding_problem()
+    if encoding is not None:
+        return encoding
     try:
         document = json.loads(answer.body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):

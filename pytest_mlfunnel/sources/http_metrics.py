@@ -50,6 +50,15 @@ class HttpAnswer:
     def content_type(self) -> str:
         return self.headers.get("content-type", "").lower()
 
+    def encoding_problem(self) -> str | None:
+        """Why the body cannot be read as sent: a compression the request did not accept
+        (http.client asks for ``Accept-Encoding: identity`` and decodes nothing)."""
+        encoding = self.headers.get("content-encoding", "").strip()
+        if not encoding or encoding.lower() == "identity":
+            return None
+        return (f"the answer is compressed (Content-Encoding: {encoding[:40]}) though the "
+                "request accepted only uncompressed answers (Accept-Encoding: identity)")
+
 
 def http_call(method: str, url: str, *, body: bytes | None = None,
               headers: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT_S
@@ -212,6 +221,9 @@ def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
         raise CriterionError(f"{where}: {answer.failure}")
     if answer.status is None or not 200 <= answer.status < 300:
         raise CriterionError(f"{where}: HTTP {answer.status} {answer.reason}".rstrip())
+    problem = answer.encoding_problem()
+    if problem is not None:
+        raise CriterionError(f"{where}: {problem}")
     content_type = answer.content_type
     text = answer.body.decode("utf-8", errors="replace")
     forced = (spec.format or "").lower()
