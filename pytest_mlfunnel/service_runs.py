@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import json
 import os
+import signal
 import threading
 import time
 import uuid
@@ -80,6 +81,7 @@ class ServiceRuns:
         self._resolved: dict[str, list[Criterion] | str] = {}
         self._plan_shared: dict[Any, Any] = {}
         self._exit_hook = False
+        self._sigterm_handler: Any = None
         self._lock = threading.RLock()  # the controller's request thread starts services too
         self._stop_requests = threading.Event()
         self._request_thread: threading.Thread | None = None
@@ -143,6 +145,10 @@ class ServiceRuns:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if not self.is_worker:
             self.stop_all()
+        if (self._sigterm_handler is not None
+                and signal.getsignal(signal.SIGTERM) is self._sigterm_handler):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the next run in this process
+            self._sigterm_handler = None
 
     # ------------------------------------------------------------------ starting, stopping
     def ensure(self, name: str) -> ServiceState:
@@ -176,6 +182,7 @@ class ServiceRuns:
         self.processes[name] = process
         if not self._exit_hook:  # last resort when pytest dies without unconfiguring
             atexit.register(self.stop_all)
+            self._stop_on_sigterm()
             self._exit_hook = True
         process.start()
         state = ServiceState(name, process.url, process.failure, self._log_label(name))
@@ -183,6 +190,23 @@ class ServiceRuns:
             process.stop()
         self.states[name] = state
         return state
+
+    def _stop_on_sigterm(self) -> None:
+        """SIGTERM (a cancelled CI job, ``timeout``) ends pytest without unconfiguring or
+        atexit, and the services run in process groups of their own: stop them first, then
+        end as the signal asks. Only where no one else handles SIGTERM."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)):
+            return
+
+        def stop_then_end(signum: int, frame: Any) -> None:
+            with contextlib.suppress(Exception):
+                self.stop_all()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, stop_then_end)
+        self._sigterm_handler = stop_then_end
 
     def stop_all(self) -> None:
         self._stop_requests.set()

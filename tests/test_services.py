@@ -398,6 +398,41 @@ def test_a_secret_on_the_service_command_line_is_masked_in_its_log_and_output(
 
 
 @pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
+def test_sigterm_to_pytest_stops_the_service_before_pytest_ends(
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
+    """A CI job cancelled, or 'timeout 10m pytest', sends SIGTERM to pytest alone: the service
+    runs in a process group of its own, so nothing else would stop it."""
+    project(pytester)
+    pytester.makepyfile(test_slow="""
+import time
+from pathlib import Path
+
+def test_waits(mlfunnel_service):
+    Path("running.txt").write_text(mlfunnel_service("model"))
+    time.sleep(120)
+""")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "--funnel", "-p", "no:cacheprovider",
+                            *xdist_args], cwd=pytester.path, env=env, start_new_session=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 240
+        while not (pytester.path / "running.txt").exists():
+            assert time.monotonic() < deadline, "the test never started"
+            assert run.poll() is None, run.communicate()[0].decode()
+            time.sleep(0.1)
+        assert listening(started(pytester)[0][1])
+        os.kill(run.pid, signal.SIGTERM)  # pytest only, as 'timeout' or a CI runner sends it
+        run.communicate(timeout=180)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(timeout=10)
+    assert run.returncode == -signal.SIGTERM  # still ended by the signal, as asked
+    assert_all_stopped(pytester)
+
+
+@pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
 def test_ctrl_c_stops_the_service(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
     project(pytester)
     pytester.makepyfile(test_slow="""
