@@ -1,12 +1,50 @@
 """Writing a whole file so that a reader never sees half of it: the one writer every output
-(JSON report, HTML page, history, drift reference cache) goes through."""
+(JSON report, HTML page, history, drift reference cache) goes through; and reading back a file
+of ours only when it is a regular file."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file of this ``st_mode`` is when it is neither a regular file nor a directory
+    ("a FIFO (named pipe)", "a character device" ...), else None."""
+    for test, what in _SPECIAL:
+        if test(mode):
+            return what
+    return None
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of a regular file. Anything else is an ``OSError`` before a byte is read:
+    opening a FIFO waits for a writer forever and ``/dev/zero`` never ends, so a history or
+    report path pointing at one would hang the run or fill the memory. The file is opened
+    without blocking and then asked what it is, so nothing can swap it in between."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        what = special_kind(mode)
+        if what is not None:
+            raise OSError(errno.EINVAL, f"{what}, not a regular file", str(path))
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -16,9 +54,16 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     blob = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = path.stat().st_mode & 0o7777
+        found = path.stat().st_mode
     except FileNotFoundError:
         mode = 0o644
+    else:
+        # os.replace would put a regular file in the place of /dev/null (as root, for the
+        # whole machine) or of a FIFO another program reads
+        what = special_kind(found)
+        if what is not None:
+            raise OSError(errno.EINVAL, f"{what}, not a regular file", str(path))
+        mode = found & 0o7777
     # the pid in the name lets a later writer tell a killed run's leftover (history.py)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
                                suffix=".tmp")

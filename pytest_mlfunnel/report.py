@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_mlfunnel.atomic import special_kind
 from pytest_mlfunnel.atomic import write_atomic as write_atomic  # re-exported for renderers
 from pytest_mlfunnel.funnel import CriterionResult, GateResult, Verdict
 from pytest_mlfunnel.secrets import redact_data
@@ -94,6 +95,12 @@ def output_problem(path: Path, relative_to: Path) -> str | None:
 
     if path.is_dir():
         return "is a directory"
+    try:
+        what = special_kind(path.stat().st_mode)
+    except OSError:
+        what = None
+    if what is not None:  # /dev/null, /dev/stdout, a FIFO: not replaced by a file of ours
+        return f"is {what}, not a regular file (give the path of a file to write)"
     folder = path.parent
     for folder in path.parents:  # the nearest folder that exists; the rest will be made
         if folder.exists() or folder.is_symlink():

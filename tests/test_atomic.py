@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
 
-from pytest_mlfunnel.atomic import write_atomic
+from pytest_mlfunnel.atomic import read_regular, write_atomic
 
 
 def test_a_file_is_replaced_whole_and_keeps_its_permissions(tmp_path: Path) -> None:
@@ -28,3 +29,23 @@ def test_a_failed_write_leaves_no_temp_file_and_the_old_file_alone(tmp_path: Pat
         write_atomic(tmp_path / "history.jsonl.d", "new\n")  # a folder cannot be replaced
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["history.jsonl", "history.jsonl.d"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="no /dev/null or named pipes")
+def test_a_device_or_a_pipe_is_neither_replaced_nor_read(tmp_path: Path) -> None:
+    null = tmp_path / "null"
+    null.symlink_to(os.devnull)
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    for target, what in ((null, "a character device"), (pipe, "a FIFO (named pipe)")):
+        with pytest.raises(OSError, match=rf"^\[Errno \d+\] {re.escape(what)}, not a regular file"):
+            write_atomic(target, "report\n")
+        # opening the FIFO would wait for a writer forever; /dev/zero would never end
+        with pytest.raises(OSError, match=rf"^\[Errno \d+\] {re.escape(what)}, not a regular file"):
+            read_regular(target)
+    assert null.is_symlink() and pipe.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null", "pipe"]
+    with pytest.raises(IsADirectoryError):
+        read_regular(tmp_path)
+    (tmp_path / "fine.txt").write_bytes(b"ok\n")
+    assert read_regular(tmp_path / "fine.txt") == b"ok\n"

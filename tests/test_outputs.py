@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -178,6 +179,24 @@ def test_an_output_that_cannot_be_written_is_a_usage_error_before_the_run(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no /dev/null or named pipes")
+@pytest.mark.parametrize("option", ["--funnel-json", "--funnel-html"])
+def test_an_output_that_is_a_device_or_a_pipe_is_refused_not_replaced(
+        pytester: pytest.Pytester, option: str) -> None:
+    """``--funnel-json=/dev/null`` as root once put a regular file in the place of
+    /dev/null; a link to it here shows the same without touching the real one."""
+    pytester.makepyprojecttoml(PASSING)
+    (pytester.path / "null").symlink_to(os.devnull)
+    os.mkfifo(pytester.path / "pipe")
+    for target, what in (("null", "a character device"), ("pipe", "a FIFO (named pipe)")):
+        result = pytester.runpytest_subprocess("--funnel", f"{option}={target}", timeout=120)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: {option}: {target}: is {what}, not a regular "
+                                     "file (give the path of a file to write)"])
+    assert (pytester.path / "null").is_symlink()
+    assert stat.S_ISFIFO((pytester.path / "pipe").lstat().st_mode)
 
 
 def test_a_history_that_is_a_directory_is_a_usage_error_when_recording(

@@ -9,18 +9,11 @@ a reader touches it. ``os.stat`` answers without opening.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from pytest_mlfunnel.atomic import special_kind
 from pytest_mlfunnel.outcome import CriterionError
-
-_WHAT = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
 
 
 def special_file(path: str | Path) -> str | None:
@@ -30,10 +23,7 @@ def special_file(path: str | Path) -> str | None:
         mode = os.stat(path).st_mode  # follows symlinks: a link to a FIFO is a FIFO
     except (OSError, ValueError):
         return None
-    for test, what in _WHAT:
-        if test(mode):
-            return what
-    return None
+    return special_kind(mode)
 
 
 def refuse_special_files(paths: Iterable[str | Path], display: str,
