@@ -7,7 +7,6 @@ and works where pytest's plugins are not loaded.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -15,7 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pytest_mlfunnel.atomic import read_regular
 from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
+from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.portfolio_command import add_portfolio_command
 
 if sys.version_info >= (3, 11):
@@ -56,8 +57,12 @@ def read_section(pyproject: Path) -> dict[str, Any] | None:
     except UnicodeDecodeError as exc:
         raise CliError(f"{pyproject}: cannot read: not UTF-8 text (byte "
                        f"0x{exc.object[exc.start]:02x} at position {exc.start})") from None
-    except (OSError, ValueError) as exc:  # TOMLDecodeError is a ValueError
+    except OSError as exc:
+        raise CliError(f"{pyproject}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # TOMLDecodeError is a ValueError
         raise CliError(f"{pyproject}: cannot read: {exc}") from None
+    except RecursionError:
+        raise CliError(f"{pyproject}: cannot read: arrays or tables nested too deeply") from None
     tool = document.get("tool")
     section = tool.get("mlfunnel") if isinstance(tool, dict) else None
     return section if isinstance(section, dict) else None
@@ -94,12 +99,15 @@ def warn_skipped(history: History) -> None:
 def load_report(path: Path, checked: bool = True) -> dict[str, Any]:
     """A JSON report; ``checked`` validates it with the models the plugin writes it with."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = parse_json(read_regular(path))
     except FileNotFoundError:
         raise CliError(f"{path}: file not found") from None
     except OSError as exc:
         raise CliError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not JSON (not UTF-8: byte 0x{exc.object[exc.start]:02x} at "
+                       f"position {exc.start})") from None
+    except JsonTextError as exc:
         raise CliError(f"{path}: not JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         schema = data.get("schema") if isinstance(data, dict) else None
@@ -130,6 +138,16 @@ def write_text(target: str, text: str) -> None:
 
 
 # ---------------------------------------------------------------------- init
+def _write_file(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except FileExistsError as exc:  # a file where a folder of the path should be
+        raise CliError(f"{path}: cannot write: {exc.filename} is not a directory") from None
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
 def template(name: str) -> str:
     return resources.files("pytest_mlfunnel").joinpath("templates", name).read_text(
         encoding="utf-8")
@@ -156,8 +174,9 @@ def command_init(args: argparse.Namespace) -> int:
     pyproject = root / "pyproject.toml"
     starter = template("mlfunnel.toml")
     if pyproject.exists():
+        section = read_section(pyproject)  # first: it says why a file cannot be read
         existing = pyproject.read_text(encoding="utf-8")
-        if read_section(pyproject) is not None:
+        if section is not None:
             if not args.force:
                 raise CliError(f"{pyproject} already has a [tool.mlfunnel] section (use "
                                "--force to replace it)")
@@ -171,18 +190,17 @@ def command_init(args: argparse.Namespace) -> int:
                 raise CliError(f"{pyproject}: [tool.mlfunnel] is written as dotted keys; "
                                "remove it by hand")
         text = existing.rstrip("\n") + "\n" + starter if existing.strip() else starter.lstrip()
-        pyproject.write_text(text, encoding="utf-8")
+        _write_file(pyproject, text)
         print(f"wrote {pyproject} ([tool.mlfunnel] section)")
     else:
-        pyproject.write_text(starter.lstrip(), encoding="utf-8")
+        _write_file(pyproject, starter.lstrip())
         print(f"wrote {pyproject}")
     for name, relative in DOCUMENTS.items():
         target = root / relative
         if target.exists() and not args.force:
             print(f"kept {target} (it exists; --force overwrites it)")
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(template(name), encoding="utf-8")
+        _write_file(target, template(name))
         print(f"wrote {target}")
     print("next: fill in the TODOs, then run 'pytest --funnel'")
     return 0

@@ -6,6 +6,7 @@ import functools
 import math
 import os
 import re
+import stat
 import sys
 import types
 import typing
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_mlfunnel import secrets
+from pytest_mlfunnel.atomic import read_regular, special_kind
 from pytest_mlfunnel.funnel import DEFAULT_FUNNEL, REPORT_ONLY, Required
 from pytest_mlfunnel.history import DEFAULT_HISTORY
 from pytest_mlfunnel.kinds import KindRegistry
@@ -92,8 +94,7 @@ class FunnelConfig:
 
 def read_toml(path: Path, file_label: str) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            blob = handle.read()
+        blob = read_regular(path)
         return tomllib.loads(blob.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(file_label, [("", not_utf8(blob, exc))]) from None
@@ -107,6 +108,20 @@ def read_toml(path: Path, file_label: str) -> dict[str, Any]:
         raise ConfigError(file_label, [("", f"not valid TOML: {exc}")]) from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ConfigError(file_label, [("", f"not valid TOML: {exc}")]) from None
+    except RecursionError:
+        raise ConfigError(file_label, [("", "not valid TOML: arrays or tables nested too "
+                                            "deeply to read")]) from None
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path`` is no file to read a config from: missing, a directory, a FIFO ..."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return "file not found"
+    if stat.S_ISDIR(mode):
+        return "is a directory: give the TOML file in it"
+    return f"is {special_kind(mode) or 'not a regular file'}, expected a TOML file"
 
 
 def not_utf8(blob: bytes, exc: UnicodeDecodeError) -> str:

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_mlfunnel.atomic import write_atomic
+from pytest_mlfunnel.atomic import read_regular, write_atomic
 from pytest_mlfunnel.funnel import NOT_PASSED
+from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.report import SCHEMA as SCHEMA  # the report's: a history line is one
 
 #: Where runs are recorded unless ``history = ...`` says otherwise.
@@ -80,10 +81,9 @@ def parse_line(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
     try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        # some of json's messages end in "at" ("Invalid control character at"): say it once
-        return None, f"not JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
+        data: Any = parse_json(text)
+    except JsonTextError as exc:
+        return None, f"not JSON ({exc.describe(with_line=False)})"
     if not isinstance(data, dict):
         return None, f"not a history entry (a JSON {type(data).__name__})"
     if data.get("schema") != SCHEMA:
@@ -104,7 +104,7 @@ def _split(blob: bytes) -> list[bytes]:
 def read_history(path: Path) -> History:
     """The history at ``path``; empty when the file does not exist yet."""
     try:
-        blob = path.read_bytes()
+        blob = read_regular(path)
     except FileNotFoundError:
         return History(path)
     return _parse(path, blob)
@@ -296,7 +296,7 @@ def record(path: Path, report: Mapping[str, Any]) -> History:
     with locked(path):
         remove_stale_temporaries(path)
         try:
-            blob = path.read_bytes()
+            blob = read_regular(path)
         except FileNotFoundError:
             blob = b""
         before = _parse(path, blob)

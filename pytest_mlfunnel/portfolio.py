@@ -105,7 +105,7 @@ def _fast_head(raw: bytes) -> dict[str, Any] | None:
         return None
     try:
         data = _DECODER.decode(raw[:cut].decode("utf-8") + "}")
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; parse_line says why
         return None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         return None

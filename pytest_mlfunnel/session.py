@@ -15,7 +15,13 @@ from _pytest.fixtures import FixtureLookupError
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.collection_errors import unknown_fixture_lines
-from pytest_mlfunnel.config import CheckEntry, ConfigError, FunnelConfig, load_config
+from pytest_mlfunnel.config import (
+    CheckEntry,
+    ConfigError,
+    FunnelConfig,
+    load_config,
+    not_a_file,
+)
 from pytest_mlfunnel.coverage_run import SameRunCoverage
 from pytest_mlfunnel.funnel import (
     REPORT_ONLY,
@@ -37,6 +43,7 @@ from pytest_mlfunnel.outcome import CriterionError, Outcome, raised_at
 from pytest_mlfunnel.render.escape import controls
 from pytest_mlfunnel.report import Report, output_problem, utc_now, write_atomic
 from pytest_mlfunnel.service_runs import ServiceRuns
+from pytest_mlfunnel.sources.file_types import special_file
 from pytest_mlfunnel.sources.metrics import READERS, add_readers
 from pytest_mlfunnel.sources.tabular import plan_aggregates
 from pytest_mlfunnel.suggest import did_you_mean
@@ -94,9 +101,7 @@ class FunnelSession:
             path = Path(option)
             path = path if path.is_absolute() else Path(pytest_config.invocation_params.dir) / path
             if not path.is_file():
-                why = ("is a directory: give the TOML file in it" if path.is_dir()
-                       else "file not found")
-                raise pytest.UsageError(f"--funnel-config: {option}: {why}")
+                raise pytest.UsageError(f"--funnel-config: {option}: {not_a_file(path)}")
         else:
             path = rootdir / "pyproject.toml"
         secrets.clear()  # this run's config decides what is secret
@@ -415,7 +420,9 @@ class FunnelSession:
             notes.append(self.history_error)
         previous = history.previous_to(release)
         if self.pytest_config.getoption("funnel_no_regress"):
-            if previous is None:
+            if self.history_error:  # a regression cannot be ruled out: not a pass
+                self.output_errors.append(f"--funnel-no-regress: {self.history_error}")
+            elif previous is None:
                 notes.append(f"--funnel-no-regress: no earlier release recorded in "
                              f"{self._nodeid_of(history.path)} to compare with")
             else:
@@ -503,15 +510,23 @@ def _check_outputs(pytest_config: pytest.Config, config: FunnelConfig, rootdir: 
             problem = output_problem(invocation / value, invocation)
             if problem is not None:
                 raise pytest.UsageError(f"{flag}: {value}: {problem}")
+    unreadable = "a directory" if config.history.is_dir() else special_file(config.history)
+    if pytest_config.getoption("funnel_no_regress") and unreadable:
+        raise pytest.UsageError(f"--funnel-no-regress: {_shown(config.history, rootdir)}: is "
+                                f"{unreadable}, not a history file to compare with (the history "
+                                "file, tool.mlfunnel.history)")
     if pytest_config.getoption("funnel_record") is not None:
         problem = output_problem(config.history, rootdir)
         if problem is not None:
-            try:
-                shown = config.history.relative_to(rootdir).as_posix()
-            except ValueError:
-                shown = str(config.history)
-            raise pytest.UsageError(f"--funnel-record: {shown}: {problem} (the history "
-                                    "file, tool.mlfunnel.history)")
+            raise pytest.UsageError(f"--funnel-record: {_shown(config.history, rootdir)}: "
+                                    f"{problem} (the history file, tool.mlfunnel.history)")
+
+
+def _shown(path: Path, rootdir: Path) -> str:
+    try:
+        return path.relative_to(rootdir).as_posix()
+    except ValueError:
+        return str(path)
 
 
 SEVERITIES = ("block", "warn")

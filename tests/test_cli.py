@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -93,6 +94,45 @@ def test_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: s
     assert len(done.stderr.splitlines()) == 1
     assert fnmatch.fnmatchcase(done.stderr.strip(), message.replace("[", "[[]"))
     assert done.stdout == ""
+
+
+def unreadable_inputs(root: Path) -> None:
+    (root / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (root / "digits.json").write_text('{"schema": "mlfunnel-report/1", "stage": ' + "7" * 5000
+                                      + "}")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(root / "pipe.json")
+    for name, content in (("latin", b'[project]\nname = "caf\xe9"\n'), ("plain", b"")):
+        (root / name).mkdir()
+        (root / name / "pyproject.toml").write_bytes(content)
+    (root / "plain" / "docs").write_text("a file where a folder should be\n")
+    (root / "folder" / "pyproject.toml").mkdir(parents=True)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["report", "deep.json", "--html", "o.html"],
+     "deep.json: not JSON (arrays or objects nested too deeply to read)"),
+    (["compare", "deep.json", "deep.json"],
+     "deep.json: not JSON (arrays or objects nested too deeply to read)"),
+    (["badge", "--report", "digits.json"],
+     "digits.json: not JSON (an integer of 5000 digits (at most 4300 are read))"),
+    pytest.param(["report", "pipe.json", "--html", "o.html"],
+                 "pipe.json: cannot read: a FIFO (named pipe), not a regular file",
+                 marks=pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")),
+    (["init", "--dir", "latin"],
+     "latin/pyproject.toml: cannot read: not UTF-8 text (byte 0xe9 at position 21)"),
+    (["init", "--dir", "folder"], "folder/pyproject.toml: cannot read: Is a directory"),
+    (["init", "--dir", "plain"], "plain/docs/problem.md: cannot write: plain/docs is not a "
+                                 "directory"),
+], ids=["nested-report", "nested-compare", "digits-badge", "fifo-report", "latin-1-pyproject",
+        "pyproject-folder", "docs-a-file"])
+def test_an_unreadable_input_exits_2_with_one_line(tmp_path: Path, args: list[str],
+                                                   message: str) -> None:
+    unreadable_inputs(tmp_path)
+    done = mlfunnel(*args, cwd=tmp_path)
+    assert done.stderr.splitlines() == [f"mlfunnel: error: {message}"]
+    assert done.returncode == 2
+    assert not (tmp_path / "o.html").exists()
 
 
 def test_a_file_that_is_not_a_report_is_refused(tmp_path: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -201,3 +202,25 @@ def test_a_config_file_that_is_not_toml_is_named(pytester: pytest.Pytester) -> N
     assert result.ret == 4
     result.stderr.fnmatch_lines(["ERROR: funnel.toml: not valid TOML: Expected ']' at the end of a "
                                  "table declaration (at line 1, column 15)"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_config_path_that_is_not_a_file_says_what_it_is(pytester: pytest.Pytester) -> None:
+    (pytester.path / "folder.toml").mkdir()
+    os.mkfifo(pytester.path / "pipe.toml")
+    for name, message in (("folder.toml", "is a directory: give the TOML file in it"),
+                          ("pipe.toml", "is a FIFO (named pipe), expected a TOML file"),
+                          ("absent.toml", "file not found")):
+        result = pytester.runpytest(f"--funnel-config={name}")
+        assert result.ret == 4
+        result.stderr.fnmatch_lines([f"ERROR: --funnel-config: {name}: {message}"])
+
+
+def test_a_config_nested_too_deeply_is_one_line(pytester: pytest.Pytester) -> None:
+    (pytester.path / "funnel.toml").write_text(
+        '[tool.mlfunnel]\nrequire = "model"\nx = ' + "[" * 5000 + "]" * 5000 + "\n")
+    result = pytester.runpytest("--funnel-config=funnel.toml")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: funnel.toml: not valid TOML: arrays or tables nested "
+                                 "too deeply to read"])
+    assert "Traceback" not in result.stderr.str()

@@ -114,6 +114,46 @@ def test_expectations_written_as_dotted_toml_keys_name_nested_metrics(
                                         "slices.north.r2 0.7, expected >= 0.75"])
 
 
+@pytest.mark.parametrize("encoded", [
+    b"\xef\xbb\xbf" + b'{"accuracy": 0.91}',
+    '{"accuracy": 0.91}'.encode("utf-16"),
+], ids=["utf-8-with-bom", "utf-16"])
+def test_a_json_metrics_file_with_a_bom_or_in_utf16_is_read(pytester: pytest.Pytester,
+                                                             encoded: bytes) -> None:
+    """Windows tools write both (PowerShell's Out-File, Set-Content -Encoding utf8BOM)."""
+    (pytester.path / "reports").mkdir()
+    (pytester.path / "reports" / "eval.json").write_bytes(encoded)
+    config(pytester, """
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect = { accuracy = ">= 0.95" }
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["accuracy 0.91, expected >= 0.95"])
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b'accuracy = 0.9\nnote = "caf\xe9"\n',
+     "reports/eval.toml: not valid TOML (not UTF-8: byte 0xe9 at position 26)"),
+    (b"accuracy = 0.9\ncurve = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+     "reports/eval.toml: not valid TOML (arrays or tables nested too deeply to read)"),
+], ids=["latin-1", "nested-deeply"])
+def test_a_toml_metrics_file_that_cannot_be_read_names_the_file(
+        pytester: pytest.Pytester, content: bytes, message: str) -> None:
+    (pytester.path / "reports").mkdir()
+    (pytester.path / "reports" / "eval.toml").write_bytes(content)
+    config(pytester, """
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.toml"
+        expect = { accuracy = ">= 0.8" }
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([message])
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_toml_metrics_and_percent_display(pytester: pytest.Pytester) -> None:
     write(pytester.path, "reports/eval.toml", "[errors]\nshare = 0.023\n")
     config(pytester, """
@@ -140,7 +180,11 @@ def test_toml_metrics_and_percent_display(pytester: pytest.Pytester) -> None:
         pytest.param('{"a": ' * 100_000 + "1" + "}" * 100_000,
                      "reports/eval.json: the JSON is nested too deeply to read",
                      id="nested-100000"),
+        ('{"accuracy": ' + "9" * 5000 + "}",
+         "reports/eval.json: not valid JSON (an integer of 5000 digits (at most 4300 are read))"),
     ],
+    ids=["cut-short", "unterminated", "a-list", "a-word", "nested-950", "nested-100000",
+         "thousands-of-digits"],
 )
 def test_bad_metrics_files_are_error_criteria(pytester: pytest.Pytester, content: str,
                                               message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -137,6 +138,23 @@ def test_a_json_message_ending_in_at_says_at_once(tmp_path: Path, line: str,
     path = tmp_path / "history.jsonl"
     path.write_text(line + "\n")
     assert read_history(path).notes("h") == [f"h:1: not JSON ({problem}) (skipped, left in place)"]
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ('{"schema": "mlfunnel-report/1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "arrays or objects nested too deeply to read"),
+    ('{"schema": "mlfunnel-report/1", "stage": ' + "7" * 5000 + "}",
+     "an integer of 5000 digits (at most 4300 are read)"),
+], ids=["nested-deeply", "thousands-of-digits"])
+def test_a_line_json_cannot_hold_in_memory_is_skipped_and_kept(tmp_path: Path, line: str,
+                                                               problem: str) -> None:
+    path = tmp_path / "history.jsonl"
+    path.write_text(line + "\n" + json.dumps(summary("v1", 1)) + "\n")
+    history = read_history(path)
+    assert history.notes("h") == [f"h:1: not JSON ({problem}) (skipped, left in place)"]
+    assert [e["release"] for e in history.entries] == ["v1"]
+    record(path, summary("v2", 2))
+    assert path.read_text().splitlines()[0] == line
 
 
 def test_a_missing_history_is_empty_and_the_write_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -282,6 +300,57 @@ def test_a_corrupt_history_line_is_a_note_and_stays(pytester: pytest.Pytester) -
     ])
     assert history.read_text().splitlines()[0] == "this is not json"
     assert len(history.read_text().splitlines()) == 3
+
+
+def test_a_history_line_nested_too_deeply_does_not_stop_the_run(pytester: pytest.Pytester
+                                                                ) -> None:
+    make_project(pytester, stage=3)
+    history = pytester.path / ".mlfunnel" / "history.jsonl"
+    history.parent.mkdir()
+    deep = '{"schema": "mlfunnel-report/1", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    history.write_text(deep + "\n" + json.dumps(summary("v0", 1)) + "\n")
+    result = pytester.runpytest("--funnel", "--funnel-record=v1", "--funnel-no-regress")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "since v0: data -> model, up 2 stages",
+        "*note: .mlfunnel/history.jsonl:1: not JSON (arrays or objects nested too deeply to "
+        "read) (skipped, left in place)",
+        "*note: recorded v1 in .mlfunnel/history.jsonl",
+    ])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert history.read_text().splitlines()[0] == deep
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_history_that_is_a_named_pipe_is_refused_not_waited_on(pytester: pytest.Pytester
+                                                                 ) -> None:
+    """Opening a FIFO waits for a writer forever: the run must end all the same."""
+    make_project(pytester, stage=3)
+    (pytester.path / ".mlfunnel").mkdir()
+    os.mkfifo(pytester.path / ".mlfunnel" / "history.jsonl")
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*note: cannot read .mlfunnel/history.jsonl: a FIFO (named "
+                                 "pipe), not a regular file"])
+    for option, usage in (("--funnel-record=v1", "--funnel-record"),
+                          ("--funnel-no-regress", "--funnel-no-regress")):
+        result = pytester.runpytest_subprocess("--funnel", option, timeout=120)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: {usage}: .mlfunnel/history.jsonl: is a FIFO "
+                                     "(named pipe), *(the history file, "
+                                     "tool.mlfunnel.history)"])
+
+
+def test_no_regress_with_a_history_that_is_a_directory_is_a_usage_error(
+        pytester: pytest.Pytester) -> None:
+    """A regression that cannot be looked for is not a pass."""
+    make_project(pytester, stage=3)
+    (pytester.path / ".mlfunnel" / "history.jsonl").mkdir(parents=True)
+    result = pytester.runpytest("--funnel", "--funnel-no-regress")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: --funnel-no-regress: .mlfunnel/history.jsonl: is a directory, not a history "
+        "file to compare with (the history file, tool.mlfunnel.history)"])
 
 
 def test_the_history_path_comes_from_the_config(pytester: pytest.Pytester) -> None:

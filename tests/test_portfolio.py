@@ -267,6 +267,23 @@ def test_bad_input_is_reported_with_its_path_and_skipped(tmp_path: Path) -> None
     assert reading.lines_skipped == 5
 
 
+def test_lines_json_cannot_hold_are_reported_and_the_rest_is_counted(tmp_path: Path) -> None:
+    good = project_history(tmp_path, "good", [("2026-01-01", 1)])
+    deep = b'{"schema":"mlfunnel-report/1","x":' + b"[" * 100_000 + b"]" * 100_000 + b',"gates":[]}'
+    digits = b'{"schema":"mlfunnel-report/1","stage":' + b"7" * 5000 + b',"gates":[]}'
+    with good.open("ab") as handle:
+        handle.write(deep + b"\n" + digits + b"\n")
+    report = tmp_path / "deep.json"
+    report.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    reading = read_paths([tmp_path / "good", report])
+    assert [str(p) for p in reading.problems] == [
+        f"{good}:2: not JSON (arrays or objects nested too deeply to read)",
+        f"{good}:3: not JSON (an integer of 5000 digits (at most 4300 are read))",
+        f"{report}: not JSON (arrays or objects nested too deeply to read)",
+    ]
+    assert [r.release for r in reading.releases] == ["v1"]
+
+
 def test_a_file_full_of_foreign_lines_is_noted_a_few_times_then_counted(tmp_path: Path
                                                                         ) -> None:
     path = tmp_path / "notes.jsonl"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_mlfunnel.context import EvalContext
+from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.registry import LazyTable
 from pytest_mlfunnel.sources.failures import open_once
@@ -152,14 +153,17 @@ def json_position(exc: json.JSONDecodeError) -> str:
 def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # bytes: json finds the encoding itself (a BOM, UTF-16 as PowerShell writes it)
+        data = parse_json(path.read_bytes())
         if not isinstance(data, Mapping):
             raise CriterionError(f"{spec.display()}: expected a JSON object of metrics, "
                                  f"got {type(data).__name__}")
         return MetricSet(flatten(data), spec.display())
-    except json.JSONDecodeError as exc:
-        raise CriterionError(f"{spec.display()}: not valid JSON ({json_position(exc)})"
-                             ) from None
+    except JsonTextError as exc:
+        if exc.too_deep:  # said as over HTTP
+            raise CriterionError(f"{spec.display()}: the JSON is nested too deeply to read"
+                                 ) from None
+        raise CriterionError(f"{spec.display()}: not valid JSON ({exc})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
     except RecursionError:  # in the decoder or in flatten, whichever runs out first
@@ -172,8 +176,15 @@ def read_toml_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
+    except UnicodeDecodeError as exc:
+        raise CriterionError(f"{spec.display()}: not valid TOML (not UTF-8: byte "
+                             f"0x{exc.object[exc.start]:02x} at position {exc.start})"
+                             ) from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of thousands of digits
         raise CriterionError(f"{spec.display()}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise CriterionError(f"{spec.display()}: not valid TOML (arrays or tables nested "
+                             "too deeply to read)") from None
     except OSError as exc:
         raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
     return MetricSet(flatten(data), spec.display())
