@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,49 @@ def last_changed(path: Path, rootdir: Path) -> dt.datetime:
 
 
 def expand(pattern: str, rootdir: Path) -> list[Path]:
+    """The paths a pattern names, symbolic links that lead nowhere included (the check
+    names them). Globs as ``glob`` reads them, but ``**`` does not descend into a linked
+    folder: ``glob`` does, and two links to a parent folder make that walk exponential."""
     base = Path(pattern).expanduser()
     full = base if base.is_absolute() else rootdir / base
     if glob.has_magic(pattern):
-        return sorted(Path(p) for p in glob.glob(str(full), recursive=True))
-    return [full] if full.exists() else []
+        return sorted(Path(p) for p in _glob(full))
+    return [full] if os.path.lexists(full) else []
+
+
+def _glob(full: Path) -> list[str]:
+    parts = full.parts
+    start = 0
+    while start < len(parts) and not glob.has_magic(parts[start]):
+        start += 1
+    current = [os.path.join(*parts[:start])]
+    for index in range(start, len(parts)):
+        part, last = parts[index], index == len(parts) - 1
+        found: list[str] = []
+        for folder in current:
+            if part == "**":
+                found.extend(_below(folder, with_files=last))
+            elif glob.has_magic(part):
+                found.extend(glob.glob(os.path.join(glob.escape(folder), part)))
+            elif os.path.lexists(os.path.join(folder, part)):
+                found.append(os.path.join(folder, part))
+        current = list(dict.fromkeys(found))
+    return current
+
+
+def _below(folder: str, with_files: bool) -> list[str]:
+    """``folder/**``: the folder and every folder under it (and file, at the end of the
+    pattern), hidden names left out as ``glob`` leaves them; linked folders are listed but
+    not entered."""
+    if not os.path.isdir(folder):
+        return []
+    found = [folder]
+    for root, dirs, files in os.walk(folder):  # followlinks=False
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, d) for d in dirs)
+        if with_files:
+            found.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith("."))
+    return found
 
 
 class FilesKind(CheckKind[FilesConfig]):
@@ -72,9 +111,10 @@ class FilesKind(CheckKind[FilesConfig]):
     @staticmethod
     def _evaluator(check: FilesConfig, pattern: str, expected: str) -> Evaluate:
         def evaluate(ctx: EvalContext) -> Outcome:
-            matches = expand(pattern, ctx.rootdir)
+            found = expand(pattern, ctx.rootdir)
+            matches = [path for path in found if path.exists()]
             if not matches:
-                return Outcome.failed(f"{pattern}: no such file", 0, expected)
+                return Outcome.failed(_missing(pattern, found, ctx.rootdir), 0, expected)
             if check.max_age is None:
                 return Outcome.passed(len(matches), expected,
                                       f"{pattern}: {len(matches)} file(s)")
@@ -96,6 +136,17 @@ class FilesKind(CheckKind[FilesConfig]):
                 f"{format_duration(check.max_age)}: {named}{more}",
                 round(oldest / 86400.0, 2), expected)
         return evaluate
+
+
+def _missing(pattern: str, broken: list[Path], rootdir: Path) -> str:
+    """``no such file``, naming the links that lead nowhere (or in a loop) when that is why."""
+    if not broken:
+        return f"{pattern}: no such file"
+    if not glob.has_magic(pattern):
+        return f"{pattern}: a broken symbolic link (it leads to no file)"
+    named = ", ".join(_rel(path, rootdir) for path in broken[:MAX_LISTED])
+    more = f" and {len(broken) - MAX_LISTED} more" if len(broken) > MAX_LISTED else ""
+    return f"{pattern}: no such file (only broken symbolic links: {named}{more})"
 
 
 def _rel(path: Path, rootdir: Path) -> str:
