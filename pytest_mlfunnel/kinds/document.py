@@ -33,10 +33,11 @@ MODEL_CARD_SECTIONS = [
 SIGN_OFF_HEADINGS = ("sign-off", "sign-offs", "sign off", "sign offs", "signoff", "signoffs",
                      "approvals", "approval")
 
-_HEADING_RE = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
+# the closing #s are stripped in Python: "(.*?)\s*#*\s*$" backtracked cubically over a long
+# run of spaces (a heading padded with 2,000 spaces took minutes)
+_HEADING_RE = re.compile(r"^ {0,3}(#{1,6})\s+(.*)$")
 _SETEXT_RE = re.compile(r"^ {0,3}(=+|-+)\s*$")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
-_COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
 _DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 _PLACEHOLDER_RE = re.compile(
     r"^(todo|tbd|tba|tbc|fixme|xxx|placeholder|n/?a|none yet|coming soon|to be (written|"
@@ -87,7 +88,8 @@ def parse_sections(text: str) -> list[Section]:
             continue
         match = _HEADING_RE.match(line)
         if match:
-            headings.append((index, len(match.group(1)), match.group(2).strip()))
+            headings.append((index, len(match.group(1)),
+                             match.group(2).rstrip().rstrip("#").strip()))
         elif (index > 0 and _SETEXT_RE.match(line) and lines[index - 1].strip()
               and not _HEADING_RE.match(lines[index - 1])
               and (not headings or headings[-1][0] != index - 1)):
@@ -124,9 +126,28 @@ def find_section(sections: list[Section], title: str) -> Section | None:
     return None
 
 
+def without_comments(text: str) -> str:
+    """The text without its ``<!-- ... -->`` comments, in one pass. (The regular expression
+    ``<!--.*?-->`` scanned to the end of the text from every unclosed ``<!--``: a document
+    with thousands of them took minutes.) An unclosed comment is left as it is."""
+    kept: list[str] = []
+    position = 0
+    while True:
+        start = text.find("<!--", position)
+        if start < 0:
+            break
+        end = text.find("-->", start + 4)
+        if end < 0:  # no later "<!--" can close either
+            break
+        kept.append(text[position:start])
+        position = end + 3
+    kept.append(text[position:])
+    return "".join(kept)
+
+
 def meaningful_lines(body: list[str]) -> list[str]:
     """Body lines that say something: no headings, comments, blanks or placeholders."""
-    text = _COMMENT_RE.sub("", "\n".join(body))
+    text = without_comments("\n".join(body))
     kept = []
     for line in text.splitlines():
         if _HEADING_RE.match(line) or _SETEXT_RE.match(line):
@@ -152,7 +173,7 @@ class SignOff:
 
 def parse_sign_offs(section: Section, roles: list[str]) -> dict[str, SignOff | None]:
     found: dict[str, SignOff | None] = {role: None for role in roles}
-    for raw in _COMMENT_RE.sub("", "\n".join(section.body)).splitlines():
+    for raw in without_comments("\n".join(section.body)).splitlines():
         line = raw.strip()
         if not line or set(line) <= set("|-: "):
             continue
@@ -248,7 +269,7 @@ class DocumentKind(CheckKind[DocumentConfig]):
                                       f"{have})", None, expected)
             content = meaningful_lines(section.body)
             if not content:
-                visible = _COMMENT_RE.sub("", "\n".join(section.body))
+                visible = without_comments("\n".join(section.body))
                 raw = " ".join(line.strip() for line in visible.splitlines() if line.strip())
                 commented = visible != "\n".join(section.body)
                 what = (f"only a placeholder ({raw[:40]})" if raw
