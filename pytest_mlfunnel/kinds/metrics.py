@@ -50,8 +50,21 @@ def _number(name: str, value: Any, origin: str) -> float:
                 return float(value)
             except ValueError:
                 pass
-        raise CriterionError(f"{name} in {origin} is {value!r}, not a number")
+        raise CriterionError(f"{name} in {origin} is {_shown(value)}, not a number")
     return float(value)
+
+
+#: How much of a value that is not a number the message quotes
+SHOWN_CHARACTERS = 60
+
+
+def _shown(value: Any) -> str:
+    """``'n/a'``; a long text is cut (a whole base64 blob made a message of pages)."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS + 20:
+        return text
+    size = f"{len(value)} characters" if isinstance(value, str) else f"{len(text)} characters"
+    return f"{text[:SHOWN_CHARACTERS]}… ({size})"
 
 
 class MetricsKind(CheckKind[MetricsConfig]):

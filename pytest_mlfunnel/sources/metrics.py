@@ -37,26 +37,46 @@ class MetricSet:
     """Flat ``dotted.name -> value`` metrics with wildcard lookup."""
 
     def __init__(self, values: Mapping[str, Any], origin: str,
-                 evidence: Mapping[str, Any] | None = None) -> None:
+                 evidence: Mapping[str, Any] | None = None,
+                 ambiguous: Mapping[str, int] | None = None) -> None:
         self.values = dict(values)
         self.origin = origin
         # where exactly the numbers came from (e.g. an MLflow run id), for the report
         self.evidence = dict(evidence or {})
+        #: names more than one value flattens to ({"a.b": 1, "a": {"b": 2}}) -> how many
+        self.ambiguous = dict(ambiguous or {})
+
+    @classmethod
+    def of_nested(cls, value: Any, origin: str) -> MetricSet:
+        """The metrics of nested mappings and lists, by dotted name."""
+        flat: dict[str, Any] = {}
+        ambiguous: dict[str, int] = {}
+        _flatten_into(value, "", flat, ambiguous)
+        return cls(flat, origin, ambiguous=ambiguous)
 
     def names(self) -> list[str]:
         return list(self.values)
 
     def resolve(self, pattern: str) -> list[tuple[str, Any]]:
-        """Every (name, value) the pattern matches; ``*`` matches exactly one level."""
+        """Every (name, value) the pattern matches; ``*`` matches exactly one level.
+
+        A name that holds several values raises: which one was meant cannot be known."""
         if "*" not in pattern:
-            return [(pattern, self.values[pattern])] if pattern in self.values else []
-        wanted = pattern.split(".")
-        found = []
-        for name, value in self.values.items():
-            parts = name.split(".")
-            if len(parts) == len(wanted) and all(
-                    w == "*" or w == p for w, p in zip(wanted, parts, strict=True)):
-                found.append((name, value))
+            found = [(pattern, self.values[pattern])] if pattern in self.values else []
+        else:
+            wanted = pattern.split(".")
+            found = []
+            for name, value in self.values.items():
+                parts = name.split(".")
+                if len(parts) == len(wanted) and all(
+                        w == "*" or w == p for w, p in zip(wanted, parts, strict=True)):
+                    found.append((name, value))
+        for name, _ in found:
+            if name in self.ambiguous:
+                raise CriterionError(
+                    f"{name}: {self.origin} has {self.ambiguous[name]} values of that name (a "
+                    "key written with dots and the same path through nested keys or lists); "
+                    "rename one of them")
         return found
 
     def describe_names(self) -> str:
@@ -67,21 +87,35 @@ class MetricSet:
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings (and lists) -> dotted names."""
+    """Nested mappings (and lists) -> dotted names (of two values of one name, the later;
+    ``MetricSet.of_nested`` remembers such names instead)."""
     flat: dict[str, Any] = {}
+    _flatten_into(value, prefix, flat, {})
+    return flat
+
+
+def _flatten_into(value: Any, prefix: str, flat: dict[str, Any],
+                  ambiguous: dict[str, int]) -> None:
     if isinstance(value, Mapping):
         items: list[tuple[str, Any]] = [(str(k), v) for k, v in value.items()]
     elif isinstance(value, list | tuple):
         items = [(str(i), v) for i, v in enumerate(value)]
     else:
-        return {prefix: value} if prefix else {}
+        if prefix:
+            _put(flat, ambiguous, prefix, value)
+        return
     for key, inner in items:
         name = f"{prefix}.{key}" if prefix else key
         if isinstance(inner, Mapping | list | tuple):
-            flat.update(flatten(inner, name))
+            _flatten_into(inner, name, flat, ambiguous)
         else:
-            flat[name] = inner
-    return flat
+            _put(flat, ambiguous, name, inner)
+
+
+def _put(flat: dict[str, Any], ambiguous: dict[str, int], name: str, value: Any) -> None:
+    if name in flat:
+        ambiguous[name] = ambiguous.get(name, 1) + 1
+    flat[name] = value
 
 
 #: A metrics reader: a source -> its named numbers (raise ``CriterionError`` with one line).
@@ -141,7 +175,7 @@ def from_object(value: Any, origin: str) -> MetricSet:
     if not isinstance(value, Mapping):
         raise CriterionError(f"{origin} returned {type(value).__name__}, expected a mapping "
                              "of metric names to numbers")
-    return MetricSet(flatten(value), origin)
+    return MetricSet.of_nested(value, origin)
 
 
 def json_position(exc: json.JSONDecodeError) -> str:
@@ -158,7 +192,7 @@ def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
         if not isinstance(data, Mapping):
             raise CriterionError(f"{spec.display()}: expected a JSON object of metrics, "
                                  f"got {type(data).__name__}")
-        return MetricSet(flatten(data), spec.display())
+        return MetricSet.of_nested(data, spec.display())
     except JsonTextError as exc:
         if exc.too_deep:  # said as over HTTP
             raise CriterionError(f"{spec.display()}: the JSON is nested too deeply to read"
@@ -187,7 +221,7 @@ def read_toml_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
                              "too deeply to read)") from None
     except OSError as exc:
         raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
-    return MetricSet(flatten(data), spec.display())
+    return MetricSet.of_nested(data, spec.display())
 
 
 def _existing(spec: SourceSpec, rootdir: Path) -> Path:
