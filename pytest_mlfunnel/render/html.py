@@ -384,7 +384,12 @@ th, td { text-align: left; vertical-align: top; border-bottom: 1px solid var(--l
 thead th { border-bottom: 2px solid #999; font-size: 13px; color: var(--muted); }
 td code, li code { font-size: 13px; overflow-wrap: break-word; }
 .criteria td:nth-child(2) { min-width: 13em; }
-.ev { font-size: 12px; border: 1px solid #999; border-radius: 3px; padding: 0 4px; }
+/* a value or message of one long word (a path, a token, a repr) wraps inside its cell
+   instead of widening the table past the page; "break-word" would not narrow the column */
+.criteria td, .criteria td code, h1, .verdict li, .notes li { overflow-wrap: anywhere; }
+.criteria td:nth-child(n+3):nth-child(-n+5) { min-width: 4em; }
+.ev { font-size: 12px; border: 1px solid #999; border-radius: 3px; padding: 0 4px;
+  white-space: nowrap; }
 .ev-attested { border-style: dashed; }
 .releases td, .releases th { white-space: nowrap; font-size: 13px; }
 .releases td.s-failed { font-weight: 700; }
