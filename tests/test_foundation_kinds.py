@@ -114,6 +114,31 @@ def test_expectations_written_as_dotted_toml_keys_name_nested_metrics(
                                         "slices.north.r2 0.7, expected >= 0.75"])
 
 
+def test_a_name_two_values_flatten_to_is_an_error_not_a_choice(pytester: pytest.Pytester
+                                                              ) -> None:
+    """{"f1.macro": 0.2, "f1": {"macro": 0.9}}: one of the two passed, silently."""
+    write(pytester.path, "reports/eval.json", json.dumps(
+        {"accuracy": 0.9, "f1.macro": 0.2, "f1": {"macro": 0.9},
+         "slices": {"north": {"r2": 0.8}}, "slices.north.r2": 0.1}))
+    write(pytester.path, "reports/eval.toml", '"f1.macro" = 0.2\n[f1]\nmacro = 0.9\n')
+    config(pytester, """
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect = { accuracy = ">= 0.8", "f1.macro" = ">= 0.5", "slices.*.r2" = ">= 0.5" }
+        [tool.mlfunnel.model.toml]
+        metrics = "reports/eval.toml"
+        expect = { "f1.macro" = ">= 0.5" }
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1, failed=3)
+    for name, origin in (("f1.macro", "reports/eval.json"), ("slices.north.r2",
+                                                             "reports/eval.json"),
+                         ("f1.macro", "reports/eval.toml")):
+        result.stdout.fnmatch_lines([f"{name}: {origin} has 2 values of that name (a key "
+                                     "written with dots and the same path through nested "
+                                     "keys or lists); rename one of them"])
+
+
 @pytest.mark.parametrize("encoded", [
     b"\xef\xbb\xbf" + b'{"accuracy": 0.91}',
     '{"accuracy": 0.91}'.encode("utf-16"),
@@ -369,6 +394,24 @@ def test_markdown_parsing_rules() -> None:
     assert str(found["product"].date) == "2026-10-01"
 
 
+def test_a_document_built_to_slow_the_parser_is_read_in_linear_time(
+        pytester: pytest.Pytester) -> None:
+    """A heading padded with spaces and thousands of unclosed comments each took minutes."""
+    write(pytester.path, "docs/problem.md",
+          "# Problem" + " " * 3000 + "x\nChurn costs us.\n\n## Baseline\n"
+          + "<!-- draft " * 20_000 + "\n")
+    config(pytester, """
+        [tool.mlfunnel.problem.statement]
+        document = "docs/problem.md"
+        sections = ["Baseline", "Risks"]
+    """, funnel='["problem"]')
+    # before, parsing alone took minutes: past the timeout on any machine
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["docs/problem.md: no section 'Risks' (sections: Problem"
+                                 "* x, Baseline)"])
+
+
 # ----------------------------------------------------------------------------- files
 def git(cwd: Path, *args: str, date: str | None = None) -> None:
     env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
@@ -415,6 +458,47 @@ def test_files_fall_back_to_mtime_outside_git(pytester: pytest.Pytester) -> None
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["models/m.pkl: 1 of 1 file(s) older than 90 days: models/m.pkl "
                                  "(200 days ago)"])
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink") or os.name != "posix", reason="POSIX links")
+def test_a_recursive_glob_does_not_follow_links_back_up(pytester: pytest.Pytester) -> None:
+    """Two links to a parent folder made ``**`` walk 2**40 paths: the run never ended."""
+    write(pytester.path, "models/eval/summary.md", "# Summary\n")
+    (pytester.path / "models" / "eval" / "up").symlink_to("..")
+    (pytester.path / "models" / "eval" / "again").symlink_to("..")
+    write(pytester.path, "tests/test_unit.py", "def test_unit():\n    pass\n")
+    config(pytester, """
+        [tool.mlfunnel.maintenance.artifacts]
+        files = ["**/summary.md", "models/**/*.pkl"]
+    """, funnel='["maintenance"]')
+    # pytest itself would walk the links when collecting the rootdir: collect tests/ only
+    result = pytester.runpytest_subprocess("--funnel", "-v", "tests", timeout=120)
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines_random([
+        "pyproject.toml::maintenance::artifacts::anyany/summary.md PASSED*",
+        "models/[*][*]/[*].pkl: no such file",
+    ])
+
+
+def test_a_glob_under_a_missing_folder_fails_and_broken_links_are_named(
+        pytester: pytest.Pytester) -> None:
+    """``glob`` answers ``missing/**`` with ``missing/`` whether it exists or not."""
+    write(pytester.path, "docs/runbook.md", "# Runbook\n")
+    (pytester.path / "docs" / "card.md").symlink_to("gone.md")
+    (pytester.path / "model.pkl").symlink_to("model.pkl")  # a link to itself
+    config(pytester, """
+        [tool.mlfunnel.maintenance.artifacts]
+        files = ["models/**", "docs/**", "docs/c*.md", "model.pkl"]
+        max_age = "90 days"
+    """, funnel='["maintenance"]')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines_random([
+        "models/[*][*]: no such file",
+        "docs/c[*].md: no such file (only broken symbolic links: docs/card.md)",
+        "model.pkl: a broken symbolic link (it leads to no file)",
+    ])
+    assert "FileNotFoundError" not in result.stdout.str()
 
 
 # ----------------------------------------------------------------------------- owners

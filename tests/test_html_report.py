@@ -319,6 +319,39 @@ def test_the_page_loads_in_chromium_without_errors_or_requests(
 
 
 @pytest.mark.browser
+def test_long_words_wrap_inside_the_page_in_chromium(pytester: pytest.Pytester,
+                                                     browser: Any) -> None:
+    """A message of one long word (a path, a token) made the table 50,000 pixels wide."""
+    pytester.makepyprojecttoml(f"""
+        [project]
+        name = "{'churn' * 60}"
+        [tool.mlfunnel]
+        funnel = ["model"]
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect = {{ accuracy = ">= 0.8", "{'f1_' * 60}" = ">= 0.5" }}
+    """)
+    (pytester.path / "reports").mkdir()
+    (pytester.path / "reports" / "eval.json").write_text(json.dumps(
+        {"accuracy": "s3://bucket/" + "x" * 5000, "f1_" * 60: 0.1}))
+    result = pytester.runpytest("--funnel", "--funnel-html=out/report.html")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["accuracy in reports/eval.json is 's3://bucket/xxx*… (5012 "
+                                 "characters), not a number"])
+    page = pytester.path / "out" / "report.html"
+    open_page(browser, page)
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
+    assert browser.execute_script(
+        "return Array.from(document.querySelectorAll('table.criteria'), t => "
+        "t.getBoundingClientRect().right <= t.parentElement.getBoundingClientRect().right)"
+    ) == [True]
+    # the badge of the evidence column stays whole
+    assert browser.execute_script(
+        "const e = document.querySelector('.ev'); return e.getClientRects().length") == 1
+
+
+@pytest.mark.browser
 def test_the_request_check_sees_a_page_that_fetches(tmp_path: Path, browser: Any) -> None:
     """The no-request assertion above can fail: a page with an external image trips it."""
     page = tmp_path / "fetching.html"
