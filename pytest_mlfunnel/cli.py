@@ -18,6 +18,7 @@ from pytest_mlfunnel.atomic import read_regular
 from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
 from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.portfolio_command import add_portfolio_command
+from pytest_mlfunnel.render.escape import one_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -225,6 +226,9 @@ def history_table(entries: Sequence[Mapping[str, Any]], funnel: Sequence[str]) -
                 word = GATE_WORDS.get(str(gate.get("status")), str(gate.get("status")))
                 row.append(f"{word} {count(gate.get('passed'))}/{count(gate.get('total'))}")
         rows.append(row)
+    # release and gate names come from a file anyone may have edited: an escape sequence in
+    # one would recolour or retitle the terminal, a newline would break the table
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
              for row in rows]

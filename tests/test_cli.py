@@ -284,6 +284,23 @@ def test_history_prints_releases_by_gates(recorded: pytest.Pytester) -> None:
     assert [line.split()[0] for line in last.stdout.splitlines()[2:]] == ["v1.2.0"]
 
 
+def test_history_shows_control_characters_in_release_names_as_escapes(
+        pytester: pytest.Pytester) -> None:
+    """A release named by hand reached the terminal raw: a title change, a colour, a line
+    break through the table."""
+    pytester.makepyprojecttoml(CONFIG)
+    set_eval(pytester, 0.9)
+    for release in ("v1\x1b]0;pwned\x07\x1b[31m", "v2\nforged row"):
+        assert pytester.runpytest("--funnel", f"--funnel-record={release}").ret == 0
+    done = mlfunnel("history", cwd=pytester.path)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith("v1\\x1b]0;pwned\\x07\\x1b[31m  ")
+    assert lines[3].startswith("v2\\nforged row  ")
+
+
 def test_history_reads_the_path_from_the_config(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml(CONFIG.replace('require = "model"',
                                               'require = "model"\nhistory = "ops/h.jsonl"'))

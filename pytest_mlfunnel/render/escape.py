@@ -33,6 +33,12 @@ def controls(text: str) -> str:
     return _CONTROL_RE.sub(_visible, text)
 
 
+def one_line(text: str) -> str:
+    """Text for one line of a terminal table: every character that is not printable (controls,
+    newlines, line separators) written as its escape (``\\x1b``, ``\\n``, ``\\u2028``)."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def markdown(text: str) -> str:
     """One line of Markdown that renders as the text it holds: no image, link, emphasis,
     HTML or table cell break can come out of it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pytest_mlfunnel.portfolio import FunnelGroup, Portfolio, ProjectSummary
+from pytest_mlfunnel.render.escape import one_line
 
 BAR_WIDTH = 20
 MAX_NAME = 40
@@ -13,7 +14,7 @@ MAX_STALLED_LISTED = 10
 
 def clean(value: object, limit: int | None = None) -> str:
     """Text safe for a terminal: control characters shown as escapes, long text cut."""
-    text = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+    text = one_line(str(value))
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
