@@ -128,6 +128,11 @@ BROKEN = [
         ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: expect: give at least one metric, "
          "e.g. expect = { accuracy = \">= 0.8\" }"],
         id="empty-expect"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { "" = ">= 0.8" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: expect: a metric name is empty "
+         "(\"\" = ...); name the metric, e.g. expect = { accuracy = \">= 0.8\" }"],
+        id="empty-metric-name"),
 ]
 
 

@@ -35,6 +35,9 @@ class MetricsConfig(CheckConfig):
         if not self.expect:
             raise ValueError("expect: give at least one metric, e.g. expect = { accuracy = "
                              "\">= 0.8\" }")
+        if any(not name.strip() for name in self.expect):
+            raise ValueError("expect: a metric name is empty (\"\" = ...); name the metric, "
+                             "e.g. expect = { accuracy = \">= 0.8\" }")
         if self.baseline is None:
             used = [name for name, exp in self.expect.items() if exp.uses_baseline]
             if used:
