@@ -26,6 +26,7 @@ from pytest_mlfunnel.atomic import read_regular, write_atomic
 from pytest_mlfunnel.funnel import NOT_PASSED
 from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.report import SCHEMA as SCHEMA  # the report's: a history line is one
+from pytest_mlfunnel.report import strict_json
 
 #: Where runs are recorded unless ``history = ...`` says otherwise.
 DEFAULT_HISTORY = ".mlfunnel/history.jsonl"
@@ -185,8 +186,8 @@ def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def summary_line(report: Mapping[str, Any]) -> bytes:
-    return json.dumps(summary_of(report), separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode("utf-8")
+    return json.dumps(strict_json(summary_of(report)), separators=(",", ":"),
+                      ensure_ascii=False, default=str, allow_nan=False).encode("utf-8")
 
 
 # ---------------------------------------------------------------------- writing

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,7 +66,21 @@ class Report:
         return dict(redact_data(data))
 
     def to_json(self, with_criteria: bool = True) -> str:
-        return json.dumps(self.to_dict(with_criteria), indent=2, sort_keys=False, default=str)
+        return json.dumps(strict_json(self.to_dict(with_criteria)), indent=2, sort_keys=False,
+                          default=str, allow_nan=False)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every infinite or NaN float written as a string (``"inf"``, ``"nan"``):
+    ``json.dumps`` would write ``Infinity``, which is not JSON, and ``jq``, JavaScript's
+    ``JSON.parse`` and CI expressions (``fromJSON``) refuse the whole report for it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
 
 
 def criterion_dict(result: CriterionResult) -> dict[str, Any]:

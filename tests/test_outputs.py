@@ -290,3 +290,51 @@ def test_an_xfail_reason_shows_control_characters_escaped(
     assert "\x1b" not in terminal and "\x07" not in terminal
     assert (r"report only (require = none): http://127.0.0.1:" in terminal
             and r"status 503 down \x1b]8;;https://evil.example\x07click" in terminal)
+
+
+# --------------------------------------------------------------------------- strict JSON
+INFINITE_KIND = """
+from pytest_mlfunnel.api import CheckConfig, CheckKind, Criterion, Outcome, ExpectationField
+
+
+class RatioConfig(CheckConfig):
+    ratio: ExpectationField
+
+
+class RatioKind(CheckKind[RatioConfig]):
+    key = "ratio"
+    evidence = "measured"
+    config_model = RatioConfig
+
+    def plan(self, check, ctx):
+        return [Criterion("up", lambda ev: Outcome.compare("ratio", float("inf"), check.ratio)),
+                Criterion("nan", lambda ev: Outcome.failed("no ratio", float("nan"), "<= 1"))]
+
+
+def pytest_mlfunnel_check_kinds():
+    return [RatioKind]
+"""
+
+
+def test_an_infinite_or_nan_observed_value_leaves_the_report_and_history_valid_json(
+        pytester: pytest.Pytester) -> None:
+    """json.dumps writes Infinity and NaN, which no strict reader (jq, JSON.parse, a CI
+    expression's fromJSON) accepts: the whole report was unreadable for one value."""
+    pytester.makeconftest(INFINITE_KIND)
+    pytester.makepyprojecttoml("""
+        [tool.mlfunnel]
+        funnel = ["model"]
+        [tool.mlfunnel.model.growth]
+        ratio = ">= 2"
+    """)
+    result = pytester.runpytest("--funnel", "--funnel-json=r.json", "--funnel-record=v1")
+    result.assert_outcomes(passed=1, failed=1)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    report = json.loads((pytester.path / "r.json").read_text(), parse_constant=refuse)
+    observed = [c["observed"] for c in report["gates"][0]["criteria"]]
+    assert observed == ["inf", "nan"]
+    line = (pytester.path / ".mlfunnel" / "history.jsonl").read_text()
+    assert json.loads(line, parse_constant=refuse)["release"] == "v1"
