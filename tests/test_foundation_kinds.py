@@ -235,6 +235,29 @@ def test_bad_metrics_files_are_error_criteria(pytester: pytest.Pytester, content
     assert report["gates"][0]["criteria"][0]["status"] == "error"
 
 
+def test_infinite_metrics_fail_and_an_infinite_baseline_is_an_error(
+        pytester: pytest.Pytester) -> None:
+    """An evaluation that divided by zero wrote Infinity: it passed ">= 0.8"."""
+    write(pytester.path, "reports/eval.json",
+          '{"accuracy": Infinity, "loss": -Infinity, "f1": 0.7}')
+    write(pytester.path, "reports/prod.json", '{"f1": NaN}')
+    config(pytester, """
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        baseline = "reports/prod.json"
+        expect = { accuracy = ">= 0.8", loss = "<= 0.5", f1 = ">= baseline" }
+    """)
+    result = pytester.runpytest("--funnel", "--funnel-json=r.json")
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines_random([
+        "accuracy is inf (not a finite number), expected >= 0.8",
+        "loss is -inf (not a finite number), expected <= 0.5",
+        "f1 in the baseline reports/prod.json is nan, not a finite number to compare with",
+    ])
+    criteria = json.loads((pytester.path / "r.json").read_text())["gates"][0]["criteria"]
+    assert [c["status"] for c in criteria] == ["failed", "failed", "error"]
+
+
 def test_a_fixture_that_returns_no_mapping_is_named(pytester: pytest.Pytester) -> None:
     config(pytester, """
         [tool.mlfunnel.model.quality]

@@ -145,6 +145,9 @@ def compare_one(name: str, value: Any, expectation: Expectation, metrics: Metric
     if math.isnan(observed):
         return Outcome.failed(f"{name} is NaN, expected {expectation.text}", None,
                               expectation.text)
+    if math.isinf(observed):  # an evaluation that divided by zero, not a measurement
+        return Outcome.failed(f"{name} is {observed} (not a finite number), expected "
+                              f"{expectation.text}", None, expectation.text)
     reference: float | None = None
     if baseline is not None:
         found = baseline.resolve(name)
@@ -155,4 +158,7 @@ def compare_one(name: str, value: Any, expectation: Expectation, metrics: Metric
             reference = _number(name, found[0][1], baseline.origin)
         except CriterionError as exc:
             return Outcome.error(str(exc), expectation.text)
+        if not math.isfinite(reference):
+            return Outcome.error(f"{name} in the baseline {baseline.origin} is {reference}, "
+                                 "not a finite number to compare with", expectation.text)
     return Outcome.compare(name, observed, expectation, reference)
