@@ -218,8 +218,8 @@ def test_markdown_to_stdout_replaces_the_text(pytester: pytest.Pytester) -> None
 
 @pytest.mark.parametrize(("content", "message"), [
     (None, "mlfunnel: error: missing.json: file not found"),
-    ("{oops", "mlfunnel: error: missing.json: not JSON (Expecting property name enclosed in "
-              "double quotes: line 1 column 2 (char 1))"),
+    ("{oops", "mlfunnel: error: missing.json: not JSON (line 1: Expecting property name "
+              "enclosed in double quotes at column 2)"),
     ('{"schema": "coverage/7", "gates": []}',
      "mlfunnel: error: missing.json: not an mlfunnel report (schema 'coverage/7', expected "
      "'mlfunnel-report/1'; write one with 'pytest --funnel --funnel-json=PATH')"),
