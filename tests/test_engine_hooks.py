@@ -147,6 +147,15 @@ def settings(connection: Any) -> tuple[str, str]:
     return str(row[0]), str(row[1])
 
 
+def test_the_spill_folder_may_have_a_quote_in_its_path(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    temporary = tmp_path / "o'brien's tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    folder, _ = settings(duckdb_connection({}))
+    assert Path(folder).parent == temporary and Path(folder).is_dir()
+
+
 def test_duckdb_spills_into_a_temporary_folder_of_its_own_with_a_size_cap(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

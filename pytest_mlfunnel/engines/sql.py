@@ -345,11 +345,7 @@ class SqlEngine(Engine):
         counted: dict[str, int] = {}
         nan_counted: dict[str, int] = {}
         stated: set[str] = set()
-        for name, nulls, complete, nans, nans_complete, bounds in self.run(
-                f"SELECT path_in_schema, sum(stats_null_count), count(*) = count("
-                f"stats_null_count), sum(stats_nan_count), count(*) = count(stats_nan_count), "
-                f"count(*) = count(stats_min_value) AND count(*) = count(stats_max_value) "
-                f"FROM parquet_metadata({self.footers}) GROUP BY path_in_schema", "footers"):
+        for name, nulls, complete, nans, nans_complete, bounds in self._footer_rows():
             if complete and nulls is not None:
                 counted[str(name)] = int(nulls)
             if nans_complete and nans is not None:
@@ -386,6 +382,26 @@ class SqlEngine(Engine):
         if (known or pending) and any(a.op == "rows" for a in aggs):
             known.update({i: rows for i, a in enumerate(aggs) if a.op == "rows"})
         return known, pending
+
+    def _footer_rows(self) -> list[tuple[Any, ...]]:
+        """Per column of the Parquet footers: null count, whether every row group states it,
+        NaN count, whether every row group states that, whether every row group states both
+        bounds. DuckDB before 2.0 has no ``stats_nan_count``: there NaN is counted in the
+        pass."""
+        global _FOOTERS_COUNT_NAN
+        nan = ("sum(stats_nan_count), count(*) = count(stats_nan_count)" if _FOOTERS_COUNT_NAN
+               else "NULL, false")
+        query = (f"SELECT path_in_schema, sum(stats_null_count), count(*) = count("
+                 f"stats_null_count), {nan}, count(*) = count(stats_min_value) AND count(*) = "
+                 f"count(stats_max_value) FROM parquet_metadata({self.footers}) "
+                 "GROUP BY path_in_schema")
+        try:
+            return self.run(query, "footers")
+        except Exception as exc:  # whichever way the engine words its Binder Error
+            if not _FOOTERS_COUNT_NAN or "stats_nan_count" not in str(exc):
+                raise
+            _FOOTERS_COUNT_NAN = False
+            return self._footer_rows()
 
     def _read(self, aggs: list[Agg], purpose: str) -> list[Any]:
         bounds = self._key_bounds(aggs)
@@ -1006,6 +1022,10 @@ class SqlEngine(Engine):
 SPILL_LIMIT_ENV = "MLFUNNEL_DUCKDB_MAX_TEMP_SIZE"
 DEFAULT_SPILL_LIMIT = "10GiB"
 #: how much memory a query that sorts every row (the score ranking) may hold before it spills
+#: whether this DuckDB's ``parquet_metadata`` has ``stats_nan_count`` (2.0 and later); found
+#: by the first footer query that asks
+_FOOTERS_COUNT_NAN = True
+
 SORT_MEMORY_ENV = "MLFUNNEL_DUCKDB_SORT_MEMORY"
 DEFAULT_SORT_MEMORY = "512MiB"
 _SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?)?B", re.IGNORECASE)
@@ -1104,7 +1124,8 @@ def duckdb_connection(shared: dict[Any, Any]) -> Any:
         connection = duckdb.connect(":memory:")
         connection.execute("SET enable_progress_bar = false")
         folder = spill_folder()
-        connection.execute("SET temp_directory = ?", [folder])
+        quoted = str(folder).replace("'", "''")  # DuckDB before 1.2 takes no parameter here
+        connection.execute(f"SET temp_directory = '{quoted}'")
         connection.execute(f"SET max_temp_directory_size = '{limit}'")
         return connection
 
