@@ -694,3 +694,38 @@ dataset = { path = "cities.csv", options = { encoding = "latin-1" } }
 rows = ">= 300"
 """)
     pytester.runpytest("--funnel", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_nan_key_in_the_other_engine_is_left_out_of_a_join_like_a_null(
+        pytester: pytest.Pytester) -> None:
+    # the Parquet side's keys go into SQLite as literal rows, and a NaN key ended the join
+    # with "join: nan is not a number"; two Parquet files (one engine) matched NaN with NaN
+    pl.DataFrame({"k": [1.0, float("nan"), 2.0, None]}).write_parquet(pytester.path / "o.parquet")
+    pl.DataFrame({"k": [1.0, float("nan"), 3.0]}).write_parquet(pytester.path / "left.parquet")
+    with sqlite3.connect(pytester.path / "crm.db") as conn:
+        conn.execute("CREATE TABLE orders (k REAL)")
+        conn.executemany("INSERT INTO orders VALUES (?)",
+                         [(1.0,), (2.0,), (2.0,), (3.0,), (None,), (4.0,)])
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.orders]
+dataset = { url = "sqlite:///crm.db", table = "orders" }
+join = { dataset = "o.parquet", on = "k", match = ">= 90%" }
+
+[tool.mlfunnel.data.back]
+dataset = "o.parquet"
+join = { dataset = { url = "sqlite:///crm.db", table = "orders" }, on = "k", match = ">= 40%" }
+
+[tool.mlfunnel.data.left]
+dataset = "left.parquet"
+join = { dataset = "o.parquet", on = "k", match = ">= 90%" }
+""")
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json", "report.json")
+    found = {name: (c["status"], c["message"]) for name, c in report(pytester, depth=2).items()}
+    assert found == {
+        "orders::join": ("failed", "k: 50% of rows (3 of 6) found in o.parquet, expected >= 90%; "
+                                   "e.g. not found: 3, 4"),
+        "back::join": ("passed", "k: 50% of rows (2 of 4) found in sqlite:///crm.db table "
+                                 "orders, expected >= 40%"),
+        "left::join": ("failed", "k: 33.33% of rows (1 of 3) found in o.parquet, expected "
+                                 ">= 90%; e.g. not found: 3"),
+    }

@@ -401,7 +401,8 @@ class NarwhalsEngine(Engine):
         lefts, rights = [], []
         left_names = [f"mlfunnel_l{i}" for i in range(len(on))]
         for a, b, k, name in zip(on, other_on, keys, left_names, strict=True):
-            left, right = nw.col(a), nw.col(b)
+            # a NaN key is a null: it matches nothing, as when the keys cross engines
+            left, right = self._clean(a), other._clean(b)
             if mine[a] != theirs[b]:  # int against float: compare as floats
                 left, right = left.cast(nw.Float64), right.cast(nw.Float64)
             lefts.append(left.alias(name))
@@ -432,8 +433,9 @@ class NarwhalsEngine(Engine):
         return self._collect(missing, "offending")
 
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
-        lazy = self.frame.select(*on).drop_nulls().group_by(*on).agg(nw.len().alias(
-            "mlfunnel_n"))
+        # a NaN key is a null (and no database but this one could be sent it)
+        lazy = (self.frame.select(*(self._clean(c).alias(c) for c in on)).drop_nulls()
+                .group_by(*on).agg(nw.len().alias("mlfunnel_n")))
         return self._collect(lazy, "join keys")
 
     def _key_frame(self, on: list[str], rows: list[tuple[Any, ...]], as_text: bool,

@@ -878,6 +878,9 @@ class SqlEngine(Engine):
         keys, conds = [], []
         for i, (a, b) in enumerate(zip(on, other_on, strict=True)):
             left, right = f"t.{self.q(a)}", self.q(b)
+            # a NaN key is a null: it matches nothing, as when the keys cross engines
+            left = self.dialect.clean(left) if mine[a] == "float" else left
+            right = self.dialect.clean(right) if theirs[b] == "float" else right
             if not comparable(mine[a], theirs[b]):
                 left, right = f"CAST({left} AS {text})", f"CAST({right} AS {text})"
             keys.append(f"{right} AS k{i}")
@@ -893,7 +896,7 @@ class SqlEngine(Engine):
         sql = (f"SELECT count(*), count(o.mlfunnel_hit) FROM {self._from()} LEFT JOIN "
                f"(SELECT DISTINCT {', '.join(keys)}, 1 AS mlfunnel_hit FROM "
                f"{other_sql.source} AS u) AS o ON {' AND '.join(conds)}")
-        row = self.run(sql, "join")[0]
+        row = self.run_seeing_nan(sql, "join")[0]
         return int(row[0]), int(row[1])
 
     def unmatched_native(self, on: list[str], other: Engine, other_on: list[str], limit: int
@@ -902,12 +905,15 @@ class SqlEngine(Engine):
         if parts is None:
             return None
         other_sql, keys, conds = parts
-        present = " AND ".join(f"t.{self.q(c)} IS NOT NULL" for c in on)
+        keyed = [f"t.{self.q(c)}" for c in on]
+        present = " AND ".join(  # a NaN key is a null, not a key without a match
+            f"{self.dialect.clean(k) if self.schema()[c] == 'float' else k} IS NOT NULL"
+            for k, c in zip(keyed, on, strict=True))
         columns = ", ".join(f"t.{self.q(c)}" for c in on)
         sql = (f"SELECT DISTINCT {columns} FROM {self._from()} WHERE {present} AND NOT EXISTS "
                f"(SELECT 1 FROM (SELECT {', '.join(keys)} FROM {other_sql.source} AS u) AS o "
                f"WHERE {' AND '.join(conds)}) LIMIT {int(limit)}")
-        return [tuple(plain(v) for v in row) for row in self.run(sql, "offending")]
+        return [tuple(plain(v) for v in row) for row in self.run_seeing_nan(sql, "offending")]
 
     def joined_native(self, on: list[str], other: Engine, other_on: list[str],
                       columns: dict[str, str]) -> Engine | None:
@@ -934,8 +940,9 @@ class SqlEngine(Engine):
 
     def key_counts(self, on: list[str]) -> list[tuple[Any, ...]]:
         keys = ", ".join(self.q(c) for c in on)
-        present = " AND ".join(f"{self.q(c)} IS NOT NULL" for c in on)
-        return [tuple(plain(v) for v in row) for row in self.run(
+        # a NaN key is a null (and no database but this one could be sent it)
+        present = " AND ".join(f"{self._clean(c)} IS NOT NULL" for c in on)
+        return [tuple(plain(v) for v in row) for row in self.run_seeing_nan(
             f"SELECT {keys}, count(*) FROM {self._from()} WHERE {present} GROUP BY {keys}",
             "join keys")]
 
