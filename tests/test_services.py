@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -397,11 +398,10 @@ def test_a_secret_on_the_service_command_line_is_masked_in_its_log_and_output(
         assert token not in written
 
 
-@pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
-def test_sigterm_to_pytest_stops_the_service_before_pytest_ends(
-        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
-    """A CI job cancelled, or 'timeout 10m pytest', sends SIGTERM to pytest alone: the service
-    runs in a process group of its own, so nothing else would stop it."""
+def interrupt_a_run_holding_a_service(pytester: pytest.Pytester, xdist_args: list[str],
+                                      send: Callable[[int], None]) -> tuple[int, str]:
+    """Start ``pytest --funnel`` whose test holds a service, ``send`` it a signal once the
+    service answers; (return code, output)."""
     project(pytester)
     pytester.makepyfile(test_slow="""
 import time
@@ -422,46 +422,32 @@ def test_waits(mlfunnel_service):
             assert run.poll() is None, run.communicate()[0].decode()
             time.sleep(0.1)
         assert listening(started(pytester)[0][1])
-        os.kill(run.pid, signal.SIGTERM)  # pytest only, as 'timeout' or a CI runner sends it
-        run.communicate(timeout=180)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait(timeout=10)
-    assert run.returncode == -signal.SIGTERM  # still ended by the signal, as asked
-    assert_all_stopped(pytester)
-
-
-@pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
-def test_ctrl_c_stops_the_service(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
-    project(pytester)
-    pytester.makepyfile(test_slow="""
-import time
-from pathlib import Path
-
-def test_waits(mlfunnel_service):
-    Path("running.txt").write_text(mlfunnel_service("model"))
-    time.sleep(120)
-""")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run = subprocess.Popen([sys.executable, "-m", "pytest", "--funnel", "-p", "no:cacheprovider",
-                            *xdist_args], cwd=pytester.path, env=env, start_new_session=True,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 240
-        while not (pytester.path / "running.txt").exists():
-            assert time.monotonic() < deadline, "the test never started"
-            assert run.poll() is None, run.communicate()[0].decode()
-            time.sleep(0.1)
-        assert listening(started(pytester)[0][1])
-        os.killpg(run.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+        send(run.pid)
         output = run.communicate(timeout=180)[0].decode()
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait(timeout=10)
+    return run.returncode, output
+
+
+@pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
+def test_sigterm_to_pytest_stops_the_service_before_pytest_ends(
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
+    """A CI job cancelled, or 'timeout 10m pytest', sends SIGTERM to pytest alone: the service
+    runs in a process group of its own, so nothing else would stop it."""
+    code, _ = interrupt_a_run_holding_a_service(
+        pytester, xdist_args, lambda pid: os.kill(pid, signal.SIGTERM))  # pytest only
+    assert code == -signal.SIGTERM  # still ended by the signal, as asked
+    assert_all_stopped(pytester)
+
+
+@pytest.mark.xdist_matters  # under xdist the controller, not a worker, owns the service
+def test_ctrl_c_stops_the_service(pytester: pytest.Pytester, xdist_args: list[str]) -> None:
+    code, output = interrupt_a_run_holding_a_service(
+        pytester, xdist_args, lambda pid: os.killpg(pid, signal.SIGINT))  # a terminal's Ctrl-C
     assert "KeyboardInterrupt" in output
-    assert run.returncode == 2
+    assert code == 2
     assert_all_stopped(pytester)
 
 
