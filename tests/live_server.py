@@ -5,7 +5,8 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/predict`` (POST JSON -> a score),
 ``/text`` (HTML, not JSON), ``/metrics`` (Prometheus text from prometheus_client),
 ``/metrics/openmetrics`` (the same as OpenMetrics), ``/metrics.json`` (JSON metrics),
-``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep),
+``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep), ``/digits?n=N`` (an integer
+of N digits),
 ``/sso`` (302 to a login page, as a health URL behind single sign-on answers),
 ``/echo`` (the request's headers as text, as a debug page shows them), ``/gzipped``
 (JSON gzip-compressed whatever the request accepted). The ``closed_port`` fixture is a port nobody listens on.
@@ -155,6 +156,10 @@ class LiveServer:
                     depth = int(query.get("depth", "100000"))
                     body = ('{"a": ' * depth + "1" + "}" * depth).encode()
                     self.send(200, body, "application/json")
+                elif path == "/digits":  # an integer of more digits than Python reads
+                    digits = int(query.get("n", "5000"))
+                    self.send(200, ('{"score": 1, "requests": ' + "7" * digits + "}").encode(),
+                              "application/json")
                 elif path.startswith("/status/"):
                     self.send_json(int(path.rsplit("/", 1)[1]), {"status": "as asked"})
                 elif path == "/metrics":

@@ -229,6 +229,20 @@ response = ["score"]
     result.stdout.no_fnmatch_line("*RecursionError*")
 
 
+def test_an_integer_of_more_digits_than_python_reads_fails_naming_the_url(
+        pytester: pytest.Pytester, live_server: LiveServer) -> None:
+    project(pytester, f"""
+[tool.mlfunnel.deployment.huge]
+http = "{live_server.url}/digits?n=5000"
+response = ["score"]
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([f"{live_server.url}/digits?n=***: the answer's JSON cannot be "
+                                 "read: an integer of 5000 digits (at most 4300 are read)"])
+    result.stdout.no_fnmatch_line("*ValueError*")
+
+
 def test_a_bad_request_body_is_reported_with_its_status(pytester: pytest.Pytester,
                                                         live_server: LiveServer) -> None:
     project(pytester, f"""

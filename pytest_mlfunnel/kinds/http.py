@@ -28,6 +28,7 @@ from pytest_mlfunnel.expectations import (
     format_duration,
     format_value,
 )
+from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.kinds.base import (
     CheckConfig,
     CheckKind,
@@ -260,12 +261,17 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
     if encoding is not None:
         return encoding
     try:
-        document = json.loads(answer.body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = parse_json(answer.body.decode("utf-8"))
+    except JsonTextError as exc:
+        if exc.too_deep:
+            return "the answer is JSON nested too deeply to read"
+        if exc.column is None:  # an integer of more digits than Python reads
+            return f"the answer's JSON cannot be read: {exc.reason}"
         sample = answer.body[:60].decode("utf-8", errors="replace")
         return f"the answer is not JSON ({sample!r})"
-    except RecursionError:
-        return "the answer is JSON nested too deeply to read"
+    except UnicodeDecodeError:
+        sample = answer.body[:60].decode("utf-8", errors="replace")
+        return f"the answer is not JSON ({sample!r})"
     for key in check.response:
         problem = missing_key(document, key)
         if problem:

@@ -8,7 +8,6 @@ is flattened into dotted names like a metrics file. Only the standard library sp
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import ssl
 import threading
@@ -21,8 +20,9 @@ from urllib.parse import urlsplit
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import ExpectationError, format_duration, parse_duration
+from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.metrics import MetricSet, flatten, json_position
+from pytest_mlfunnel.sources.metrics import MetricSet, flatten
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -229,15 +229,21 @@ def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     forced = (spec.format or "").lower()
     if forced == "json" or (not forced and "json" in content_type):
         try:
-            data: Any = json.loads(text)
-            if not isinstance(data, Mapping):
-                raise CriterionError(f"{where}: expected a JSON object of metrics, got "
-                                     f"{type(data).__name__}")
-            return MetricSet(flatten(data), where)
-        except json.JSONDecodeError as exc:
+            data: Any = parse_json(text)
+        except JsonTextError as exc:
+            if exc.too_deep:
+                raise CriterionError(f"{where}: the JSON is nested too deeply to read") from None
+            if exc.column is None:  # an integer of more digits than Python reads
+                raise CriterionError(f"{where}: the answer's JSON cannot be read: "
+                                     f"{exc.reason}") from None
             raise CriterionError(f"{where}: the answer is not valid JSON "
-                                 f"({json_position(exc)})") from None
-        except RecursionError:  # in the decoder or in flatten, whichever runs out first
+                                 f"({exc.describe()})") from None
+        if not isinstance(data, Mapping):
+            raise CriterionError(f"{where}: expected a JSON object of metrics, got "
+                                 f"{type(data).__name__}")
+        try:
+            return MetricSet(flatten(data), where)
+        except RecursionError:  # flatten runs out before the decoder does
             raise CriterionError(f"{where}: the JSON is nested too deeply to read") from None
     if forced in ("prom", "openmetrics") or (not forced and (
             "text/plain" in content_type or "openmetrics" in content_type)):

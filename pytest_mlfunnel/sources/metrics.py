@@ -9,7 +9,6 @@ plugins add theirs through the ``pytest_mlfunnel_metric_readers`` hook.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -176,12 +175,6 @@ def from_object(value: Any, origin: str) -> MetricSet:
         raise CriterionError(f"{origin} returned {type(value).__name__}, expected a mapping "
                              "of metric names to numbers")
     return MetricSet.of_nested(value, origin)
-
-
-def json_position(exc: json.JSONDecodeError) -> str:
-    """Where a JSON text breaks, said once: some of json's messages end in "at"
-    ("Unterminated string starting at") and would otherwise dangle."""
-    return f"line {exc.lineno}: {exc.msg.removesuffix(' at')} at column {exc.colno}"
 
 
 def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
