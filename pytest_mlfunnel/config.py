@@ -213,6 +213,14 @@ def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
 NO_KIND = "no check kind:"
 
 
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name one file (a path that cannot be resolved names none)."""
+    try:
+        return one.resolve() == other.resolve()
+    except (OSError, RuntimeError, ValueError):  # a NUL byte, a link loop
+        return False
+
+
 def load_config(path: Path, rootdir: Path, registry: KindRegistry,
                 file_label: str | None = None) -> FunnelConfig:
     label = file_label or _label(path, rootdir)
@@ -239,6 +247,10 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
     if not isinstance(history, str) or not history.strip():
         problems.append((f"{SECTION}.history", "expected a path string"))
         history = DEFAULT_HISTORY
+    elif _same_file(rootdir / history, path):
+        problems.append((f"{SECTION}.history", f"{history!r} is this config file: recording "
+                         f"would write JSON lines into it; give the history a file of its own "
+                         f"(e.g. {DEFAULT_HISTORY!r})"))
     project = section.get("project")
     if project is not None and not isinstance(project, str):
         problems.append((f"{SECTION}.project", "expected a string"))

@@ -133,6 +133,13 @@ BROKEN = [
         ["ERROR: pyproject.toml: tool.mlfunnel.model.quality: expect: a metric name is empty "
          "(\"\" = ...); name the metric, e.g. expect = { accuracy = \">= 0.8\" }"],
         id="empty-metric-name"),
+    pytest.param(
+        '[tool.mlfunnel]\nhistory = "./pyproject.toml"\n[tool.mlfunnel.model.quality]\n'
+        'metrics = "r.json"\nexpect = { accuracy = ">= 0.8" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.history: './pyproject.toml' is this config file: "
+         "recording would write JSON lines into it; give the history a file of its own (e.g. "
+         "'.mlfunnel/history.jsonl')"],
+        id="history-is-the-config"),
 ]
 
 
