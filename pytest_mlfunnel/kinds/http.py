@@ -262,14 +262,11 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
         return encoding
     try:
         document = parse_json(answer.body.decode("utf-8"))
-    except JsonTextError as exc:
-        if exc.too_deep:
+    except (JsonTextError, UnicodeDecodeError) as exc:
+        if isinstance(exc, JsonTextError) and exc.too_deep:
             return "the answer is JSON nested too deeply to read"
-        if exc.column is None:  # an integer of more digits than Python reads
+        if isinstance(exc, JsonTextError) and exc.column is None:  # a 5000-digit integer
             return f"the answer's JSON cannot be read: {exc.reason}"
-        sample = answer.body[:60].decode("utf-8", errors="replace")
-        return f"the answer is not JSON ({sample!r})"
-    except UnicodeDecodeError:
         sample = answer.body[:60].decode("utf-8", errors="replace")
         return f"the answer is not JSON ({sample!r})"
     for key in check.response:
