@@ -68,7 +68,7 @@ def fixture_problem(session: pytest.Session, node: pytest.Item | pytest.Session,
     definitions = manager.getfixturedefs(name, node)
     if not definitions:
         return f"no fixture {name!r}{did_you_mean(name, visible_fixtures(session, node))}"
-    found = _parametrized(manager, node, name, set())
+    found = _parametrized(manager, node, name, definitions[-1], {name})
     if found is None:
         return None
     which, count = found
@@ -79,19 +79,19 @@ def fixture_problem(session: pytest.Session, node: pytest.Item | pytest.Session,
 
 
 def _parametrized(manager: Any, node: pytest.Item | pytest.Session, name: str,
-                  seen: set[str]) -> tuple[str, int] | None:
-    """The first fixture with params among ``name`` and the fixtures it asks for."""
-    if name in seen or name == "request":
-        return None
-    seen.add(name)
-    definitions = manager.getfixturedefs(name, node) or ()
-    if not definitions:
-        return None
-    params = getattr(definitions[-1], "params", None)
+                  definition: Any, seen: set[str]) -> tuple[str, int] | None:
+    """The first fixture with params among ``name`` (defined by ``definition``) and the
+    fixtures it asks for."""
+    params = getattr(definition, "params", None)
     if params is not None:
         return name, len(params)
-    for argname in getattr(definitions[-1], "argnames", ()):
-        found = _parametrized(manager, node, argname, seen)
+    for argname in getattr(definition, "argnames", ()):
+        if argname in seen or argname == "request":
+            continue
+        seen.add(argname)
+        definitions = manager.getfixturedefs(argname, node)
+        found = (_parametrized(manager, node, argname, definitions[-1], seen)
+                 if definitions else None)
         if found is not None:
             return found
     return None
