@@ -38,7 +38,7 @@ from pytest_mlfunnel.funnel import (
 from pytest_mlfunnel.history import History, read_history, record_run
 from pytest_mlfunnel.items import ConfigFile, CriterionItem
 from pytest_mlfunnel.kinds import KindRegistry
-from pytest_mlfunnel.kinds.base import Criterion, PlanContext, slug
+from pytest_mlfunnel.kinds.base import SEVERITIES, Criterion, PlanContext, slug
 from pytest_mlfunnel.outcome import CriterionError, Outcome, raised_at
 from pytest_mlfunnel.render.escape import controls
 from pytest_mlfunnel.report import Report, output_problem, utc_now, write_atomic
@@ -391,9 +391,7 @@ class FunnelSession:
         try:  # after the outputs, so a hook that fails loses none of them
             self.pytest_config.hook.pytest_mlfunnel_report(report=self.report)
         except Exception as exc:
-            self.output_errors.append(secrets.redact(
-                f"the pytest_mlfunnel_report hook failed: {type(exc).__name__}: {exc}"
-                f"{raised_at(exc, self.rootdir)}"))
+            self.output_errors.append(self._hook_failed("pytest_mlfunnel_report", exc))
         # CI relies on the artifacts and hooks it asked for: a missing one fails the run
         if self.output_errors and session.exitstatus in (
                 pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
@@ -433,6 +431,11 @@ class FunnelSession:
                       created=utc_now(), verdict=verdict, gates=gates,
                       config_file=self.config.file_label, previous=previous, notes=notes)
 
+    def _hook_failed(self, hook: str, exc: Exception) -> str:
+        """``the <hook> hook failed: RuntimeError: ... (raised at conftest.py:12, in ...)``"""
+        return secrets.redact(f"the {hook} hook failed: {type(exc).__name__}: {exc}"
+                              f"{raised_at(exc, self.rootdir)}")
+
     def _release(self) -> tuple[str | None, str | None]:
         """(release, commit); a release hook that fails is an error of the run, which then
         names no release and records nothing."""
@@ -443,9 +446,7 @@ class FunnelSession:
         except ReleaseNameError as exc:
             self.release_error = secrets.redact(str(exc))
         except Exception as exc:
-            self.release_error = secrets.redact(
-                f"the pytest_mlfunnel_release hook failed: {type(exc).__name__}: {exc}"
-                f"{raised_at(exc, self.rootdir)}")
+            self.release_error = self._hook_failed("pytest_mlfunnel_release", exc)
         self.output_errors.append(self.release_error)
         return None, None
 
@@ -527,9 +528,6 @@ def _shown(path: Path, rootdir: Path) -> str:
         return path.relative_to(rootdir).as_posix()
     except ValueError:
         return str(path)
-
-
-SEVERITIES = ("block", "warn")
 
 
 def read_marker(marker: pytest.Mark, funnel: Sequence[str]) -> tuple[str, str] | str:

@@ -28,7 +28,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -142,13 +142,18 @@ class Waiver(BaseModel):
         return self
 
 
+#: what a failing criterion does: fail its gate, or only warn (checks and marked tests alike)
+Severity = Literal["block", "warn"]
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
+
+
 class CheckConfig(BaseModel):
     """Keys every check accepts. Kind models subclass it and add their own keys."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
     description: str | None = None
-    severity: Literal["block", "warn"] = "block"
+    severity: Severity = "block"
     waive: Waiver | None = None
 
 
