@@ -247,6 +247,41 @@ def test_exact_counts_run_in_stages_of_their_own_beside_the_one_pass(tmp_path: P
 
 
 @pytest.mark.parametrize("weak", [False, True])
+@pytest.mark.parametrize("name", ["distinct", "all"])
+def test_a_wide_file_counts_its_duplicate_rows_in_the_pass_and_confirms_repeats_exactly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weak: bool, name: str) -> None:
+    data = rows(3)
+    if name == "distinct":
+        data = [tuple(float("nan") if v == "NaN" else v for v in r)
+                for r in dict.fromkeys(tuple(normal(v) for v in r) for r in data)]
+    write_parquet(tmp_path / "t.parquet", data)
+    monkeypatch.setattr(sql_engine, "CARRY_MIN_COLUMNS", len(COLUMNS))  # "wide" from 4
+    engine = open_file(SourceSpec(path="t.parquet"), tmp_path, {})
+    if weak:
+        engine.dialect = WeakDuckDB()
+    purposes = logged(engine)
+    values = engine.compute([Agg("rows"), Agg("mean", "score"), Agg("duplicate_rows"),
+                             Agg("distinct", "name")])
+    found = read_parquet(tmp_path / "t.parquet")
+    scores = [r[2] for r in found if r[2] is not None and not math.isnan(r[2])]
+    assert values == [len(found), pytest.approx(sum(scores) / len(scores)),
+                      duplicate_rows(found), distinct(found, "name")]
+    assert values[2] == (0 if name == "distinct" else 15)
+    # the pass gathered the row hashes: a stage reads the rows again only when one repeats
+    # (always with the weak hash), and then compares them exactly
+    assert purposes.count("duplicate rows") == (name == "all" or weak)
+
+
+def test_a_narrow_table_counts_duplicate_rows_in_a_stage_of_its_own(
+        tmp_path: Path) -> None:
+    write_parquet(tmp_path / "t.parquet", rows(2))  # 4 columns: narrow
+    engine = open_file(SourceSpec(path="t.parquet"), tmp_path, {})
+    purposes = logged(engine)
+    engine.compute([Agg("rows"), Agg("mean", "score"), Agg("duplicate_rows")])
+    assert purposes.count("duplicate rows") == 1
+
+
+@pytest.mark.parametrize("weak", [False, True])
 def test_duplicate_rows_of_a_large_file_are_counted_in_parts_as_python_does(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weak: bool) -> None:
     data = rows(25)

@@ -223,6 +223,13 @@ class Dialect:
         k, so k queries cover every hash, each holding a k-th of them."""
         return None
 
+    def carried_repeats(self, columns: list[str], source: str, hashes: str) -> str | None:
+        """One query returning the aggregate expressions ``columns`` over ``source``, then
+        what ``repeats`` returns for the hashes ``hashes`` of its rows, reading the rows
+        once: the pass gathers the hashes as it aggregates. None where the system cannot
+        gather them (the duplicate rows then take a stage of their own)."""
+        return None
+
     def repeated_rows(self, rows: str) -> str:
         """How many of the rows the query ``rows`` returns repeat an earlier one (all
         columns compared)."""
@@ -339,6 +346,16 @@ class DuckDBDialect(Dialect):
         return (f"WITH r AS MATERIALIZED (SELECT v FROM (SELECT v, lag(v) OVER (ORDER BY v) "
                 f"AS p FROM (SELECT v FROM ({hashes}) AS h{where}) AS s) AS w WHERE v = p) "
                 f"SELECT (SELECT count(*) FROM r), ({exact('SELECT DISTINCT v FROM r')})")
+
+    def carried_repeats(self, columns: list[str], source: str, hashes: str) -> str | None:
+        # The pass gathers the hashes in a list (8 bytes a row) beside its aggregates; the
+        # list is then sorted as a stage's hashes are (``repeats``).
+        names = [f"mlfunnel_c{k}" for k in range(len(columns))]
+        select = ", ".join(f"{e} AS {n}" for e, n in zip(columns, names, strict=True))
+        repeats = self.repeats("SELECT unnest(mlfunnel_h) AS v FROM mlfunnel_p")
+        return (f"WITH mlfunnel_p AS MATERIALIZED (SELECT {select}, list({hashes}) AS "
+                f"mlfunnel_h FROM {source}) SELECT {', '.join(f'p.{n}' for n in names)}, "
+                f"q.* FROM mlfunnel_p AS p, ({repeats}) AS q")
 
     def repeated_rows(self, rows: str) -> str:
         return f"SELECT count(*) - count(DISTINCT d) FROM ({rows}) AS d"

@@ -408,18 +408,41 @@ class SqlEngine(Engine):
         # Exact distinct counts and duplicate rows run in stages of their own: in the pass
         # they would hold a hash table of every value beside the other aggregates (and make
         # Spark copy each row once per distinct count).
-        staged = {i: self._staged(a) for i, a in enumerate(aggs) if a.op in _STAGED_OPS
-                  and not self._expressions(a, True, bounds)}
-        if staged:
-            others = [(i, a) for i, a in enumerate(aggs) if i not in staged]
-            found = dict(zip((i for i, _ in others), self._one_pass(
-                [a for _, a in others], purpose, bounds) if others else [], strict=True))
-            return [staged[i] if i in staged else found[i] for i in range(len(aggs))]
-        return self._one_pass(aggs, purpose, bounds)
+        staged = [i for i, a in enumerate(aggs) if a.op in _STAGED_OPS
+                  and not self._expressions(a, True, bounds)]
+        if not staged:
+            return self._one_pass(aggs, purpose, bounds)[0]
+        others = [i for i in range(len(aggs)) if i not in staged]
+        found: dict[int, Any] = {}
+        duplicates = None
+        if others:
+            values, duplicates = self._one_pass([aggs[i] for i in others], purpose, bounds,
+                                                self._carries_duplicates(aggs, staged))
+            found = dict(zip(others, values, strict=True))
+        for i in staged:
+            found[i] = (duplicates if duplicates is not None and aggs[i].op == "duplicate_rows"
+                        else self._staged(aggs[i]))
+        return [found[i] for i in range(len(aggs))]
 
-    def _one_pass(self, aggs: list[Agg], purpose: str, bounds: dict[str, tuple[int, int]]
-                  ) -> list[Any]:
-        """The pass reads a float column as it is. Its nulls, count, min and max count NaN
+    def _carries_duplicates(self, aggs: list[Agg], staged: list[int]) -> bool:
+        """Whether the pass also counts the duplicate rows (``Dialect.carried_repeats``):
+        for a wide table, where the pass decodes most of the row already and a stage of its
+        own would read the whole table a second time to hash it; not for a narrow one, where
+        gathering the hashes costs more than reading the few columns again. Only when the
+        row count is known without a scan (Parquet footers) and the hashes are few enough
+        to hold at once (the footers are DuckDB's, whose dialect carries them)."""
+        if (self.footers is None or len(self.schema()) < CARRY_MIN_COLUMNS
+                or not any(aggs[i].op == "duplicate_rows" for i in staged)):
+            return False
+        rows = int(self.run(f"SELECT count(*) FROM {self._from()}", "footers")[0][0] or 0)
+        return rows <= CARRY_MAX_ROWS
+
+    def _one_pass(self, aggs: list[Agg], purpose: str, bounds: dict[str, tuple[int, int]],
+                  carry_duplicates: bool = False) -> tuple[list[Any], int | None]:
+        """(the aggregates, the duplicate rows when ``carry_duplicates`` and the pass found
+        that no row hash repeats, else None).
+
+        The pass reads a float column as it is. Its nulls, count, min and max count NaN
         in place where the dialect sorts NaN last (``_nan_counted``); any other aggregate
         of a float has a probe for NaN beside it, and is read again, NaN-aware, only for a
         column that holds NaN."""
@@ -431,7 +454,13 @@ class SqlEngine(Engine):
             a.column) == "float" and a.op not in ("duplicate_rows", "rows") and i not in counted})
         values, probed = self._pass(aggs, purpose, nan_aware=not stores_nan, bounds=bounds,
                                     probes=floats if stores_nan else [],
-                                    nan_counted=nan_counted)
+                                    nan_counted=nan_counted, carry_duplicates=carry_duplicates)
+        duplicates = None
+        if carry_duplicates and len(probed) == len(floats if stores_nan else []) + 2:
+            # (rows, rows whose hash repeats an earlier row's): none is no duplicate row;
+            # some leave the exact count to the stage, which compares those rows
+            duplicates = None if probed[-1] else 0
+            probed = probed[:-2]
         for i in counted:
             if aggs[i].op in ("min", "max") and _is_nan(values[i]):
                 values[i] = None  # every value NaN: no number to show
@@ -444,7 +473,7 @@ class SqlEngine(Engine):
                                    bounds=bounds, probes=[])
             for i, value in zip(again, redone, strict=True):
                 values[i] = value
-        return values
+        return values, duplicates
 
     # ------------------------------------------------------------------ own stages
     def _staged(self, agg: Agg) -> int:
@@ -571,12 +600,14 @@ class SqlEngine(Engine):
         return found
 
     def _pass(self, aggs: list[Agg], purpose: str, nan_aware: bool,
-              bounds: dict[str, tuple[int, int]], probes: list[str], nan_counted: bool = False
-              ) -> tuple[list[Any], list[Any]]:
+              bounds: dict[str, tuple[int, int]], probes: list[str], nan_counted: bool = False,
+              carry_duplicates: bool = False) -> tuple[list[Any], list[Any]]:
+        """(the aggregates, what the pass returned after them: the probes, then the
+        duplicate-row counts when it carried them)."""
         if aggs and not probes and all(a.op == "value_counts" for a in aggs):
             return self._value_counts(aggs), []  # asked alone: GROUP BYs, not map aggregates
         plans = [(agg, self._expressions(agg, nan_aware, bounds, nan_counted)) for agg in aggs]
-        sql = self.pass_sql(aggs, nan_aware, bounds, probes, nan_counted)
+        sql = self.pass_sql(aggs, nan_aware, bounds, probes, nan_counted, carry_duplicates)
         seeing_nan = nan_aware or (nan_counted and any(self._counts_nan(a) for a in aggs))
         row: tuple[Any, ...] = ()
         if sql:
@@ -598,13 +629,23 @@ class SqlEngine(Engine):
 
     def pass_sql(self, aggs: list[Agg], nan_aware: bool = True,
                  bounds: dict[str, tuple[int, int]] | None = None,
-                 probes: tuple[str, ...] | list[str] = (), nan_counted: bool = False) -> str:
-        """The one SELECT of the pass ("" when every aggregate needs a query of its own)."""
+                 probes: tuple[str, ...] | list[str] = (), nan_counted: bool = False,
+                 carry_duplicates: bool = False) -> str:
+        """The one SELECT of the pass ("" when every aggregate needs a query of its own);
+        with ``carry_duplicates``, followed by the duplicate-row counts of
+        ``Dialect.carried_repeats`` where the dialect can carry them."""
         bounds = {} if bounds is None else bounds
         columns = [e for agg in aggs
                    for e in self._expressions(agg, nan_aware, bounds, nan_counted)]
         columns += [f"max({self.q(c)})" for c in probes]
-        return f"SELECT {', '.join(columns)} FROM {self._from()}" if columns else ""
+        if not columns:
+            return ""
+        row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+        if carry_duplicates and row_hash is not None:
+            carried = self.dialect.carried_repeats(columns, self._from(), row_hash)
+            if carried is not None:
+                return carried
+        return f"SELECT {', '.join(columns)} FROM {self._from()}"
 
     def _shape(self, agg: Agg, values: list[Any]) -> Any:
         """What the database returned, in the dialect's own form, as ``shape`` reads it."""
@@ -1148,6 +1189,10 @@ COUNT_OPS = ("rows", "count", "nulls", "distinct", "duplicate_rows", "not_in",
 #: bytes a row in DuckDB: 650 MiB), in at most MAX_PARTS parts (see SqlEngine._duplicate_rows)
 ROWS_PER_PART = 25_000_000
 MAX_PARTS = 4
+#: the pass also counts duplicate rows (SqlEngine._carries_duplicates) of a table of at
+#: least this many columns and at most this many rows (8 bytes of hash a row, held at once)
+CARRY_MIN_COLUMNS = 16
+CARRY_MAX_ROWS = 10_000_000
 #: aggregates that may run in a stage of their own (see SqlEngine.compute)
 _STAGED_OPS = ("distinct", "duplicate_rows", "approx_duplicate_rows")
 #: aggregates that need the column's values to be numbers (probed where a database keeps
