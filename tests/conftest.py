@@ -14,7 +14,9 @@ import pytest
 #: Extension modules (DuckDB, pyarrow, pandas' Arrow types ...) must not be imported twice in
 #: one process, and pytester's in-process runs drop the modules first imported during a run.
 EXTENSION_MODULES = ("duckdb", "narwhals", "numpy", "pyarrow", "pandas", "polars", "pydantic",
-                     "sqlalchemy", "prometheus_client")
+                     "sqlalchemy", "prometheus_client",
+                     # registers pandas' Arrow types, first imported by a Parquet write
+                     "pandas.core.arrays.arrow.extension_types", "pyarrow.pandas_compat")
 
 
 def import_once(*modules: str) -> None:

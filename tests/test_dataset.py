@@ -729,3 +729,23 @@ join = { dataset = "o.parquet", on = "k", match = ">= 90%" }
         "left::join": ("failed", "k: 33.33% of rows (1 of 3) found in o.parquet, expected "
                                  ">= 90%; e.g. not found: 3"),
     }
+
+
+def test_one_file_read_with_other_reader_options_is_read_again_not_shared(
+        pytester: pytest.Pytester) -> None:
+    """The same file as two sources, one with reader options: each check sees its own
+    reading (with ``header = false`` the header line is a row)."""
+    (pytester.path / "t.csv").write_text("id,plan\n1,basic\n2,pro\n3,team\n")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.plain]
+dataset = "t.csv"
+rows = "== 3"
+
+[tool.mlfunnel.data.raw]
+dataset = { path = "t.csv", options = { header = false } }
+rows = "== 4"
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    result.assert_outcomes(passed=2)
+    assert report(pytester, depth=2)["raw::rows"]["message"] == "rows 4, expected == 4"

@@ -87,3 +87,30 @@ def test_a_saved_summary_gives_the_same_numbers_as_the_data(project: pytest.Pyte
     assert {k: v[0] for k, v in first.items()} == {k: v[0] for k, v in second.items()}
     assert [v[1] for v in first.values()] == [False, False]
     assert [v[1] for v in second.values()] == [True, True]
+
+
+def test_a_reference_read_with_other_reader_options_is_summarised_again(
+        pytester: pytest.Pytester) -> None:
+    """The saved summary is of the reference as it was read: other reader options (here the
+    first 1,000 data lines skipped) read other rows, so the summary is made again."""
+    rng = np.random.default_rng(11)
+    ages = np.concatenate([rng.normal(30, 5, 1000), rng.normal(60, 5, 2000)]).round()
+    pd.DataFrame({"age": ages.astype(int)}).to_csv(pytester.path / "train.csv", index=False)
+    pd.DataFrame({"age": rng.normal(60, 5, 2000).round().astype(int)}).to_parquet(
+        pytester.path / "live.parquet")
+    config = """
+[tool.mlfunnel.maintenance.drift]
+drift = {{ reference = {reference}, current = "live.parquet" }}
+columns = ["age"]
+expect = {{ psi = "<= 0.2" }}
+"""
+    pytester.makepyprojecttoml(config.format(reference='"train.csv"'))
+    pytester.runpytest("--funnel", "--funnel-json=report.json").assert_outcomes(failed=1)
+    pytester.makepyprojecttoml(config.format(
+        reference='{ path = "train.csv", options = { skip = 1001, header = false, '
+                  'names = ["age"] } }'))
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    result.assert_outcomes(passed=1)
+    (criterion,) = reported(pytester).values()
+    assert criterion["extra"]["reference_cached"] is False
+    assert len(summaries(pytester)) == 2

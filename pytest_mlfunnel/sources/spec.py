@@ -6,6 +6,7 @@ named numbers, ``tabular`` for tables) so a check never knows which engine answe
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,8 +95,14 @@ class SourceSpec:
         return f"{self.name} ({where})" if self.name and self.name != where else where
 
     def cache_key(self) -> tuple[Any, ...]:
+        """What the source reads: two specs with equal keys read the same thing (reader
+        options included: the same file read with other options is another table)."""
         return (self.path, self.fixture, self.url, self.query, self.table, self.format,
-                self.mlflow, self.spark)
+                self.mlflow, self.spark, self.options_key())
+
+    def options_key(self) -> str:
+        """The reader options as one comparable text ("" without any)."""
+        return json.dumps(self.options, sort_keys=True, default=repr) if self.options else ""
 
 
 class SourceError(ValueError):

@@ -121,9 +121,13 @@ def cache_path(check: DriftConfig, rootdir: Path, types: dict[str, ColumnType],
         fingerprint = table_version(check, shared, rootdir)
     if fingerprint is None:
         return None
-    key = json.dumps({"version": CACHE_VERSION, "files": fingerprint, "format":
-                      check.drift.reference.format, "bins": check.bins,
-                      "columns": sorted(types.items())}, sort_keys=True)
+    reference = check.drift.reference
+    parts: dict[str, Any] = {"version": CACHE_VERSION, "files": fingerprint,
+                             "format": reference.format, "bins": check.bins,
+                             "columns": sorted(types.items())}
+    if reference.options:  # the same files read with other options are other rows
+        parts["options"] = reference.options_key()
+    key = json.dumps(parts, sort_keys=True)
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
     return rootdir / CACHE_DIR / f"drift-reference-{digest}.json"
 
