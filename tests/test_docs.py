@@ -115,3 +115,34 @@ def test_the_readme_s_example_command_names_files_that_exist() -> None:
         for token in step:
             if token.endswith(".py") or token == "tests":
                 assert (folder / token).exists(), f"README: {folder / token} does not exist"
+
+
+def toml_snippets() -> list[tuple[str, str]]:
+    """Every ``toml`` block of the README and docs/ as (``file:line``, text)."""
+    snippets: list[tuple[str, str]] = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = page.read_text()
+        for match in re.finditer(r"```toml\n(.*?)```", text, re.S):
+            where = f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}"
+            snippets.append((where, match.group(1)))
+    return snippets
+
+
+@pytest.mark.parametrize(("where", "snippet"), toml_snippets(),
+                         ids=[where for where, _ in toml_snippets()])
+def test_every_toml_snippet_in_the_docs_is_a_valid_config(
+        where: str, snippet: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_mlfunnel.config import ConfigError, load_config
+    from pytest_mlfunnel.kinds import KindRegistry
+
+    for name in re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", snippet):
+        monkeypatch.setenv(name, "sqlite:///ops.db" if "DB" in name or "WAREHOUSE" in name
+                           else "http://127.0.0.1:9" if name.endswith("URL") else "secret")
+    (tmp_path / "pyproject.toml").write_text(snippet)
+    try:
+        load_config(tmp_path / "pyproject.toml", tmp_path, KindRegistry())
+    except ConfigError as exc:
+        problems = exc.lines()
+        if where.startswith("docs/extending.md"):  # the kinds that page registers itself
+            problems = [line for line in problems if "no check kind" not in line]
+        assert not problems, f"{where}: " + "\n".join(problems)
