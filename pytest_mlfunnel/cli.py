@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
+from pytest_mlfunnel import __version__
 from pytest_mlfunnel.atomic import read_regular
 from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
 from pytest_mlfunnel.jsontext import JsonTextError, parse_json
@@ -73,7 +74,10 @@ def history_path(args: argparse.Namespace) -> Path:
     """--history, else ``history`` from [tool.mlfunnel] of --config, else the default."""
     if getattr(args, "history", None):
         return Path(args.history)
-    pyproject = Path(args.config)
+    pyproject = Path(args.config or "pyproject.toml")
+    if args.config is not None and not pyproject.exists():
+        # a mistyped --config would otherwise fall back to the default history silently
+        raise CliError(f"{args.config}: file not found (--config)")
     section = read_section(pyproject) or {}
     configured = section.get("history", DEFAULT_HISTORY)
     if not isinstance(configured, str) or not configured.strip():
@@ -142,7 +146,7 @@ def write_text(target: str, text: str) -> None:
 def _write_file(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_text(text, encoding="utf-8", newline="")  # line endings as given
     except FileExistsError as exc:  # a file where a folder of the path should be
         raise CliError(f"{path}: cannot write: {exc.filename} is not a directory") from None
     except OSError as exc:
@@ -176,7 +180,10 @@ def command_init(args: argparse.Namespace) -> int:
     starter = template("mlfunnel.toml")
     if pyproject.exists():
         section = read_section(pyproject)  # first: it says why a file cannot be read
-        existing = pyproject.read_text(encoding="utf-8")
+        # undecoded line endings: a CRLF file stays CRLF, not one changed line per line
+        existing = pyproject.read_bytes().decode("utf-8")
+        newline = "\r\n" if "\r\n" in existing else "\n"
+        starter = starter.replace("\n", newline)
         if section is not None:
             if not args.force:
                 raise CliError(f"{pyproject} already has a [tool.mlfunnel] section (use "
@@ -190,7 +197,8 @@ def command_init(args: argparse.Namespace) -> int:
             if "mlfunnel" in (tomllib.loads(existing).get("tool") or {}):
                 raise CliError(f"{pyproject}: [tool.mlfunnel] is written as dotted keys; "
                                "remove it by hand")
-        text = existing.rstrip("\n") + "\n" + starter if existing.strip() else starter.lstrip()
+        text = (existing.rstrip("\r\n") + newline + starter if existing.strip()
+                else starter.lstrip())
         _write_file(pyproject, text)
         print(f"wrote {pyproject} ([tool.mlfunnel] section)")
     else:
@@ -331,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     def where(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--config", default="pyproject.toml", metavar="PATH",
+        sub.add_argument("--config", default=None, metavar="PATH",
                          help="pyproject.toml whose [tool.mlfunnel] names the history file "
                               "(default: ./pyproject.toml)")
         sub.add_argument("--history", metavar="PATH", default=None,
@@ -396,7 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="exit 1 when HEAD is worse: a lower stage, an OK verdict lost, "
                               "or a blocking criterion newly failing")
     compare.set_defaults(run=command_compare)
+    for command in commands.choices.values():
+        command.set_defaults(command_parser=command)
+    parser.set_defaults(commands=commands.choices)
+    parser.add_argument("--version", action="version", version=f"mlfunnel {__version__}")
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    commands = parser.get_default("commands")
+    return commands if isinstance(commands, dict) else {}
 
 
 def _positive(text: str) -> int:
@@ -411,7 +428,20 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    for token in arguments:  # argparse would only say that COMMAND is missing
+        if not token.startswith("-") or token == "--":
+            break
+        if token.split("=", 1)[0] not in ("-h", "--help", "--version"):
+            name = token.split("=", 1)[0]
+            known = any(re.search(rf"\[{re.escape(name)}[\] ]", sub.format_usage())
+                        for sub in _commands(parser).values())
+            hint = f" (options go after the command: 'mlfunnel COMMAND {name} ...')" \
+                if known else ""
+            parser.error(f"unrecognized arguments: {token}{hint}")
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:  # named by the command's own parser, so the hint shows the right --help
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args))
     except CliError as exc:

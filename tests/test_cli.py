@@ -87,6 +87,18 @@ def test_every_command_has_help(tmp_path: Path) -> None:
     (["history"], "mlfunnel: error: .mlfunnel/history.jsonl: no history yet (record a run "
                   "with 'pytest --funnel --funnel-record')"),
     (["init", "--dir", "nowhere"], "mlfunnel: error: nowhere: not a directory"),
+    (["--bogus"], "mlfunnel: error: unrecognized arguments: --bogus (see 'mlfunnel --help')"),
+    (["--config", "pyproject.toml", "history"],
+     "mlfunnel: error: unrecognized arguments: --config (options go after the command: "
+     "'mlfunnel COMMAND --config ...') (see 'mlfunnel --help')"),
+    (["history", "--bogus"],
+     "mlfunnel: error: unrecognized arguments: --bogus (see 'mlfunnel history --help')"),
+    (["init", "extra"],
+     "mlfunnel: error: unrecognized arguments: extra (see 'mlfunnel init --help')"),
+    (["history", "--config", "pyprojekt.toml"],
+     "mlfunnel: error: pyprojekt.toml: file not found (--config)"),
+    (["badge", "--config", "."],
+     "mlfunnel: error: .: cannot read: Is a directory"),
 ])
 def test_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     done = mlfunnel(*args, cwd=tmp_path)
@@ -94,6 +106,13 @@ def test_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], message: s
     assert len(done.stderr.splitlines()) == 1
     assert fnmatch.fnmatchcase(done.stderr.strip(), message.replace("[", "[[]"))
     assert done.stdout == ""
+
+
+def test_version_prints_the_installed_version(tmp_path: Path) -> None:
+    from pytest_mlfunnel import __version__
+
+    done = mlfunnel("--version", cwd=tmp_path)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"mlfunnel {__version__}\n", "")
 
 
 def unreadable_inputs(root: Path) -> None:
@@ -267,6 +286,21 @@ def test_init_refuses_an_existing_section_and_force_replaces_it(
     assert text.count("[tool.mlfunnel]") == 1
     assert "Model Details" in (tmp_path / "MODEL_CARD.md").read_text()
     load_config(pyproject, tmp_path, KindRegistry())
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["append", "force"])
+def test_init_keeps_the_windows_line_endings_of_an_existing_pyproject(
+        tmp_path: Path, force: bool) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    kept = b'[project]\r\nname = "churn"\r\n\r\n[tool.black]\r\nline-length = 100\r\n'
+    old = b'[tool.mlfunnel]\r\nrequire = "model"\r\n\r\n' if force else b""
+    pyproject.write_bytes(old + kept)
+    assert main(["init", "--dir", str(tmp_path), *(["--force"] if force else [])]) == 0
+    written = pyproject.read_bytes()
+    assert written.startswith(kept)
+    assert written.count(b"\n") == written.count(b"\r\n") > 20
+    assert written.count(b"[tool.mlfunnel]") == 1
+    assert load_config(pyproject, tmp_path, KindRegistry()).project == "churn"
 
 
 # ----------------------------------------------------------------------------- history
