@@ -499,6 +499,7 @@ def _pydantic_problems(exc: ValidationError, key_path: str, model: type[CheckCon
             path += f"[{part}]" if part.isdigit() else f".{part}"
         kind = error["type"]
         message = str(error["msg"])
+        shown = kind in ("extra_forbidden", "missing", "value_error")  # the input, if any
         if kind == "extra_forbidden":
             allowed = _allowed_keys(model, loc[:-1])
             hint = did_you_mean(loc[-1], allowed) if loc else ""
@@ -506,11 +507,19 @@ def _pydantic_problems(exc: ValidationError, key_path: str, model: type[CheckCon
                                               if allowed else "")
         elif kind == "missing":
             message = "missing required key"
+        elif kind in ("model_type", "dict_type", "list_type"):
+            # pydantic's wording names the model class ('instance of ColumnRules'), not TOML
+            allowed = _allowed_keys(model, loc) if kind == "model_type" else []
+            message = ("expected a list" if kind == "list_type" else "expected a table"
+                       + (f" (keys: {', '.join(allowed)})" if allowed else ""))
+            if "input" in error:
+                message += f", got {error['input']!r}"
+            shown = True
         elif message.startswith("Value error, "):
             message = message[len("Value error, "):]
         elif message.startswith("Assertion failed, "):
             message = message[len("Assertion failed, "):]
-        if "input" in error and kind not in ("extra_forbidden", "missing", "value_error"):
+        if "input" in error and not shown:
             message += f" (got {error['input']!r})"
         entry = (path, message)
         if entry not in problems:

@@ -140,6 +140,27 @@ BROKEN = [
          "recording would write JSON lines into it; give the history a file of its own (e.g. "
          "'.mlfunnel/history.jsonl')"],
         id="history-is-the-config"),
+    pytest.param(
+        '[tool.mlfunnel.data.train]\ndataset = "a.csv"\ncolumns.age = "unique"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.data.train.columns.age: expected a table (keys: "
+         "nulls, unique, min, max, values, min_share, dtype, max_age), got 'unique'"],
+        id="column-rules-not-a-table"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = { a = ">= 1" }\n'
+        'waive = true\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.waive: expected a table (keys: "
+         "reason, until), got True"],
+        id="waiver-not-a-table"),
+    pytest.param(
+        '[tool.mlfunnel.model.quality]\nmetrics = "r.json"\nexpect = ">= 0.8"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.quality.expect: expected a table, got "
+         "'>= 0.8'"],
+        id="expect-not-a-table"),
+    pytest.param(
+        '[tool.mlfunnel.model.card]\ndocument = "MODEL_CARD.md"\nsections = "Intended use"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.card.sections: expected a list, got "
+         "'Intended use'"],
+        id="sections-not-a-list"),
 ]
 
 
@@ -174,7 +195,7 @@ def test_all_problems_are_reported_at_once(pytester: pytest.Pytester,
     result.stderr.fnmatch_lines([
         "ERROR: pyproject.toml: tool.mlfunnel.require: expected a gate name or 'none'*",
         "ERROR: pyproject.toml: tool.mlfunnel.data.train.expect.rows: not a valid expectation*",
-        "ERROR: pyproject.toml: tool.mlfunnel.model.card.sections: Input should be a valid list*",
+        "ERROR: pyproject.toml: tool.mlfunnel.model.card.sections: expected a list, got*",
     ])
 
 
