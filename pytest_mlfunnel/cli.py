@@ -96,7 +96,22 @@ def load_history(path: Path, required: bool) -> History:
     return history
 
 
+def nothing_readable(history: History) -> str:
+    """``<path>: no readable history entries``, with how many lines were skipped and why the
+    first was: one line for a file that is no history at all, not a note per line."""
+    skipped = [line for line in history.lines if line.problem is not None]
+    if not skipped:
+        return f"{history.path}: no readable history entries"
+    first = skipped[0]
+    return (f"{history.path}: no readable history entries ({len(skipped)} "
+            f"line{'s' if len(skipped) != 1 else ''} skipped; line {first.number}: "
+            f"{first.problem})")
+
+
 def warn_skipped(history: History) -> None:
+    if history.lines and not history.entries:
+        print(f"mlfunnel: note: {nothing_readable(history)}", file=sys.stderr)
+        return
     for note in history.notes():
         print(f"mlfunnel: note: {note}", file=sys.stderr)
 
@@ -247,10 +262,10 @@ def history_table(entries: Sequence[Mapping[str, Any]], funnel: Sequence[str]) -
 def command_history(args: argparse.Namespace) -> int:
     path = history_path(args)
     history = load_history(path, required=True)
-    warn_skipped(history)
     entries = history.entries
     if not entries:
-        raise CliError(f"{path}: no readable history entries")
+        raise CliError(nothing_readable(history))
+    warn_skipped(history)
     if args.last is not None:
         entries = entries[-args.last:]
     latest = entries[-1]
@@ -280,10 +295,10 @@ def command_badge(args: argparse.Namespace) -> int:
         data = load_report(Path(args.report))
     else:
         history = load_history(history_path(args), required=True)
-        warn_skipped(history)
         latest = history.latest()
         if latest is None:
-            raise CliError(f"{history.path}: no readable history entries")
+            raise CliError(nothing_readable(history))
+        warn_skipped(history)
         data = latest
     write_text(args.output, render_badge(data, label=args.label))
     return 0

@@ -123,8 +123,33 @@ def test_a_history_line_of_the_wrong_shape_is_skipped_naming_the_field(
     history.write_text(json.dumps(bad) + "\n")
     done = cli_run(pytester, "history", "--html", "h.html")
     assert done.returncode == 2
-    assert done.stderr.splitlines()[-1] == (
-        "mlfunnel: error: .mlfunnel/history.jsonl: no readable history entries")
+    assert done.stderr.splitlines() == [
+        "mlfunnel: error: .mlfunnel/history.jsonl: no readable history entries (1 line "
+        "skipped; line 1: not a valid history entry (gates[0].passed: Input should be a valid "
+        "integer (got 'all')))"]
+
+
+def test_a_file_that_is_no_history_at_all_is_one_line_not_a_note_per_line(
+        pytester: pytest.Pytester, real_report: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    # the JSON report given where the history belongs: hundreds of lines, none an entry
+    lines = len((pytester.path / "report.json").read_text().splitlines())
+    assert lines > 50
+    for args in (["history", "--history", "report.json"],
+                 ["badge", "--history", "report.json", "-o", "b.svg"]):
+        done = cli_run(pytester, *args)
+        assert done.returncode == 2
+        assert done.stderr.splitlines() == [
+            f"mlfunnel: error: report.json: no readable history entries ({lines} lines "
+            "skipped; line 1: not JSON (Expecting property name enclosed in double quotes at "
+            "column 2))"]
+    report = (pytester.path / "report.json").read_text()
+    done = cli_run(pytester, "report", "report.json", "--history", "report.json",
+                   "--markdown", "r.md")
+    assert done.returncode == 0
+    assert done.stderr.splitlines() == [
+        f"mlfunnel: note: report.json: no readable history entries ({lines} lines skipped; "
+        "line 1: not JSON (Expecting property name enclosed in double quotes at column 2))"]
+    assert (pytester.path / "report.json").read_text() == report
 
 
 def test_invalid_utf8_in_the_config_is_one_line(pytester: pytest.Pytester) -> None:
