@@ -430,8 +430,8 @@ def _parse_funnel(raw: Any, problems: list[tuple[str, str]]) -> list[str]:
         if gate in seen:
             problems.append((where, f"gate {gate!r} appears twice"))
         elif not _NAME_RE.match(gate) or gate in TOP_LEVEL_KEYS or gate == REPORT_ONLY:
-            problems.append((where, f"{gate!r} cannot be a gate name (letters, digits, "
-                                    "_ . - only; not a reserved key)"))
+            problems.append((where, f"{gate!r} cannot be a gate name (only ASCII letters, "
+                                    "digits and _ . -, not first: . -; not a reserved key)"))
         seen.add(gate)
     return list(dict.fromkeys(raw))
 
@@ -457,7 +457,8 @@ def _parse_check(gate: str, name: str, table: Any, registry: KindRegistry,
                                    f"({', '.join(registry.keys)})"))
         return None
     if not _NAME_RE.match(name):
-        problems.append((key_path, "a check name may use letters, digits, _ . - only"))
+        problems.append((key_path, "a check name may use only ASCII letters, digits and "
+                                   "_ . - (not first: . -)"))
         return None
     kinds = [k for k in table if k in registry.keys]
     if not kinds:

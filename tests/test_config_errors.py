@@ -161,6 +161,18 @@ BROKEN = [
         ["ERROR: pyproject.toml: tool.mlfunnel.model.card.sections: expected a list, got "
          "'Intended use'"],
         id="sections-not-a-list"),
+    pytest.param(
+        '[tool.mlfunnel.model."qualité"]\nmetrics = "r.json"\nexpect = { a = ">= 1" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.model.qualité: a check name may use only ASCII "
+         "letters, digits and _ . - (not first: . -)"],
+        id="check-name-not-ascii"),
+    pytest.param(
+        '[tool.mlfunnel]\nfunnel = ["données", "-model"]\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.funnel: 'données' cannot be a gate name (only "
+         "ASCII letters, digits and _ . -, not first: . -; not a reserved key)",
+         "ERROR: pyproject.toml: tool.mlfunnel.funnel: '-model' cannot be a gate name (only "
+         "ASCII letters, digits and _ . -, not first: . -; not a reserved key)"],
+        id="gate-name-not-ascii"),
 ]
 
 
