@@ -520,6 +520,8 @@ def _pydantic_problems(exc: ValidationError, key_path: str, model: type[CheckCon
             message = message[len("Value error, "):]
         elif message.startswith("Assertion failed, "):
             message = message[len("Assertion failed, "):]
+        if loc and message.startswith(f"{loc[-1]}: "):  # the key path names it already
+            message = message[len(loc[-1]) + 2:]
         if "input" in error and not shown:
             message += f" (got {error['input']!r})"
         entry = (path, message)

@@ -66,9 +66,9 @@ MISTAKES = [
     pytest.param(
         '[tool.mlfunnel.data.train]\ndataset = "data/train.csv"\nduplicates = "<= 150%"\n'
         'columns.age = { nulls = "<= 101%" }\n',
-        ["ERROR: pyproject.toml: tool.mlfunnel.data.train.duplicates: duplicates: a percentage "
-         "compares the share of rows, between 0 and 100%, got '<= 150%'",
-         "ERROR: pyproject.toml: tool.mlfunnel.data.train.columns.age.nulls: nulls: a percentage "
+        ["ERROR: pyproject.toml: tool.mlfunnel.data.train.duplicates: a percentage compares "
+         "the share of rows, between 0 and 100%, got '<= 150%'",
+         "ERROR: pyproject.toml: tool.mlfunnel.data.train.columns.age.nulls: a percentage "
          "compares the share of rows, between 0 and 100%, got '<= 101%'"],
         id="percentages-of-rows-stay-within-100"),
     pytest.param(

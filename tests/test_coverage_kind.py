@@ -272,9 +272,9 @@ data_file = "coverage.xml"
 
 
 @pytest.mark.parametrize(("checks", "message"), [
-    ('coverage = ">= 80"', "tool.mlfunnel.model.bad.coverage: coverage: coverage is a share: "
+    ('coverage = ">= 80"', "tool.mlfunnel.model.bad.coverage: coverage is a share: "
                           "write '>= 80%' or '>= 0.8', not '>= 80'"),
-    ('coverage = "<= 30 days"', "tool.mlfunnel.model.bad.coverage: coverage: expected a share "
+    ('coverage = "<= 30 days"', "tool.mlfunnel.model.bad.coverage: expected a share "
                                 "such as '>= 80%', got '<= 30 days'"),
     ('coverage = ">= 80%"\nbranch = "lots"', "tool.mlfunnel.model.bad.branch: not a valid "
                                              "expectation: 'lots'*"),
