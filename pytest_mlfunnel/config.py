@@ -41,6 +41,8 @@ else:  # pragma: no cover
 SECTION = "tool.mlfunnel"
 TOP_LEVEL_KEYS = ("require", "funnel", "history", "project", "sources", "services")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+#: A ``${`` that starts neither ``${NAME}`` nor ``${services.<name>.url}`` (shown up to here)
+_NOT_A_REFERENCE_RE = re.compile(r"\$\{(?!services\.)[^}\s/@:?#]{0,40}\}?")
 _UNIONS = (typing.Union, types.UnionType)
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 
@@ -195,6 +197,14 @@ def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
             unset.append(name)
             return match.group(0)
         text = _ENV_RE.sub(replace, value)
+        # a typo such as "${DB_URL" or "${MODEL URL}" would otherwise stay in the value as
+        # text; a service's command line may hold the shell's own "${VAR:?}" for sh -c
+        shell = re.match(rf"{re.escape(SECTION)}\.services\.[^.]+\.command\[", key_path)
+        for broken in dict.fromkeys(() if shell else _NOT_A_REFERENCE_RE.findall(
+                _ENV_RE.sub("", value))):
+            problems.append((key_path, f"{broken!r} is not a ${{NAME}} reference (write "
+                                       "${NAME} or ${NAME:-default}; a name is letters, "
+                                       "digits and _)"))
         if substituted and secrets.counts_as_secret(key_path, text):
             for secret in substituted:
                 secrets.register_value(secret)
@@ -236,9 +246,9 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
     section = expand_env(section, SECTION, problems)
     problems.extend(unsound_values(section, SECTION))
     section = without_nul_keys(section)
-    # a value with an unset variable (or one no key can mean) is reported once, not again by
-    # the check it breaks
-    unset_paths = tuple(path for path, _ in problems)
+    # a value with an unset variable, an unknown service (or one no key can mean) is reported
+    # once, not again by the check it breaks
+    causes = list(problems)
     text = _read_text(path)
 
     funnel = _parse_funnel(section.get("funnel"), problems)
@@ -280,6 +290,7 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
                 source_table, f"{SECTION}.sources.{source_name}", declared)
             source_uses[source_name] = used
             problems.extend(reference_problems)
+            causes.extend(reference_problems)
         sources, source_problems = declare_sources(substitute(raw_sources, stand_ins),
                                                    f"{SECTION}.sources")
         problems.extend(source_problems)
@@ -309,6 +320,7 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
             key_path = f"{SECTION}.{key}.{name}"
             used, reference_problems = check_references(check_table, key_path, declared)
             problems.extend(reference_problems)
+            causes.extend(reference_problems)
             used |= {service for source_name in _strings_in(check_table)
                      for service in source_uses.get(source_name, ())}
             if used:
@@ -320,13 +332,13 @@ def load_config(path: Path, rootdir: Path, registry: KindRegistry,
                 checks.append(entry)
 
     if problems:
+        problems = _one_per_broken_value(problems, causes)
         if any(message.startswith(NO_KIND) for _, message in problems):
             hint = _late_kinds_hint(rootdir)
             problems = [(where, message + hint if message.startswith(NO_KIND) else message)
                         for where, message in problems]
-        raise ConfigError(label, _one_per_unset_value(
-            [(where, unplaceholder(message, declared)) for where, message in problems],
-            unset_paths))
+        raise ConfigError(label, [(where, unplaceholder(message, declared))
+                                  for where, message in problems])
     return FunnelConfig(path=path, file_label=label, funnel=funnel, require=require,
                         history=(rootdir / history), project=project, sources=sources,
                         checks=checks, services=services, service_uses=service_uses,
@@ -394,14 +406,15 @@ def _late_kinds_hint(rootdir: Path) -> str:
     return ""
 
 
-def _one_per_unset_value(problems: list[tuple[str, str]], unset_paths: tuple[str, ...]
-                         ) -> list[tuple[str, str]]:
-    """Drop the later problems of a value whose variable is unset: they follow from it."""
-    first = len(unset_paths)
-    return problems[:first] + [
-        (path, message) for path, message in problems[first:]
-        if not any(path == unset or path.startswith((f"{unset}.", f"{unset}["))
-                   for unset in unset_paths)]
+def _one_per_broken_value(problems: list[tuple[str, str]], causes: list[tuple[str, str]]
+                          ) -> list[tuple[str, str]]:
+    """Drop the other problems of a value whose variable is unset or whose service is
+    unknown: they follow from it."""
+    paths = tuple(path for path, _ in causes)
+    return [(path, message) for path, message in problems
+            if (path, message) in causes
+            or not any(path == cause or path.startswith((f"{cause}.", f"{cause}["))
+                       for cause in paths)]
 
 
 def _label(path: Path, rootdir: Path) -> str:

@@ -167,6 +167,25 @@ BROKEN = [
          "letters, digits and _ . - (not first: . -)"],
         id="check-name-not-ascii"),
     pytest.param(
+        '[tool.mlfunnel.sources]\ntrain = { url = "${DB_URL", query = "select 1" }\n'
+        '[tool.mlfunnel.deployment.health]\nhttp = "${MODEL URL}/health"\n'
+        'headers = { Authorization = "Bearer ${TOKEN}" }\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.sources.train.url: '${DB_URL' is not a "
+         "${NAME} reference (write ${NAME} or ${NAME:-default}; a name is letters, digits "
+         "and _)",
+         "ERROR: pyproject.toml: tool.mlfunnel.deployment.health.http: '${MODEL' is not a "
+         "${NAME} reference (write ${NAME} or ${NAME:-default}; a name is letters, digits "
+         "and _)",
+         "ERROR: pyproject.toml: tool.mlfunnel.deployment.health.headers.Authorization: "
+         "environment variable TOKEN is not set (write ${TOKEN:-default} to give a default)"],
+        id="malformed-env-reference"),
+    pytest.param(
+        '[tool.mlfunnel.deployment.health]\nhttp = "${services.model.url}/health"\n',
+        ["ERROR: pyproject.toml: tool.mlfunnel.deployment.health.http: unknown service 'model' "
+         "in ${services.model.url} (services: none declared: add "
+         "[tool.mlfunnel.services.<name>])"],
+        id="unknown-service-once"),
+    pytest.param(
         '[tool.mlfunnel]\nfunnel = ["données", "-model"]\n',
         ["ERROR: pyproject.toml: tool.mlfunnel.funnel: 'données' cannot be a gate name (only "
          "ASCII letters, digits and _ . -, not first: . -; not a reserved key)",
@@ -184,6 +203,8 @@ def test_a_broken_config_is_a_usage_error_naming_the_key(pytester: pytest.Pytest
     result = pytester.runpytest("--funnel")
     assert result.ret == 4
     result.stderr.fnmatch_lines(lines)
+    assert len([line for line in result.stderr.lines if line.startswith("ERROR: ")]) == len(
+        lines), "one line per problem, none repeated by what follows from it"
     output = result.stdout.str() + result.stderr.str()
     assert "Traceback" not in output
     assert "INTERNALERROR" not in output
