@@ -168,6 +168,17 @@ def _write_file(path: Path, text: str) -> None:
         raise CliError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
+def _check_writable(root: Path, target: Path) -> None:
+    """A CliError when ``target`` (under ``root``) is a folder or under a file."""
+    if target.is_dir():
+        raise CliError(f"{target}: cannot write: it is a directory")
+    folder = root
+    for part in target.relative_to(root).parts[:-1]:
+        folder = folder / part
+        if folder.exists() and not folder.is_dir():
+            raise CliError(f"{target}: cannot write: {folder} is not a directory")
+
+
 def template(name: str) -> str:
     return resources.files("pytest_mlfunnel").joinpath("templates", name).read_text(
         encoding="utf-8")
@@ -193,6 +204,11 @@ def command_init(args: argparse.Namespace) -> int:
         raise CliError(f"{root}: not a directory")
     pyproject = root / "pyproject.toml"
     starter = template("mlfunnel.toml")
+    # every place is checked before anything is written: a half-written project (the section
+    # in, the documents not) would make the next 'mlfunnel init' refuse the section
+    for target in (root / relative for relative in DOCUMENTS.values()):
+        if not target.exists() or args.force:
+            _check_writable(root, target)
     if pyproject.exists():
         section = read_section(pyproject)  # first: it says why a file cannot be read
         # undecoded line endings: a CRLF file stays CRLF, not one changed line per line

@@ -288,6 +288,39 @@ def test_init_refuses_an_existing_section_and_force_replaces_it(
     load_config(pyproject, tmp_path, KindRegistry())
 
 
+@pytest.mark.parametrize("existing", [None, '[project]\nname = "churn"\n'],
+                         ids=["no-pyproject", "pyproject"])
+def test_init_writes_nothing_when_a_document_cannot_be_written(
+        tmp_path: Path, existing: str | None) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    if existing is not None:
+        pyproject.write_text(existing)
+    (tmp_path / "docs").write_text("a file where the folder should be\n")
+    done = mlfunnel("init", cwd=tmp_path)
+    assert done.stderr.splitlines() == [
+        "mlfunnel: error: docs/problem.md: cannot write: docs is not a directory"]
+    assert (done.returncode, done.stdout) == (2, "")
+    # nothing half-written: a second 'mlfunnel init' once docs/ is a folder just works
+    assert (pyproject.read_text() if pyproject.exists() else None) == existing
+    assert not (tmp_path / "MODEL_CARD.md").exists()
+    (tmp_path / "docs").unlink()
+    assert mlfunnel("init", cwd=tmp_path).returncode == 0
+
+
+def test_init_force_writes_nothing_when_a_document_is_a_folder(tmp_path: Path) -> None:
+    assert mlfunnel("init", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "pyproject.toml").read_text().replace('require = "none"',
+                                                                'require = "model"')
+    (tmp_path / "pyproject.toml").write_text(before)
+    (tmp_path / "MODEL_CARD.md").unlink()
+    (tmp_path / "MODEL_CARD.md").mkdir()
+    done = mlfunnel("init", "--force", cwd=tmp_path)
+    assert done.stderr.splitlines() == [
+        "mlfunnel: error: MODEL_CARD.md: cannot write: it is a directory"]
+    assert done.returncode == 2
+    assert (tmp_path / "pyproject.toml").read_text() == before
+
+
 @pytest.mark.parametrize("force", [False, True], ids=["append", "force"])
 def test_init_keeps_the_windows_line_endings_of_an_existing_pyproject(
         tmp_path: Path, force: bool) -> None:
