@@ -290,3 +290,13 @@ def test_a_config_nested_too_deeply_is_one_line(pytester: pytest.Pytester) -> No
     result.stderr.fnmatch_lines(["ERROR: funnel.toml: not valid TOML: arrays or tables nested "
                                  "too deeply to read"])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_an_empty_section_shows_the_empty_funnel_and_exits_as_pytest_does_with_nothing(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("[tool.mlfunnel]\n")
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    result.stdout.fnmatch_lines(["*data*empty*0/0", "*maintenance*empty*0/0",
+                                 "stage reached: none (0/8) · required: none set · OK"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
