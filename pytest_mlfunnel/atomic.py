@@ -28,6 +28,13 @@ def special_kind(mode: int) -> str | None:
     return None
 
 
+#: What a TOML file saved with a byte order mark (some Windows editors do) is told: the TOML
+#: parser's own "Invalid statement (at line 1, column 1)" points at nothing visible.
+BOM_IN_TOML = ("the file starts with a byte order mark (BOM), which TOML does not allow; save "
+               "it as UTF-8 without BOM")
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def read_regular(path: Path) -> bytes:
     """The bytes of a regular file. Anything else is an ``OSError`` before a byte is read:
     opening a FIFO waits for a writer forever and ``/dev/zero`` never ends, so a history or

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_mlfunnel import __version__
-from pytest_mlfunnel.atomic import read_regular
+from pytest_mlfunnel.atomic import BOM_IN_TOML, UTF8_BOM, read_regular
 from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
 from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.portfolio_command import add_portfolio_command
@@ -51,9 +51,10 @@ class _Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------- config lookup
 def read_section(pyproject: Path) -> dict[str, Any] | None:
     """``[tool.mlfunnel]`` of a pyproject file, None when the file or section is absent."""
+    blob = b""
     try:
-        with pyproject.open("rb") as handle:
-            document = tomllib.load(handle)
+        blob = read_regular(pyproject)  # a FIFO would wait for a writer forever
+        document = tomllib.loads(blob.decode("utf-8"))
     except FileNotFoundError:
         return None
     except UnicodeDecodeError as exc:
@@ -62,7 +63,8 @@ def read_section(pyproject: Path) -> dict[str, Any] | None:
     except OSError as exc:
         raise CliError(f"{pyproject}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:  # TOMLDecodeError is a ValueError
-        raise CliError(f"{pyproject}: cannot read: {exc}") from None
+        problem = BOM_IN_TOML if blob.startswith(UTF8_BOM) else exc
+        raise CliError(f"{pyproject}: cannot read: {problem}") from None
     except RecursionError:
         raise CliError(f"{pyproject}: cannot read: arrays or tables nested too deeply") from None
     tool = document.get("tool")

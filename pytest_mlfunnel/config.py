@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_mlfunnel import secrets
-from pytest_mlfunnel.atomic import read_regular, special_kind
+from pytest_mlfunnel.atomic import BOM_IN_TOML, UTF8_BOM, read_regular, special_kind
 from pytest_mlfunnel.funnel import DEFAULT_FUNNEL, REPORT_ONLY, Required
 from pytest_mlfunnel.history import DEFAULT_HISTORY
 from pytest_mlfunnel.kinds import KindRegistry
@@ -107,7 +107,8 @@ def read_toml(path: Path, file_label: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(file_label, [("", f"cannot read: {exc.strerror or exc}")]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(file_label, [("", f"not valid TOML: {exc}")]) from None
+        problem = BOM_IN_TOML if blob.startswith(UTF8_BOM) else str(exc)
+        raise ConfigError(file_label, [("", f"not valid TOML: {problem}")]) from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise ConfigError(file_label, [("", f"not valid TOML: {exc}")]) from None
     except RecursionError:

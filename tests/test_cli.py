@@ -121,10 +121,13 @@ def unreadable_inputs(root: Path) -> None:
                                       + "}")
     if hasattr(os, "mkfifo"):
         os.mkfifo(root / "pipe.json")
+        os.mkfifo(root / "pipe.toml")
     for name, content in (("latin", b'[project]\nname = "caf\xe9"\n'), ("plain", b"")):
         (root / name).mkdir()
         (root / name / "pyproject.toml").write_bytes(content)
     (root / "plain" / "docs").write_text("a file where a folder should be\n")
+    (root / "bom").mkdir()
+    (root / "bom" / "pyproject.toml").write_bytes(b'\xef\xbb\xbf[project]\nname = "x"\n')
     (root / "folder" / "pyproject.toml").mkdir(parents=True)
 
 
@@ -138,13 +141,19 @@ def unreadable_inputs(root: Path) -> None:
     pytest.param(["report", "pipe.json", "--html", "o.html"],
                  "pipe.json: cannot read: a FIFO (named pipe), not a regular file",
                  marks=pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")),
+    pytest.param(["history", "--config", "pipe.toml"],
+                 "pipe.toml: cannot read: a FIFO (named pipe), not a regular file",
+                 marks=pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")),
     (["init", "--dir", "latin"],
      "latin/pyproject.toml: cannot read: not UTF-8 text (byte 0xe9 at position 21)"),
     (["init", "--dir", "folder"], "folder/pyproject.toml: cannot read: Is a directory"),
+    (["init", "--dir", "bom"], "bom/pyproject.toml: cannot read: the file starts with a byte "
+                               "order mark (BOM), which TOML does not allow; save it as UTF-8 "
+                               "without BOM"),
     (["init", "--dir", "plain"], "plain/docs/problem.md: cannot write: plain/docs is not a "
                                  "directory"),
-], ids=["nested-report", "nested-compare", "digits-badge", "fifo-report", "latin-1-pyproject",
-        "pyproject-folder", "docs-a-file"])
+], ids=["nested-report", "nested-compare", "digits-badge", "fifo-report", "fifo-config", "latin-1-pyproject",
+        "pyproject-folder", "bom-pyproject", "docs-a-file"])
 def test_an_unreadable_input_exits_2_with_one_line(tmp_path: Path, args: list[str],
                                                    message: str) -> None:
     unreadable_inputs(tmp_path)

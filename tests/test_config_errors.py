@@ -270,6 +270,15 @@ def test_a_config_file_that_is_not_toml_is_named(pytester: pytest.Pytester) -> N
                                  "table declaration (at line 1, column 15)"])
 
 
+def test_a_config_file_saved_with_a_byte_order_mark_says_so(pytester: pytest.Pytester) -> None:
+    (pytester.path / "funnel.toml").write_bytes(b'\xef\xbb\xbf[tool.mlfunnel]\nrequire = "none"\n')
+    result = pytester.runpytest("--funnel-config=funnel.toml")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["ERROR: funnel.toml: not valid TOML: the file starts with a "
+                                 "byte order mark (BOM), which TOML does not allow; save it as "
+                                 "UTF-8 without BOM"])
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
 def test_a_config_path_that_is_not_a_file_says_what_it_is(pytester: pytest.Pytester) -> None:
     (pytester.path / "folder.toml").mkdir()
