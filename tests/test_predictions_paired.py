@@ -289,7 +289,7 @@ def test_a_bootstrap_without_two_positive_rows_cannot_compare_saying_so(
     with pytest.raises(CriterionError) as raised:
         compare_paired(check, evidence, "average_precision", evidence.overall)
     assert str(raised.value) == (
-        "cannot compare with the baseline: average_precision: the bootstrap needs at least 2 "
+        "cannot compare with the baseline: the bootstrap needs at least 2 "
         "positive rows (1 of 40 read)")
     with pytest.raises(PairedError, match=r"^a bootstrap needs at least 2 rows \(1\)$"):
         row_bootstrap(0.5, 0.4, 10, lambda counts: 0.0, 1, "paired bootstrap of the rows")

@@ -65,7 +65,7 @@ def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: S
         calibration = [CalibrationCell(m, b, *sums) for (m, b), sums in sorted(
             scope.calibration.items())]
         if not calibration:
-            raise CriterionError("ece: the baseline's scores were not binned")
+            raise CriterionError("the baseline's scores were not binned")
         by_bin: dict[int, float] = {}
         for cell in calibration:
             by_bin[cell.baseline_bin] = by_bin.get(cell.baseline_bin, 0.0) + cell.q
@@ -74,7 +74,7 @@ def _compare(check: PredictionsConfig, evidence: Evidence, metric: str, scope: S
     if metric == "roc_auc":
         ranks = scope.ranks
         if ranks is None or len(ranks.scores) != 2:
-            raise CriterionError("roc_auc: the baseline's scores could not be ranked")
+            raise CriterionError("the baseline's scores could not be ranked")
         first, second = ranks.scores
         baseline = auc_of(ranks, 1)
         return delong(value, baseline, ranks.positives, ranks.negatives,
@@ -107,12 +107,12 @@ def _compare_ovr(scope: Scope) -> PairedDifference:
     """roc_auc_ovr: DeLong through per-row influence terms, from the placements summed per
     true class (see paired.delong_ovr)."""
     if not scope.placements:
-        raise CriterionError("roc_auc_ovr: the baseline's scores could not be ranked")
+        raise CriterionError("the baseline's scores could not be ranked")
     count = len(next(iter(scope.placements)))
     by_class = [scope.placements.get(tuple(int(i == c) for i in range(count)))
                 for c in range(count)]
     if any(sums is None for sums in by_class):
-        raise PairedError("roc_auc_ovr needs rows of every class")
+        raise PairedError("needs rows of every class")
     return delong_ovr([s.rows for s in by_class if s], [s.placed for s in by_class if s],
                       [s.crossed for s in by_class if s])
 
@@ -123,26 +123,26 @@ def _bootstrap_rows(check: PredictionsConfig, evidence: Evidence, metric: str, v
     on at most BOOTSTRAP_ROWS of the scope's sampled rows."""
     rows = sorted(scope.resample)  # one order on every engine: the same resamples
     if not rows:
-        raise CriterionError(f"{metric}: no rows were read for the bootstrap")
+        raise CriterionError("no rows were read for the bootstrap")
     if len(rows) > BOOTSTRAP_ROWS:
         rows = random.Random(BOOTSTRAP_SEED).sample(rows, BOOTSTRAP_ROWS)
     if metric == "median_ae":
         model, base = SortedValues([r[0] for r in rows]), SortedValues([r[1] for r in rows])
         baseline = scope.median.get("b_abs")
         if baseline is None:
-            raise CriterionError("median_ae: the baseline's median error was not computed")
+            raise CriterionError("the baseline's median error was not computed")
         return row_bootstrap(value, baseline, scope.rows,
                              lambda counts: model.median(counts) - base.median(counts),
                              len(rows), "paired bootstrap of the rows")
     positive = [r[0] == 1.0 for r in rows]
     if sum(positive) < 2:
-        raise PairedError(f"average_precision: the bootstrap needs at least 2 positive rows "
+        raise PairedError(f"the bootstrap needs at least 2 positive rows "
                           f"({sum(positive)} of {len(rows)} read)")
     ranked = RankedScores([r[1] for r in rows], positive)
     ranked_base = RankedScores([r[2] for r in rows], positive)
     baseline = scope.sums.get("b_ap")
     if baseline is None:
-        raise CriterionError("average_precision: the baseline's scores could not be ranked")
+        raise CriterionError("the baseline's scores could not be ranked")
     return row_bootstrap(value, baseline, scope.rows,
                          lambda counts: (ranked.average_precision(counts)
                                          - ranked_base.average_precision(counts)),
@@ -183,7 +183,7 @@ def _compare_regression(metric: str, value: float, scope: Scope) -> PairedDiffer
     # rmse: the delta method on sqrt(mse) of each model, with the covariance of the squares
     mse_a, mse_b = sums.get("sq", 0.0) / n, sums.get("b_sq", 0.0) / n
     if mse_a <= 0 or mse_b <= 0:
-        raise PairedError("rmse: a model without errors")
+        raise PairedError("a model without errors")
     var_a = (sums.get("sq2", 0.0) - n * mse_a**2) / (n - 1)
     var_b = (sums.get("b_sq2", 0.0) - n * mse_b**2) / (n - 1)
     cov = (sums.get("sq_bsq", 0.0) - n * mse_a * mse_b) / (n - 1)

@@ -24,7 +24,7 @@ from pytest_mlfunnel.engines.expr import (
     outside,
 )
 from pytest_mlfunnel.engines.placements import PlacementSums
-from pytest_mlfunnel.engines.protocol import Table
+from pytest_mlfunnel.engines.protocol import Agg, Table
 from pytest_mlfunnel.expectations import format_value
 from pytest_mlfunnel.kinds.base import EvalContext
 from pytest_mlfunnel.kinds.predictions.config import (
@@ -172,18 +172,27 @@ class Collector:
         schema = self.table.schema()
         for column in [*self._columns(), *self.check.slices]:
             if column not in schema:
+                self._not_empty()
                 raise CriterionError(missing_column(column, schema, self.table.display))
         for column in self.scores + self.baseline_scores:
             if schema[column] not in ("float", "int", "bool"):
+                self._not_empty()
                 raise CriterionError(f"{column}: scores must be numbers (probabilities), "
                                      f"{column} is {schema[column]}")
         if self.check.task == "regression":
             for column in self._columns():
                 if schema[column] not in ("float", "int"):
+                    self._not_empty()
                     raise CriterionError(f"{column}: regression needs numbers, {column} is "
                                          f"{schema[column]}")
             return self._regression()
         return self._classification()
+
+    def _not_empty(self) -> None:
+        """Before a missing column or a column of the wrong type is reported: a file with no
+        rows (an empty CSV, or a header alone, read as text) says so instead."""
+        if not self.table.aggregate([Agg("rows")])[0]:
+            raise CriterionError(f"{self.table.display} has no rows: nothing to judge")
 
     def _why(self, dropped: dict[str, int]) -> list[str]:
         return [self._unmatched(dropped[c]) if c == MATCHES else f"{dropped[c]} with a null {c}"
@@ -381,7 +390,7 @@ class Collector:
         classes = sorted({k for (k, _, _) in evidence.overall.confusion}, key=label_order)
         if len(classes) != len(self.scores):
             evidence.score_problem = (
-                f"roc_auc_ovr: {len(self.scores)} score columns for {len(classes)} classes in "
+                f"{len(self.scores)} score columns for {len(classes)} classes in "
                 f"{check.target} ({', '.join(shown(c) for c in classes)}); give one column "
                 "per class, in the order of the sorted labels")
             return

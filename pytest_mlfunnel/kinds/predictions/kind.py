@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pytest_mlfunnel.expectations import Expectation, format_value
@@ -29,6 +30,9 @@ from pytest_mlfunnel.kinds.predictions.evidence import (
 from pytest_mlfunnel.kinds.predictions.metrics import metric_value
 from pytest_mlfunnel.outcome import CriterionError, Outcome, Status
 from pytest_mlfunnel.paired import PairedDifference
+
+#: slices whose failures a message lists by name
+LISTED_SLICES = 10
 
 
 class PredictionsKind(CheckKind[PredictionsConfig]):
@@ -114,6 +118,9 @@ def _judged(check: PredictionsConfig, key: Any, name: MetricName,
         values = evidence.slices[name.slice_column]
         if name.slice_value == "*":
             chosen = sorted(values, key=label_order)
+            if not chosen:  # nothing to judge is not a pass
+                return Outcome.error(f"{name.text}: no judged row has a value in "
+                                     f"{name.slice_column}{note}", expectation.text)
         else:
             chosen = [v for v in values if same_label(name.slice_value, v)]
             if not chosen:
@@ -150,16 +157,24 @@ def _combine(text: str, outcomes: dict[str, Outcome], expectation: Expectation,
     if failed:
         status: Status = ("error" if all(o.status == "error" for o in failed.values())
                           else "failed")
-        message = "; ".join(o.message for o in failed.values())
+        message = _listed(o.message for o in failed.values())
         return Outcome(status, observed, expectation.text,
                        f"{len(failed)} of {len(outcomes)} slices failed: {message}{note}",
                        extra={"slices": observed})
     if small:
         return Outcome("failed", observed, expectation.text,
-                       "; ".join(o.message for o in small.values()) + note,
+                       _listed(o.message for o in small.values()) + note,
                        extra={"warn": True, "slices": observed})
     return Outcome.passed(observed, expectation.text,
                           f"{len(outcomes)} slices match {text}, all as expected{note}")
+
+
+def _listed(messages: Iterable[str]) -> str:
+    """The first LISTED_SLICES messages and how many more: a slice column of thousands of
+    values keeps a message (and the terminal line) readable; every value is in ``observed``."""
+    every = list(messages)
+    more = len(every) - LISTED_SLICES
+    return "; ".join(every[:LISTED_SLICES]) + (f"; … and {more} more" if more > 0 else "")
 
 
 def _judge(check: PredictionsConfig, evidence: Evidence, label: str, metric: str,

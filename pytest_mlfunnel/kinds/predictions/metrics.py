@@ -104,7 +104,7 @@ def _per_class(metric: str, right: int, guessed: int, true: int) -> float:
 
 def auc_of(ranks: ScoreRanks, index: int = 0) -> float:
     if not ranks.positives or not ranks.negatives:
-        raise CriterionError("roc_auc needs both classes among the judged rows "
+        raise CriterionError("needs both classes among the judged rows "
                              f"({ranks.positives} positive, {ranks.negatives} negative)")
     return ranks.scores[index].below / (ranks.positives * ranks.negatives)
 
@@ -125,7 +125,7 @@ def score_metric(name: str, scope: Scope) -> float:
             total += abs(pos[0] - (pos[1] + neg[1]))
         return total / n
     if scope.ranks is None:
-        raise CriterionError(f"{name}: the scores could not be ranked")
+        raise CriterionError("the scores could not be ranked")
     if name == "roc_auc":
         return auc_of(scope.ranks)
     if name == "average_precision":
@@ -133,7 +133,7 @@ def score_metric(name: str, scope: Scope) -> float:
             raise CriterionError("average_precision needs positive rows")
         precision_sum = scope.ranks.scores[0].precision_sum
         if precision_sum is None:
-            raise CriterionError("average_precision: the scores were not ranked for it")
+            raise CriterionError("the scores were not ranked for it")
         return precision_sum / scope.ranks.positives
     raise CriterionError(f"unknown metric {name!r}")
 
@@ -165,7 +165,7 @@ def metric_value(check: PredictionsConfig, evidence: Evidence, metric: str, scop
     if evidence.value_problem:
         raise CriterionError(evidence.value_problem)
     if scope.rows == 0:
-        raise CriterionError(f"{metric}: no rows to judge")
+        raise CriterionError("no rows to judge")
     if metric == "rows":
         return scope.rows
     if check.task == "regression":
@@ -185,6 +185,6 @@ def metric_value(check: PredictionsConfig, evidence: Evidence, metric: str, scop
         aucs = [auc_of(ranks) for _, ranks in sorted(scope.class_ranks.items(),
                                                      key=lambda kv: label_order(kv[0]))]
         if not aucs:
-            raise CriterionError("roc_auc_ovr: the scores could not be ranked")
+            raise CriterionError("the scores could not be ranked")
         return sum(aucs) / len(aucs)
     return multiclass_metric(metric, scope.confusion, which)

@@ -1,0 +1,152 @@
+"""The ``predictions`` kind on odd holdout tables through real runs: empty tables, slices with
+no values or thousands of them, and messages that name each problem once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandas.core.arrays.arrow.extension_types  # registered once, before pytester runs
+import pytest
+
+sklearn_metrics = pytest.importorskip("sklearn.metrics")
+
+pytest_plugins = ["pytester"]
+
+CONFIG = """
+[tool.mlfunnel]
+[tool.mlfunnel.model.holdout]
+predictions = "holdout.{ext}"
+task = "{task}"
+target = "y"
+prediction = "p"
+"""
+
+
+def project(pytester: pytest.Pytester, frame: pd.DataFrame, body: str, *, task: str = "binary",
+            ext: str = "parquet") -> None:
+    if ext == "parquet":
+        frame.to_parquet(pytester.path / "holdout.parquet")
+    else:
+        frame.to_csv(pytester.path / "holdout.csv", index=False)
+    pytester.makepyprojecttoml(CONFIG.format(ext=ext, task=task) + body)
+
+
+def criteria(pytester: pytest.Pytester) -> dict[str, dict[str, Any]]:
+    data = json.loads((pytester.path / "report.json").read_text())
+    return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
+
+
+def binary(n: int, seed: int = 4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    score = np.round(rng.random(n), 3)
+    return pd.DataFrame({"y": rng.integers(0, 2, n), "p": (score > 0.5).astype(int),
+                         "s": score, "plan": rng.choice(["a", "b"], n)})
+
+
+def test_an_empty_table_is_an_error_that_names_the_metric_once(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, binary(10).iloc[:0], 'score = "s"\n'
+            'expect = { accuracy = ">= 0.5", roc_auc = ">= 0.5" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    assert found["accuracy"]["status"] == "error"
+    assert found["accuracy"]["message"] == "accuracy: no rows to judge"
+    assert found["roc_auc"]["message"] == "roc_auc: no rows to judge"
+    assert result.ret == 1
+
+
+def test_a_csv_with_a_header_and_no_rows_says_the_table_is_empty_not_that_scores_are_text(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, binary(10).iloc[:0], 'score = "s"\nexpect = { roc_auc = ">= 0.5" }\n',
+            ext="csv")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["roc_auc"]
+    assert found["status"] == "error"
+    assert found["message"] == "holdout.csv has no rows: nothing to judge"
+    assert result.ret == 1
+
+
+def test_an_empty_csv_file_says_the_table_is_empty(pytester: pytest.Pytester) -> None:
+    project(pytester, binary(10), 'expect = { accuracy = ">= 0.5" }\n', ext="csv")
+    (pytester.path / "holdout.csv").write_text("")
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    assert criteria(pytester)["accuracy"]["message"] == (
+        "holdout.csv has no rows: nothing to judge")
+
+
+def test_every_slice_of_an_empty_table_is_an_error_not_a_pass(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, binary(10).iloc[:0], 'slices = ["plan"]\n'
+            'expect = { "slices.plan.*.f1" = ">= 0.5" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["slices.plan.any.f1"]
+    assert found["status"] == "error"
+    assert found["message"] == "slices.plan.*.f1: no judged row has a value in plan"
+    assert result.ret == 1
+
+
+def test_a_slice_column_that_is_all_null_is_an_error_not_a_pass(
+        pytester: pytest.Pytester) -> None:
+    frame = binary(50).assign(plan=None)
+    project(pytester, frame, 'slices = ["plan"]\nmin_slice_rows = 0\n'
+            'expect = { "slices.plan.*.accuracy" = ">= 0", accuracy = ">= 0" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    assert found["slices.plan.any.accuracy"]["status"] == "error"
+    assert found["slices.plan.any.accuracy"]["message"] == (
+        "slices.plan.*.accuracy: no judged row has a value in plan")
+    assert found["accuracy"]["observed"] == pytest.approx(
+        sklearn_metrics.accuracy_score(frame.y, frame.p))
+    assert result.ret == 1
+
+
+def test_a_slice_column_of_ten_thousand_values_fails_with_a_bounded_message(
+        pytester: pytest.Pytester) -> None:
+    frame = binary(20000, seed=8).assign(user=np.arange(20000) // 2)
+    project(pytester, frame, 'slices = ["user"]\nmin_slice_rows = 0\n'
+            'expect = { "slices.user.*.accuracy" = ">= 0.9" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["slices.user.any.accuracy"]
+    by_user = frame.assign(right=frame.y == frame.p).groupby("user").right.mean()
+    failing = int((by_user < 0.9).sum())
+    assert found["status"] == "failed"
+    assert len(found["observed"]) == 10000
+    assert found["observed"]["3"] == pytest.approx(by_user[3])
+    first = [f"slices.user.{u}.accuracy {format(v, '.4g')}, expected >= 0.9"
+             for u, v in by_user[by_user < 0.9].items()][:10]
+    assert found["message"] == (f"{failing} of 10000 slices failed: {'; '.join(first)}; "
+                                f"… and {failing - 10} more")
+    assert max(len(line) for line in result.outlines) < 2000
+    assert result.ret == 1
+
+
+def test_too_few_rows_in_thousands_of_slices_is_one_bounded_warning(
+        pytester: pytest.Pytester) -> None:
+    frame = binary(6000, seed=2).assign(user=np.arange(6000) // 2)
+    project(pytester, frame, 'slices = ["user"]\nmin_slice_rows = 5\n'
+            'expect = { "slices.user.*.accuracy" = ">= 0" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["slices.user.any.accuracy"]
+    assert found["status"] == "warned"
+    first = [f"slices.user.{u}.accuracy: too few rows (2 < min_slice_rows 5), not judged"
+             for u in range(10)]
+    assert found["message"] == "; ".join(first) + "; … and 2990 more"
+    assert result.ret == 0
+
+
+def test_too_few_score_columns_for_the_classes_says_so_once(
+        pytester: pytest.Pytester) -> None:
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet([1, 1, 1], 60)
+    frame = pd.DataFrame({"y": rng.choice(["a", "b", "c"], 60),
+                          "p": np.array(list("abc"))[proba.argmax(1)],
+                          "pa": proba[:, 0], "pb": proba[:, 1]})
+    project(pytester, frame, 'score = ["pa", "pb"]\nexpect = { roc_auc_ovr = ">= 0.5" }\n',
+            task="multiclass")
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    assert criteria(pytester)["roc_auc_ovr"]["message"] == (
+        "roc_auc_ovr: 2 score columns for 3 classes in y ('a', 'b', 'c'); give one column per "
+        "class, in the order of the sorted labels")
