@@ -26,7 +26,7 @@ def commit(repo: Path, path: str, author: str, email: str, days_ago: int = 1) ->
     with file.open("a") as handle:
         handle.write(f"{author} {days_ago}\n")
     stamp = f"@{int(time.time()) - days_ago * 86400} +0000"
-    git(repo, "add", path)
+    git(repo, "add", "--", path)
     git(repo, "commit", "-q", "-m", f"change {path}", env={
         "GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": email, "GIT_COMMITTER_NAME": author,
         "GIT_COMMITTER_EMAIL": email, "GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
@@ -150,3 +150,73 @@ def test_a_bad_git_rule_is_a_config_error_with_its_key_path(pytester: pytest.Pyt
 def test_the_truck_factor_is_the_fewest_authors_covering_half_the_commits(
         counts: list[int], factor: int) -> None:
     assert truck_factor(counts) == factor
+
+
+def test_a_project_in_a_folder_of_the_repository_names_that_folder_not_the_repository(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    top.mkdir()
+    git(top, "init", "-q", "-b", "main")
+    commit(top, "web/app.js", "Wendy", "wendy@example.com")
+    commit(top, "ml/churn/train.py", "Alice", "alice@example.com")
+    project = top / "ml" / "churn"
+    (project / "pyproject.toml").write_text(
+        '[tool.mlfunnel]\n[tool.mlfunnel.maintenance.owners]\nowners = { git = ">= 2" }\n')
+    result = pytester.runpytest("--funnel", f"--rootdir={project}", "-c",
+                                str(project / "pyproject.toml"), "--funnel-json=report.json")
+    found = criteria(pytester)["git-authors"]
+    assert found["message"] == ("1 distinct author of 1 commit to ml/churn/ in the last 180 "
+                                "days (Alice (1)), expected >= 2")
+    assert result.ret == 1
+
+
+def test_a_path_in_neither_the_working_tree_nor_the_history_is_an_error_naming_it(
+        pytester: pytest.Pytester, repo: Path) -> None:
+    pytester.makepyprojecttoml('[tool.mlfunnel.maintenance.owners]\n'
+                               'owners = { git = ">= 1", paths = ["src/", "modles/"] }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["git-authors"]
+    assert found["status"] == "error"
+    assert found["message"] == ("paths: 'modles/' is in neither the working tree nor the "
+                                "history of the repository")
+    assert result.ret == 1
+
+
+def test_paths_with_spaces_a_leading_dash_or_only_in_the_history_are_counted(
+        pytester: pytest.Pytester, repo: Path) -> None:
+    commit(repo, "my models/a.txt", "Fay", "fay@example.com")
+    commit(repo, "-notes", "Gus", "gus@example.com")
+    commit(repo, "gone/x.py", "Hal", "hal@example.com")
+    git(repo, "rm", "-q", "-r", "gone")
+    git(repo, "commit", "-q", "-m", "drop gone", env={
+        "GIT_AUTHOR_NAME": "Hal", "GIT_AUTHOR_EMAIL": "hal@example.com",
+        "GIT_COMMITTER_NAME": "Hal", "GIT_COMMITTER_EMAIL": "hal@example.com"})
+    pytester.makepyprojecttoml('[tool.mlfunnel.maintenance.owners]\n'
+                               'owners = { git = ">= 3", paths = ["my models", "-notes", '
+                               '"gone/"] }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["git-authors"]
+    assert found["message"] == ("3 distinct authors of 4 commits to my models, -notes, gone/ "
+                                "in the last 180 days (Hal (2), Fay (1), Gus (1)), expected >= 3")
+    assert result.ret == 0
+
+
+def test_a_repository_without_commits_has_no_authors(pytester: pytest.Pytester) -> None:
+    git(pytester.path, "init", "-q", "-b", "main")
+    run(pytester, ">= 1")
+    found = criteria(pytester)["git-authors"]
+    assert found["status"] == "failed"
+    assert found["message"] == ("0 distinct authors of 0 commits to src/, models/ in the last "
+                                "180 days (the current branch has no commits yet), expected >= 1")
+
+
+@pytest.mark.parametrize("since", ["0 days", "-30 days"])
+def test_a_window_that_is_not_positive_is_a_config_error(pytester: pytest.Pytester,
+                                                         since: str) -> None:
+    pytester.makepyprojecttoml('[tool.mlfunnel.maintenance.owners]\n'
+                               f'owners = {{ git = ">= 2", since = "{since}" }}\n')
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([
+        "*tool.mlfunnel.maintenance.owners.owners.since: the window of commits must be "
+        f"longer than zero, got {since}*"])

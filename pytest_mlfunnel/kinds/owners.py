@@ -6,10 +6,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from pytest_mlfunnel.expectations import Expectation, format_duration
 from pytest_mlfunnel.kinds.base import (
@@ -40,6 +49,15 @@ class GitOwners(BaseModel):
     since: Duration = 180 * 86400.0
     paths: list[str] = Field(default_factory=list)
     truck_factor: ExpectationField | None = None
+
+    @field_validator("since", mode="wrap")
+    @classmethod
+    def _positive(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+        seconds: float = handler(value)
+        if seconds <= 0:  # no commit is ever in an empty window: a check that cannot pass
+            raise ValueError("the window of commits must be longer than zero, got "
+                             f"{value if isinstance(value, str) else format_duration(seconds)}")
+        return seconds
 
 
 def _owners_form(value: Any) -> str:
@@ -113,8 +131,9 @@ class OwnersKind(CheckKind[OwnersConfig]):
 
 
 # --------------------------------------------------------------------------- from git
-def run_git(rootdir: Path, *args: str) -> str:
-    """stdout of a git command in rootdir; a CriterionError saying why it could not run."""
+def run_git(rootdir: Path, *args: str, allowed: tuple[int, ...] = ()) -> str:
+    """stdout of a git command in rootdir; a CriterionError saying why it could not run (an
+    exit status in ``allowed`` is an answer, not a failure)."""
     try:
         done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True,
                               encoding="utf-8", errors="replace", timeout=GIT_TIMEOUT_S,
@@ -123,7 +142,7 @@ def run_git(rootdir: Path, *args: str) -> str:
         raise CriterionError("git is not installed: owners counted from git need it") from None
     except subprocess.TimeoutExpired:
         raise CriterionError(f"git {args[0]} took longer than {GIT_TIMEOUT_S} s") from None
-    if done.returncode != 0:
+    if done.returncode != 0 and done.returncode not in allowed:
         first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
         if "not a git repository" in first:
             raise CriterionError(f"{rootdir} is not in a git repository: owners counted from "
@@ -132,14 +151,51 @@ def run_git(rootdir: Path, *args: str) -> str:
     return done.stdout
 
 
-def commit_authors(rootdir: Path, since: dt.datetime, paths: list[str]) -> dict[str, list[Any]]:
-    """email -> [name, commits] of the commits since ``since`` touching ``paths``, with
-    names and e-mails mapped through .mailmap; from one ``git log``."""
-    if run_git(rootdir, "rev-parse", "--is-shallow-repository").strip() == "true":
+@dataclass
+class GitHistory:
+    """What ``git log`` says of the project's commits."""
+
+    #: email -> [name, commits]
+    authors: dict[str, list[Any]] = field(default_factory=dict)
+    #: the project's folder in the repository ("ml/churn/"), "" at its top
+    folder: str = ""
+    #: the current branch has no commit yet
+    unborn: bool = False
+
+
+def git_history(rootdir: Path, since: dt.datetime, paths: list[str]) -> GitHistory:
+    """The authors of the commits since ``since`` touching ``paths`` (relative to rootdir,
+    default: rootdir's folder) and where rootdir sits in the repository."""
+    shallow, _, folder = run_git(rootdir, "rev-parse", "--is-shallow-repository",
+                                 "--show-prefix").partition("\n")
+    if shallow.strip() == "true":
         raise CriterionError(
             "the repository is a shallow clone, so its history cannot say who committed: "
             "fetch the full history (GitHub Actions: actions/checkout with fetch-depth: 0; "
             "GitLab: GIT_DEPTH: 0)")
+    history = GitHistory(folder=folder.strip())
+    if not run_git(rootdir, "rev-parse", "--verify", "-q", "HEAD", allowed=(1,)).strip():
+        history.unborn = True
+        return history
+    history.authors = commit_authors(rootdir, since, paths)
+    for path in paths:
+        _known_path(rootdir, path)
+    return history
+
+
+def _known_path(rootdir: Path, path: str) -> None:
+    """A plain path (no glob, no ``:(magic)``) must be in the working tree or the history: a
+    misspelt one would count no author at all, and fail for the wrong reason."""
+    if path.startswith(":") or any(c in path for c in "*?[") or (rootdir / path).exists():
+        return
+    if not run_git(rootdir, "log", "-1", "--format=%H", "--", path).strip():
+        raise CriterionError(f"paths: {path!r} is in neither the working tree nor the history "
+                             "of the repository")
+
+
+def commit_authors(rootdir: Path, since: dt.datetime, paths: list[str]) -> dict[str, list[Any]]:
+    """email -> [name, commits] of the commits since ``since`` touching ``paths``, with
+    names and e-mails mapped through .mailmap; from one ``git log``."""
     # Dates are filtered here, not with --since: git stops walking at the first older commit,
     # and a commit authored long ago can sit above recent ones (a rebase, a late merge).
     out = run_git(rootdir, "log", "--format=%at%x00%aE%x00%aN", "--no-merges", "--",
@@ -168,26 +224,35 @@ def truck_factor(counts: list[int]) -> int:
 
 
 def git_criteria(rule: GitOwners) -> list[Criterion]:
-    where = ", ".join(rule.paths) if rule.paths else "the repository"
     window = f"in the last {format_duration(rule.since)}"
 
-    def authors(ev: EvalContext) -> dict[str, list[Any]]:
-        found: dict[str, list[Any]] | CriterionError = ev.shared_value(
+    def history(ev: EvalContext) -> GitHistory:
+        found: GitHistory | CriterionError = ev.shared_value(
             ("owners-git", str(ev.rootdir), rule.since, tuple(rule.paths),
-             ev.now.replace(second=0, microsecond=0)), lambda: _authors_or_error(ev, rule))
+             ev.now.replace(second=0, microsecond=0)), lambda: _history_or_error(ev, rule))
         if isinstance(found, CriterionError):
             raise CriterionError(str(found))
         return found
 
+    def authors(ev: EvalContext) -> dict[str, list[Any]]:
+        return history(ev).authors
+
+    def where(ev: EvalContext) -> str:
+        """What the commits were counted in: the paths, else the project's folder."""
+        if rule.paths:
+            return ", ".join(rule.paths)
+        return history(ev).folder or "the repository"
+
     def count(ev: EvalContext) -> Outcome:
         found = authors(ev)
+        unborn = " (the current branch has no commits yet)" if history(ev).unborn else ""
         ranked = sorted(found.values(), key=lambda who: (-who[1], who[0]))
         names = ", ".join(f"{name} ({n})" for name, n in ranked[:8]) + (
             " …" if len(ranked) > 8 else "")
         commits = sum(n for _, n in ranked)
         words = (f"{len(found)} distinct author{'s' if len(found) != 1 else ''} of {commits} "
-                 f"commit{'s' if commits != 1 else ''} to {where} {window}"
-                 f"{f' ({names})' if names else ''}, expected {rule.git.text}")
+                 f"commit{'s' if commits != 1 else ''} to {where(ev)} {window}"
+                 f"{f' ({names})' if names else ''}{unborn}, expected {rule.git.text}")
         commits_by = {name: n for name, n in ranked}
         if rule.git.holds(len(found)):
             return Outcome.passed(len(found), rule.git.text, words, authors=commits_by)
@@ -204,7 +269,7 @@ def git_criteria(rule: GitOwners) -> list[Criterion]:
             share = sum(n for _, n in top) / commits if commits else 0.0
             who = ", ".join(name for name, _ in top) or "nobody"
             words = (f"truck factor {factor}: {who} made {sum(n for _, n in top)} of {commits} "
-                     f"commits ({share:.0%}) to {where} {window}, expected {expectation.text}")
+                     f"commits ({share:.0%}) to {where(ev)} {window}, expected {expectation.text}")
             if expectation.holds(factor):
                 return Outcome.passed(factor, expectation.text, words)
             return Outcome.failed(words, factor, expectation.text)
@@ -213,9 +278,9 @@ def git_criteria(rule: GitOwners) -> list[Criterion]:
     return criteria
 
 
-def _authors_or_error(ev: EvalContext, rule: GitOwners) -> dict[str, list[Any]] | CriterionError:
+def _history_or_error(ev: EvalContext, rule: GitOwners) -> GitHistory | CriterionError:
     try:
         since = ev.now - dt.timedelta(seconds=rule.since)
-        return commit_authors(ev.rootdir, since, rule.paths)
+        return git_history(ev.rootdir, since, rule.paths)
     except CriterionError as exc:
         return exc
