@@ -220,3 +220,17 @@ def test_a_window_that_is_not_positive_is_a_config_error(pytester: pytest.Pytest
     result.stderr.fnmatch_lines([
         "*tool.mlfunnel.maintenance.owners.owners.since: the window of commits must be "
         f"longer than zero, got {since}*"])
+
+
+def test_a_git_on_the_path_that_cannot_be_run_is_an_error_saying_so(
+        pytester: pytest.Pytester, repo: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "git").write_text("#!/bin/sh\nexit 0\n")  # not executable
+    monkeypatch.setenv("PATH", str(folder))
+    run(pytester, ">= 1")
+    found = criteria(pytester)["git-authors"]
+    assert found["status"] == "error"
+    assert found["message"] == ("git could not be run (Permission denied): owners counted from "
+                                "git need it")

@@ -142,6 +142,9 @@ def run_git(rootdir: Path, *args: str, allowed: tuple[int, ...] = ()) -> str:
         raise CriterionError("git is not installed: owners counted from git need it") from None
     except subprocess.TimeoutExpired:
         raise CriterionError(f"git {args[0]} took longer than {GIT_TIMEOUT_S} s") from None
+    except OSError as exc:  # found but not runnable: no execute permission, a bad binary
+        raise CriterionError(f"git could not be run ({exc.strerror or exc}): owners counted "
+                             "from git need it") from None
     if done.returncode != 0 and done.returncode not in allowed:
         first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
         if "not a git repository" in first:
