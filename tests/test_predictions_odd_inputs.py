@@ -150,3 +150,22 @@ def test_too_few_score_columns_for_the_classes_says_so_once(
     assert criteria(pytester)["roc_auc_ovr"]["message"] == (
         "roc_auc_ovr: 2 score columns for 3 classes in y ('a', 'b', 'c'); give one column per "
         "class, in the order of the sorted labels")
+
+
+@pytest.mark.parametrize(("expect", "task", "message"), [
+    ('{ acuracy = ">= 0.5" }', "binary",
+     "expect.'acuracy': unknown metric for task = 'binary'; did you mean 'accuracy'? (metrics: "
+     "rows, accuracy, balanced_accuracy, precision, recall, f1, positive_rate, roc_auc, "
+     "average_precision, log_loss, brier, ece)"),
+    ('{ roc_auc = ">= 0.5" }', "multiclass",
+     "expect.'roc_auc': unknown metric for task = 'multiclass'; did you mean 'roc_auc_ovr'? "
+     "(metrics: *"),
+    ('{ "slices.plna.*.f1" = ">= 0.5" }', "binary",
+     "expect.slices.plna.*.f1: 'plna' is not one of slices (plan); did you mean 'plan'?"),
+])
+def test_a_misspelt_metric_or_slice_is_a_config_error_that_suggests_the_name(
+        pytester: pytest.Pytester, expect: str, task: str, message: str) -> None:
+    project(pytester, binary(10), f'slices = ["plan"]\nexpect = {expect}\n', task=task)
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"ERROR: pyproject.toml: tool.mlfunnel.model.holdout: {message}"])

@@ -12,6 +12,7 @@ from pytest_mlfunnel.kinds.base import (
     MetricExpectations,
     Source,
 )
+from pytest_mlfunnel.suggest import did_you_mean
 
 Task = Literal["binary", "multiclass", "regression"]
 Label = bool | int | float | str
@@ -75,7 +76,8 @@ def parse_metric_name(text: str, task: str) -> MetricName:
             raise ValueError(f"{text!r}: per-class metrics are class.<label>.precision, "
                              ".recall or .f1, for task = \"multiclass\"")
     elif metric not in task_metrics(task):
-        raise ValueError(f"{text!r}: unknown metric for task = {task!r} (metrics: "
+        raise ValueError(f"{text!r}: unknown metric for task = {task!r}"
+                         f"{did_you_mean(metric, task_metrics(task))} (metrics: "
                          f"{', '.join(task_metrics(task))})")
     return MetricName(text, metric, column, value)
 
@@ -166,7 +168,8 @@ class PredictionsConfig(CheckConfig):
         for text, name in names.items():
             if name.slice_column is not None and name.slice_column not in self.slices:
                 raise ValueError(f"expect.{text}: {name.slice_column!r} is not one of slices "
-                                 f"({', '.join(self.slices) or 'none given'})")
+                                 f"({', '.join(self.slices) or 'none given'})"
+                                 f"{did_you_mean(name.slice_column, self.slices)}")
             needs_score = name.base in BINARY_SCORE_METRICS or name.base == "roc_auc_ovr"
             if needs_score and self.score is None:
                 raise ValueError(f"expect.{text}: {name.base} needs score = the column of "
