@@ -169,3 +169,22 @@ def test_a_misspelt_metric_or_slice_is_a_config_error_that_suggests_the_name(
     result = pytester.runpytest("--funnel")
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"ERROR: pyproject.toml: tool.mlfunnel.model.holdout: {message}"])
+
+
+def test_rows_per_slice_are_judged_in_slices_below_min_slice_rows(
+        pytester: pytest.Pytester) -> None:
+    """min_slice_rows keeps a metric estimated from few rows from being judged; a count of
+    rows is exact, and a slice too small is what ``slices.<c>.*.rows`` is there to catch."""
+    frame = binary(200).assign(plan=["big"] * 190 + ["tiny"] * 10)
+    project(pytester, frame, 'slices = ["plan"]\n'
+            'expect = { "slices.plan.*.rows" = ">= 50", "slices.plan.tiny.rows" = ">= 50", '
+            '"slices.plan.*.accuracy" = ">= 0" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    assert found["slices.plan.any.rows"]["status"] == "failed"
+    assert found["slices.plan.any.rows"]["observed"] == {"big": 190, "tiny": 10}
+    assert found["slices.plan.any.rows"]["message"] == (
+        "1 of 2 slices failed: slices.plan.tiny.rows 10, expected >= 50")
+    assert found["slices.plan.tiny.rows"]["message"] == "slices.plan.tiny.rows 10, expected >= 50"
+    assert found["slices.plan.any.accuracy"]["status"] == "warned"
+    assert result.ret == 1
