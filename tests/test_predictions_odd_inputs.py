@@ -188,3 +188,37 @@ def test_rows_per_slice_are_judged_in_slices_below_min_slice_rows(
     assert found["slices.plan.tiny.rows"]["message"] == "slices.plan.tiny.rows 10, expected >= 50"
     assert found["slices.plan.any.accuracy"]["status"] == "warned"
     assert result.ret == 1
+
+
+def multiclass(n: int, seed: int = 1) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    proba = rng.dirichlet([1, 1, 1], n)
+    return pd.DataFrame({"y": rng.choice(["a", "b", "c"], n),
+                         "p": np.array(list("abc"))[proba.argmax(1)],
+                         "plan": rng.choice(["x", "y"], n)})
+
+
+def test_a_per_class_metric_per_slice_reports_each_slice_by_its_value(
+        pytester: pytest.Pytester) -> None:
+    frame = multiclass(200)
+    project(pytester, frame, 'slices = ["plan"]\nexpect = { "slices.plan.*.class.a.f1" = ">= 0" }\n',
+            task="multiclass")
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)["slices.plan.any.class.a.f1"]
+    expected = {plan: sklearn_metrics.f1_score(part.y, part.p, labels=["a"], average=None)[0]
+                for plan, part in frame.groupby("plan")}
+    assert found["observed"] == pytest.approx(expected)
+
+
+def test_a_slice_column_named_with_a_dot_is_addressed_whole(pytester: pytest.Pytester) -> None:
+    frame = multiclass(200).rename(columns={"plan": "user.plan"})
+    project(pytester, frame, 'slices = ["user.plan"]\nmin_slice_rows = 0\n'
+            'expect = { "slices.user.plan.*.accuracy" = ">= 0", '
+            '"slices.user.plan.x.accuracy" = ">= 0" }\n', task="multiclass")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    expected = {plan: sklearn_metrics.accuracy_score(part.y, part.p)
+                for plan, part in frame.groupby("user.plan")}
+    assert found["slices.user.plan.any.accuracy"]["observed"] == pytest.approx(expected)
+    assert found["slices.user.plan.x.accuracy"]["observed"] == pytest.approx(expected["x"])
+    assert result.ret == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,10 +59,18 @@ class MetricName:
             self.metric
 
 
-def parse_metric_name(text: str, task: str) -> MetricName:
+def parse_metric_name(text: str, task: str, slices: Sequence[str] = ()) -> MetricName:
+    """``slices`` are the check's slice columns: the longest one the text starts with is the
+    column, so a column named with a dot (``user.plan``) is addressed whole."""
     metric, column, value = text, None, None
     if text.startswith("slices."):
-        column, _, rest = text[len("slices."):].partition(".")
+        after = text[len("slices."):]
+        named = [c for c in slices if after.startswith(f"{c}.")]
+        if named:
+            column = max(named, key=len)
+            rest = after[len(column) + 1:]
+        else:
+            column, _, rest = after.partition(".")
         if ".class." in rest:
             value, _, tail = rest.partition(".class.")
             metric = "class." + tail
@@ -162,7 +171,7 @@ class PredictionsConfig(CheckConfig):
         names = {}
         for text in self.expect:
             try:
-                names[text] = parse_metric_name(text, self.task)
+                names[text] = parse_metric_name(text, self.task, self.slices)
             except ValueError as exc:
                 raise ValueError(f"expect.{exc}") from None
         for text, name in names.items():
@@ -260,4 +269,4 @@ class PredictionsConfig(CheckConfig):
         return [f"{prefix}{c}" for c in self.baseline.scores]
 
     def metric_names(self) -> dict[str, MetricName]:
-        return {text: parse_metric_name(text, self.task) for text in self.expect}
+        return {text: parse_metric_name(text, self.task, self.slices) for text in self.expect}

@@ -129,8 +129,10 @@ def _judged(check: PredictionsConfig, key: Any, name: MetricName,
                                       f"{name.slice_value} (values: {present or 'none'})",
                                       None, expectation.text)
         outcomes = {}
+        shown_values: dict[str, str] = {}  # label -> the slice value as the report keys it
         for value in chosen:
             label = f"slices.{name.slice_column}.{value}.{name.metric}"
+            shown_values[label] = f"{value}"
             scope = values[value]
             if scope.rows < check.min_slice_rows and name.metric != "rows":  # a count is exact
                 outcomes[label] = Outcome.failed(
@@ -139,18 +141,17 @@ def _judged(check: PredictionsConfig, key: Any, name: MetricName,
                     warn=True, rows=scope.rows)
                 continue
             outcomes[label] = _judge(check, evidence, label, name.metric, scope, expectation)
-        return _combine(name.text, outcomes, expectation, note)
+        return _combine(name.text, outcomes, shown_values, expectation, note)
     return evaluate
 
 
-def _combine(text: str, outcomes: dict[str, Outcome], expectation: Expectation,
-             note: str) -> Outcome:
+def _combine(text: str, outcomes: dict[str, Outcome], shown_values: dict[str, str],
+             expectation: Expectation, note: str) -> Outcome:
     if len(outcomes) == 1:
         (outcome,) = outcomes.values()
         outcome.message += note
         return outcome
-    observed = {label.split(".", 2)[2].rsplit(".", 1)[0]: o.observed
-                for label, o in outcomes.items()}
+    observed = {shown_values[label]: o.observed for label, o in outcomes.items()}
     failed = {k: o for k, o in outcomes.items()
               if o.status != "passed" and not o.extra.get("warn")}
     small = {k: o for k, o in outcomes.items() if o.extra.get("warn")}
