@@ -146,6 +146,30 @@ def load_report(path: Path, checked: bool = True) -> dict[str, Any]:
     return data
 
 
+def _same_path(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:  # one of them does not exist (yet)
+        return one.resolve() == other.resolve()
+
+
+def refuse_overwriting(outputs: Mapping[str, str | None],
+                       inputs: Sequence[tuple[str, Path | None]]) -> None:
+    """A CliError when an output (option -> target) is a file the command reads, or two
+    outputs are one file: checked before anything is written, so nothing read is lost."""
+    given = {option: target for option, target in outputs.items()
+             if target is not None and target != "-"}
+    for option, target in given.items():
+        for what, source in inputs:
+            if source is not None and _same_path(Path(target), source):
+                raise CliError(f"{target}: the {what}, which this command reads; give the "
+                               "output a path of its own")
+        for other, other_target in given.items():
+            if other < option and _same_path(Path(target), Path(other_target)):
+                raise CliError(f"{target}: given for both {other} and {option}; give the "
+                               "output a path of its own")
+
+
 def write_text(target: str, text: str) -> None:
     if target == "-":
         sys.stdout.write(text)
@@ -279,6 +303,7 @@ def history_table(entries: Sequence[Mapping[str, Any]], funnel: Sequence[str]) -
 
 def command_history(args: argparse.Namespace) -> int:
     path = history_path(args)
+    refuse_overwriting({"--html": args.html}, _read_by(args, history=path))
     history = load_history(path, required=True)
     entries = history.entries
     if not entries:
@@ -305,10 +330,20 @@ def command_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_by(args: argparse.Namespace, history: Path | None = None,
+             report: Path | None = None) -> list[tuple[str, Path | None]]:
+    """What a history/badge/report command reads, by name, for refuse_overwriting."""
+    return [("report", report), ("history file", history),
+            ("config file", Path(args.config or "pyproject.toml"))]
+
+
 # ---------------------------------------------------------------------- badge
 def command_badge(args: argparse.Namespace) -> int:
     from pytest_mlfunnel.render.badge import render_badge
 
+    refuse_overwriting({"-o": args.output}, _read_by(
+        args, report=Path(args.report) if args.report else None,
+        history=None if args.report else history_path(args)))
     if args.report:
         data = load_report(Path(args.report))
     else:
@@ -329,6 +364,8 @@ def command_report(args: argparse.Namespace) -> int:
         raise CliError("give --html OUT and/or --markdown OUT")
     history = History(Path(DEFAULT_HISTORY))
     path = history_path(args)
+    refuse_overwriting({"--html": args.html, "--markdown": args.markdown}, _read_by(
+        args, report=Path(args.report), history=None if args.no_history else path))
     if not args.no_history and (args.history or path.exists()):
         history = load_history(path, required=False)
         warn_skipped(history)
@@ -352,6 +389,8 @@ def command_compare(args: argparse.Namespace) -> int:
     # compare names what it needs of each side itself (ReportShapeError)
     base = load_report(Path(args.base), checked=False)
     head = load_report(Path(args.head), checked=False)
+    refuse_overwriting({"--markdown": args.markdown},
+                       [("report", Path(args.base)), ("report", Path(args.head))])
     try:
         result = compare_reports(base, head, args.base, args.head)
     except ReportShapeError as exc:

@@ -360,6 +360,35 @@ def test_history_prints_releases_by_gates(recorded: pytest.Pytester) -> None:
     assert [line.split()[0] for line in last.stdout.splitlines()[2:]] == ["v1.2.0"]
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["history", "--html", ".mlfunnel/history.jsonl"],
+     ".mlfunnel/history.jsonl: the history file, which this command reads"),
+    (["badge", "-o", "./.mlfunnel/history.jsonl"],
+     "./.mlfunnel/history.jsonl: the history file, which this command reads"),
+    (["badge", "-o", "pyproject.toml"], "pyproject.toml: the config file, which this command "
+                                        "reads"),
+    (["report", "r.json", "--html", "r.json"], "r.json: the report, which this command reads"),
+    (["report", "r.json", "--markdown", ".mlfunnel/history.jsonl"],
+     ".mlfunnel/history.jsonl: the history file, which this command reads"),
+    (["report", "r.json", "--html", "out.html", "--markdown", "out.html"],
+     "out.html: given for both --html and --markdown"),
+    (["compare", "r.json", "r.json", "--markdown", "r.json"],
+     "r.json: the report, which this command reads"),
+], ids=["history-html", "badge-history", "badge-config", "report-html", "report-markdown",
+        "report-twice", "compare-markdown"])
+def test_an_output_never_overwrites_what_the_command_reads(
+        recorded: pytest.Pytester, args: list[str], message: str) -> None:
+    recorded.runpytest("--funnel", "--funnel-json=r.json")
+    inputs = ["r.json", "pyproject.toml", ".mlfunnel/history.jsonl"]
+    before = {name: (recorded.path / name).read_bytes() for name in inputs}
+    done = mlfunnel(*args, cwd=recorded.path)
+    assert done.stderr.splitlines() == [
+        f"mlfunnel: error: {message}; give the output a path of its own"]
+    assert (done.returncode, done.stdout) == (2, "")
+    assert {name: (recorded.path / name).read_bytes() for name in inputs} == before
+    assert not (recorded.path / "out.html").exists()
+
+
 def test_history_shows_control_characters_in_release_names_as_escapes(
         pytester: pytest.Pytester) -> None:
     """A release named by hand reached the terminal raw: a title change, a colour, a line
