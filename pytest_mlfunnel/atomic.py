@@ -9,6 +9,7 @@ import errno
 import os
 import stat
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 _SPECIAL = (
@@ -33,6 +34,32 @@ def special_kind(mode: int) -> str | None:
 BOM_IN_TOML = ("the file starts with a byte order mark (BOM), which TOML does not allow; save "
                "it as UTF-8 without BOM")
 UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _same_path(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:  # one of them does not exist (yet)
+        return one.resolve() == other.resolve()
+
+
+def overwrite_problem(outputs: Mapping[str, str | None],
+                      inputs: Sequence[tuple[str, Path | None]]) -> str | None:
+    """Why an output (option -> target, ``-`` for stdout) may not be written: it is a file
+    the command reads (what it is, its path), or two outputs are one file. Checked before
+    anything is written, so nothing read is lost."""
+    given = {option: target for option, target in outputs.items()
+             if target is not None and target != "-"}
+    for option, target in given.items():
+        for what, source in inputs:
+            if source is not None and _same_path(Path(target), source):
+                return f"{target}: the {what}, which this command reads; give the output a " \
+                       "path of its own"
+        for other, other_target in given.items():
+            if other < option and _same_path(Path(target), Path(other_target)):
+                return (f"{target}: given for both {other} and {option}; give the output a "
+                        "path of its own")
+    return None
 
 
 def read_regular(path: Path) -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_mlfunnel import __version__
-from pytest_mlfunnel.atomic import BOM_IN_TOML, UTF8_BOM, read_regular
+from pytest_mlfunnel.atomic import BOM_IN_TOML, UTF8_BOM, overwrite_problem, read_regular
 from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
 from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.portfolio_command import add_portfolio_command
@@ -146,28 +146,11 @@ def load_report(path: Path, checked: bool = True) -> dict[str, Any]:
     return data
 
 
-def _same_path(one: Path, other: Path) -> bool:
-    try:
-        return one.samefile(other)
-    except OSError:  # one of them does not exist (yet)
-        return one.resolve() == other.resolve()
-
-
 def refuse_overwriting(outputs: Mapping[str, str | None],
                        inputs: Sequence[tuple[str, Path | None]]) -> None:
-    """A CliError when an output (option -> target) is a file the command reads, or two
-    outputs are one file: checked before anything is written, so nothing read is lost."""
-    given = {option: target for option, target in outputs.items()
-             if target is not None and target != "-"}
-    for option, target in given.items():
-        for what, source in inputs:
-            if source is not None and _same_path(Path(target), source):
-                raise CliError(f"{target}: the {what}, which this command reads; give the "
-                               "output a path of its own")
-        for other, other_target in given.items():
-            if other < option and _same_path(Path(target), Path(other_target)):
-                raise CliError(f"{target}: given for both {other} and {option}; give the "
-                               "output a path of its own")
+    problem = overwrite_problem(outputs, inputs)
+    if problem is not None:
+        raise CliError(problem)
 
 
 def write_text(target: str, text: str) -> None:

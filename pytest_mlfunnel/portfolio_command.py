@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pytest_mlfunnel.atomic import overwrite_problem
 from pytest_mlfunnel.portfolio import (
     DEFAULT_STALLED_AFTER_DAYS,
     parse_as_of,
@@ -101,6 +102,13 @@ def command_portfolio(args: argparse.Namespace) -> int:
     if not portfolio.groups:
         print(f"mlfunnel: error: all {portfolio.entries} releases read were recorded after "
               f"{as_of.isoformat()} (--as-of)", file=sys.stderr)
+        return 2
+    clash = overwrite_problem({"--json": args.json, "--markdown": args.markdown,
+                               "--html": args.html},
+                              [("report" if name.endswith(".json") else "history file",
+                                Path(name)) for name in reading.files])
+    if clash is not None:
+        print(f"mlfunnel: error: {_printable(clash)}", file=sys.stderr)
         return 2
     # With an output on stdout, stdout carries that output alone.
     to_stdout = "-" in (args.json, args.markdown, args.html)

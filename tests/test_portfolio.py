@@ -701,3 +701,29 @@ def test_files_that_cannot_be_read_and_empty_folders_are_noted_by_the_command(
         "mlfunnel: note: dangling.jsonl: no such file or directory (skipped)",
     ]
     assert done.stdout.splitlines()[-1] == "read 1 release from 1 file"
+
+
+@pytest.mark.parametrize("outputs", [["--json", "{history}"], ["--html", "{report}"],
+                                     ["--markdown", "out.md", "--html", "out.md"]],
+                         ids=["json-over-a-history", "html-over-a-report", "one-file-twice"])
+def test_an_output_never_overwrites_a_history_or_report_it_reads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        outputs: list[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    history = project_history(tmp_path, "churn", [("2026-10-01", 2)], THREE)
+    report = tmp_path / "reports" / "search.json"
+    report.parent.mkdir()
+    report.write_text(json.dumps(entry("search", "v1", "2026-10-02", 1, THREE)))
+    before = (history.read_bytes(), report.read_bytes())
+    args = [o.format(history=history, report=report) for o in outputs]
+    assert main(["portfolio", str(tmp_path), str(report), "--as-of", "2026-11-29", *args]) == 2
+    out, err = capsys.readouterr()
+    target = args[-1]
+    what = {str(history): "the history file, which this command reads",
+            str(report): "the report, which this command reads"}.get(
+        target, "given for both --html and --markdown")
+    assert err.splitlines()[-1] == (f"mlfunnel: error: {target}: {what}; give the output a "
+                                    "path of its own")
+    assert out == ""
+    assert (history.read_bytes(), report.read_bytes()) == before
+    assert not (tmp_path / "out.md").exists()
