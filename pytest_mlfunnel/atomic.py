@@ -44,21 +44,22 @@ def _same_path(one: Path, other: Path) -> bool:
 
 
 def overwrite_problem(outputs: Mapping[str, str | None],
-                      inputs: Sequence[tuple[str, Path | None]]) -> str | None:
-    """Why an output (option -> target, ``-`` for stdout) may not be written: it is a file
-    the command reads (what it is, its path), or two outputs are one file. Checked before
-    anything is written, so nothing read is lost."""
+                      inputs: Sequence[tuple[str, Path | None]], reader: str = "command"
+                      ) -> tuple[str, str] | None:
+    """(target, why) when an output (option -> target, ``-`` for stdout) may not be written:
+    it is a file the ``reader`` reads (``inputs``: what it is, its path), or two outputs are
+    one file. Checked before anything is written, so nothing read is lost."""
     given = {option: target for option, target in outputs.items()
              if target is not None and target != "-"}
     for option, target in given.items():
         for what, source in inputs:
             if source is not None and _same_path(Path(target), source):
-                return f"{target}: the {what}, which this command reads; give the output a " \
-                       "path of its own"
+                return target, (f"the {what}, which this {reader} reads; give the output a "
+                                "path of its own")
         for other, other_target in given.items():
             if other < option and _same_path(Path(target), Path(other_target)):
-                return (f"{target}: given for both {other} and {option}; give the output a "
-                        "path of its own")
+                return target, (f"given for both {other} and {option}; give the output a "
+                                "path of its own")
     return None
 
 

@@ -148,9 +148,9 @@ def load_report(path: Path, checked: bool = True) -> dict[str, Any]:
 
 def refuse_overwriting(outputs: Mapping[str, str | None],
                        inputs: Sequence[tuple[str, Path | None]]) -> None:
-    problem = overwrite_problem(outputs, inputs)
-    if problem is not None:
-        raise CliError(problem)
+    clash = overwrite_problem(outputs, inputs)
+    if clash is not None:
+        raise CliError(": ".join(clash))
 
 
 def write_text(target: str, text: str) -> None:

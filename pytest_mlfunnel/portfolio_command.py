@@ -108,7 +108,7 @@ def command_portfolio(args: argparse.Namespace) -> int:
                               [("report" if name.endswith(".json") else "history file",
                                 Path(name)) for name in reading.files])
     if clash is not None:
-        print(f"mlfunnel: error: {_printable(clash)}", file=sys.stderr)
+        print(f"mlfunnel: error: {_printable(': '.join(clash))}", file=sys.stderr)
         return 2
     # With an output on stdout, stdout carries that output alone.
     to_stdout = "-" in (args.json, args.markdown, args.html)

@@ -14,6 +14,7 @@ import pytest
 from _pytest.fixtures import FixtureLookupError
 
 from pytest_mlfunnel import secrets
+from pytest_mlfunnel.atomic import overwrite_problem
 from pytest_mlfunnel.collection_errors import unknown_fixture_lines
 from pytest_mlfunnel.config import (
     CheckEntry,
@@ -505,12 +506,23 @@ class FunnelSession:
 def _check_outputs(pytest_config: pytest.Config, config: FunnelConfig, rootdir: Path) -> None:
     """A requested output that cannot be written is a usage error before anything runs."""
     invocation = Path(pytest_config.invocation_params.dir)
-    for name, flag in (("funnel_json", "--funnel-json"), ("funnel_html", "--funnel-html")):
-        value = pytest_config.getoption(name)
+    outputs = {flag: pytest_config.getoption(name)
+               for name, flag in (("funnel_json", "--funnel-json"),
+                                  ("funnel_html", "--funnel-html"))}
+    for flag, value in outputs.items():
         if value:
             problem = output_problem(invocation / value, invocation)
             if problem is not None:
                 raise pytest.UsageError(f"{flag}: {value}: {problem}")
+    # a report written over the config or the history would destroy what the run read
+    clash = overwrite_problem({flag: str(invocation / value) for flag, value in outputs.items()
+                               if value},
+                              [("config file", config.path), ("history file", config.history)],
+                              reader="run")
+    if clash is not None:
+        flag = next(flag for flag, value in outputs.items()
+                    if value and str(invocation / value) == clash[0])
+        raise pytest.UsageError(f"{flag}: {outputs[flag]}: {clash[1]}")
     unreadable = "a directory" if config.history.is_dir() else special_file(config.history)
     if pytest_config.getoption("funnel_no_regress") and unreadable:
         raise pytest.UsageError(f"--funnel-no-regress: {_shown(config.history, rootdir)}: is "

@@ -181,6 +181,28 @@ def test_an_output_that_cannot_be_written_is_a_usage_error_before_the_run(
     assert "Traceback" not in result.stderr.str()
 
 
+@pytest.mark.parametrize(("options", "message"), [
+    (["--funnel-json=pyproject.toml"],
+     "--funnel-json: pyproject.toml: the config file, which this run reads"),
+    (["--funnel-html=.mlfunnel/history.jsonl"],
+     "--funnel-html: .mlfunnel/history.jsonl: the history file, which this run reads"),
+    (["--funnel-json=./out.txt", "--funnel-html=out.txt"],
+     "--funnel-json: ./out.txt: given for both --funnel-html and --funnel-json"),
+], ids=["json-over-the-config", "html-over-the-history", "one-file-twice"])
+def test_a_report_is_never_written_over_the_config_or_the_history(
+        pytester: pytest.Pytester, options: list[str], message: str) -> None:
+    pytester.makepyprojecttoml(PASSING)
+    assert pytester.runpytest("--funnel", "--funnel-record=v1").ret == 0
+    kept = [pytester.path / "pyproject.toml", pytester.path / ".mlfunnel" / "history.jsonl"]
+    before = [path.read_bytes() for path in kept]
+    result = pytester.runpytest("--funnel", *options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.startswith("ERROR")] == [
+        f"ERROR: {message}; give the output a path of its own"]
+    assert [path.read_bytes() for path in kept] == before
+    assert not (pytester.path / "out.txt").exists()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no /dev/null or named pipes")
 @pytest.mark.parametrize("option", ["--funnel-json", "--funnel-html"])
 def test_an_output_that_is_a_device_or_a_pipe_is_refused_not_replaced(
