@@ -460,15 +460,18 @@ class SQLiteDialect(Dialect):
 
     def column_types(self, source: str, execute: Executor, table: str | None = None,
                      names: Sequence[str] = ()) -> dict[str, str]:
-        # A table's declared types, when every one of them is understood; a query, or a
-        # column declared without a type, falls back to its first value.
-        if table:
-            rows = execute(f"SELECT name, type FROM pragma_table_info("
-                           f"'{table.replace(chr(39), chr(39) * 2)}')", "schema")
-            declared = {str(r[0]): sqlite_declared_dtype(str(r[1] or "")) for r in rows}
-            if all(v != "other" for v in declared.values()):
-                return {n: declared.get(n, "other") for n in names}
-        return super().column_types(source, execute, table, names)
+        # A table's declared types where they are understood; a query, and each column
+        # declared without a type (or as BLOB), falls back to its first value.
+        if not table:
+            return super().column_types(source, execute, table, names)
+        rows = execute(f"SELECT name, type FROM pragma_table_info("
+                       f"'{table.replace(chr(39), chr(39) * 2)}')", "schema")
+        declared = {str(r[0]): sqlite_declared_dtype(str(r[1] or "")) for r in rows}
+        types = {n: declared.get(n, "other") for n in names}
+        untyped = [n for n in names if types[n] == "other"]
+        if untyped:
+            types.update(super().column_types(source, execute, table, untyped))
+        return types
 
 
 class PostgreSQLDialect(Dialect):

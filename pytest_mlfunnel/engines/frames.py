@@ -10,6 +10,7 @@ on the user's engine or cluster.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import itertools
 import warnings
 from typing import Any
@@ -119,9 +120,11 @@ def narwhals_dtype(dtype: Any) -> str:
 
 
 def _py(value: Any) -> Any:
-    """numpy / pandas scalars as Python values."""
+    """numpy / pandas scalars as Python values; a Decimal as a float, as databases give."""
     if value is None:
         return None
+    if isinstance(value, decimal.Decimal):
+        return float(value)
     if hasattr(value, "to_pydatetime"):
         return value.to_pydatetime()
     item = getattr(value, "item", None)
@@ -172,6 +175,8 @@ class NarwhalsEngine(Engine):
         self.frame = frame if isinstance(frame, nw.LazyFrame) else frame.lazy()
         self.display = display
         self._schema: dict[str, str] | None = None
+        #: the float columns that can hold NaN (a decimal cannot, and polars refuses is_nan)
+        self._nan_columns: set[str] = set()
         self.backend = str(self.frame.implementation).split(".")[-1].lower()
 
     def _collect(self, lazy: Any, purpose: str) -> list[tuple[Any, ...]]:
@@ -185,13 +190,15 @@ class NarwhalsEngine(Engine):
 
     def schema(self) -> dict[str, str]:
         if self._schema is None:
-            self._schema = {str(name): narwhals_dtype(dtype)
-                            for name, dtype in self.frame.collect_schema().items()}
+            found = self.frame.collect_schema()
+            self._nan_columns = {str(name) for name, dtype in found.items() if dtype.is_float()}
+            self._schema = {str(name): narwhals_dtype(dtype) for name, dtype in found.items()}
         return self._schema
 
     def _clean(self, column: str) -> Any:
         expr = nw.col(column)
-        if self.schema().get(column) == "float":
+        self.schema()
+        if column in self._nan_columns:
             return nw.when(~expr.is_nan()).then(expr)
         return expr
 

@@ -340,14 +340,30 @@ def _dtype_of(table: Table, column: str) -> str:
     return schema[column]
 
 
+#: the most characters of one value a message shows: a text of megabytes would otherwise be
+#: printed whole, up to five times, in the terminal, the reports and the history
+SHOWN_CHARS = 60
+
+
 def _show(value: Any) -> str:
     if isinstance(value, str):
+        if len(value) > SHOWN_CHARS:
+            return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
         return repr(value)
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, float):
         return format_value(value)
-    return str(value)
+    text = str(value)
+    if len(text) > SHOWN_CHARS:  # bytes, lists, structs
+        return f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
+    return text
+
+
+def _short(value: Any) -> str:
+    """A value as a key of the report's shares: its text, cut like a shown value."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
 
 def _show_list(values: list[Any]) -> str:
@@ -448,7 +464,7 @@ def _text_as_time(column: str, which: str, value: str, dtype: str) -> Any:
     except ValueError:
         extreme = "smallest" if which == "min" else "largest"
         raise CriterionError(f"{column}: {which} needs dates, the {extreme} value is "
-                             f"{value!r}") from None
+                             f"{_show(value)}") from None
     return moment.date() if dtype == "date" else moment
 
 
@@ -525,7 +541,7 @@ def _min_share(source: SourceSpec, column: str, share: float,
                 classes[value] = 0
         shares = sorted(((k, n / count) for k, n in classes.items()), key=lambda kv: kv[1])
         smallest_class, smallest = shares[0]
-        observed = {str(k): round(v, 6) for k, v in shares[:20]}  # the smallest, for reports
+        observed = {_short(k): round(v, 6) for k, v in shares[:20]}  # the smallest, for reports
         low = [(k, v) for k, v in shares if v < share]
         if not low:
             return Outcome.passed(smallest, expected,
@@ -594,7 +610,7 @@ def _as_datetime(column: str, value: Any) -> dt.datetime:
         except ValueError:
             pass
     raise CriterionError(f"{column}: max_age needs timestamps, the newest value is "
-                         f"{value!r}")
+                         f"{_show(value)}")
 
 
 # --------------------------------------------------------------------------- join, groups

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +91,45 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
     except Exception as exc:
         raise CriterionError(f"{display}: cannot read as {fmt}: {_error_line(exc)}") from None
     parquet = reader == "read_parquet"
-    return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
+    schema = duckdb_schema(execute, view, display)
+    if reader == "read_csv" and not {"delim", "sep"} & set(spec.options):
+        schema = _refusing_ragged_rows(schema, connection, str(files[0]), args, display)
+    return SqlEngine(display, view, "duckdb", execute, schema,
                      connection_id=id(connection), cheap_bounds=parquet,
                      footers=_duck_literal(pattern) if parquet and not options else None,
                      bounded_sorts=True)
+
+
+def _refusing_ragged_rows(load: Callable[[], dict[str, str]], connection: Any, first: str,
+                          args: str, display: str) -> Callable[[], dict[str, str]]:
+    """The columns of a CSV file, refusing the one column DuckDB falls back to when no
+    delimiter fits every row (a row with a field too few or too many): its name is the whole
+    header line, and every column the user names would be reported missing from a list that
+    seems to hold it. A one-column file whose quoted name holds the delimiter is read as it
+    is."""
+    def load_checked() -> dict[str, str]:
+        columns = load()
+        if len(columns) != 1:
+            return columns
+        (name,) = columns
+        separators = {char for char in name if char in _SEPARATORS}
+        if not separators:
+            return columns
+        try:
+            ((delimiter,),) = connection.execute(
+                f"SELECT Delimiter FROM sniff_csv({_duck_literal(first)}{args})").fetchall()
+        except Exception:  # the file was read once already: keep that reading
+            return columns
+        if delimiter in separators:
+            return columns
+        raise CriterionError(
+            f"{display}: read as one column named {name!r}: not every row has as many fields "
+            "as the header, so no delimiter fits every row; options = { null_padding = true } "
+            "on the source reads a row's missing fields as nulls")
+    return load_checked
+
+
+_SEPARATORS = ",;\t|"
 
 
 # --------------------------------------------------------------------------- databases

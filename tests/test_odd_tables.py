@@ -1,0 +1,146 @@
+"""Odd column names, odd types and odd tables through real ``pytest --funnel`` runs: each
+message is compared with what the data holds, worked out by hand in the test."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import pytest
+
+pl = pytest.importorskip("polars")
+
+
+def run(pytester: pytest.Pytester, config: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    pytester.makepyprojecttoml('[tool.mlfunnel]\nrequire = "none"\n' + config)
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "-p", "no:xdist",
+                                "--funnel-json", "report.json", "-rA")
+    data = json.loads((pytester.path / "report.json").read_text())
+    criteria = {c["id"].split("::", 1)[-1]: c for g in data["gates"] for c in g["criteria"]}
+    return result, criteria
+
+
+def test_a_long_text_value_is_shown_shortened_in_a_failure(pytester: pytest.Pytester) -> None:
+    long = "z" * 100_000
+    pl.DataFrame({"note": [long + str(i) for i in range(3)]}).write_parquet(
+        pytester.path / "notes.parquet")
+    result, criteria = run(pytester, """
+[tool.mlfunnel.data.notes]
+dataset = "notes.parquet"
+columns.note = { values = ["x"] }
+""")
+    message = criteria["data::notes::note.values"]["message"]
+    shown = "'" + "z" * 60 + "'... (100001 characters)"
+    assert message == f"note: 3 values outside ['x'], e.g. {shown}, {shown}, {shown}"
+    assert max(len(line) for line in result.outlines) < 1000
+
+
+def test_a_blob_column_leaves_the_declared_dates_of_a_sqlite_table_dates(
+        pytester: pytest.Pytester) -> None:
+    with sqlite3.connect(pytester.path / "shop.db") as db:
+        db.execute("create table orders (id integer, placed date, receipt blob, note)")
+        db.executemany("insert into orders values (?, ?, ?, ?)",
+                       [(i, f"2026-11-0{i}", b"\x00\x01", "n") for i in range(1, 6)])
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.orders]
+dataset = { url = "sqlite:///shop.db", table = "orders" }
+columns.placed = { min = "2026-11-02", dtype = "date" }
+columns.note = { dtype = "string" }
+""")
+    assert criteria["data::orders::placed.min"]["message"] == (
+        "placed: min 2026-11-01, expected >= 2026-11-02; e.g. 2026-11-01")
+    assert criteria["data::orders::placed.dtype"]["status"] == "passed"
+    assert criteria["data::orders::note.dtype"]["status"] == "passed"
+
+
+@pytest.mark.parametrize("lines", [["1,2.5,p", "2,3.5", "3,4.5,q"],
+                                   ["1,2.5,p", "2,3.5,q,extra", "3,4.5,q"]],
+                         ids=["a-short-row", "a-long-row"])
+def test_a_csv_whose_rows_are_ragged_says_so_instead_of_missing_columns(
+        pytester: pytest.Pytester, lines: list[str]) -> None:
+    (pytester.path / "ragged.csv").write_text("\n".join(["a,x,c", *lines]) + "\n")
+    (pytester.path / "quoted.csv").write_text('"a,x"\n1\n2\n')
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.ragged]
+dataset = "ragged.csv"
+rows = "== 3"
+columns.a = { nulls = "== 0" }
+
+[tool.mlfunnel.data.quoted]
+dataset = "quoted.csv"
+columns."a,x" = { min = 1 }
+""")
+    because = ("ragged.csv: read as one column named 'a,x,c': not every row has as many "
+               "fields as the header, so no delimiter fits every row; options = { null_padding "
+               "= true } on the source reads a row's missing fields as nulls")
+    assert criteria["data::ragged::rows"]["message"] == because
+    assert criteria["data::ragged::a.nulls"]["status"] == "error"
+    assert criteria["data::quoted::a-x.min"]["status"] == "passed"  # one column, quoted
+
+
+def test_one_file_read_with_other_options_is_a_source_of_its_own(
+        pytester: pytest.Pytester) -> None:
+    (pytester.path / "ragged.csv").write_text("a,x,c\n1,2.5,p\n2,3.5\n3,4.5,q\n")
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.plain]
+dataset = "ragged.csv"
+rows = "== 3"
+
+[tool.mlfunnel.data.padded]
+dataset = { path = "ragged.csv", options = { null_padding = true } }
+columns.a = { min = 2 }
+columns.c = { nulls = "== 0" }
+""")
+    assert criteria["data::plain::rows"]["status"] == "error"
+    assert criteria["data::padded::a.min"]["message"] == "a: min 1, expected >= 2; e.g. 1"
+    assert criteria["data::padded::c.nulls"]["message"] == (
+        "c: 1 nulls (33.33% of 3 rows), expected == 0")
+
+
+def test_a_drift_reference_read_with_other_options_is_summarised_apart(
+        pytester: pytest.Pytester) -> None:
+    (pytester.path / "ref.csv").write_text("x\n" + "1\n" * 50 + "2\n" * 50)
+    (pytester.path / "cur.csv").write_text("x\n" + "2\n" * 100)
+    config = """
+[tool.mlfunnel.maintenance.plain]
+drift = { reference = "ref.csv", current = "cur.csv" }
+expect = { psi = "<= 0.1" }
+
+[tool.mlfunnel.maintenance.ones_are_nulls]
+drift = { reference = { path = "ref.csv", options = { nullstr = "1" } }, current = "cur.csv" }
+expect = { psi = "<= 0.1" }
+"""
+    for _ in range(2):  # the second run reads both summaries from the cache
+        _, criteria = run(pytester, config)
+        assert criteria["maintenance::plain::x.psi"]["status"] == "failed"
+        assert criteria["maintenance::ones_are_nulls::x.psi"]["observed"] == 0
+
+
+def test_a_decimal_column_of_a_lazy_frame_is_checked_and_compared(
+        pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+import decimal
+import polars as pl
+import pytest
+
+@pytest.fixture(scope="session")
+def prices():
+    values = [decimal.Decimal("1.5") * i for i in range(10)] + [None]
+    return pl.LazyFrame({"price": pl.Series(values, dtype=pl.Decimal(38, 10))})
+""")
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.prices]
+dataset = { fixture = "prices" }
+columns.price = { max = 13, nulls = "== 0", dtype = "float" }
+
+[tool.mlfunnel.maintenance.prices]
+drift = { reference = { fixture = "prices" }, current = { fixture = "prices" } }
+expect = { psi = "<= 0.1" }
+""")
+    assert criteria["data::prices::price.max"]["message"] == (
+        "price: max 13.5, expected <= 13; e.g. 13.5")
+    assert criteria["data::prices::price.nulls"]["message"] == (
+        "price: 1 nulls (9.091% of 11 rows), expected == 0")
+    assert criteria["data::prices::price.dtype"]["status"] == "passed"
+    assert criteria["maintenance::prices::psi"]["status"] == "passed"
