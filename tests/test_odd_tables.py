@@ -144,3 +144,70 @@ expect = { psi = "<= 0.1" }
         "price: 1 nulls (9.091% of 11 rows), expected == 0")
     assert criteria["data::prices::price.dtype"]["status"] == "passed"
     assert criteria["maintenance::prices::psi"]["status"] == "passed"
+
+
+def test_names_that_differ_only_in_case_say_how_duckdb_reads_them(
+        pytester: pytest.Pytester) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"Amount": [1, 2], "amount": [-1, -2], "AMOUNT": [10, 20]}),
+                   pytester.path / "case.parquet")
+    pytester.makeconftest("""
+import pandas as pd
+import pytest
+
+@pytest.fixture(scope="session")
+def amounts():
+    return pd.DataFrame({"Amount": [1, 2], "amount": [-1, -2]})
+""")
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.file]
+dataset = "case.parquet"
+columns.AMOUNT = { max = 10 }
+columns.amount_1 = { min = 0 }
+
+[tool.mlfunnel.data.frame]
+dataset = { fixture = "amounts" }
+columns.amount = { min = 0 }
+""")
+    assert criteria["data::file::AMOUNT.max"]["message"] == (
+        "AMOUNT: read as 'AMOUNT_2' from case.parquet, which also has 'Amount': DuckDB takes "
+        "names that differ only in case for one name and numbers the later ones; name the "
+        "column 'AMOUNT_2' here (columns: Amount, amount_1, AMOUNT_2)")
+    assert criteria["data::file::amount_1.min"]["message"] == (
+        "amount_1: min -2, expected >= 0; e.g. -2, -1")
+    assert criteria["data::frame::amount.min"]["message"] == (
+        "amount: read as 'amount_1' from fixture 'amounts', which also has 'Amount': DuckDB "
+        "takes names that differ only in case for one name and numbers the later ones; name "
+        "the column 'amount_1' here (columns: Amount, amount_1)")
+
+
+def test_a_glob_of_files_with_other_columns_names_union_by_name(
+        pytester: pytest.Pytester) -> None:
+    (pytester.path / "parts").mkdir()
+    pl.DataFrame({"a": [1, 2], "x": [0.5, 1.5]}).write_parquet(pytester.path / "parts/p1.parquet")
+    pl.DataFrame({"a": [3], "c": ["q"]}).write_parquet(pytester.path / "parts/p2.parquet")
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.parts]
+dataset = "parts/*.parquet"
+columns.c = { nulls = "== 0" }
+columns.x = { max = 1 }
+
+[tool.mlfunnel.data.by_name]
+dataset = { path = "parts/*.parquet", options = { union_by_name = true } }
+columns.c = { nulls = "== 0" }
+columns.x = { max = 1 }
+""")
+    assert criteria["data::parts::c.nulls"]["message"] == (
+        "c: no such column in parts/*.parquet (columns: a, x); the columns of a glob are those "
+        "of its first file, unless the source reads them by name with options = { "
+        "union_by_name = true }")
+    message = criteria["data::parts::x.max"]["message"]
+    assert message.startswith("parts/*.parquet: cannot read as parquet: ")
+    assert "schema mismatch" in message
+    assert message.endswith("; files with other columns are read by name with options = { "
+                            "union_by_name = true } on the source")
+    assert criteria["data::by_name::c.nulls"]["message"] == (
+        "c: 2 nulls (66.67% of 3 rows), expected == 0")
+    assert criteria["data::by_name::x.max"]["message"] == "x: max 1.5, expected <= 1; e.g. 1.5"

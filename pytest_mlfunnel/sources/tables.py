@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_mlfunnel.engines.dialects import dialect_for_url
+from pytest_mlfunnel.engines.dialects import Executor, dialect_for_url
 from pytest_mlfunnel.engines.protocol import log_query
 from pytest_mlfunnel.engines.sql import (
     SqlEngine,
@@ -83,6 +83,8 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
     view = f"mlfunnel_t{next(counter)}"
     fmt = suffix.split(".")[0]
     execute = duckdb_executor(connection, display, prefix=f"cannot read as {fmt}: ")
+    if len(files) > 1 and "union_by_name" not in options:
+        execute = _naming_union_by_name(execute)
     source = f"{reader}({_duck_literal(pattern)}{args})"
     create = f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {source}"
     log_query("open", display, create)  # DuckDB reads the file's head here (CSV sniffing)
@@ -98,6 +100,20 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
                      connection_id=id(connection), cheap_bounds=parquet,
                      footers=_duck_literal(pattern) if parquet and not options else None,
                      bounded_sorts=True)
+
+
+def _naming_union_by_name(execute: Executor) -> Executor:
+    """DuckDB's one line on files of a glob that hold other columns, with the option that
+    reads them by name (a column a file lacks is then null in its rows)."""
+    def run(sql: str, purpose: str) -> list[tuple[Any, ...]]:
+        try:
+            return execute(sql, purpose)
+        except CriterionError as exc:
+            if "schema mismatch" not in str(exc):
+                raise
+            raise CriterionError(f"{exc}; files with other columns are read by name with "
+                                 "options = { union_by_name = true } on the source") from None
+    return run
 
 
 def _refusing_ragged_rows(load: Callable[[], dict[str, str]], connection: Any, first: str,

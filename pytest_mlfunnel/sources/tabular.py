@@ -30,6 +30,7 @@ SQL or plan), e.g. to see that a table is read once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -97,8 +98,20 @@ def column_problem(agg: Agg, schema: dict[str, str], display: str) -> str | None
 
 def missing_column(column: str, schema: dict[str, str], display: str) -> str:
     names = ", ".join(schema) if len(schema) <= 30 else ", ".join(list(schema)[:30]) + ", ..."
-    return (f"{column}: no such column in {display} (columns: {names})"
-            f"{did_you_mean(column, schema)}")
+    numbered = [n for n in schema if re.fullmatch(re.escape(column) + r"_\d+", n)]
+    first = next((n for n in schema if n.lower() == column.lower()), None)
+    if numbered and first is not None:
+        # DuckDB (files, eager frames) binds names regardless of case: of 'Amount' and
+        # 'amount', the second is read as 'amount_1'
+        return (f"{column}: read as {numbered[0]!r} from {display}, which also has "
+                f"{first!r}: DuckDB takes names that differ only in case for one name and "
+                f"numbers the later ones; name the column {numbered[0]!r} here (columns: "
+                f"{names})")
+    hint = did_you_mean(column, schema)
+    if "*" in display:  # a glob: DuckDB binds the columns of the first file it reads
+        hint += ("; the columns of a glob are those of its first file, unless the source "
+                 "reads them by name with options = { union_by_name = true }")
+    return f"{column}: no such column in {display} (columns: {names}){hint}"
 
 
 class _Failed:
