@@ -211,3 +211,34 @@ columns.x = { max = 1 }
     assert criteria["data::by_name::c.nulls"]["message"] == (
         "c: 2 nulls (66.67% of 3 rows), expected == 0")
     assert criteria["data::by_name::x.max"]["message"] == "x: max 1.5, expected <= 1; e.g. 1.5"
+
+
+def test_duplicate_rows_of_a_postgres_table_with_json_columns_are_counted(
+        pytester: pytest.Pytester, postgres_url: str) -> None:
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    table = f"events_{abs(hash(str(pytester.path))) % 10**8}"
+    engine = sqlalchemy.create_engine(postgres_url.replace("postgresql://",
+                                                           "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        conn.exec_driver_sql(f"CREATE TABLE {table} (id INT, payload JSON, spot POINT, "
+                             "amount NUMERIC, doc XML)")
+        # rows 1 and 2 again, row 3 with a payload that differs only in a value
+        conn.exec_driver_sql(
+            f"INSERT INTO {table} VALUES (1, '{{\"a\": 1}}', point(1, 2), 1.5, '<a/>'), "
+            f"(2, '[1, 2]', point(0, 0), 2, '<b/>'), (3, '{{\"a\": 1}}', NULL, NULL, NULL), "
+            f"(1, '{{\"a\": 1}}', point(1, 2), 1.5, '<a/>'), "
+            f"(2, '[1, 2]', point(0, 0), 2, '<b/>'), (3, '{{\"a\": 2}}', NULL, NULL, NULL)")
+    try:
+        pytester._monkeypatch.setenv("PG_URL", postgres_url)  # type: ignore[attr-defined]
+        _, criteria = run(pytester, f"""
+[tool.mlfunnel.data.events]
+dataset = {{ url = "${{PG_URL}}", table = "{table}" }}
+duplicates = "== 0"
+""")
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        engine.dispose()
+    assert criteria["data::events::duplicates"]["message"] == (
+        "duplicates: 2 duplicated rows (33.33% of 6 rows), expected == 0")

@@ -202,6 +202,12 @@ class Dialect:
         ``SELECT DISTINCT *``."""
         return None
 
+    def comparable(self, x: str, dtype: str) -> str:
+        """The quoted column ``x`` of protocol type ``dtype`` as a whole-row hash and a
+        whole-row comparison take it: as it is, unless the system can neither hash nor
+        compare some values of that type."""
+        return x
+
     def repeats(self, values: str) -> str:
         """(values, values repeating an earlier one) of the column ``v`` of the query
         ``values``: a grouping here; a sort where that is cheaper."""
@@ -503,6 +509,12 @@ class PostgreSQLDialect(Dialect):
 
     def repeated_rows(self, rows: str) -> str:
         return f"SELECT count(*) - count(DISTINCT d) FROM ({rows}) AS d"
+
+    def comparable(self, x: str, dtype: str) -> str:
+        # json, xml, point, money ... have no hash function and json, xml and point no
+        # equality either: a row holding one could not be hashed or compared. Their text
+        # (and that of every other type outside the protocol's) stands for them.
+        return f"CAST({x} AS TEXT)" if dtype == "other" else x
 
     def column_types(self, source: str, execute: Executor, table: str | None = None,
                      names: Sequence[str] = ()) -> dict[str, str]:

@@ -531,7 +531,7 @@ class SqlEngine(Engine):
         counts hash repeats and exact repeats in one query (``confirmed_repeats``), a table
         of many rows is counted in parts of at most ``ROWS_PER_PART`` rows' hashes (at most
         ``MAX_PARTS``), one after the other, so the sort holds a part, not the table."""
-        row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+        row_hash = self.dialect.row_hash(self._row_columns())
         if row_hash is not None:
             parts = self._parts()
             queries = [self.dialect.confirmed_repeats(
@@ -555,8 +555,15 @@ class SqlEngine(Engine):
     def _rows_hashed_in(self, row_hash: str, hashes: str) -> str:
         """How many rows repeat an earlier one, among those whose hash is in the query
         ``hashes`` (compared exactly, every column)."""
+        columns = self._row_columns()
+        listed = "*" if columns == [self.q(c) for c in self.schema()] else ", ".join(columns)
         return self.dialect.repeated_rows(
-            f"SELECT * FROM {self._from()} WHERE {row_hash} IN ({hashes})")
+            f"SELECT {listed} FROM {self._from()} WHERE {row_hash} IN ({hashes})")
+
+    def _row_columns(self) -> list[str]:
+        """Every column, as the dialect hashes and compares it whole (PostgreSQL's JSON has
+        neither a hash nor an equality: its text does)."""
+        return [self.dialect.comparable(self.q(c), t) for c, t in self.schema().items()]
 
     def _parts(self) -> int:
         """How many parts the duplicate-rows count takes: one unless the row count is
@@ -571,7 +578,7 @@ class SqlEngine(Engine):
         repeat an earlier row exactly), from a native 64-bit row hash: the exact comparison
         runs only when some hash repeats, and only on the rows sharing one, so a collision is
         never a duplicate. Without a row hash: (the count by ``SELECT DISTINCT *``, None)."""
-        row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+        row_hash = self.dialect.row_hash(self._row_columns())
         if row_hash is None:
             return self.dialect.repeated_rows(f"SELECT * FROM {self.source} AS s"), None
         hashes = self._row_hashes(row_hash)
