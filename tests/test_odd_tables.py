@@ -242,3 +242,20 @@ duplicates = "== 0"
         engine.dispose()
     assert criteria["data::events::duplicates"]["message"] == (
         "duplicates: 2 duplicated rows (33.33% of 6 rows), expected == 0")
+
+
+def test_a_current_table_whose_column_cannot_be_binned_says_why_in_drift(
+        pytester: pytest.Pytester) -> None:
+    pl.DataFrame({"x": [float(i) for i in range(20)]}).write_parquet(pytester.path / "ref.parquet")
+    with sqlite3.connect(pytester.path / "cur.db") as db:
+        db.execute("create table t (x real)")
+        db.executemany("insert into t values (?)", [(float(i),) for i in range(19)] + [("n/a",)])
+    _, criteria = run(pytester, """
+[tool.mlfunnel.maintenance.live]
+drift = { reference = "ref.parquet", current = { url = "sqlite:///cur.db", table = "t" } }
+expect = { psi = "<= 0.2" }
+""")
+    assert criteria["maintenance::live::x.psi"]["message"] == (
+        "x: holds values that are not numbers (e.g. 'n/a') in sqlite:///cur.db table t, where "
+        "drift needs numbers; the database keeps what was written whatever the column's "
+        "declared type: clean the column, or read it through a query that casts it")

@@ -262,3 +262,33 @@ join = { dataset = { spark = "events" }, on = "id", match = ">= 90%" }
     observed = {c["id"].split("::", 1)[1]: c["observed"] for g in data["gates"]
                 for c in g["criteria"]}
     assert observed["data::events::rows"] == 4 and observed["data::orders::rows"] == 3
+
+
+def test_drift_of_a_spark_frame_bins_infinite_values_like_duckdb(
+        pytester: pytest.Pytester, spark: Any) -> None:
+    values = [float("inf"), float("-inf"), float("nan"), None, *[float(i) for i in range(8)]]
+    engine_matrix.RUNNING["inf_frame"] = spark.createDataFrame(
+        [(v,) for v in values], "score double")
+    pytester.makeconftest("""
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def scores():
+    return engine_matrix.RUNNING["inf_frame"]
+""")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"score": values}), pytester.path / "scores.parquet")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.maintenance.spark]
+drift = { reference = "scores.parquet", current = { fixture = "scores" } }
+expect = { psi = "<= 0.01", ks = "<= 0.01" }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    found = criteria(pytester)
+    assert found["psi"]["status"] == "passed", found["psi"]["message"]
+    assert found["ks"]["status"] == "passed", found["ks"]["message"]
+    result.assert_outcomes(passed=2)

@@ -202,6 +202,10 @@ class Dialect:
         ``SELECT DISTINCT *``."""
         return None
 
+    def floor(self, x: str) -> str:
+        """The floor of the double ``x``, infinite when ``x`` is (a cell's key)."""
+        return f"floor({x})"
+
     def comparable(self, x: str, dtype: str) -> str:
         """The quoted column ``x`` of protocol type ``dtype`` as a whole-row hash and a
         whole-row comparison take it: as it is, unless the system can neither hash nor
@@ -539,6 +543,10 @@ class SparkDialect(Dialect):
 
     def nan_test(self, x: str) -> str | None:
         return f"isnan({x})"
+
+    def floor(self, x: str) -> str:
+        # Spark's floor of a double is a BIGINT: of an infinity, an overflow under ANSI mode
+        return (f"CASE WHEN abs({x}) = {self.infinity(False)} THEN {x} ELSE floor({x}) END")
 
     def quantiles(self, x: str, qs: list[float]) -> list[str]:
         # ``percentile`` is exact and interpolates linearly, as percentile_cont does

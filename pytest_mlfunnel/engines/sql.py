@@ -724,7 +724,7 @@ class SqlEngine(Engine):
         num = self._double
         name = self.q(agg.column)
         x = f"CAST({name} AS {self._float_type})" if grid.integers else name
-        j = f"floor({grid.per_unit} * sign({x}) * ln(1 + abs({x})))"
+        j = self.dialect.floor(f"{grid.per_unit} * sign({x}) * ln(1 + abs({x}))")
         cases = []
         nan = self.dialect.nan_test(name)
         if nan and self.schema().get(agg.column) == "float":

@@ -105,11 +105,13 @@ def compute_drift(check: DriftConfig, ctx: EvalContext) -> DriftResult:
             continue
         shape = (current_cells(answers, column, col) if kind == "numeric"
                  else answers[(column, "shape")])
-        count = (answers[(column, "count")] if kind == "categorical" or isinstance(shape, str)
+        if isinstance(shape, str):  # the current's query for this column failed: why
+            columns[column] = ColumnDrift(kind, error=shape)
+            continue
+        count = (answers[(column, "count")] if kind == "categorical"
                  else sum(c[1] for c in shape))
-        if isinstance(count, str) or isinstance(shape, str):
-            columns[column] = ColumnDrift(kind, error=str(count if isinstance(count, str)
-                                                          else shape))
+        if isinstance(count, str):
+            columns[column] = ColumnDrift(kind, error=count)
             continue
         columns[column] = compare_column(check, column, col, int(count or 0), shape,
                                          current.display)
