@@ -259,3 +259,39 @@ expect = { psi = "<= 0.2" }
         "x: holds values that are not numbers (e.g. 'n/a') in sqlite:///cur.db table t, where "
         "drift needs numbers; the database keeps what was written whatever the column's "
         "declared type: clean the column, or read it through a query that casts it")
+
+
+def test_an_effect_reads_nan_as_null_and_boolean_groups_on_parquet_and_sqlite(
+        pytester: pytest.Pytester) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    after = [i >= 20 for i in range(40)]
+    values = [float(i % 20) + (5.0 if i >= 20 else 0.0) for i in range(40)]
+    values[3] = float("nan")
+    pl.DataFrame({"min. per box": values, "treated": after}).write_parquet(
+        pytester.path / "kpi.parquet")
+    with sqlite3.connect(pytester.path / "kpi.db") as db:
+        db.execute('create table kpi ("min. per box" real, treated boolean)')
+        db.executemany("insert into kpi values (?, ?)",
+                       [(None if v != v else v, int(t)) for v, t in zip(values, after,
+                                                                           strict=True)])
+    checks = "".join(f"""
+[tool.mlfunnel.effectiveness.{name}]
+effect = {source}
+metric = "min. per box"
+by = "treated"
+before = false
+after = true
+expect = "increase"
+""" for name, source in (("parquet", '"kpi.parquet"'),
+                         ("sqlite", '{ url = "sqlite:///kpi.db", table = "kpi" }')))
+    _, criteria = run(pytester, checks)
+    before_values = [v for v, t in zip(values, after, strict=True) if not t and v == v]
+    after_values = [v for v, t in zip(values, after, strict=True) if t]
+    p = stats.ttest_ind(after_values, before_values, equal_var=False,
+                        alternative="greater").pvalue
+    assert round(p, 4) == 0.0092
+    for name in ("parquet", "sqlite"):
+        found = criteria[f"effectiveness::{name}::min.-per-box"]
+        assert found["message"] == (
+            "min. per box rose 47.3% (9.842 -> 14.5), an increase as expected; p = 0.0092 "
+            "(welch, one-sided, n = 19/20)")

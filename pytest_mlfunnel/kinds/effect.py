@@ -163,8 +163,20 @@ class EffectKind(CheckKind[EffectConfig]):
 
 def _label_matches(value: Any, label: Label) -> bool:
     if isinstance(label, bool) or isinstance(value, bool):
-        return str(value).lower() == str(label).lower()
+        return _truth(value) is not None and _truth(value) == _truth(label)
     return value == label or str(value) == str(label)
+
+
+def _truth(value: Any) -> bool | None:
+    """A boolean label or group key as True/False: SQLite keeps a BOOLEAN as 0 and 1, a CSV
+    as the text 'true' and 'false'."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
 
 
 def _group(groups: dict[Any, list[Any]], label: Label, check: EffectConfig, word: str,
