@@ -61,9 +61,10 @@ def test_sqlite_falls_back_to_first_values_for_an_untyped_column_or_a_query(
         tmp_path: Path) -> None:
     db = sqlite_file(tmp_path / "shop.db")
     table = open_database(SourceSpec(url=f"sqlite:///{db}", table="orders"), tmp_path)
-    # ``note`` is declared without a type: the catalog cannot say, the first value does
-    assert table.schema() == {"id": "int", "amount": "float", "plan": "string", "paid": "int",
-                              "at": "string", "day": "string", "note": "int"}
+    # ``note`` is declared without a type: the catalog cannot say, the first value does; the
+    # other columns keep their declared types (a BOOLEAN, a DATETIME and a DATE among them)
+    assert table.schema() == {"id": "int", "amount": "float", "plan": "string", "paid": "bool",
+                              "at": "datetime", "day": "date", "note": "int"}
     query = open_database(SourceSpec(url=f"sqlite:///{db}", query="select id, plan from orders"),
                           tmp_path)
     assert query.schema() == {"id": "int", "plan": "string"}

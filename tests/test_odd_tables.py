@@ -31,7 +31,7 @@ dataset = "notes.parquet"
 columns.note = { values = ["x"] }
 """)
     message = criteria["data::notes::note.values"]["message"]
-    shown = "'" + "z" * 60 + "'... (100001 characters)"
+    shown = "'" + "z" * 100 + "'... (100001 characters)"
     assert message == f"note: 3 values outside ['x'], e.g. {shown}, {shown}, {shown}"
     assert max(len(line) for line in result.outlines) < 1000
 

@@ -342,7 +342,7 @@ def _dtype_of(table: Table, column: str) -> str:
 
 #: the most characters of one value a message shows: a text of megabytes would otherwise be
 #: printed whole, up to five times, in the terminal, the reports and the history
-SHOWN_CHARS = 60
+SHOWN_CHARS = 100
 
 
 def _show(value: Any) -> str:
