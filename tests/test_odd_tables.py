@@ -3,6 +3,8 @@ message is compared with what the data holds, worked out by hand in the test."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
 import sqlite3
 from typing import Any
@@ -12,10 +14,21 @@ import pytest
 pl = pytest.importorskip("polars")
 
 
-def run(pytester: pytest.Pytester, config: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+@pytest.fixture(scope="module", autouse=True)
+def _engines_imported_once() -> None:
+    """In-process pytester runs drop the modules first imported during a run, and C
+    extensions load once per process: what the inner runs use is imported before they start."""
+    for module in ("dask.dataframe", "psycopg", "scipy.stats", "pyarrow.parquet"):
+        with contextlib.suppress(ImportError):  # a test needing a missing one fails on its own
+            importlib.import_module(module)
+
+
+def run(pytester: pytest.Pytester, config: str, *, subprocess: bool = False
+        ) -> tuple[pytest.RunResult, dict[str, Any]]:
     pytester.makepyprojecttoml('[tool.mlfunnel]\nrequire = "none"\n' + config)
-    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "-p", "no:xdist",
-                                "--funnel-json", "report.json", "-rA")
+    runner = pytester.runpytest_subprocess if subprocess else pytester.runpytest
+    result = runner("--funnel", "-p", "no:cacheprovider", "-p", "no:xdist",
+                    "--funnel-json", "report.json", "-rA")
     data = json.loads((pytester.path / "report.json").read_text())
     criteria = {c["id"].split("::", 1)[-1]: c for g in data["gates"] for c in g["criteria"]}
     return result, criteria
@@ -295,3 +308,28 @@ expect = "increase"
         assert found["message"] == (
             "min. per box rose 47.3% (9.842 -> 14.5), an increase as expected; p = 0.0092 "
             "(welch, one-sided, n = 19/20)")
+
+
+def test_a_pandas_frame_with_a_column_duckdb_cannot_read_names_the_column(
+        pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+import pandas as pd
+import pytest
+
+@pytest.fixture(scope="session")
+def months():
+    return pd.DataFrame({"n": [1, 2, 3],
+                         "month": pd.period_range("2026-01", periods=3, freq="M")})
+""")
+    # a process of its own: once pandas has told pyarrow of its Period type, DuckDB reads it
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.months]
+dataset = { fixture = "months" }
+rows = "== 3"
+columns.n = { min = 1 }
+""", subprocess=True)
+    assert criteria["data::months::rows"]["message"] == (
+        "fixture 'months': DuckDB cannot read the column month (period[M]) of this pandas "
+        "frame (Not implemented Error: Data type 'period[M]' not recognized); convert it in "
+        "the fixture, to text, numbers or timestamps, or leave it out")
+    assert criteria["data::months::n.min"]["status"] == "error"

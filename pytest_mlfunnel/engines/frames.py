@@ -77,11 +77,29 @@ def open_frame(frame: Any, display: str, shared: dict[Any, Any]) -> Engine:
         connection = duckdb_connection(shared)
         counter = shared.setdefault(("tabular", "views"), itertools.count())
         view = f"mlfunnel_t{next(counter)}"
-        connection.register(view, native)
+        try:
+            connection.register(view, native)
+        except Exception as exc:  # DuckDB's own error types, raised for a column's dtype
+            raise CriterionError(_unreadable_frame(native, display, exc)) from None
         execute = duckdb_executor(connection, display)
         return SqlEngine(display, view, "duckdb", execute, duckdb_schema(execute, view, display),
                          connection_id=id(connection), bounded_sorts=True)
     return NarwhalsEngine(wrapped, display)
+
+
+def _unreadable_frame(frame: Any, display: str, exc: BaseException) -> str:
+    """Why DuckDB cannot scan an eager frame, naming the columns whose dtype its error names
+    (a pandas Period, Interval or complex column)."""
+    reason = first_line(str(exc)) or type(exc).__name__
+    dtypes = getattr(frame, "dtypes", None)
+    items = getattr(dtypes, "items", None)  # pandas: a Series of each column's dtype
+    named = [f"{name} ({dtype})" for name, dtype in items()
+             if f"'{dtype}'" in reason] if callable(items) else []
+    library = type(frame).__module__.split(".")[0]
+    what = (f"the column{'s' if len(named) > 1 else ''} {', '.join(named)} of this {library} "
+            "frame" if named else f"this {library} frame")
+    return (f"{display}: DuckDB cannot read {what} ({reason}); convert it in the fixture, to "
+            "text, numbers or timestamps, or leave it out")
 
 
 def _duckdb_relation(relation: Any, display: str) -> SqlEngine:
