@@ -222,3 +222,23 @@ def test_a_slice_column_named_with_a_dot_is_addressed_whole(pytester: pytest.Pyt
     assert found["slices.user.plan.any.accuracy"]["observed"] == pytest.approx(expected)
     assert found["slices.user.plan.x.accuracy"]["observed"] == pytest.approx(expected["x"])
     assert result.ret == 0
+
+
+@pytest.mark.parametrize("positive", ['"True"', '"true"', "true"])
+def test_the_positive_label_of_a_boolean_target_may_be_written_as_text(
+        pytester: pytest.Pytester, positive: str) -> None:
+    frame = binary(60).assign(y=lambda f: f.y == 1, p=lambda f: f.p == 1)
+    project(pytester, frame, f'positive = {positive}\nexpect = {{ f1 = ">= 0" }}\n')
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    assert criteria(pytester)["f1"]["observed"] == pytest.approx(
+        sklearn_metrics.f1_score(frame.y, frame.p))
+
+
+def test_a_positive_label_absent_but_for_its_case_suggests_the_label_there(
+        pytester: pytest.Pytester) -> None:
+    frame = pd.DataFrame({"y": ["Yes", "No"] * 20, "p": ["Yes", "Yes"] * 20})
+    project(pytester, frame, 'positive = "yes"\nexpect = { f1 = ">= 0.5" }\n')
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    assert criteria(pytester)["f1"]["message"] == (
+        "f1: the positive label 'yes' is not among the labels in y, p ('No', 'Yes'); set "
+        "positive = \"Yes\"")

@@ -3,6 +3,7 @@ rank sums of the scores (``Table.score_ranks``), gathered per slice."""
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Iterable
@@ -101,8 +102,8 @@ def same_label(config_value: Any, data_value: Any) -> bool:
         return (str(config_value).lower() if isinstance(config_value, bool)
                 else str(config_value)) == data_value
     if isinstance(config_value, str) and not isinstance(data_value, str):
-        if isinstance(data_value, bool):
-            return config_value == str(data_value).lower()
+        if isinstance(data_value, bool):  # "true", "True": as the label is shown
+            return config_value.lower() == str(data_value).lower()
         if isinstance(data_value, int | float) and _number(config_value) is not None:
             return _number(config_value) == data_value
         return config_value == str(data_value)
@@ -344,10 +345,11 @@ class Collector:
                 f"{', '.join(shown(v) for v in labels[:8])}; a binary task has a positive and "
                 "a negative label")
         elif labels and not found:
+            near = [v for v in labels if str(v).lower() == str(positive).lower()]
             evidence.label_problem = (
                 f"the positive label {shown(positive)} is not among the labels in "
                 f"{self._label_columns()} ({', '.join(shown(v) for v in labels)}); set "
-                "positive = ...")
+                f"positive = {_toml(near[0]) if near else '...'}")
         evidence.positive = found[0] if found else positive
 
     def _label_columns(self) -> str:
@@ -581,6 +583,13 @@ class Collector:
                 scope = evidence.slices[column].get(values[i])
                 if scope is not None:
                     scope.resample.append(row)
+
+
+def _toml(value: Any) -> str:
+    """A label as it is written in pyproject.toml."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else format_value(value)
 
 
 def _missing(value: Any) -> bool:
