@@ -242,3 +242,16 @@ def test_a_positive_label_absent_but_for_its_case_suggests_the_label_there(
     assert criteria(pytester)["f1"]["message"] == (
         "f1: the positive label 'yes' is not among the labels in y, p ('No', 'Yes'); set "
         "positive = \"Yes\"")
+
+
+def test_scores_of_true_and_false_are_refused_as_not_probabilities(
+        pytester: pytest.Pytester) -> None:
+    frame = binary(60).assign(s=lambda f: f.s > 0.5)
+    project(pytester, frame, 'score = "s"\nexpect = { roc_auc = ">= 0.5", f1 = ">= 0" }\n')
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    assert found["roc_auc"]["status"] == "error"
+    assert found["roc_auc"]["message"] == (
+        "s: scores must be numbers (probabilities), s is bool: give the predicted probability "
+        "of the positive class, or compare the labels with prediction = \"s\"")
+    assert result.ret == 1

@@ -176,10 +176,13 @@ class Collector:
                 self._not_empty()
                 raise CriterionError(missing_column(column, schema, self.table.display))
         for column in self.scores + self.baseline_scores:
-            if schema[column] not in ("float", "int", "bool"):
+            if schema[column] not in ("float", "int"):
                 self._not_empty()
+                hint = "" if schema[column] != "bool" else (
+                    ": give the predicted probability of the positive class, or compare the "
+                    f"labels with prediction = \"{column}\"")
                 raise CriterionError(f"{column}: scores must be numbers (probabilities), "
-                                     f"{column} is {schema[column]}")
+                                     f"{column} is {schema[column]}{hint}")
         if self.check.task == "regression":
             for column in self._columns():
                 if schema[column] not in ("float", "int"):
