@@ -234,3 +234,17 @@ def test_a_git_on_the_path_that_cannot_be_run_is_an_error_saying_so(
     assert found["status"] == "error"
     assert found["message"] == ("git could not be run (Permission denied): owners counted from "
                                 "git need it")
+
+
+def test_two_authors_of_one_name_are_told_apart_by_e_mail_in_the_message_and_report(
+        pytester: pytest.Pytester, repo: Path) -> None:
+    commit(repo, "src/model.py", "Alice", "alice@elsewhere.example")  # another Alice
+    run(pytester, ">= 9")
+    found = criteria(pytester)["git-authors"]
+    assert found["observed"] == 4
+    assert found["message"] == (
+        "4 distinct authors of 10 commits to src/, models/ in the last 180 days (Alice "
+        "<alice@example.com> (6), Bob (2), Alice <alice@elsewhere.example> (1), Carol (1)), "
+        "expected >= 9")
+    assert found["extra"]["authors"] == {"Alice <alice@example.com>": 6, "Bob": 2,
+                                         "Alice <alice@elsewhere.example>": 1, "Carol": 1}

@@ -215,6 +215,15 @@ def commit_authors(rootdir: Path, since: dt.datetime, paths: list[str]) -> dict[
     return authors
 
 
+def _named(found: dict[str, list[Any]]) -> list[tuple[str, int]]:
+    """(name, commits), the most active first; a name two authors share gets each one's
+    e-mail, so neither the message nor the report merges two people."""
+    names = [who[0] for who in found.values()]
+    shown = [(f"{who[0]} <{email}>" if names.count(who[0]) > 1 else who[0], who[1])
+             for email, who in found.items()]
+    return sorted(shown, key=lambda who: (-who[1], who[0]))
+
+
 def truck_factor(counts: list[int]) -> int:
     """The fewest authors whose commits cover at least half of all commits."""
     total = sum(counts)
@@ -249,7 +258,7 @@ def git_criteria(rule: GitOwners) -> list[Criterion]:
     def count(ev: EvalContext) -> Outcome:
         found = authors(ev)
         unborn = " (the current branch has no commits yet)" if history(ev).unborn else ""
-        ranked = sorted(found.values(), key=lambda who: (-who[1], who[0]))
+        ranked = _named(found)
         names = ", ".join(f"{name} ({n})" for name, n in ranked[:8]) + (
             " …" if len(ranked) > 8 else "")
         commits = sum(n for _, n in ranked)
@@ -265,7 +274,7 @@ def git_criteria(rule: GitOwners) -> list[Criterion]:
     expectation = rule.truck_factor
     if expectation is not None:
         def truck(ev: EvalContext) -> Outcome:
-            ranked = sorted(authors(ev).values(), key=lambda who: (-who[1], who[0]))
+            ranked = _named(authors(ev))
             commits = sum(n for _, n in ranked)
             factor = truck_factor([n for _, n in ranked])
             top = ranked[:factor]
