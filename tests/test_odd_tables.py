@@ -4,6 +4,7 @@ message is compared with what the data holds, worked out by hand in the test."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib
 import json
 import sqlite3
@@ -333,3 +334,23 @@ columns.n = { min = 1 }
         "frame (Not implemented Error: Data type 'period[M]' not recognized); convert it in "
         "the fixture, to text, numbers or timestamps, or leave it out")
     assert criteria["data::months::n.min"]["status"] == "error"
+
+
+def test_drift_of_a_nested_or_binary_column_says_what_it_is_not_that_it_is_time(
+        pytester: pytest.Pytester) -> None:
+    frame = pl.DataFrame({"tags": [[1, 2], [3]], "raw": [b"a", b"b"],
+                          "at": [dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)]})
+    frame.write_parquet(pytester.path / "ref.parquet")
+    _, criteria = run(pytester, """
+[tool.mlfunnel.maintenance.odd]
+drift = { reference = "ref.parquet", current = "ref.parquet" }
+columns = ["tags", "raw", "at"]
+expect = { psi = "<= 0.1" }
+""")
+    nested = ("is neither a number nor a category in the reference data (a list, struct, "
+              "binary, time-of-day or untyped column); drift compares numbers and categories")
+    assert criteria["maintenance::odd::tags.psi"]["message"] == f"tags: {nested}"
+    assert criteria["maintenance::odd::raw.psi"]["message"] == f"raw: {nested}"
+    assert criteria["maintenance::odd::at.psi"]["message"] == (
+        "at: is datetime in the reference data; drift compares numbers and categories (leave "
+        "time columns out: they always drift)")

@@ -70,9 +70,13 @@ def _column_problem(column: str, kind: ColumnType, reference: Table, current: Ta
         if column not in schema:
             return missing_column(column, schema, table.display)
         dtype = schema[column]
-        if dtype not in DTYPE_TYPES:
+        if dtype not in DTYPE_TYPES and dtype in ("datetime", "date"):
             return (f"{column}: is {dtype} in the {where} data; drift compares numbers and "
                     "categories (leave time columns out: they always drift)")
+        if dtype not in DTYPE_TYPES:
+            return (f"{column}: is neither a number nor a category in the {where} data (a "
+                    "list, struct, binary, time-of-day or untyped column); drift compares "
+                    "numbers and categories")
         if kind == "numeric" and dtype not in ("int", "float"):
             return (f"{column}: is {dtype} in the {where} data, not a number (list it in "
                     "categorical = [...] to compare its values)")
