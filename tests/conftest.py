@@ -15,6 +15,9 @@ import pytest
 #: one process, and pytester's in-process runs drop the modules first imported during a run.
 EXTENSION_MODULES = ("duckdb", "narwhals", "numpy", "pyarrow", "pandas", "polars", "pydantic",
                      "sqlalchemy", "prometheus_client",
+                     # pydantic's models and the constraint types (Ge, Le ...) it recognises by
+                     # class: loaded anew by a later run, a Field(ge=2) lost its bound
+                     "annotated_types", "pydantic.main", "pydantic.fields",
                      # registers pandas' Arrow types, first imported by a Parquet write
                      "pandas.core.arrays.arrow.extension_types", "pyarrow.pandas_compat")
 
