@@ -221,7 +221,7 @@ class SqlEngine(Engine):
         if op == "duplicate_rows":
             return []  # a stage of its own (see _duplicate_rows)
         if op == "approx_duplicate_rows":
-            row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+            row_hash = self.dialect.row_hash(self._row_columns())
             if row_hash is None or not self.dialect.approx_error:
                 return []  # counted exactly, in the stage of duplicate_rows
             return [f"count(*) - {self.dialect.approx_distinct(row_hash)}"]
@@ -647,7 +647,7 @@ class SqlEngine(Engine):
         columns += [f"max({self.q(c)})" for c in probes]
         if not columns:
             return ""
-        row_hash = self.dialect.row_hash([self.q(c) for c in self.schema()])
+        row_hash = self.dialect.row_hash(self._row_columns())
         if carry_duplicates and row_hash is not None:
             carried = self.dialect.carried_repeats(columns, self._from(), row_hash)
             if carried is not None:
