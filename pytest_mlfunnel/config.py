@@ -56,10 +56,21 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.lines()))
 
     def lines(self) -> list[str]:
+        """A line per problem, the first ``MAX_PROBLEMS_SHOWN`` of them, then how many more:
+        a config generated wrong can hold thousands."""
         # a NUL (from a key or a value) would cut the line short in a terminal: spell it
-        return [secrets.redact(f"{self.file_label}: {path}: {message}" if path
-                               else f"{self.file_label}: {message}").replace("\0", "\\0")
-                for path, message in self.problems]
+        shown = [secrets.redact(f"{self.file_label}: {path}: {message}" if path
+                                else f"{self.file_label}: {message}").replace("\0", "\\0")
+                 for path, message in self.problems[:MAX_PROBLEMS_SHOWN]]
+        hidden = len(self.problems) - len(shown)
+        if hidden > 0:
+            shown.append(f"{self.file_label}: and {hidden} more problems "
+                         f"({len(self.problems)} in all)")
+        return shown
+
+
+#: config problems shown one per line; the rest are counted (see ``ConfigError.lines``)
+MAX_PROBLEMS_SHOWN = 50
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,22 @@ def test_all_problems_are_reported_at_once(pytester: pytest.Pytester,
     ])
 
 
+def test_a_config_with_hundreds_of_problems_shows_the_first_ones_and_how_many_more(
+        pytester: pytest.Pytester) -> None:
+    checks = "".join(f'[tool.mlfunnel.data.c{i}]\nmetrics = "m.json"\nexpect = {{ rows = "lots" }}\n'
+                     for i in range(300))
+    pytester.makepyprojecttoml(checks)
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR: ")]
+    assert len(errors) == 51
+    assert errors[0] == ("ERROR: pyproject.toml: tool.mlfunnel.data.c0.expect.rows: not a valid "
+                         "expectation: 'lots' (OP VALUE, e.g. '>= 0.8', '<= 5%', '<= 30 days', "
+                         "'>= baseline + 0.01')")
+    assert errors[49].startswith("ERROR: pyproject.toml: tool.mlfunnel.data.c49.expect.rows: ")
+    assert errors[50] == "ERROR: pyproject.toml: and 250 more problems (300 in all)"
+
+
 def test_env_defaults_fill_unset_variables(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml("""
         [tool.mlfunnel]
