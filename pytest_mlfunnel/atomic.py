@@ -36,6 +36,14 @@ BOM_IN_TOML = ("the file starts with a byte order mark (BOM), which TOML does no
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+def not_utf8(blob: bytes, exc: UnicodeDecodeError) -> str:
+    """``not valid UTF-8: byte 0xff at line 3, column 9`` (TOML files are UTF-8)."""
+    line = blob.count(b"\n", 0, exc.start) + 1
+    column = exc.start - (blob.rfind(b"\n", 0, exc.start) + 1) + 1
+    return (f"not valid UTF-8: byte 0x{blob[exc.start]:02x} at line {line}, column {column} "
+            "(TOML files are UTF-8; save the file as UTF-8)")
+
+
 def _same_path(one: Path, other: Path) -> bool:
     try:
         return one.samefile(other)

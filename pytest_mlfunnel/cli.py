@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from pytest_mlfunnel import __version__
-from pytest_mlfunnel.atomic import BOM_IN_TOML, UTF8_BOM, overwrite_problem, read_regular
+from pytest_mlfunnel.atomic import (
+    BOM_IN_TOML,
+    UTF8_BOM,
+    not_utf8,
+    overwrite_problem,
+    read_regular,
+)
 from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
 from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.portfolio_command import add_portfolio_command
@@ -58,8 +64,7 @@ def read_section(pyproject: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except UnicodeDecodeError as exc:
-        raise CliError(f"{pyproject}: cannot read: not UTF-8 text (byte "
-                       f"0x{exc.object[exc.start]:02x} at position {exc.start})") from None
+        raise CliError(f"{pyproject}: cannot read: {not_utf8(blob, exc)}") from None
     except OSError as exc:
         raise CliError(f"{pyproject}: cannot read: {exc.strerror or exc}") from None
     except ValueError as exc:  # TOMLDecodeError is a ValueError

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pytest_mlfunnel import secrets
-from pytest_mlfunnel.atomic import BOM_IN_TOML, UTF8_BOM, read_regular, special_kind
+from pytest_mlfunnel.atomic import BOM_IN_TOML, UTF8_BOM, not_utf8, read_regular, special_kind
 from pytest_mlfunnel.funnel import DEFAULT_FUNNEL, REPORT_ONLY, Required
 from pytest_mlfunnel.history import DEFAULT_HISTORY
 from pytest_mlfunnel.kinds import KindRegistry
@@ -136,14 +136,6 @@ def not_a_file(path: Path) -> str:
     if stat.S_ISDIR(mode):
         return "is a directory: give the TOML file in it"
     return f"is {special_kind(mode) or 'not a regular file'}, expected a TOML file"
-
-
-def not_utf8(blob: bytes, exc: UnicodeDecodeError) -> str:
-    """``not valid UTF-8: byte 0xff at line 3, column 9`` (TOML files are UTF-8)."""
-    line = blob.count(b"\n", 0, exc.start) + 1
-    column = exc.start - (blob.rfind(b"\n", 0, exc.start) + 1) + 1
-    return (f"not valid UTF-8: byte 0x{blob[exc.start]:02x} at line {line}, column {column} "
-            "(TOML files are UTF-8; save the file as UTF-8)")
 
 
 #: the largest integer TOML holds (64-bit signed)

@@ -145,7 +145,8 @@ def unreadable_inputs(root: Path) -> None:
                  "pipe.toml: cannot read: a FIFO (named pipe), not a regular file",
                  marks=pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")),
     (["init", "--dir", "latin"],
-     "latin/pyproject.toml: cannot read: not UTF-8 text (byte 0xe9 at position 21)"),
+     "latin/pyproject.toml: cannot read: not valid UTF-8: byte 0xe9 at line 2, column 12 (TOML "
+     "files are UTF-8; save the file as UTF-8)"),
     (["init", "--dir", "folder"], "folder/pyproject.toml: cannot read: Is a directory"),
     (["init", "--dir", "bom"], "bom/pyproject.toml: cannot read: the file starts with a byte "
                                "order mark (BOM), which TOML does not allow; save it as UTF-8 "

@@ -157,7 +157,8 @@ def test_invalid_utf8_in_the_config_is_one_line(pytester: pytest.Pytester) -> No
     done = cli_run(pytester, "history", "--config", "odd.toml")
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
-        "mlfunnel: error: odd.toml: cannot read: not UTF-8 text (byte 0xff at position 28)"]
+        "mlfunnel: error: odd.toml: cannot read: not valid UTF-8: byte 0xff at line 2, column 13 "
+        "(TOML files are UTF-8; save the file as UTF-8)"]
 
 
 # --------------------------------------------------------------------------- mutations

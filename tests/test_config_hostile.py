@@ -111,8 +111,8 @@ def test_mlfunnel_history_says_the_config_is_not_utf8(tmp_path: Path,
     (tmp_path / "funnel.toml").write_bytes(b'[tool.mlfunnel]\nhistory = "h\xff.jsonl"\n')
     assert main(["history", "--config", str(tmp_path / "funnel.toml")]) == 2
     assert capsys.readouterr().err.strip() == (
-        f"mlfunnel: error: {tmp_path / 'funnel.toml'}: cannot read: not UTF-8 text (byte 0xff "
-        "at position 28)")
+        f"mlfunnel: error: {tmp_path / 'funnel.toml'}: cannot read: not valid UTF-8: byte 0xff "
+        "at line 2, column 13 (TOML files are UTF-8; save the file as UTF-8)")
 
 
 def test_a_nul_in_history_stops_the_run_before_it_starts(pytester: pytest.Pytester) -> None:
