@@ -227,7 +227,7 @@ columns.x = { max = 1 }
     assert criteria["data::by_name::x.max"]["message"] == "x: max 1.5, expected <= 1; e.g. 1.5"
 
 
-def test_duplicate_rows_of_a_postgres_table_with_json_columns_are_counted(
+def test_duplicate_rows_and_repeated_values_of_a_postgres_table_with_json_columns_are_counted(
         pytester: pytest.Pytester, postgres_url: str) -> None:
     sqlalchemy = pytest.importorskip("sqlalchemy")
     table = f"events_{abs(hash(str(pytester.path))) % 10**8}"
@@ -249,6 +249,7 @@ def test_duplicate_rows_of_a_postgres_table_with_json_columns_are_counted(
 [tool.mlfunnel.data.events]
 dataset = {{ url = "${{PG_URL}}", table = "{table}" }}
 duplicates = "== 0"
+columns.payload = {{ unique = true }}
 """)
     finally:
         with engine.begin() as conn:
@@ -256,6 +257,10 @@ duplicates = "== 0"
         engine.dispose()
     assert criteria["data::events::duplicates"]["message"] == (
         "duplicates: 2 duplicated rows (33.33% of 6 rows), expected == 0")
+    # the payloads {"a": 1}, [1, 2], {"a": 1}, [1, 2], {"a": 1}, {"a": 2}: 3 distinct values
+    assert criteria["data::events::payload.unique"]["message"] == (
+        "payload: 3 repeated values (3 distinct among 6 non-null), expected unique; e.g. "
+        "'{\"a\": 1}', '[1, 2]'")
 
 
 def test_a_current_table_whose_column_cannot_be_binned_says_why_in_drift(

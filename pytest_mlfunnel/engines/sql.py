@@ -501,8 +501,9 @@ class SqlEngine(Engine):
 
     def _value_hashes(self, column: str) -> tuple[str, str | None]:
         """(the query of the column's non-null values as ``v``; for values wider than 8
-        bytes (strings, nested) the expression of their 64-bit hash, else None)."""
-        x = self._clean(column)
+        bytes (strings, nested) the expression of their 64-bit hash, else None). Values the
+        system can neither hash nor compare (PostgreSQL's json) stand as their text."""
+        x = self.dialect.comparable(self._clean(column), self.schema().get(column, "other"))
         values = f"SELECT {x} AS v FROM {self._from()} WHERE {x} IS NOT NULL"
         hashed = (self.dialect.row_hash([x]) if self.schema().get(column) not in _FIXED_WIDTH
                   else None)
@@ -860,7 +861,9 @@ class SqlEngine(Engine):
                                        f"LIMIT {OFFENDING_LIMIT}", "offending")
             return [list(map(plain, r)) for r in rows]
         if mode == "duplicated":
-            # ordered by an alias: Spark rejects count(*) in ORDER BY of a grouped query
+            # ordered by an alias: Spark rejects count(*) in ORDER BY of a grouped query;
+            # grouped as the distinct count compares the values (PostgreSQL's json as text)
+            name = self.dialect.comparable(name, dtype)
             rows = self.run_seeing_nan(f"SELECT {name}, count(*) AS mlfunnel_n FROM "
                                        f"{self._from()} WHERE {name} IS NOT NULL GROUP BY {name} "
                                        f"HAVING count(*) > 1 ORDER BY mlfunnel_n DESC LIMIT "
