@@ -354,14 +354,12 @@ def _show(value: Any) -> str:
         return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, float):
         return format_value(value)
-    text = str(value)
-    if len(text) > SHOWN_CHARS:  # bytes, lists, structs
-        return f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
-    return text
+    return _short(value)  # bytes, lists, structs ...
 
 
 def _short(value: Any) -> str:
-    """A value as a key of the report's shares: its text, cut like a shown value."""
+    """A value's text, cut at ``SHOWN_CHARS`` with its length (also a key of the report's
+    shares)."""
     text = str(value)
     return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} characters)"
 
