@@ -163,7 +163,8 @@ class EffectKind(CheckKind[EffectConfig]):
 
 def _label_matches(value: Any, label: Label) -> bool:
     if isinstance(label, bool) or isinstance(value, bool):
-        return _truth(value) is not None and _truth(value) == _truth(label)
+        truth = _truth(value)
+        return truth is not None and truth == _truth(label)
     return value == label or str(value) == str(label)
 
 
