@@ -180,9 +180,9 @@ def git_history(rootdir: Path, since: dt.datetime, paths: list[str]) -> GitHisto
     if not run_git(rootdir, "rev-parse", "--verify", "-q", "HEAD", allowed=(1,)).strip():
         history.unborn = True
         return history
-    history.authors = commit_authors(rootdir, since, paths)
-    for path in paths:
+    for path in paths:  # before the log: a misspelt path would have it count nobody
         _known_path(rootdir, path)
+    history.authors = commit_authors(rootdir, since, paths)
     return history
 
 
