@@ -648,8 +648,8 @@ class SqlEngine(Engine):
         columns += [f"max({self.q(c)})" for c in probes]
         if not columns:
             return ""
-        row_hash = self.dialect.row_hash(self._row_columns())
-        if carry_duplicates and row_hash is not None:
+        row_hash = self.dialect.row_hash(self._row_columns()) if carry_duplicates else None
+        if row_hash is not None:
             carried = self.dialect.carried_repeats(columns, self._from(), row_hash)
             if carried is not None:
                 return carried
