@@ -71,6 +71,18 @@ def project(pytester: pytest.Pytester, checks: str) -> None:
     pytester.makepyprojecttoml("[tool.mlfunnel]\nfunnel = [\"model\"]\n\n" + checks)
 
 
+def judged_report(pytester: pytest.Pytester, data_file: str) -> pytest.RunResult:
+    """A run of one coverage check on ``data_file`` that fails: its result."""
+    project(pytester, f"""
+[tool.mlfunnel.model.tests]
+coverage = ">= 80%"
+data_file = "{data_file}"
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    return result
+
+
 def report(pytester: pytest.Pytester) -> dict[str, dict[str, object]]:
     data = json.loads((pytester.path / "report.json").read_text())
     return {c["id"].rsplit("::", 1)[1]: c for g in data["gates"] for c in g["criteria"]}
@@ -216,13 +228,7 @@ include = ["churn/score.py"]
 
 def test_a_file_that_is_not_cobertura_is_an_error(pytester: pytest.Pytester) -> None:
     (pytester.path / "junit.xml").write_text("<testsuites><testsuite/></testsuites>")
-    project(pytester, """
-[tool.mlfunnel.model.tests]
-coverage = ">= 80%"
-data_file = "junit.xml"
-""")
-    result = pytester.runpytest("--funnel")
-    result.assert_outcomes(failed=1)
+    result = judged_report(pytester, "junit.xml")
     result.stdout.fnmatch_lines(["junit.xml: not a Cobertura coverage report (root element "
                                  "<testsuites>, expected <coverage>)"])
 
@@ -240,13 +246,7 @@ data_file = "junit.xml"
 def test_a_cobertura_number_that_is_not_one_is_an_error_naming_the_attribute(
         pytester: pytest.Pytester, xml: str, message: str) -> None:
     (pytester.path / "coverage.xml").write_text(f'<?xml version="1.0" ?>\n{xml}\n')
-    project(pytester, """
-[tool.mlfunnel.model.tests]
-coverage = ">= 80%"
-data_file = "coverage.xml"
-""")
-    result = pytester.runpytest("--funnel")
-    result.assert_outcomes(failed=1)
+    result = judged_report(pytester, "coverage.xml")
     result.stdout.fnmatch_lines([message])
     result.stdout.no_fnmatch_line("*ValueError*")
 
@@ -258,13 +258,7 @@ def test_a_cobertura_report_of_no_files_is_an_error_not_full_coverage(
         '<?xml version="1.0" ?>\n<coverage lines-valid="0" lines-covered="0" line-rate="1" '
         'branch-rate="0"><sources><source>/builds/churn/src</source></sources><packages/>'
         '</coverage>\n')
-    project(pytester, """
-[tool.mlfunnel.model.tests]
-coverage = ">= 80%"
-data_file = "coverage.xml"
-""")
-    result = pytester.runpytest("--funnel")
-    result.assert_outcomes(failed=1)
+    result = judged_report(pytester, "coverage.xml")
     result.stdout.fnmatch_lines([
         "coverage.xml: the report holds no measured files; produce it earlier in the pipeline: "
         "'coverage run -m pytest' (add --branch for branches) or 'pytest --cov', then "
