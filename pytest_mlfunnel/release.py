@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
+
+#: What git itself clears when it runs a command in another repository (``git rev-parse
+#: --local-env-vars``, less the config it carries). git sets GIT_DIR (often ``.git``, relative)
+#: and GIT_INDEX_FILE for its hooks: a hook that goes into the project's folder and runs the
+#: funnel would otherwise send every git call to a repository that is not there.
+REPOSITORY_ENV = ("GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_OBJECT_DIRECTORY", "GIT_DIR",
+                  "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE", "GIT_INDEX_FILE",
+                  "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX",
+                  "GIT_INTERNAL_SUPER_PREFIX", "GIT_SHALLOW_FILE", "GIT_COMMON_DIR")
+
+
+def git_env() -> dict[str, str]:
+    """The environment for git calls in the project's folder: the repository is the one
+    git finds from that folder, whatever a hook around the run has set."""
+    return {name: value for name, value in os.environ.items() if name not in REPOSITORY_ENV}
 
 
 def git(rootdir: Path, *args: str) -> str | None:
     """Run a git command in rootdir; None when git is missing or the command fails."""
     try:
         done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True,
-                              timeout=10, check=False)
+                              encoding="utf-8", errors="replace", timeout=10, check=False,
+                              env=git_env())
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0:

@@ -248,3 +248,27 @@ def test_two_authors_of_one_name_are_told_apart_by_e_mail_in_the_message_and_rep
         "expected >= 9")
     assert found["extra"]["authors"] == {"Alice <alice@example.com>": 6, "Bob": 2,
                                          "Alice <alice@elsewhere.example>": 1, "Carol": 1}
+
+
+def test_run_from_a_git_hook_the_project_folder_s_repository_is_read_not_the_hook_s_git_dir(
+        pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git runs hooks with GIT_DIR=.git (relative) and GIT_INDEX_FILE set; a hook that goes
+    into the project's folder and runs the funnel must still find the repository."""
+    top = tmp_path / "mono"
+    top.mkdir()
+    git(top, "init", "-q", "-b", "main")
+    commit(top, "ml/churn/train.py", "Alice", "alice@example.com")
+    commit(top, "ml/churn/train.py", "Bob", "bob@example.com")
+    project = top / "ml" / "churn"
+    (project / "pyproject.toml").write_text(
+        '[tool.mlfunnel]\n[tool.mlfunnel.maintenance.owners]\nowners = { git = ">= 2" }\n')
+    monkeypatch.setenv("GIT_DIR", ".git")
+    monkeypatch.setenv("GIT_INDEX_FILE", ".git/index")
+    monkeypatch.chdir(project)
+    result = pytester.runpytest("--funnel", f"--rootdir={project}", "-c",
+                                str(project / "pyproject.toml"),
+                                f"--funnel-json={pytester.path / 'report.json'}")
+    found = criteria(pytester)["git-authors"]
+    assert found["message"] == ("2 distinct authors of 2 commits to ml/churn/ in the last 180 "
+                                "days (Alice (1), Bob (1)), expected >= 2")
+    assert result.ret == 0

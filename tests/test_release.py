@@ -156,3 +156,26 @@ def test_the_json_report_names_the_same_release(project: pytest.Pytester) -> Non
     assert result.ret == 0
     report = json.loads((project.path / "r.json").read_text())
     assert (report["release"], report["commit"]) == (commit, commit)
+
+
+def test_run_from_a_git_hook_in_a_folder_of_the_repository_the_commit_names_the_release(
+        project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git runs hooks at the repository's top with GIT_DIR=.git (relative); a hook that goes
+    into the project's folder and records must not fall back to the date."""
+    top = project.path
+    folder = top / "ml"
+    folder.mkdir()
+    (top / "pyproject.toml").rename(folder / "pyproject.toml")
+    (top / "eval.json").rename(folder / "eval.json")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "add", "ml")
+    git(project, "commit", "-q", "-m", "first")
+    commit = git(project, "rev-parse", "--short", "HEAD")
+    monkeypatch.setenv("GIT_DIR", ".git")
+    monkeypatch.chdir(folder)
+    result = project.runpytest("--funnel", "--funnel-record", f"--rootdir={folder}", "-c",
+                               str(folder / "pyproject.toml"))
+    assert result.ret == 0, result.stdout.str()
+    lines = (folder / ".mlfunnel" / "history.jsonl").read_text().splitlines()
+    line = json.loads(lines[-1])
+    assert (line["release"], line["commit"]) == (commit, commit)

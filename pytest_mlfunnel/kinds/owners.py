@@ -31,6 +31,7 @@ from pytest_mlfunnel.kinds.base import (
     PlanContext,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.release import git_env
 
 #: the longest a ``git log`` may take
 GIT_TIMEOUT_S = 60
@@ -137,7 +138,7 @@ def run_git(rootdir: Path, *args: str, allowed: tuple[int, ...] = ()) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True,
                               encoding="utf-8", errors="replace", timeout=GIT_TIMEOUT_S,
-                              check=False)
+                              check=False, env=git_env())
     except FileNotFoundError:
         raise CriterionError("git is not installed: owners counted from git need it") from None
     except subprocess.TimeoutExpired:
