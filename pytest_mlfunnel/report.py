@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,3 +126,29 @@ def output_problem(path: Path, relative_to: Path) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cannot create files in {shown(folder)} (not writable)"
     return None
+
+
+#: What the start of a report the funnel wrote says (the JSON's first key; the page's
+#: generator, or its footer at the end for pages written before the generator was named).
+_OURS = {
+    "JSON": (re.compile(rb'^\s*\{\s*"schema"\s*:\s*"mlfunnel-report/'),),
+    "HTML": (re.compile(rb'<meta name="generator" content="pytest-mlfunnel">'),
+             re.compile(rb"written by pytest-mlfunnel</footer>\s*</main>\s*</body>\s*</html>\s*$")),
+}
+
+
+def foreign_output(path: Path, kind: str) -> str | None:
+    """Why the file at ``path`` may not be replaced by a ``kind`` ("JSON" or "HTML") report:
+    it holds something the funnel did not write, such as a metrics file the run reads or a
+    page of the project. Nothing, an empty file, or a report of an earlier run: None."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+            handle.seek(max(0, path.stat().st_size - 4096))
+            tail = handle.read(4096)
+    except OSError:  # missing (the usual case), or unreadable: writing it will tell
+        return None
+    if not head.strip() or any(p.search(head) or p.search(tail) for p in _OURS[kind]):
+        return None
+    return (f"holds a file the funnel did not write (not an mlfunnel {kind} report); it is "
+            "left as it is: give the output a path of its own, or remove the file")

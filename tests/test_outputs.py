@@ -203,6 +203,35 @@ def test_a_report_is_never_written_over_the_config_or_the_history(
     assert not (pytester.path / "out.txt").exists()
 
 
+@pytest.mark.parametrize(("option", "target", "kind"), [
+    ("--funnel-json", "eval.json", "an mlfunnel JSON report"),
+    ("--funnel-html", "reports/index.html", "an mlfunnel HTML report"),
+], ids=["json-over-an-evidence-file", "html-over-a-page-of-the-project"])
+def test_a_report_is_not_written_over_a_file_it_did_not_write(
+        pytester: pytest.Pytester, option: str, target: str, kind: str) -> None:
+    """An output pointed at a metrics file the run reads, or at any other file of the
+    project, leaves it as it was; a report the funnel wrote before is replaced."""
+    pytester.makepyprojecttoml(PASSING)
+    (pytester.path / "reports").mkdir()
+    evidence = {"eval.json": '{"accuracy": 0.91}\n', "reports/index.html": "<p>ours</p>\n"}
+    for name, text in evidence.items():
+        (pytester.path / name).write_text(text)
+    result = pytester.runpytest("--funnel", f"{option}={target}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.startswith("ERROR")] == [
+        f"ERROR: {option}: {target}: holds a file the funnel did not write (not {kind}); "
+        "it is left as it is: give the output a path of its own, or remove the file"]
+    assert {name: (pytester.path / name).read_text() for name in evidence} == evidence
+    # a report of an earlier run, and an empty file, are replaced
+    (pytester.path / "eval.json").write_text("")
+    (pytester.path / "reports" / "index.html").unlink()
+    assert pytester.runpytest("--funnel", f"{option}={target}").ret == 0
+    first = (pytester.path / target).read_text()
+    assert pytester.runpytest("--funnel", f"{option}={target}").ret == 0
+    assert (pytester.path / target).read_text() != ""
+    assert "mlfunnel" in first
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no /dev/null or named pipes")
 @pytest.mark.parametrize("option", ["--funnel-json", "--funnel-html"])
 def test_an_output_that_is_a_device_or_a_pipe_is_refused_not_replaced(

@@ -467,6 +467,7 @@ def render_html(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
     return (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            '<meta name="generator" content="pytest-mlfunnel">\n'
             f"<title>{esc(title)}</title>\n<style>{PAGE_CSS}</style>\n</head>\n<body>\n<main>\n"
             + "\n".join(part for part in body if part) + "\n</main>\n</body>\n</html>\n")
 
