@@ -127,18 +127,18 @@ def test_rows_whose_key_the_baseline_lacks_fail_the_comparisons_saying_how_many(
     table = "production.parquet" if engine == "parquet" else "production"
     for name in ("f1", "roc_auc", "accuracy", "log_loss"):
         assert found[name]["status"] == "failed", name
-        assert (f": cannot compare with the baseline: 37 of {N} rows have a customer_id not "
+        assert (f": cannot compare with the baseline: 37 of {N} rows whose customer_id is not "
                 f"found in ") in found[name]["message"]
         assert table in found[name]["message"]
         assert found[name]["message"].endswith(
-            f"both models must judge the same rows (37 of {N} rows left out: 37 with a "
-            f"customer_id not found in {found[name]['message'].split('not found in ')[-1]}")
+            f"both models must judge the same rows (37 of {N} rows left out: 37 whose "
+            f"customer_id is not found in {found[name]['message'].split('not found in ')[-1]}")
     # the model's own criteria are judged on the rows that have a baseline, and say so
     rest = model.iloc[37:]
     assert found["recall"]["status"] == "passed"
     assert found["recall"]["observed"] == pytest.approx(
         sklearn_metrics.recall_score(rest.churned, rest.pred), abs=1e-12)
-    assert "(37 of 1500 rows left out: 37 with a customer_id not found in" in (
+    assert "(37 of 1500 rows left out: 37 whose customer_id is not found in" in (
         found["recall"]["message"])
     assert result.ret == 1
 
@@ -154,7 +154,7 @@ def test_a_key_the_baseline_holds_twice_makes_the_comparisons_an_error(
     found = criteria(pytester)
     assert found["f1"]["status"] == "error"
     assert found["f1"]["message"].startswith(
-        f"f1: 4 of {N} rows have a customer_id found more than once in ")
+        f"f1: 4 of {N} rows whose customer_id is found more than once in ")
     assert found["f1"]["message"].endswith(": give the baseline one row per customer_id")
     assert found["recall"]["status"] == "passed"  # rows never multiply: one lookup per key
 
@@ -277,10 +277,10 @@ def test_across_engines_unmatched_and_repeated_keys_are_counted_as_in_one_engine
     pytester.runpytest("--funnel", "--funnel-json=report.json")
     found = criteria(pytester)
     assert found["f1"]["status"] == "failed"
-    assert (f": cannot compare with the baseline: 37 of {N} rows have a customer_id not "
+    assert (f": cannot compare with the baseline: 37 of {N} rows whose customer_id is not "
             "found in ") in found["f1"]["message"]
     assert found["recall"]["message"].endswith(
-        f"(37 of {N} rows left out: 37 with a customer_id not found in "
+        f"(37 of {N} rows left out: 37 whose customer_id is not found in "
         f"{found['f1']['message'].split('not found in ')[-1]}")
     twice = pd.concat([production, production.iloc[:4]])
     pytester.makepyprojecttoml(config(write_one(pytester.path, predictions, "holdout2", model,
@@ -291,7 +291,7 @@ def test_across_engines_unmatched_and_repeated_keys_are_counted_as_in_one_engine
     found = criteria(pytester)
     assert found["f1"]["status"] == "error"
     assert found["f1"]["message"].startswith(
-        f"f1: 4 of {N} rows have a customer_id found more than once in ")
+        f"f1: 4 of {N} rows whose customer_id is found more than once in ")
     assert found["recall"]["status"] == "passed"
 
 

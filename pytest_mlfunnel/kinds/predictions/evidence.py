@@ -205,7 +205,7 @@ class Collector:
     def _unmatched(self, rows: int) -> str:
         joined = self.check.baseline_table
         assert joined is not None and joined.source is not None
-        return (f"{rows} with a {' + '.join(joined.keys)} not found in "
+        return (f"{rows} whose {' + '.join(joined.keys)} is not found in "
                 f"{joined.source.display()}")
 
     def _pairing(self, evidence: Evidence) -> None:
@@ -221,11 +221,11 @@ class Collector:
         unmatched = evidence.dropped_counts.get(MATCHES, 0)
         if repeated:
             evidence.baseline_problem = (
-                "error", f"{repeated} of {evidence.rows} rows have a {key} found more than once "
+                "error", f"{repeated} of {evidence.rows} rows whose {key} is found more than once "
                 f"in {where}: give the baseline one row per {key}")
         elif unmatched:
             evidence.baseline_problem = (
-                "failed", f"{unmatched} of {evidence.rows} rows have a {key} not found in "
+                "failed", f"{unmatched} of {evidence.rows} rows whose {key} is not found in "
                 f"{where}: both models must judge the same rows")
 
     def _null_flags(self) -> list[Expr]:
