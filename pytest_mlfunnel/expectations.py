@@ -195,6 +195,8 @@ def format_value(value: object, unit: Unit = "number") -> str:
 def _trim(number: float) -> str:
     if math.isnan(number) or math.isinf(number):
         return str(number)
+    if abs(number) >= 1e15:  # 1e308 is not shown with its 309 digits
+        return f"{number:.6g}"
     if abs(number) >= 1000:
         return f"{number:.1f}".rstrip("0").rstrip(".")
     text = f"{number:.4g}"

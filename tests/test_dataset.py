@@ -129,7 +129,7 @@ def test_every_constraint_fails_with_its_message(pytester: pytest.Pytester, fmt:
     assert messages["age.nulls"] == "age: 10.29% nulls (21 of 204 rows), expected <= 5%"
     assert messages["age.min"] == "age: min -3, expected >= 0; e.g. -3"
     assert messages["age.max"] == "age: max 150, expected <= 120; e.g. 150"
-    assert messages["plan.values"] == ("plan: 1 values outside ['basic', 'pro', 'team'], "
+    assert messages["plan.values"] == ("plan: 1 value outside ['basic', 'pro', 'team'], "
                                        "e.g. 'enterprise'")
     assert messages["churned.min_share"].startswith(
         "churned: 1 class below 5% of values (1 ")
@@ -509,7 +509,7 @@ columns.age = {{ nulls = "<= 5%" }}
     result.assert_outcomes(passed=6, failed=8)
     messages = {name: c["message"] for name, c in report(pytester, depth=2).items()}
     assert messages["crm::age.nulls"] == "age: 9.5% nulls (19 of 200 rows), expected <= 5%"
-    assert messages["crm::plan.values"] == ("plan: 1 values outside ['basic', 'pro', 'team'], "
+    assert messages["crm::plan.values"] == ("plan: 1 value outside ['basic', 'pro', 'team'], "
                                             "e.g. 'enterprise'")
     assert messages["active::rows"] == "rows 199, expected >= 199"
 
@@ -749,3 +749,23 @@ rows = "== 4"
                                 "report.json")
     result.assert_outcomes(passed=2)
     assert report(pytester, depth=2)["raw::rows"]["message"] == "rows 4, expected == 4"
+
+
+def test_one_repeat_reads_in_the_singular_and_a_huge_bound_in_exponent_form(
+        pytester: pytest.Pytester) -> None:
+    """1e308 was shown with all its 309 digits; one repeat read '1 repeated values'."""
+    pl.DataFrame({"id": [1, 2, 2], "amount": [1.5, -3.0, 1e308]}).write_parquet(
+        pytester.path / "d.parquet")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.train]
+dataset = "d.parquet"
+columns.id = { unique = true, values = [1] }
+columns.amount = { max = 1e300 }
+""")
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json", "report.json")
+    messages = {name: c["message"] for name, c in report(pytester).items()}
+    assert messages == {
+        "id.unique": "id: 1 repeated value (2 distinct among 3 non-null), expected unique; "
+                     "e.g. 2",
+        "id.values": "id: 2 values outside [1], e.g. 2",
+        "amount.max": "amount: max 1e+308, expected <= 1e+300; e.g. 1e+308"}

@@ -97,5 +97,8 @@ def test_durations_and_shares() -> None:
 def test_values_are_formatted_for_people() -> None:
     assert format_value(0.74) == "0.74"
     assert format_value(52011) == "52011"
+    assert format_value(1e308) == "1e+308"
+    assert format_value(-2.5e20) == "-2.5e+20"
+    assert format_value(123456789012.25) == "123456789012.2"
     assert format_value(0.073, "percent") == "7.3%"
     assert format_value(3 * 86400.0, "duration") == "3 days"

@@ -410,14 +410,18 @@ def _unique(source: SourceSpec, column: str, approx: bool = False) -> Evaluate:
             return _unique_estimated(column, count, distinct, table.approx_error())
         repeated = count - distinct
         if repeated == 0:
-            return Outcome.passed(0, "unique", f"{column}: {distinct} distinct values, unique",
-                                  distinct=distinct)
+            return Outcome.passed(0, "unique", f"{column}: {_counted(distinct, 'distinct')}, "
+                                  "unique", distinct=distinct)
         (examples,) = table.aggregate([Agg("offending", column, ("duplicated", None))])
         return Outcome.failed(
-            f"{column}: {repeated} repeated values ({distinct} distinct among {count} "
+            f"{column}: {_counted(repeated, 'repeated')} ({distinct} distinct among {count} "
             f"non-null), expected unique; e.g. {_examples(examples)}",
             repeated, "unique", distinct=distinct, count=count)
     return evaluate
+
+
+def _counted(n: int, kind: str) -> str:
+    return f"{n} {kind} value{'' if n == 1 else 's'}"
 
 
 def _unique_estimated(column: str, count: int, estimate: int, error: float) -> Outcome:
@@ -429,10 +433,11 @@ def _unique_estimated(column: str, count: int, estimate: int, error: float) -> O
     words = (f"an estimate (HyperLogLog), relative standard error {error:.1%}: repeats up to "
              f"about {tolerance} cannot be told from none")
     if repeated <= tolerance:
-        return Outcome.passed(repeated, "unique", f"{column}: about {distinct} distinct values "
-                              f"among {count} non-null, consistent with unique; {words}",
+        return Outcome.passed(repeated, "unique", f"{column}: about "
+                              f"{_counted(distinct, 'distinct')} among {count} non-null, "
+                              f"consistent with unique; {words}",
                               distinct=distinct, estimate=True, relative_error=error)
-    return Outcome.failed(f"{column}: about {repeated} repeated values (about {distinct} "
+    return Outcome.failed(f"{column}: about {_counted(repeated, 'repeated')} (about {distinct} "
                           f"distinct among {count} non-null), expected unique; {words}",
                           repeated, "unique", distinct=distinct, count=count, estimate=True,
                           relative_error=error)
@@ -512,7 +517,8 @@ def _values(source: SourceSpec, column: str, allowed: list[Scalar]) -> Evaluate:
         if outside == 0:
             return Outcome.passed(0, expected, f"{column}: every value {expected}")
         (examples,) = table.aggregate([Agg("offending", column, ("not_in", list(allowed)))])
-        return Outcome.failed(f"{column}: {outside} values outside {_show_list(allowed)}, "
+        return Outcome.failed(f"{column}: {outside} value{'' if outside == 1 else 's'} outside "
+                              f"{_show_list(allowed)}, "
                               f"e.g. {_examples(examples)}", outside, expected)
     return evaluate
 
