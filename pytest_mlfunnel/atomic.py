@@ -93,8 +93,12 @@ def read_regular(path: Path) -> bytes:
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write through a temp file of a name of its own in the same directory, then
     ``os.replace``: concurrent writers (xdist workers, two runs) never mix, a failure leaves
-    no temp file behind, and the file keeps its permissions."""
+    no temp file behind, the file keeps its permissions, and a symbolic link stays a link
+    (its target is replaced)."""
     blob = data.encode("utf-8") if isinstance(data, str) else data
+    # os.replace on a symbolic link would put a file in the link's place: a history or report
+    # kept elsewhere and linked in would stop getting what is written
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         found = path.stat().st_mode

@@ -185,9 +185,18 @@ def summary_of(report: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
+#: Line breaks to Python's ``str.splitlines`` (and to editors) that JSON leaves unescaped.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def summary_line(report: Mapping[str, Any]) -> bytes:
-    return json.dumps(strict_json(summary_of(report)), separators=(",", ":"),
-                      ensure_ascii=False, default=str, allow_nan=False).encode("utf-8")
+    text = json.dumps(strict_json(summary_of(report)), separators=(",", ":"),
+                      ensure_ascii=False, default=str, allow_nan=False)
+    # one entry, one line for every reader: a release named "v2\u2028rc" written raw would
+    # be two lines to a script reading the file with splitlines()
+    for character, escaped in _LINE_BREAKS.items():
+        text = text.replace(character, escaped)
+    return text.encode("utf-8")
 
 
 # ---------------------------------------------------------------------- writing
@@ -294,6 +303,9 @@ def record(path: Path, report: Mapping[str, Any]) -> History:
     """
     line = summary_line(report)
     release = report.get("release")
+    # the lock and the temporaries beside the file itself: two projects linking one shared
+    # history must take the same lock
+    path = Path(os.path.realpath(path))
     with locked(path):
         remove_stale_temporaries(path)
         try:

@@ -6,6 +6,7 @@ Hooks here stay thin; the funnel logic is in ``funnel.py``, rendering in ``rende
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from pytest_mlfunnel.items import ConfigFile, CriterionItem
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import SEVERITIES, Criterion, PlanContext, slug
 from pytest_mlfunnel.outcome import CriterionError, Outcome, raised_at
-from pytest_mlfunnel.render.escape import controls
+from pytest_mlfunnel.render.escape import controls, one_line
 from pytest_mlfunnel.report import (
     Report,
     foreign_output,
@@ -130,10 +131,14 @@ class FunnelSession:
         return cls(pytest_config, funnel_config, registry, require)
 
     def _nodeid_of(self, path: Path) -> str:
-        try:
-            return path.resolve().relative_to(self.rootdir.resolve()).as_posix()
-        except ValueError:
-            return path.as_posix()
+        # the path as configured first: a symbolic link is named, not the file it points to
+        lexical = Path(os.path.abspath(path)), Path(os.path.abspath(self.rootdir))
+        for candidate, root in (lexical, (path.resolve(), self.rootdir.resolve())):
+            try:
+                return candidate.relative_to(root).as_posix()
+            except ValueError:
+                continue
+        return path.as_posix()
 
     def header(self) -> str:
         required = self.require.text or "none set"
@@ -506,7 +511,7 @@ class FunnelSession:
                                             encoding, quiet):
             terminalreporter.write_line(text, **markup)
         for error in self.output_errors:
-            terminalreporter.write_line(controls(f"error: {error}"), red=True, bold=True)
+            terminalreporter.write_line(one_line(f"error: {error}"), red=True, bold=True)
 
 
 def _check_outputs(pytest_config: pytest.Config, config: FunnelConfig, rootdir: Path) -> None:

@@ -49,3 +49,21 @@ def test_a_device_or_a_pipe_is_neither_replaced_nor_read(tmp_path: Path) -> None
         read_regular(tmp_path)
     (tmp_path / "fine.txt").write_bytes(b"ok\n")
     assert read_regular(tmp_path / "fine.txt") == b"ok\n"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links need privileges on Windows")
+def test_a_symlinked_output_is_written_through_the_link(tmp_path: Path) -> None:
+    published = tmp_path / "site" / "report.html"
+    published.parent.mkdir()
+    published.write_text("old\n")
+    os.chmod(published, 0o640)
+    link = tmp_path / "report.html"
+    link.symlink_to(published)
+    write_atomic(link, "new\n")
+    assert link.is_symlink() and published.read_text() == "new\n"
+    assert published.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in published.parent.iterdir()) == ["report.html"]
+    dangling = tmp_path / "later.json"
+    dangling.symlink_to(tmp_path / "site" / "later.json")
+    write_atomic(dangling, "{}\n")
+    assert dangling.is_symlink() and (tmp_path / "site" / "later.json").read_text() == "{}\n"

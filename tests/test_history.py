@@ -444,6 +444,57 @@ def test_no_regress_also_fails_when_the_required_gate_is_missed(pytester: pytest
     ])
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links need privileges on Windows")
+def test_a_history_that_is_a_symlink_stays_one_and_its_target_gets_the_lines(
+        pytester: pytest.Pytester) -> None:
+    # a history kept in a shared place and linked into the project: replacing the link by a
+    # file of its own would leave the shared history behind, and later runs would not see it
+    make_project(pytester, stage=3)
+    shared = pytester.path / "shared" / "history.jsonl"
+    shared.parent.mkdir()
+    shared.write_text("this is not json\n" + json.dumps(summary("v0", 1)) + "\n")
+    link = pytester.path / ".mlfunnel" / "history.jsonl"
+    link.parent.mkdir()
+    link.symlink_to(shared)
+    result = pytester.runpytest("--funnel", "--funnel-record=v1")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "since v0: data -> model, up 2 stages",
+        "*note: .mlfunnel/history.jsonl:1: not JSON (Expecting value at column 1) "
+        "(skipped, left in place)",
+        "*note: recorded v1 in .mlfunnel/history.jsonl",
+    ])
+    assert pytester.runpytest("--funnel", "--funnel-record=v2").ret == 0
+    assert link.is_symlink() and link.resolve() == shared.resolve()
+    lines = shared.read_text().splitlines()
+    assert lines[0] == "this is not json"
+    assert [json.loads(line)["release"] for line in lines[1:]] == ["v0", "v1", "v2"]
+    assert sorted(p.name for p in link.parent.iterdir()) == ["history.jsonl"]
+    assert ".history.jsonl.lock" in [p.name for p in shared.parent.iterdir()]
+
+
+def test_a_release_name_with_a_newline_or_escape_stays_on_its_summary_line(
+        pytester: pytest.Pytester) -> None:
+    # a release named by a hook from a file or an environment variable can hold anything;
+    # a newline would forge a summary line, an escape sequence recolour the terminal
+    make_project(pytester, stage=3)
+    assert pytester.runpytest("--funnel", "--funnel-record=v1\nok\x1b\x07").ret == 0
+    set_stage(pytester, 1)
+    result = pytester.runpytest("--funnel", "--funnel-record=v2\u2028x", "--funnel-no-regress")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "stage reached: data (1/3) · required: model · BELOW REQUIRED GATE · REGRESSED since "
+        "v1\\nok\\x1b\\x07",
+        "  regressed: stage reached data (1/3) is 2 stages below v1\\nok\\x1b\\x07's model (3/3) "
+        "(--funnel-no-regress)",
+        "since v1\\nok\\x1b\\x07: model -> data, down 2 stages",
+        "  note: recorded v2\\u2028x in .mlfunnel/history.jsonl",
+    ])
+    assert "\x1b" not in result.stdout.str() and "\x07" not in result.stdout.str()
+    assert [entry["release"] for entry in history_lines(pytester)] == [
+        "v1\nok\x1b\x07", "v2\u2028x"]
+
+
 def test_an_unwritable_history_is_a_usage_error_when_recording(
         pytester: pytest.Pytester) -> None:
     make_project(pytester, stage=3)

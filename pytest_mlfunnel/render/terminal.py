@@ -8,7 +8,7 @@ from typing import Any
 
 from pytest_mlfunnel.funnel import NOT_PASSED, CriterionResult, GateResult
 from pytest_mlfunnel.history import compare
-from pytest_mlfunnel.render.escape import controls
+from pytest_mlfunnel.render.escape import one_line
 from pytest_mlfunnel.report import Report
 from pytest_mlfunnel.secrets import redact
 
@@ -191,4 +191,5 @@ def render_terminal(report: Report, width: int = 80, encoding: str = "utf-8",
             lines.append((f"  {failing}", {"red": True}))
     for note in report.notes:
         lines.append((f"  note: {note}", {"yellow": True}))
-    return [(controls(redact(text)), markup) for text, markup in lines]
+    # each is one line: a newline in a release name or a note would start a line of its own
+    return [(one_line(redact(text)), markup) for text, markup in lines]
