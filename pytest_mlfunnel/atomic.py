@@ -90,6 +90,15 @@ def read_regular(path: Path) -> bytes:
         os.close(fd)
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The first folder of ``path`` that is a file (``report.html`` of
+    ``report.html/x.svg``), as given, or None: what a write under it is told."""
+    for folder in reversed(path.parents):
+        if folder.exists() and not folder.is_dir():
+            return folder
+    return None
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write through a temp file of a name of its own in the same directory, then
     ``os.replace``: concurrent writers (xdist workers, two runs) never mix, a failure leaves

@@ -18,9 +18,11 @@ from pytest_mlfunnel import __version__
 from pytest_mlfunnel.atomic import (
     BOM_IN_TOML,
     UTF8_BOM,
+    file_in_the_way,
     not_utf8,
     overwrite_problem,
     read_regular,
+    write_atomic,
 )
 from pytest_mlfunnel.history import DEFAULT_HISTORY, SCHEMA, History, count, read_history
 from pytest_mlfunnel.jsontext import JsonTextError, parse_json
@@ -162,12 +164,14 @@ def write_text(target: str, text: str) -> None:
     if target == "-":
         sys.stdout.write(text)
         return
-    path = Path(target)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        # whole or not at all, and never into a FIFO (it would wait for a reader forever) or
+        # over a device: the plugin's own writer
+        write_atomic(Path(target), text)
     except OSError as exc:
-        raise CliError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        blocking = file_in_the_way(Path(target))
+        reason = f"{blocking} is not a directory" if blocking else exc.strerror or exc
+        raise CliError(f"{target}: cannot write: {reason}") from None
     print(f"wrote {target}")
 
 

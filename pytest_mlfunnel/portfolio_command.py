@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_mlfunnel.atomic import overwrite_problem
+from pytest_mlfunnel.atomic import file_in_the_way, overwrite_problem, write_atomic
 from pytest_mlfunnel.portfolio import (
     DEFAULT_STALLED_AFTER_DAYS,
     parse_as_of,
@@ -78,12 +78,12 @@ def _write(target: str, text: str, report_to: Any) -> None:
         else:
             sys.stdout.write(data.decode("utf-8"))
         return
-    path = Path(target)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_atomic(Path(target), data)  # whole or not at all; never into a FIFO or device
     except OSError as exc:
-        raise _OutputError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        blocking = file_in_the_way(Path(target))
+        reason = f"{blocking} is not a directory" if blocking else exc.strerror or exc
+        raise _OutputError(f"{target}: cannot write: {reason}") from None
     print(f"wrote {target}", file=report_to)
 
 

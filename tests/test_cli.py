@@ -390,6 +390,38 @@ def test_an_output_never_overwrites_what_the_command_reads(
     assert not (recorded.path / "out.html").exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+@pytest.mark.parametrize("args", [
+    ["history", "--html", "{out}"],
+    ["badge", "-o", "{out}"],
+    ["report", "r.json", "--html", "{out}"],
+    ["report", "r.json", "--markdown", "{out}"],
+    ["compare", "r.json", "r.json", "--markdown", "{out}"],
+    ["portfolio", ".", "--html", "{out}"],
+    ["portfolio", ".", "--json", "{out}"],
+], ids=["history-html", "badge", "report-html", "report-markdown", "compare-markdown",
+        "portfolio-html", "portfolio-json"])
+def test_an_output_that_is_a_named_pipe_is_refused_not_waited_on(
+        recorded: pytest.Pytester, args: list[str]) -> None:
+    # opening a FIFO for writing waits for a reader: with none, the command never ended
+    recorded.runpytest("--funnel", "--funnel-json=r.json")
+    os.mkfifo(recorded.path / "out.pipe")
+    done = mlfunnel(*[a.format(out="out.pipe") for a in args], cwd=recorded.path)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "mlfunnel: error: out.pipe: cannot write: a FIFO (named pipe), not a regular file")
+
+
+def test_an_output_under_a_file_names_the_file_and_keeps_the_old_output(
+        recorded: pytest.Pytester) -> None:
+    (recorded.path / "badge.svg").write_text("<svg>the last good badge</svg>\n")
+    done = mlfunnel("badge", "-o", "badge.svg/b.svg", cwd=recorded.path)
+    assert done.stderr.splitlines() == [
+        "mlfunnel: error: badge.svg/b.svg: cannot write: badge.svg is not a directory"]
+    assert done.returncode == 2
+    assert (recorded.path / "badge.svg").read_text() == "<svg>the last good badge</svg>\n"
+
+
 def test_history_shows_control_characters_in_release_names_as_escapes(
         pytester: pytest.Pytester) -> None:
     """A release named by hand reached the terminal raw: a title change, a colour, a line
