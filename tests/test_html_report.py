@@ -170,6 +170,29 @@ def test_history_adds_a_chart_and_a_table_of_releases(pytester: pytest.Pytester)
     assert table.count("<tr><th scope=\"row\">") == 4
 
 
+def test_a_long_history_shows_its_latest_releases_and_says_how_many_it_left_out(
+        pytester: pytest.Pytester) -> None:
+    # years of nightly releases made a page of tens of megabytes, one table row each
+    make_project(pytester)
+    path = pytester.path / ".mlfunnel" / "history.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(history_entry(f"n{i}", 1 + i % 3, i % 3 == 2)) + "\n"
+                            for i in range(250)))
+    page = run_report(pytester)
+    table = page[page.index('<table class="releases">'):]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r'<tr><th scope="row">([^<]*)', table)
+    assert rows == [f"n{i}" for i in range(51, 250)] + [rows[-1]]
+    assert "(this run)" in table[table.rindex("<tr>"):]
+    assert "The chart shows the last 30 of 251 releases. Filled circle" in page
+    assert ("The table shows the last 200 of 251 releases. <code>mlfunnel history</code> "
+            "lists every one.") in page
+    path.write_text("".join(json.dumps(history_entry(f"n{i}", 1, False)) + "\n"
+                            for i in range(3)))
+    page = run_report(pytester)
+    assert "shows the last" not in page
+
+
 # ----------------------------------------------------------------------------- in Chromium
 def chromium_paths() -> tuple[str | None, str | None]:
     binary = os.environ.get("MLFUNNEL_CHROMIUM") or shutil.which("chromium") or shutil.which(

@@ -39,6 +39,9 @@ CRITERION_LOOK: dict[str, tuple[str, str]] = {
 }
 _MAX_VALUE_CHARS = 300
 _CHART_POINTS = 30
+#: Releases in the page's table: a history of years of nightly runs would make a page of tens
+#: of megabytes that a browser struggles to open; ``mlfunnel history`` lists every one.
+_TABLE_ROWS = 200
 
 
 def esc(value: Any) -> str:
@@ -452,10 +455,14 @@ def render_html(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
     if history:
         body += ['<h2 id="history">Over releases</h2>',
                  history_svg(points, funnel, report.get("required"), current_label),
-                 '<p class="meta">Filled circle: ok · hollow circle with ✗: not ok · '
+                 '<p class="meta">' + _last_of(len(points), _CHART_POINTS, "the chart")
+                 + 'Filled circle: ok · hollow circle with ✗: not ok · '
                  + (f"diamond: {esc(current_label)} · " if current_label else "")
                  + "dashed line: the required gate.</p>",
-                 releases_table(points, funnel, current_label)]
+                 releases_table(points[-_TABLE_ROWS:], funnel, current_label)]
+        if len(points) > _TABLE_ROWS:
+            body.append(f'<p class="meta">{_last_of(len(points), _TABLE_ROWS, "the table")}'
+                        "<code>mlfunnel history</code> lists every one.</p>")
     body.append('<h2 id="gates">Gates</h2>')
     body += [gate_section(i, gate) for i, gate in enumerate(report.get("gates") or (), 1)]
     body.append(exceptions_section(report))
@@ -470,6 +477,13 @@ def render_html(report: Mapping[str, Any], history: Sequence[Mapping[str, Any]] 
             '<meta name="generator" content="pytest-mlfunnel">\n'
             f"<title>{esc(title)}</title>\n<style>{PAGE_CSS}</style>\n</head>\n<body>\n<main>\n"
             + "\n".join(part for part in body if part) + "\n</main>\n</body>\n</html>\n")
+
+
+def _last_of(total: int, shown: int, where: str) -> str:
+    """``The chart shows the last 30 of 451 releases. `` when it does not show them all."""
+    if total <= shown:
+        return ""
+    return f"{where.capitalize()} shows the last {shown} of {total:,} releases. "
 
 
 def write_html(path: Path, report: Report, history: Sequence[Mapping[str, Any]]) -> None:
