@@ -111,12 +111,16 @@ def read_history(path: Path) -> History:
     return _parse(path, blob)
 
 
-def _parse(path: Path, blob: bytes) -> History:
+def _parse(path: Path, blob: bytes, known: History | None = None) -> History:
+    """The lines of ``blob``; a line ``known`` holds byte for byte is not parsed again (a run
+    reads the history before it records, and checking a line is most of reading it)."""
+    seen = {line.raw: line for line in known.lines} if known is not None else {}
     history = History(path)
     for number, raw in enumerate(_split(blob), start=1):
         if not raw.strip():
             continue
-        entry, problem = parse_line(raw)
+        before = seen.get(raw)
+        entry, problem = (before.entry, before.problem) if before else parse_line(raw)
         history.lines.append(HistoryLine(number, raw, entry, problem))
     return history
 
@@ -296,9 +300,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def record(path: Path, report: Mapping[str, Any]) -> History:
+def record(path: Path, report: Mapping[str, Any], known: History | None = None) -> History:
     """Add the summary of ``report`` to the history; a release already there is replaced.
 
+    ``known``: the history as read earlier in the run; the file is read again under the lock
+    (another run may have recorded since), and only lines it does not hold are parsed.
     Returns the history as it was before (its notes name the lines that were skipped).
     """
     line = summary_line(report)
@@ -312,7 +318,7 @@ def record(path: Path, report: Mapping[str, Any]) -> History:
             blob = read_regular(path)
         except FileNotFoundError:
             blob = b""
-        before = _parse(path, blob)
+        before = _parse(path, blob, known)
         kept: list[bytes] = []
         placed = False
         for stored in before.lines:
@@ -397,8 +403,8 @@ def series(entries: Sequence[Mapping[str, Any]], current: Mapping[str, Any] | No
     return [e for e in entries if e.get("release") != release] + [current]
 
 
-def record_run(path: Path, report: Mapping[str, Any], label: str
-               ) -> tuple[list[str], str | None]:
+def record_run(path: Path, report: Mapping[str, Any], label: str,
+               known: History | None = None) -> tuple[list[str], str | None]:
     """``--funnel-record``: record a report; (notes for the terminal summary, the reason it
     could not be recorded or None).
 
@@ -408,7 +414,7 @@ def record_run(path: Path, report: Mapping[str, Any], label: str
     if report.get("partial"):
         return [f"not recorded in {label}: partial run (criteria were deselected)"], None
     try:
-        before = record(path, report)
+        before = record(path, report, known)
     except (OSError, TimeoutError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         return [], f"could not record {report.get('release')} in {label}: {reason}"

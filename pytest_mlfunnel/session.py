@@ -485,7 +485,7 @@ class FunnelSession:
                                 "the release has no name")
         elif option("funnel_record") is not None:
             notes, error = record_run(self.config.history, report.to_dict(),
-                                      self._nodeid_of(self.config.history))
+                                      self._nodeid_of(self.config.history), history)
             report.notes.extend(notes)
             if error is not None:
                 self.output_errors.append(error)

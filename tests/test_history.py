@@ -193,6 +193,25 @@ def test_two_processes_recording_at_once_lose_nothing(tmp_path: Path) -> None:
         assert mine == [f"{prefix}-{i}" for i in range(count)]
 
 
+def test_recording_parses_only_the_lines_the_run_did_not_read_already(tmp_path: Path) -> None:
+    # a run reads the history for its comparison, then records under the lock: a history of
+    # many releases was checked line by line twice
+    path = tmp_path / "history.jsonl"
+    for release in ("v1", "v2"):
+        record(path, summary(release, 1))
+    known = read_history(path)
+    record(path, summary("other-run", 2))  # another run records in between
+    path.write_bytes(path.read_bytes() + b"cut sho\n")
+    before = record(path, summary("v3", 3), known)
+    assert [line.entry is seen.entry for line, seen in zip(before.lines[:2], known.lines,
+                                                           strict=True)] == [True, True]
+    assert [e["release"] for e in before.entries] == ["v1", "v2", "other-run"]
+    assert before.notes() == [f"{path}:4: not JSON (Expecting value at column 1) "
+                              "(skipped, left in place)"]
+    assert [e["release"] for e in read_history(path).entries] == [
+        "v1", "v2", "other-run", "v3"]
+
+
 # ----------------------------------------------------------------------------- comparison
 def test_comparison_names_the_stage_change_and_criteria_that_started_failing() -> None:
     before = summary("v1.3.0", 3, {"model::quality::accuracy": "passed",
