@@ -22,6 +22,7 @@ from pytest_mlfunnel.funnel import DEFAULT_FUNNEL, REPORT_ONLY, Required
 from pytest_mlfunnel.history import DEFAULT_HISTORY
 from pytest_mlfunnel.kinds import KindRegistry
 from pytest_mlfunnel.kinds.base import CheckConfig, slug
+from pytest_mlfunnel.render.escape import one_line
 from pytest_mlfunnel.services import (
     ServiceSpec,
     check_references,
@@ -58,9 +59,11 @@ class ConfigError(Exception):
     def lines(self) -> list[str]:
         """A line per problem, the first ``MAX_PROBLEMS_SHOWN`` of them, then how many more:
         a config generated wrong can hold thousands."""
-        # a NUL (from a key or a value) would cut the line short in a terminal: spell it
-        shown = [secrets.redact(f"{self.file_label}: {path}: {message}" if path
-                                else f"{self.file_label}: {message}").replace("\0", "\\0")
+        # a NUL (from a key or a value) would cut the line short in a terminal: spell it; a
+        # newline or an escape sequence in a quoted key would forge lines or recolour it
+        shown = [one_line(secrets.redact(f"{self.file_label}: {path}: {message}" if path
+                                         else f"{self.file_label}: {message}"
+                                         ).replace("\0", "\\0"))
                  for path, message in self.problems[:MAX_PROBLEMS_SHOWN]]
         hidden = len(self.problems) - len(shown)
         if hidden > 0:

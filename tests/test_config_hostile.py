@@ -115,6 +115,21 @@ def test_mlfunnel_history_says_the_config_is_not_utf8(tmp_path: Path,
         "at line 2, column 13 (TOML files are UTF-8; save the file as UTF-8)")
 
 
+def test_a_check_name_with_a_newline_or_escape_is_refused_on_one_line(
+        pytester: pytest.Pytester) -> None:
+    # a quoted TOML key may hold anything: the message named it raw, so a newline forged a
+    # second error line and an escape sequence recoloured the terminal
+    pytester.makepyprojecttoml('[tool.mlfunnel.data."a\\nERROR: forged\\u001b[31m"]\n'
+                               'dataset = "t.csv"\nrows = ">= 1"\n')
+    result = pytester.runpytest("--funnel")
+    assert result.ret == 4
+    assert result.stderr.lines[0] == (
+        "ERROR: pyproject.toml: tool.mlfunnel.data.a\\nERROR: forged\\x1b[31m: a check name "
+        "may use only ASCII letters, digits and _ . - (not first: . -)")
+    assert "\x1b" not in result.stderr.str()
+    assert not any(line.startswith("ERROR: forged") for line in result.stderr.lines)
+
+
 def test_a_nul_in_history_stops_the_run_before_it_starts(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml('[tool.mlfunnel]\nhistory = "h\\u0000.jsonl"\n'
                                '[tool.mlfunnel.data.train]\ndataset = "t.csv"\nrows = ">= 1"\n')
