@@ -131,6 +131,7 @@ class Reader:
         self.reading = Reading()
         self._funnels: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._order = 0
+        self._read: set[str] = set()  # real paths: a file named twice is read once
 
     def read(self, paths: Iterable[str | os.PathLike[str]]) -> Reading:
         for given in paths:
@@ -150,6 +151,10 @@ class Reader:
 
     def read_file(self, path: Path) -> None:
         label = str(path)
+        real = os.path.realpath(path)
+        if real in self._read:  # `repos` and `repos/churn`, or a link to a history read
+            return
+        self._read.add(real)
         try:
             if not path.is_file():
                 raise IsADirectoryError(0, "not a regular file")

@@ -363,6 +363,19 @@ def portfolio_dir(tmp_path: Path) -> Path:
     return root
 
 
+def test_a_history_named_twice_is_read_once(portfolio_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # the folder and one of its projects, or a link to a history already read: the count of
+    # files and releases read said twice as many
+    churn = portfolio_dir / "churn" / ".mlfunnel" / "history.jsonl"
+    (portfolio_dir.parent / "link.jsonl").symlink_to(churn)
+    assert main(["portfolio", str(portfolio_dir), str(churn), str(portfolio_dir / "churn"),
+                 str(portfolio_dir.parent / "link.jsonl"), "--as-of", "2026-11-29"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines()[-1] == "read 13 releases from 6 files"
+
+
 def test_the_terminal_table_shows_each_gate_and_each_project(portfolio_dir: Path,
                                                              capsys: pytest.CaptureFixture[str]
                                                              ) -> None:
