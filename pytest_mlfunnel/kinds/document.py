@@ -37,7 +37,7 @@ SIGN_OFF_HEADINGS = ("sign-off", "sign-offs", "sign off", "sign offs", "signoff"
 # run of spaces (a heading padded with 2,000 spaces took minutes)
 _HEADING_RE = re.compile(r"^ {0,3}(#{1,6})\s+(.*)$")
 _SETEXT_RE = re.compile(r"^ {0,3}(=+|-+)\s*$")
-_FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 _PLACEHOLDER_RE = re.compile(
     r"^(todo|tbd|tba|tbc|fixme|xxx|placeholder|n/?a|none yet|coming soon|to be (written|"
@@ -76,22 +76,19 @@ class Section:
 
 
 def parse_sections(text: str) -> list[Section]:
-    """Headings of any level (ATX and setext), outside fenced code blocks."""
+    """Headings of any level (ATX and setext), outside fenced code blocks and HTML comments."""
     lines = text.splitlines()
+    hidden = _hidden_lines(lines)
     headings: list[tuple[int, int, str]] = []  # (line index, level, title)
-    in_fence = False
     for index, line in enumerate(lines):
-        if _FENCE_RE.match(line):
-            in_fence = not in_fence
-            continue
-        if in_fence:
+        if index in hidden:
             continue
         match = _HEADING_RE.match(line)
         if match:
             headings.append((index, len(match.group(1)),
                              match.group(2).rstrip().rstrip("#").strip()))
         elif (index > 0 and _SETEXT_RE.match(line) and lines[index - 1].strip()
-              and not _HEADING_RE.match(lines[index - 1])
+              and index - 1 not in hidden and not _HEADING_RE.match(lines[index - 1])
               and (not headings or headings[-1][0] != index - 1)):
             level = 1 if line.strip().startswith("=") else 2
             headings.append((index - 1, level, lines[index - 1].strip()))
@@ -106,6 +103,59 @@ def parse_sections(text: str) -> list[Section]:
                          and not _HEADING_RE.match(lines[index]) else 1)
         sections.append(Section(_clean_title(title), level, lines[start:end]))
     return sections
+
+
+def _hidden_lines(lines: list[str], start: int = 0, comments: bool = True) -> set[int]:
+    """Lines no heading can be on: fences and what they hold, and lines that start inside
+    a closed ``<!-- ... -->`` (a template's commented-out heading is not a section)."""
+    hidden: set[int] = set()
+    fence: tuple[str, int] | None = None  # the opening fence's character and length
+    opened_on: int | None = None  # the line of the comment open at this line's start
+    for index in range(start, len(lines)):
+        line = lines[index]
+        if fence is not None:
+            hidden.add(index)
+            found = _FENCE_RE.match(line)
+            # CommonMark: closed by the same character, at least as many, nothing after
+            if found and found.group(1)[0] == fence[0] and len(found.group(1)) >= fence[1] \
+                    and not found.group(2).strip():
+                fence = None
+            continue
+        if opened_on is not None:
+            hidden.add(index)
+        else:
+            found = _FENCE_RE.match(line)
+            if found and not (found.group(1)[0] == "`" and "`" in found.group(2)):
+                fence = (found.group(1)[0], len(found.group(1)))
+                hidden.add(index)
+                continue
+        if comments and _comment_open_after(line, opened_on is not None):
+            opened_on = index if opened_on is None else opened_on
+        else:
+            opened_on = None
+    if opened_on is not None:
+        # never closed: no later "-->" exists, so the rest is text (as without_comments
+        # reads it), with only its fences to hide
+        return {i for i in hidden if i <= opened_on} | _hidden_lines(lines, opened_on + 1,
+                                                                     comments=False)
+    return hidden
+
+
+def _comment_open_after(line: str, open_before: bool) -> bool:
+    """Whether a ``<!--`` is still open at the end of the line."""
+    position = 0
+    is_open = open_before
+    while True:
+        if is_open:
+            end = line.find("-->", position)
+            if end < 0:
+                return True
+            position, is_open = end + 3, False
+        else:
+            start = line.find("<!--", position)
+            if start < 0:
+                return False
+            position, is_open = start + 4, True
 
 
 def _clean_title(title: str) -> str:
@@ -200,6 +250,11 @@ def parse_sign_offs(section: Section, roles: list[str]) -> dict[str, SignOff | N
     return found
 
 
+def _in_future(date: dt.date, ctx: EvalContext) -> bool:
+    """Later than today anywhere on Earth (a day of slack for time zones ahead of UTC)."""
+    return date > ctx.now.date() + dt.timedelta(days=1)
+
+
 def default_sections(check: DocumentConfig) -> list[str]:
     """Model cards get the Model Cards paper's sections; other documents need only content."""
     if check.sections is not None:
@@ -217,7 +272,9 @@ def read_document(check: DocumentConfig, rootdir: Path, ctx: EvalContext | None)
             raise CriterionError(f"{check.document}: is a directory, expected a Markdown file")
         refuse_special_files([path], check.document, rootdir)
         try:
-            return path.read_text(encoding="utf-8")
+            # utf-8-sig: an editor on Windows starts the file with a byte order mark, which
+            # would hide the first heading
+            return path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError:
             raise CriterionError(f"{check.document}: not UTF-8 text") from None
         except OSError as exc:
@@ -301,6 +358,10 @@ class DocumentKind(CheckKind[DocumentConfig]):
             if signed.date is None:
                 return Outcome.failed(f"{check.document}: the '{role}' sign-off has no ISO date "
                                       f"(YYYY-MM-DD) ({signed.raw!r})", signed.person, expected)
+            if _in_future(signed.date, ctx):
+                return Outcome.failed(f"{check.document}: the '{role}' sign-off is dated "
+                                      f"{signed.date}, in the future ({signed.raw!r})",
+                                      signed.person, expected)
             return Outcome.passed(f"{signed.person}, {signed.date}", expected,
                                   f"'{role}' signed by {signed.person} on {signed.date}")
         return evaluate
@@ -316,6 +377,11 @@ class DocumentKind(CheckKind[DocumentConfig]):
         if check.sign_off and section is not None:
             for signed in parse_sign_offs(section, check.sign_off).values():
                 if signed is not None and signed.date is not None:
+                    if _in_future(signed.date, ctx):  # else the age check could never fail
+                        return Outcome.failed(
+                            f"{check.document}: the sign-off by '{signed.role}' is dated "
+                            f"{signed.date}, in the future, so the document's age cannot be "
+                            f"told, expected {expected}", None, expected)
                     dates.append(signed.date)
         if dates:
             newest = max(dates)

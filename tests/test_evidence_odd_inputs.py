@@ -1,0 +1,130 @@
+"""Odd evidence files a real project has: a Markdown document written on Windows, headings
+commented out or inside code, sign-offs dated ahead, through real ``pytest --funnel`` runs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def write(root: Path, name: str, text: str | bytes) -> Path:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def config(pytester: pytest.Pytester, body: str, funnel: str = '["model"]') -> None:
+    pytester.makepyprojecttoml(f"[tool.mlfunnel]\nfunnel = {funnel}\n" + textwrap.dedent(body))
+
+
+# ----------------------------------------------------------------------------- documents
+def test_a_document_saved_with_a_byte_order_mark_keeps_its_first_heading(
+        pytester: pytest.Pytester) -> None:
+    write(pytester.path, "docs/card.md",
+          "\ufeff# Intended Use\n\nChurn scoring for the retention team.\n".encode("utf-8"))
+    config(pytester, """
+        [tool.mlfunnel.model.card]
+        document = "docs/card.md"
+        sections = ["Intended Use"]
+    """)
+    result = pytester.runpytest("--funnel", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*model::card::section-intended-use PASSED*"])
+
+
+def test_a_heading_inside_an_html_comment_is_not_a_section(pytester: pytest.Pytester) -> None:
+    # a template's commented-out heading: rendered, the card shows no 'Factors' section and
+    # an empty 'Metrics' one
+    write(pytester.path, "docs/card.md", """\
+        # Intended Use
+        Churn scoring for the retention team.
+
+        ## Metrics
+        <!--
+        ## Factors
+        Which groups the model may treat differently.
+        -->
+
+        ## Sign-off
+        - Owner: Jane Doe, 2026-11-01
+    """)
+    config(pytester, """
+        [tool.mlfunnel.model.card]
+        document = "docs/card.md"
+        sections = ["Metrics", "Factors"]
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "docs/card.md: section 'Metrics' is empty (only an HTML comment)",
+        "docs/card.md: no section 'Factors' (sections: Intended Use, Metrics, Sign-off)",
+    ])
+
+
+def test_a_heading_inside_a_longer_code_fence_is_code(pytester: pytest.Pytester) -> None:
+    # a four-backtick fence shows a three-backtick one: the inner ``` closes nothing
+    write(pytester.path, "docs/card.md", """\
+        # Intended Use
+        How to write the card:
+
+        ````markdown
+        ```
+        # Metrics
+        ```
+        AUC on the holdout month.
+        ````
+
+        ~~~
+        # Factors
+        ```
+        ~~~
+        # Caveats
+        Only for customers with a year of history.
+    """)
+    config(pytester, """
+        [tool.mlfunnel.model.card]
+        document = "docs/card.md"
+        sections = ["Metrics", "Factors", "Caveats"]
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "docs/card.md: no section 'Metrics' (sections: Intended Use, Caveats)",
+        "docs/card.md: no section 'Factors' (sections: Intended Use, Caveats)",
+    ])
+
+
+def test_a_sign_off_dated_in_the_future_is_not_a_sign_off(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "docs/card.md", """\
+        # Intended Use
+        Churn scoring.
+
+        ## Sign-off
+        | Role | Name | Date |
+        |---|---|---|
+        | Owner | Jane Doe | 2062-01-01 |
+        | Reviewer | Raj Patel | 2026-11-01 |
+    """)
+    config(pytester, """
+        [tool.mlfunnel.model.card]
+        document = "docs/card.md"
+        sections = []
+        sign_off = ["Owner", "Reviewer"]
+        max_age = "3650 days"
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "docs/card.md: the 'Owner' sign-off is dated 2062-01-01, in the future "
+        "('| Owner | Jane Doe | 2062-01-01 |')",
+        "docs/card.md: the sign-off by 'Owner' is dated 2062-01-01, in the future, so the "
+        "document's age cannot be told, expected <= 3650 days old",
+    ])
