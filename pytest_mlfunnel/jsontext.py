@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 _DIGITS_RE = re.compile(r"\((\d+) digits\).*?has (\d+) digits")
@@ -37,11 +38,12 @@ class JsonTextError(ValueError):
         return f"{where}{self.reason} at column {self.column}"
 
 
-def parse_json(text: str | bytes) -> Any:
+def parse_json(text: str | bytes,
+               object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None) -> Any:
     """``json.loads`` that raises only ``JsonTextError`` (or ``UnicodeDecodeError`` for bytes
-    that are not UTF-8)."""
+    that are not UTF-8); ``object_pairs_hook`` as ``json.loads`` takes it."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as exc:
         # some of json's messages end in "at" ("Unterminated string starting at"): say it once
         raise JsonTextError(exc.msg.removesuffix(" at"), exc.lineno, exc.colno) from None

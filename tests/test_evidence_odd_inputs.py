@@ -128,3 +128,42 @@ def test_a_sign_off_dated_in_the_future_is_not_a_sign_off(pytester: pytest.Pytes
         "docs/card.md: the sign-off by 'Owner' is dated 2062-01-01, in the future, so the "
         "document's age cannot be told, expected <= 3650 days old",
     ])
+
+
+# ----------------------------------------------------------------------------- metrics files
+def test_a_metric_written_twice_in_one_json_object_is_an_error_not_the_last_value(
+        pytester: pytest.Pytester) -> None:
+    # two writers appended to one object: json keeps the last accuracy (0.95), which passed
+    write(pytester.path, "reports/eval.json",
+          '{"accuracy": 0.7, "f1": {"macro": 0.5, "macro": 0.9}, "accuracy": 0.95, '
+          '"auc": 0.8}')
+    config(pytester, """
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect = { accuracy = ">= 0.9", "f1.macro" = ">= 0.8", auc = ">= 0.75" }
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "accuracy: reports/eval.json has 2 values of that name (a key written twice in one "
+        "object, or written with dots and the same path through nested keys or lists); "
+        "rename one of them",
+        "f1.macro: reports/eval.json has 2 values of that name (a key written twice in one "
+        "object, or written with dots and the same path through nested keys or lists); "
+        "rename one of them",
+    ])
+
+
+def test_a_metric_that_is_not_finite_names_its_file(pytester: pytest.Pytester) -> None:
+    write(pytester.path, "reports/eval.json", '{"auc": NaN, "loss": Infinity}')
+    config(pytester, """
+        [tool.mlfunnel.model.quality]
+        metrics = "reports/eval.json"
+        expect = { auc = ">= 0.5", loss = "<= 1" }
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random([
+        "auc in reports/eval.json is NaN, expected >= 0.5",
+        "loss in reports/eval.json is inf (not a finite number), expected <= 1",
+    ])

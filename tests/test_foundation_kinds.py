@@ -135,8 +135,9 @@ def test_a_name_two_values_flatten_to_is_an_error_not_a_choice(pytester: pytest.
                                                              "reports/eval.json"),
                          ("f1.macro", "reports/eval.toml")):
         result.stdout.fnmatch_lines([f"{name}: {origin} has 2 values of that name (a key "
-                                     "written with dots and the same path through nested "
-                                     "keys or lists); rename one of them"])
+                                     "written twice in one object, or written with dots and "
+                                     "the same path through nested keys or lists); rename "
+                                     "one of them"])
 
 
 @pytest.mark.parametrize("encoded", [
@@ -250,8 +251,8 @@ def test_infinite_metrics_fail_and_an_infinite_baseline_is_an_error(
     result = pytester.runpytest("--funnel", "--funnel-json=r.json")
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines_random([
-        "accuracy is inf (not a finite number), expected >= 0.8",
-        "loss is -inf (not a finite number), expected <= 0.5",
+        "accuracy in reports/eval.json is inf (not a finite number), expected >= 0.8",
+        "loss in reports/eval.json is -inf (not a finite number), expected <= 0.5",
         "f1 in the baseline reports/prod.json is nan, not a finite number to compare with",
     ])
     criteria = json.loads((pytester.path / "r.json").read_text())["gates"][0]["criteria"]

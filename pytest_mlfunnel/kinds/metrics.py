@@ -143,11 +143,11 @@ def compare_one(name: str, value: Any, expectation: Expectation, metrics: Metric
     except CriterionError as exc:
         return Outcome.error(str(exc), expectation.text)
     if math.isnan(observed):
-        return Outcome.failed(f"{name} is NaN, expected {expectation.text}", None,
-                              expectation.text)
-    if math.isinf(observed):  # an evaluation that divided by zero, not a measurement
-        return Outcome.failed(f"{name} is {observed} (not a finite number), expected "
+        return Outcome.failed(f"{name} in {metrics.origin} is NaN, expected "
                               f"{expectation.text}", None, expectation.text)
+    if math.isinf(observed):  # an evaluation that divided by zero, not a measurement
+        return Outcome.failed(f"{name} in {metrics.origin} is {observed} (not a finite "
+                              f"number), expected {expectation.text}", None, expectation.text)
     reference: float | None = None
     if baseline is not None:
         found = baseline.resolve(name)

@@ -74,8 +74,8 @@ class MetricSet:
             if name in self.ambiguous:
                 raise CriterionError(
                     f"{name}: {self.origin} has {self.ambiguous[name]} values of that name (a "
-                    "key written with dots and the same path through nested keys or lists); "
-                    "rename one of them")
+                    "key written twice in one object, or written with dots and the same path "
+                    "through nested keys or lists); rename one of them")
         return found
 
     def describe_names(self) -> str:
@@ -93,10 +93,22 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+class RepeatedKeys(list[tuple[str, Any]]):
+    """A JSON object that names a key more than once, as its (key, value) pairs: ``json``
+    would keep the last value, and a check would judge it without a word."""
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any] | RepeatedKeys:
+    found = dict(pairs)
+    return found if len(found) == len(pairs) else RepeatedKeys(pairs)
+
+
 def _flatten_into(value: Any, prefix: str, flat: dict[str, Any],
                   ambiguous: dict[str, int]) -> None:
-    if isinstance(value, Mapping):
-        items: list[tuple[str, Any]] = [(str(k), v) for k, v in value.items()]
+    if isinstance(value, RepeatedKeys):  # each value put, so the repeated name is ambiguous
+        items: list[tuple[str, Any]] = [(str(k), v) for k, v in value]
+    elif isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
     elif isinstance(value, list | tuple):
         items = [(str(i), v) for i, v in enumerate(value)]
     else:
@@ -181,8 +193,8 @@ def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
         # bytes: json finds the encoding itself (a BOM, UTF-16 as PowerShell writes it)
-        data = parse_json(path.read_bytes())
-        if not isinstance(data, Mapping):
+        data = parse_json(path.read_bytes(), object_pairs_hook=_json_object)
+        if not isinstance(data, Mapping | RepeatedKeys):
             raise CriterionError(f"{spec.display()}: expected a JSON object of metrics, "
                                  f"got {type(data).__name__}")
         return MetricSet.of_nested(data, spec.display())
