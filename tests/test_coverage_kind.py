@@ -280,3 +280,61 @@ def test_a_bad_coverage_config_stops_the_run_naming_the_key(
     result = pytester.runpytest("--funnel")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*pyproject.toml: {message}"])
+
+
+def test_relative_files_are_found_from_the_rootdir_when_pytest_runs_elsewhere(
+        pytester: pytest.Pytester) -> None:
+    # relative_files = true records churn/score.py; read from another directory, every file
+    # was skipped as unreadable (or, with absolute ones beside them, left out of the figure)
+    root = pytester.path / "project"
+    root.mkdir()
+    (root / ".coveragerc").write_text("[run]\nrelative_files = True\n")
+    measure(root)
+    expected = reference(root)
+    (root / "pyproject.toml").write_text("""[tool.mlfunnel]
+funnel = ["model"]
+
+[tool.mlfunnel.model.tests]
+coverage = ">= 95%"
+""")
+    result = pytester.runpytest("--funnel", "--rootdir=project", "-c", "project/pyproject.toml",
+                                "project/pyproject.toml")
+    result.assert_outcomes(failed=1)
+    shown = f"{expected['percent_covered']:.4g}%"
+    result.stdout.fnmatch_lines([
+        f".coverage: coverage {shown} (lines {expected['covered_lines']}/"
+        f"{expected['num_statements']}, branches {expected['covered_branches']}/"
+        f"{expected['num_branches']} in 3 files), expected >= 95%"])
+
+
+def test_an_include_that_matches_no_measured_file_says_so_and_lists_them(
+        pytester: pytest.Pytester) -> None:
+    measure(pytester.path)
+    project(pytester, """
+[tool.mlfunnel.model.tests]
+coverage = ">= 80%"
+include = ["src/*"]
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        ".coverage: no measured file matches include=['src/*'] omit=[] (measured: "
+        "churn/__init__.py, churn/features.py, churn/score.py)"])
+
+
+def test_a_measured_file_gone_since_is_left_out_and_named(pytester: pytest.Pytester) -> None:
+    measure(pytester.path)
+    (pytester.path / "churn" / "features.py").unlink()
+    expected = reference(pytester.path, "--ignore-errors")
+    project(pytester, """
+[tool.mlfunnel.model.tests]
+coverage = ">= 95%"
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    shown = f"{expected['percent_covered']:.4g}%"
+    result.stdout.fnmatch_lines([
+        f".coverage: coverage {shown} (lines {expected['covered_lines']}/"
+        f"{expected['num_statements']}, branches {expected['covered_branches']}/"
+        f"{expected['num_branches']} in 2 files; 1 measured file is not here and is left "
+        "out: churn/features.py), expected >= 95%"])

@@ -14,6 +14,7 @@ the funnel only reads it, through coverage.py's own API, so the number agrees wi
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -44,6 +45,8 @@ HOW_TO_PRODUCE = ("produce it earlier in the pipeline: 'coverage run -m pytest' 
 _CONDITION_RE = re.compile(r"\((\d+)/(\d+)\)")
 #: In the shared store when pytest-cov measures this run: its data file (an absolute path).
 SAME_RUN_KEY = ("coverage", "pytest-cov data file")
+#: How many measured files a message names
+MISSING_SHOWN = 5
 
 
 def share_expectation(value: Expectation, key: str) -> Expectation:
@@ -97,6 +100,8 @@ class Totals:
     covered_branches: int | None
     files: int
     source: str  # how the numbers were read, for messages
+    #: measured files not found here, so left out of the figures (relative to the rootdir)
+    missing: tuple[str, ...] = ()
 
     @property
     def total(self) -> float:
@@ -120,13 +125,21 @@ class Totals:
         text = f"lines {self.covered_lines}/{self.statements}"
         if self.branches is not None:
             text += f", branches {self.covered_branches}/{self.branches}"
-        return f"{text} in {self.files} files"
+        text = f"{text} in {self.files} files"
+        if self.missing:
+            few = ", ".join(self.missing[:MISSING_SHOWN]) + (
+                f" and {len(self.missing) - MISSING_SHOWN} more"
+                if len(self.missing) > MISSING_SHOWN else "")
+            text += (f"; {len(self.missing)} measured file is not here and is left out: {few}"
+                     if len(self.missing) == 1 else f"; {len(self.missing)} measured files "
+                     f"are not here and are left out: {few}")
+        return text
 
     def as_extra(self) -> dict[str, Any]:
         return {"statements": self.statements, "covered_lines": self.covered_lines,
                 "branches": self.branches, "covered_branches": self.covered_branches,
                 "files": self.files, "line_rate": self.line_rate,
-                "branch_rate": self.branch_rate}
+                "branch_rate": self.branch_rate, "missing_files": list(self.missing)}
 
 
 def absolute_patterns(patterns: list[str], rootdir: Path) -> list[str]:
@@ -166,7 +179,8 @@ def read_totals(check: CoverageConfig, rootdir: Path, same_run: str | None = Non
     omit = absolute_patterns(check.omit, rootdir)
     if path.suffix.lower() == ".xml":
         return read_cobertura(path, check.data_file, include, omit, rootdir, how)
-    return read_coverage_data(path, check.data_file, include, omit, rootdir, how)
+    return read_coverage_data(path, check.data_file, include, omit, rootdir, how,
+                              written=(check.include, check.omit))
 
 
 def _config_file(rootdir: Path) -> str | bool:
@@ -185,33 +199,51 @@ def _config_file(rootdir: Path) -> str | bool:
 
 
 def read_coverage_data(path: Path, label: str, include: list[str], omit: list[str],
-                       rootdir: Path, how: str = HOW_TO_PRODUCE) -> Totals:
+                       rootdir: Path, how: str = HOW_TO_PRODUCE,
+                       written: tuple[list[str], list[str]] | None = None) -> Totals:
+    """Totals as ``coverage report`` gives them in the rootdir; ``written``: include and
+    omit as the user wrote them, for messages."""
     import coverage
     from coverage.exceptions import CoverageException, NoDataError
 
     measured: list[str] = []
-    try:
-        cov = coverage.Coverage(data_file=str(path), config_file=_config_file(rootdir))
-        cov.load()
-        data = cov.get_data()
-        measured = sorted(data.measured_files())
-        if not measured:
-            raise CriterionError(f"{label}: the data file holds no measured files; {how}")
-        with tempfile.TemporaryDirectory(prefix="mlfunnel-coverage-") as scratch, \
-                warnings.catch_warnings():
-            # files measured elsewhere are skipped (ignore_errors); we say so ourselves
-            warnings.simplefilter("ignore")
-            report = Path(scratch) / "coverage.json"
-            cov.json_report(outfile=str(report), ignore_errors=True,
-                            include=include or None, omit=omit or None)
-            document = json.loads(report.read_text(encoding="utf-8"))
-    except CriterionError:
-        raise
-    except NoDataError:
-        document = {}
-    except CoverageException as exc:
-        raise CriterionError(f"{label}: coverage.py cannot read it: {exc}") from None
+    # coverage.py reads relative paths (relative_files = true, a relative [run] source)
+    # from the working directory: pytest may run from another one
+    with contextlib.chdir(rootdir):
+        try:
+            cov = coverage.Coverage(data_file=str(path), config_file=_config_file(rootdir))
+            cov.load()
+            data = cov.get_data()
+            measured = sorted(data.measured_files())
+            if not measured:
+                raise CriterionError(f"{label}: the data file holds no measured files; {how}")
+            with tempfile.TemporaryDirectory(prefix="mlfunnel-coverage-") as scratch, \
+                    warnings.catch_warnings():
+                # files measured elsewhere are skipped (ignore_errors); we say so ourselves
+                warnings.simplefilter("ignore")
+                report = Path(scratch) / "coverage.json"
+                cov.json_report(outfile=str(report), ignore_errors=True,
+                                include=include or None, omit=omit or None)
+                document = json.loads(report.read_text(encoding="utf-8"))
+        except CriterionError:
+            raise
+        except NoDataError:
+            document = {}
+        except CoverageException as exc:
+            raise CriterionError(f"{label}: coverage.py cannot read it: {exc}") from None
+        wanted = [name for name in measured
+                  if (not include or any(fnmatch.fnmatch(os.path.abspath(name), p)
+                                         for p in include))
+                  and not any(fnmatch.fnmatch(os.path.abspath(name), p) for p in omit)]
+        missing = [_relative(name, rootdir) for name in wanted if not os.path.exists(name)]
     if not document.get("files"):
+        if measured and not wanted:
+            users_include, users_omit = written or (include, omit)
+            few = ", ".join(_relative(name, rootdir) for name in measured[:MISSING_SHOWN])
+            more = (f" and {len(measured) - MISSING_SHOWN} more"
+                    if len(measured) > MISSING_SHOWN else "")
+            raise CriterionError(f"{label}: no measured file matches include={users_include} "
+                                 f"omit={users_omit} (measured: {few}{more})")
         where = f" matching include={include}" if include else ""
         raise CriterionError(
             f"{label}: no measured file{where} can be read here (recorded paths such as "
@@ -226,7 +258,14 @@ def read_coverage_data(path: Path, label: str, include: list[str], omit: list[st
         covered_branches=int(totals.get("covered_branches", 0)) if has_arcs else None,
         files=len(document.get("files", {})),
         source=label,
+        missing=tuple(missing),
     )
+
+
+def _relative(name: str, rootdir: Path) -> str:
+    """A measured path as the user knows it: relative to the rootdir when inside it."""
+    full = Path(os.path.abspath(name))
+    return full.relative_to(rootdir).as_posix() if full.is_relative_to(rootdir) else name
 
 
 def _number(element: ET.Element, name: str, label: str, whole: bool = True,
