@@ -167,3 +167,43 @@ def test_a_metric_that_is_not_finite_names_its_file(pytester: pytest.Pytester) -
         "auc in reports/eval.json is NaN, expected >= 0.5",
         "loss in reports/eval.json is inf (not a finite number), expected <= 1",
     ])
+
+
+# ----------------------------------------------------------------------------- CODEOWNERS
+def test_codeowners_in_dot_github_wins_over_the_root_as_on_github(
+        pytester: pytest.Pytester) -> None:
+    # GitHub reads .github/CODEOWNERS first, then the root, then docs/: an old root file
+    # left behind does not decide who owns the code
+    write(pytester.path, "CODEOWNERS", "* @alice @bob @carol\n")
+    write(pytester.path, ".github/CODEOWNERS", "* @alice\n")
+    config(pytester, """
+        [tool.mlfunnel.maintenance.bus]
+        owners = ">= 2"
+    """, funnel='["maintenance"]')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["1 distinct owner in .github/CODEOWNERS (@alice), "
+                                 "expected >= 2"])
+
+
+def test_codeowners_escapes_and_negation_count_the_owners_github_counts(
+        pytester: pytest.Pytester) -> None:
+    write(pytester.path, ".github/CODEOWNERS", r"""
+        # comment @nobody
+        *               @alice   # default owner, not @carol
+        docs/\#notes.md  @bob
+        my\ @dir/        @dave
+        !vendor/         @eve
+        /build/ @alice
+    """)
+    config(pytester, """
+        [tool.mlfunnel.maintenance.bus]
+        owners = ">= 4"
+    """, funnel='["maintenance"]')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    # by hand: @alice (twice), @bob behind an escaped '#', @dave after a path with an escaped
+    # space; not @nobody or @carol (comments), not the path's '@dir/', not @eve (GitHub
+    # skips a negated pattern: that line owns nothing)
+    result.stdout.fnmatch_lines(["3 distinct owners in .github/CODEOWNERS (@alice, @bob, "
+                                 "@dave), expected >= 4"])

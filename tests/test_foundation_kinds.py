@@ -554,7 +554,7 @@ def test_owners_reads_a_given_file_and_reports_a_missing_one(pytester: pytest.Py
     """, funnel='["maintenance"]')
     result = pytester.runpytest("--funnel")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["no CODEOWNERS file (looked in CODEOWNERS, .github/CODEOWNERS, "
+    result.stdout.fnmatch_lines(["no CODEOWNERS file (looked in .github/CODEOWNERS, CODEOWNERS, "
                                  "docs/CODEOWNERS, .gitlab/CODEOWNERS): 0 owners, expected >= 1"])
 
 

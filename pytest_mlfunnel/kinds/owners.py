@@ -36,8 +36,13 @@ from pytest_mlfunnel.release import git_env
 #: the longest a ``git log`` may take
 GIT_TIMEOUT_S = 60
 
-STANDARD_LOCATIONS = ("CODEOWNERS", ".github/CODEOWNERS", "docs/CODEOWNERS",
+#: Where the forges look, first found wins: GitHub reads .github/, the root, docs/; GitLab the
+#: root, docs/, .gitlab/ (and never .github/)
+STANDARD_LOCATIONS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS",
                       ".gitlab/CODEOWNERS")
+#: a comment runs from the first "#" not escaped (docs/\#notes.md is a path)
+_COMMENT_RE = re.compile(r"(?<!\\)#.*$")
+_TOKEN_SEP_RE = re.compile(r"(?<!\\)\s+")
 _OWNER_RE = re.compile(r"^(@[\w.\-/]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
 
 
@@ -78,14 +83,16 @@ def parse_owners(text: str) -> list[str]:
     """Distinct owners (``@user``, ``@org/team``, e-mails) in order of first appearance."""
     owners: dict[str, None] = {}
     for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip() if not raw.lstrip().startswith("\\#") else raw
+        line = _COMMENT_RE.sub("", raw).strip()
         if not line:
             continue
         if line.startswith("[") or line.startswith("^["):  # GitLab section header
             line = re.sub(r"^\^?\[[^\]]*\](\[\d+\])?", "", line).strip()
-            tokens = line.split()
+            tokens = _TOKEN_SEP_RE.split(line)
+        elif line.startswith("!"):  # GitHub has no negation and skips the line: no owners
+            continue
         else:
-            tokens = line.split()[1:]
+            tokens = _TOKEN_SEP_RE.split(line)[1:]  # the path may hold "\ " (a space)
         for token in tokens:
             if _OWNER_RE.match(token):
                 owners.setdefault(token.lower(), None)
