@@ -411,6 +411,42 @@ def test_an_unreachable_tracking_server_errors_in_bounded_time_with_the_password
     assert elapsed < 60, f"took {elapsed:.0f} s"
 
 
+def test_an_unreachable_tracking_database_errors_in_seconds_without_mlflows_retries(
+        pytester: pytest.Pytester, silent_server: int) -> None:
+    # MLflow retries a database it cannot open nine times with a growing pause (about 100 s)
+    # and the message spoke of an HTTP timeout; a silent database host waited on TCP
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    started = time.monotonic()
+    result = funnel(pytester, f"""
+        [tool.mlfunnel]
+        funnel = ["model"]
+
+        [tool.mlfunnel.model.refused]
+        metrics = {{ mlflow = "postgresql://ci:s3cret-pw@127.0.0.1:{closed_port}/mlflow", experiment = "churn" }}
+        expect = {{ f1 = ">= 0.5" }}
+
+        [tool.mlfunnel.model.silent]
+        metrics = {{ mlflow = "postgresql+psycopg://127.0.0.1:{silent_server}/mlflow?password=s3cret-pw", experiment = "churn" }}
+        expect = {{ f1 = ">= 0.5" }}
+        """, "--funnel-json=r.json")
+    elapsed = time.monotonic() - started
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random([
+        f"mlflow postgresql://***:***@127.0.0.1:{closed_port}/mlflow experiment churn, latest "
+        "finished run: cannot connect to the tracking database (connection failed: connection "
+        f"to server at \"127.0.0.1\", port {closed_port} failed: Connection refused; waited at "
+        "most 10 s)",
+        f"mlflow postgresql+psycopg://127.0.0.1:{silent_server}/mlflow?password=*** experiment "
+        "churn, latest finished run: cannot connect to the tracking database (*timeout*; "
+        "waited at most 10 s)",
+    ])
+    assert "s3cret-pw" not in result.stdout.str() + (pytester.path / "r.json").read_text()
+    assert elapsed < 60, f"took {elapsed:.0f} s"
+
+
 def test_bad_mlflow_sources_are_config_errors_with_key_paths(pytester: pytest.Pytester) -> None:
     pytester.makepyprojecttoml("""
         [tool.mlfunnel]

@@ -32,6 +32,10 @@ from pytest_mlfunnel.sources.spec import SourceSpec
 HTTP_TIMEOUT_S = "10"
 HTTP_RETRIES = "0"
 LISTED = 8
+#: Seconds to connect to a tracking database, and the driver's name for that limit
+DATABASE_TIMEOUT_S = 10
+_CONNECT_TIMEOUT_ARGS = {"postgresql": "connect_timeout", "postgres": "connect_timeout",
+                         "mysql": "connect_timeout", "mariadb": "connect_timeout"}
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 DELETED = "deleted"  # MLflow's lifecycle stage of a run or experiment in its trash
 
@@ -90,7 +94,31 @@ def _tracking_uri(written: str, rootdir: Path, where: str) -> tuple[str, dict[st
     if scheme in ("http", "https"):
         return written, {"MLFLOW_HTTP_REQUEST_TIMEOUT": HTTP_TIMEOUT_S,
                          "MLFLOW_HTTP_REQUEST_MAX_RETRIES": HTTP_RETRIES}
+    if scheme.split("+", 1)[0] in _CONNECT_TIMEOUT_ARGS:
+        _check_database(written, scheme.split("+", 1)[0], where)
     return written, {}
+
+
+def _check_database(uri: str, dialect: str, where: str) -> None:
+    """Connect once, in bounded time, before MLflow does: MLflow retries a database it cannot
+    open nine times with a doubling pause (about 100 s), and a silent host waits on TCP."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(
+            uri, connect_args={_CONNECT_TIMEOUT_ARGS[dialect]: DATABASE_TIMEOUT_S},
+            poolclass=sqlalchemy.pool.NullPool)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the driver's own errors, a missing driver, a bad URL
+        cause = getattr(exc, "orig", None) or exc
+        text = " ".join(str(cause).split("\n")[0].split()) or type(cause).__name__
+        raise CriterionError(f"{where}: cannot connect to the tracking database "
+                             f"({secrets.redact(text)}; waited at most "
+                             f"{DATABASE_TIMEOUT_S} s)") from None
 
 
 def _local_path(text: str, rootdir: Path) -> Path:
