@@ -207,3 +207,21 @@ def test_codeowners_escapes_and_negation_count_the_owners_github_counts(
     # skips a negated pattern: that line owns nothing)
     result.stdout.fnmatch_lines(["3 distinct owners in .github/CODEOWNERS (@alice, @bob, "
                                  "@dave), expected >= 4"])
+
+
+# ----------------------------------------------------------------------------- files
+def test_a_path_with_brackets_that_exists_is_found_as_written(pytester: pytest.Pytester) -> None:
+    # "[1]" is also a glob class matching "1": the folder that is there was said missing
+    write(pytester.path, "reports/[2026-11]/eval.json", "{}")
+    write(pytester.path, "app/[id]/page.md", "x")
+    config(pytester, """
+        [tool.mlfunnel.maintenance.f]
+        files = ["reports/[2026-11]/eval.json", "app/[id]/*.md", "app/[xyz]/nothing.md"]
+    """, funnel='["maintenance"]')
+    result = pytester.runpytest("--funnel", "-v")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*maintenance::f::reports/-2026-11-/eval.json PASSED*"])
+    hint = "('[' starts a set of characters in a glob: write '[[]' for a '[' in a name)"
+    # compared as text: the brackets of the message would be classes to fnmatch
+    assert f"app/[id]/*.md: no such file {hint}" in result.stdout.lines
+    assert f"app/[xyz]/nothing.md: no such file {hint}" in result.stdout.lines

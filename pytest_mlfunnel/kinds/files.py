@@ -57,7 +57,9 @@ def expand(pattern: str, rootdir: Path) -> list[Path]:
     folder: ``glob`` does, and two links to a parent folder make that walk exponential."""
     base = Path(pattern).expanduser()
     full = base if base.is_absolute() else rootdir / base
-    if glob.has_magic(pattern):
+    # a name may hold "[" or "*" itself ("reports/[2026-11]/eval.json"): what is there as
+    # written is that file, not a glob class matching "reports/2/eval.json"
+    if glob.has_magic(pattern) and not os.path.lexists(full):
         return sorted(Path(p) for p in _glob(full))
     return [full] if os.path.lexists(full) else []
 
@@ -141,7 +143,9 @@ class FilesKind(CheckKind[FilesConfig]):
 def _missing(pattern: str, broken: list[Path], rootdir: Path) -> str:
     """``no such file``, naming the links that lead nowhere (or in a loop) when that is why."""
     if not broken:
-        return f"{pattern}: no such file"
+        hint = (" ('[' starts a set of characters in a glob: write '[[]' for a '[' in a name)"
+                if "[" in pattern else "")
+        return f"{pattern}: no such file{hint}"
     if not glob.has_magic(pattern):
         return f"{pattern}: a broken symbolic link (it leads to no file)"
     named = ", ".join(_rel(path, rootdir) for path in broken[:MAX_LISTED])
