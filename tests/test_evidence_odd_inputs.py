@@ -225,3 +225,29 @@ def test_a_path_with_brackets_that_exists_is_found_as_written(pytester: pytest.P
     # compared as text: the brackets of the message would be classes to fnmatch
     assert f"app/[id]/*.md: no such file {hint}" in result.stdout.lines
     assert f"app/[xyz]/nothing.md: no such file {hint}" in result.stdout.lines
+
+
+def test_a_series_written_twice_in_a_prom_file_is_an_error_not_a_sum(
+        pytester: pytest.Pytester) -> None:
+    # two textfile writers appended to one file: the selector summed 0.91 + 0.5 and passed
+    # ">= 0.8"; the exposition format allows each series once
+    write(pytester.path, "ops/model.prom", """\
+        # TYPE model_auc gauge
+        model_auc{split="test",model="a\\"b"} 0.91
+        model_auc{split="train"} 0.99
+        model_auc{model="a\\"b",split="test"} 0.5
+        # TYPE up gauge
+        up 1
+    """)
+    config(pytester, """
+        [tool.mlfunnel.sources]
+        ops = "ops/model.prom"
+        [tool.mlfunnel.model.auc]
+        metrics = "ops"
+        expect = { 'model_auc{split="test"}' = ">= 0.8", up = ">= 1" }
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        'ops (ops/model.prom): the series model_auc{model="a\\"b",split="test"} is written '
+        "2 times (values 0.91, 0.5); an exposition holds each series once"])

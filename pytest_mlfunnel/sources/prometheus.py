@@ -224,7 +224,29 @@ def parse_exposition(text: str, origin: str, openmetrics: bool = False) -> Prome
         kind = "OpenMetrics" if openmetrics else "Prometheus text exposition"
         raise CriterionError(f"{origin}: not valid {kind}: {exc}") from None
     samples = [Sample(s.name, s.labels, s.value) for family in families for s in family.samples]
+    _refuse_repeated_series(samples, origin)
     return PrometheusMetrics(samples, origin)
+
+
+def _refuse_repeated_series(samples: list[Sample], origin: str) -> None:
+    """Each series once: the parser keeps both of two lines of one series (two writers
+    appended to one file), and a selector would sum them."""
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+    for sample in samples:
+        values.setdefault((sample.name, tuple(sorted(sample.labels.items()))), []).append(
+            sample.value)
+    for (name, labels), found in values.items():
+        if len(found) > 1:
+            shown = ",".join(f'{label}="{_escaped(value)}"' for label, value in labels)
+            series = f"{name}{{{shown}}}" if labels else name
+            listed = ", ".join(f"{v:g}" for v in found[:5]) + (" ..." if len(found) > 5 else "")
+            raise CriterionError(f"{origin}: the series {series} is written {len(found)} times "
+                                 f"(values {listed}); an exposition holds each series once")
+
+
+def _escaped(value: str) -> str:
+    """A label value as the exposition format writes it."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def read_prom_file(spec: SourceSpec, rootdir: Path) -> PrometheusMetrics:
