@@ -3,6 +3,7 @@ commented out or inside code, sign-offs dated ahead, through real ``pytest --fun
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -251,3 +252,26 @@ def test_a_series_written_twice_in_a_prom_file_is_an_error_not_a_sum(
     result.stdout.fnmatch_lines([
         'ops (ops/model.prom): the series model_auc{model="a\\"b",split="test"} is written '
         "2 times (values 0.91, 0.5); an exposition holds each series once"])
+
+
+# ----------------------------------------------------------------------------- special files
+def test_a_fifo_given_as_coverage_data_or_owners_file_is_named_as_one(
+        pytester: pytest.Pytester) -> None:
+    os.mkfifo(pytester.path / "coverage.xml")
+    os.mkfifo(pytester.path / "OWNERS")
+    config(pytester, """
+        [tool.mlfunnel.maintenance.tests]
+        coverage = ">= 80%"
+        data_file = "coverage.xml"
+        [tool.mlfunnel.maintenance.bus]
+        owners = ">= 2"
+        file = "OWNERS"
+    """, funnel='["maintenance"]')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines_random([
+        "coverage.xml: is a FIFO (named pipe), not a regular file; refused before opening it "
+        "(reading it could wait forever)",
+        "OWNERS: is a FIFO (named pipe), not a regular file; refused before opening it "
+        "(reading it could wait forever): 0 owners, expected >= 2",
+    ])

@@ -39,6 +39,7 @@ from pytest_mlfunnel.kinds.base import (
     PlanContext,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
+from pytest_mlfunnel.sources.file_types import refuse_special_files
 
 HOW_TO_PRODUCE = ("produce it earlier in the pipeline: 'coverage run -m pytest' (add --branch "
                   "for branches) or 'pytest --cov', then 'coverage xml' for a Cobertura report")
@@ -167,6 +168,7 @@ def read_totals(check: CoverageConfig, rootdir: Path, same_run: str | None = Non
     path = Path(check.data_file).expanduser()
     path = path if path.is_absolute() else rootdir / path
     how = how_to_produce(path, same_run, rootdir)
+    refuse_special_files([path], check.data_file, rootdir)
     if not path.is_file():
         parallel = sorted(path.parent.glob(path.name + ".*")) if path.parent.is_dir() else []
         if parallel and path.suffix != ".xml":

@@ -32,6 +32,7 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.release import git_env
+from pytest_mlfunnel.sources.file_types import refuse_special_files
 
 #: the longest a ``git log`` may take
 GIT_TIMEOUT_S = 60
@@ -102,10 +103,12 @@ def parse_owners(text: str) -> list[str]:
 def find_codeowners(rootdir: Path, given: str | None) -> Path:
     if given is not None:
         path = rootdir / given
+        refuse_special_files([path], given, rootdir)
         if not path.is_file():
             raise CriterionError(f"{given}: owners file not found")
         return path
     for location in STANDARD_LOCATIONS:
+        refuse_special_files([rootdir / location], location, rootdir)
         if (rootdir / location).is_file():
             return rootdir / location
     raise CriterionError(f"no CODEOWNERS file (looked in {', '.join(STANDARD_LOCATIONS)})")
