@@ -104,9 +104,11 @@ def _check_database(uri: str, dialect: str, where: str) -> None:
     open nine times with a doubling pause (about 100 s), and a silent host waits on TCP."""
     import sqlalchemy
 
+    limit = _CONNECT_TIMEOUT_ARGS[dialect]
     try:
+        # a limit written into the URI (?connect_timeout=30) is the user's: it stays
         engine = sqlalchemy.create_engine(
-            uri, connect_args={_CONNECT_TIMEOUT_ARGS[dialect]: DATABASE_TIMEOUT_S},
+            uri, connect_args={} if f"{limit}=" in uri else {limit: DATABASE_TIMEOUT_S},
             poolclass=sqlalchemy.pool.NullPool)
         try:
             with engine.connect():
@@ -116,9 +118,9 @@ def _check_database(uri: str, dialect: str, where: str) -> None:
     except Exception as exc:  # the driver's own errors, a missing driver, a bad URL
         cause = getattr(exc, "orig", None) or exc
         text = " ".join(str(cause).split("\n")[0].split()) or type(cause).__name__
+        waited = "" if f"{limit}=" in uri else f"; waited at most {DATABASE_TIMEOUT_S} s"
         raise CriterionError(f"{where}: cannot connect to the tracking database "
-                             f"({secrets.redact(text)}; waited at most "
-                             f"{DATABASE_TIMEOUT_S} s)") from None
+                             f"({secrets.redact(text)}{waited})") from None
 
 
 def _local_path(text: str, rootdir: Path) -> Path:
