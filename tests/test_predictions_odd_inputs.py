@@ -255,3 +255,31 @@ def test_scores_of_true_and_false_are_refused_as_not_probabilities(
         "s: scores must be numbers (probabilities), s is bool: give the predicted probability "
         "of the positive class, or compare the labels with prediction = \"s\"")
     assert result.ret == 1
+
+
+@pytest.mark.parametrize(("task", "body", "column", "problem"), [
+    ("multiclass", 'expect = { accuracy = ">= 0.3", f1_macro = ">= 0.3" }\n', "p",
+     "y holds its labels as numbers (0, 1, 2) and p as text ('0', '1', '2')"),
+    ("binary", 'baseline = "prod"\nexpect = { accuracy = ">= 0.3", f1 = ">= baseline" }\n',
+     "prod", "y holds its labels as numbers (0, 1) and prod as text ('0', '1')"),
+], ids=["prediction-as-text", "baseline-as-text"])
+def test_labels_of_two_types_are_an_error_saying_so_not_an_accuracy_of_zero(
+        pytester: pytest.Pytester, task: str, body: str, column: str, problem: str) -> None:
+    """A pipeline that wrote its predictions as text ("1") beside integer labels (1) had
+    every prediction counted wrong: accuracy 0, f1 0, and nothing said why."""
+    rng = np.random.default_rng(7)
+    classes = 3 if task == "multiclass" else 2
+    y = rng.integers(0, classes, 300)
+    frame = pd.DataFrame({"y": y, "p": y if task == "binary" else y.astype(str),
+                          "prod": rng.integers(0, classes, 300).astype(str)})
+    project(pytester, frame, body, task=task)
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json")
+    found = criteria(pytester)
+    for name, criterion in found.items():
+        assert criterion["status"] == "error", name
+        assert criterion["message"] == (
+            f"{name}: {problem}: a label never equals one of another type, so every "
+            "prediction would count as wrong; write both columns with one type (or read "
+            f"{column} through a query that casts it)")
+    assert set(found) == {"accuracy", "f1_macro" if task == "multiclass" else "f1"}
+    assert result.ret == 1

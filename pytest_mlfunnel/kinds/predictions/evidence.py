@@ -297,6 +297,7 @@ class Collector:
                             overall=overall, slices=slices, labels=labels)
         if binary:
             self._binary_labels(evidence)
+        self._label_types(evidence, kept)
         if out_of_range:
             evidence.score_problem = (
                 f"{out_of_range} rows have a score outside [0, 1] in "
@@ -354,6 +355,31 @@ class Collector:
                 f"{self._label_columns()} ({', '.join(shown(v) for v in labels)}); set "
                 f"positive = {_toml(near[0]) if near else '...'}")
         evidence.positive = found[0] if found else positive
+
+    def _label_types(self, evidence: Evidence,
+                     kept: list[tuple[tuple[Any, ...], int, list[Any]]]) -> None:
+        """Labels written as text in one column and as numbers in another never meet: every
+        prediction would count as wrong (accuracy 0) without a word of why."""
+        columns = [(0, self.check.target), (1, self.check.prediction),
+                   (2, self.baseline_column)]
+        found = [(name, sorted({k[i] for k, _, _ in kept}, key=label_order))
+                 for i, name in columns if name]
+        if len(found) < 2:
+            return
+        target, values = found[0]
+        text = {isinstance(v, str) for v in values}
+        for name, others in found[1:]:
+            if len(text) == 1 and {isinstance(v, str) for v in others} == {not next(iter(text))}:
+                def kind(labels: list[Any]) -> str:
+                    words = "text" if isinstance(labels[0], str) else "numbers"
+                    shown_ = ", ".join(shown(v) for v in labels[:4])
+                    return f"{words} ({shown_}{', ...' if len(labels) > 4 else ''})"
+                evidence.label_problem = (
+                    f"{target} holds its labels as {kind(values)} and {name} as "
+                    f"{kind(others)}: a label never equals one of another type, so every "
+                    f"prediction would count as wrong; write both columns with one type (or "
+                    f"read {name} through a query that casts it)")
+                return
 
     def _label_columns(self) -> str:
         return ", ".join(c for c in (self.check.target, self.check.prediction,

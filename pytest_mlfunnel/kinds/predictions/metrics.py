@@ -170,9 +170,9 @@ def metric_value(check: PredictionsConfig, evidence: Evidence, metric: str, scop
         return scope.rows
     if check.task == "regression":
         return regression_metric(metric, scope)
+    if evidence.label_problem:
+        raise CriterionError(evidence.label_problem)
     if check.task == "binary":
-        if evidence.label_problem:
-            raise CriterionError(evidence.label_problem)
         if metric in BINARY_LABEL_METRICS:
             return binary_label_metric(metric, *binary_counts(scope.confusion, evidence.positive,
                                                               which))
