@@ -769,3 +769,26 @@ columns.amount = { max = 1e300 }
                      "e.g. 2",
         "id.values": "id: 2 values outside [1], e.g. 2",
         "amount.max": "amount: max 1e+308, expected <= 1e+300; e.g. 1e+308"}
+
+
+def test_a_csv_with_a_header_alone_has_no_values_to_bound_not_text_columns(
+        pytester: pytest.Pytester) -> None:
+    """A header alone reads every column as text; a range on it said 'amount is string'
+    where an empty Parquet file of the same columns passes with no values."""
+    (pytester.path / "data.csv").write_text("id,amount,plan\n")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.train]
+dataset = "data.csv"
+rows = ">= 1"
+columns.amount = { min = 0, max = 100 }
+columns.plan = { values = ["a", "b"] }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    found = {name: (c["status"], c["message"]) for name, c in report(pytester).items()}
+    assert found == {
+        "rows": ("failed", "rows 0, expected >= 1"),
+        "amount.min": ("passed", "amount: no values (data.csv has no rows)"),
+        "amount.max": ("passed", "amount: no values (data.csv has no rows)"),
+        "plan.values": ("passed", "plan: every value in ['a', 'b']")}
+    assert result.ret == 1
