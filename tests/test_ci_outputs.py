@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -88,6 +89,21 @@ def test_an_unwritable_step_summary_is_a_note(pytester: pytest.Pytester,
     result = pytester.runpytest("--funnel")
     result.stdout.fnmatch_lines(["*note: could not append to GITHUB_STEP_SUMMARY (*): "
                                  "No such file or directory"])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
+def test_a_step_summary_that_is_a_named_pipe_nothing_reads_is_a_note_not_a_hang(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    # opening a FIFO to write waits for a reader: the run never ended
+    make_project(pytester)
+    os.mkfifo(pytester.path / "summary.pipe")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.pipe"))
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    assert result.ret == 1  # the project's model gate fails; the run ends and says so
+    result.stdout.fnmatch_lines([
+        "stage reached: problem (2/3) · required: model · BELOW REQUIRED GATE",
+        f"  note: could not append to GITHUB_STEP_SUMMARY ({pytester.path / 'summary.pipe'}): "
+        "a named pipe that nothing reads"])
 
 
 def test_markdown_cells_cannot_break_the_table_or_inject_html() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_mlfunnel.history import compare, count
@@ -95,9 +95,23 @@ def append_step_summary(report: Report) -> list[str]:
     if not target:
         return []
     text = render_markdown(report.to_dict(), report.previous)
+    nonblocking = getattr(os, "O_NONBLOCK", 0)
     try:
-        with Path(target).open("a", encoding="utf-8") as handle:
+        # opened without blocking: a named pipe nothing reads would make open() wait forever
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | nonblocking, 0o644)
+    except OSError as exc:
+        reason = ("a named pipe that nothing reads" if exc.errno == errno.ENXIO
+                  else exc.strerror or exc)
+        return [f"could not append to GITHUB_STEP_SUMMARY ({target}): {reason}"]
+    try:
+        if nonblocking:
+            os.set_blocking(fd, True)  # the write itself may wait for a reader that is there
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            fd = -1
             handle.write(text + "\n")
     except OSError as exc:
         return [f"could not append to GITHUB_STEP_SUMMARY ({target}): {exc.strerror or exc}"]
+    finally:
+        if fd >= 0:
+            os.close(fd)
     return []
