@@ -121,6 +121,10 @@ def compare_reports(base: Mapping[str, Any], head: Mapping[str, Any],
     comparison = ReportComparison(_side(base, base_name), _side(head, head_name))
     base_gates = _gates(base, base_name)
     head_gates = _gates(head, head_name)
+    for side, name in ((comparison.base, base_name), (comparison.head, head_name)):
+        if side.stage > len(side.funnel):  # "none (5/2)", and HEAD "better" for it
+            raise ReportShapeError(name, f"stage {side.stage} is past the funnel's "
+                                   f"{len(side.funnel)} gates")
     order = list(comparison.head.funnel) + [g for g in comparison.base.funnel
                                             if g not in comparison.head.funnel]
     order += [g for g in list(head_gates) + list(base_gates) if g not in order]

@@ -229,6 +229,9 @@ def test_markdown_to_stdout_replaces_the_text(pytester: pytest.Pytester) -> None
     ('{"schema": "mlfunnel-report/1", "stage": 1, "gates": [7]}',
      "mlfunnel: error: missing.json: not an mlfunnel report (gates[0] is not a gate (an "
      "object with a name))"),
+    ('{"schema": "mlfunnel-report/1", "stage": 5, "funnel": ["data", "model"], "gates": []}',
+     "mlfunnel: error: missing.json: not an mlfunnel report (stage 5 is past the funnel's 2 "
+     "gates)"),
     ('{"schema": "mlfunnel-report/1", "stage": 1, "gates": [{"name": "data", "criteria": '
      '[{"status": "passed"}]}]}',
      "mlfunnel: error: missing.json: not an mlfunnel report (gate 'data': criteria[0] is not "
