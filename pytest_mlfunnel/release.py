@@ -64,13 +64,27 @@ def detect_release(config: Any, rootdir: Path) -> tuple[str | None, str | None]:
         raise ReleaseNameError(f"the pytest_mlfunnel_release hook returned {answer!r}: return "
                                "the release's name as a string, or None")
     if answer is not None and str(answer).strip():
-        return str(answer).strip(), commit
+        return _text(str(answer).strip(), "the pytest_mlfunnel_release hook"), commit
     given = config.getoption("funnel_record", None)
     if given and given.strip():
-        return given.strip(), commit
+        return _text(given.strip(), "--funnel-record"), commit
     tag = tag_at_head(rootdir)
     if tag:
         return tag, commit
     if commit:
         return commit, commit
     return dt.date.today().isoformat(), None
+
+
+def _text(name: str, given_by: str) -> str:
+    """``name`` when it can be written as UTF-8 (history, reports); a ``ReleaseNameError``
+    when it holds a lone surrogate: a byte of another encoding passed through the command line
+    (``--funnel-record="$(cat VERSION)"`` of a Latin-1 file) or a broken string from a hook."""
+    for position, character in enumerate(name):
+        if "\ud800" <= character <= "\udfff":
+            what = (f"byte 0x{ord(character) - 0xDC00:02x}" if character >= "\udc80"
+                    else f"a lone surrogate {character!r}")
+            raise ReleaseNameError(f"{given_by}: the release name {name!r} is not UTF-8 text "
+                                   f"({what} at position {position}): name the release in "
+                                   "UTF-8")
+    return name

@@ -154,6 +154,9 @@ def test_a_metrics_reader_returning_something_else_is_an_error_of_its_criteria(
 @pytest.mark.parametrize(("hook", "error"), [
     ("return object()", "error: the pytest_mlfunnel_release hook returned <object object at *>: "
                         "return the release's name as a string, or None"),
+    ("return 'v\\udcff1'", "error: the pytest_mlfunnel_release hook: the release name 'v\\udcff1' "
+                           "is not UTF-8 text (byte 0xff at position 1): name the release in "
+                           "UTF-8"),
     ("raise OSError('VERSION file missing')",
      "error: the pytest_mlfunnel_release hook failed: OSError: VERSION file missing (raised at "
      "conftest.py:*, in pytest_mlfunnel_release)"),

@@ -150,6 +150,27 @@ def test_the_release_hook_wins_over_a_given_name(project: pytest.Pytester,
     assert recorded(project, "--funnel-record")["release"] == "v1.0.0"
 
 
+def test_a_given_name_that_is_not_utf8_records_nothing_and_says_which_byte(
+        project: pytest.Pytester) -> None:
+    # --funnel-record="$(cat VERSION)" of a Latin-1 file: the history line could not be
+    # encoded, and the run ended in an INTERNALERROR after its tests
+    init_repo(project)
+    assert project.runpytest("--funnel", "--funnel-record=v1").ret == 0
+    history = project.path / ".mlfunnel" / "history.jsonl"
+    kept = history.read_bytes()
+    result = project.runpytest_subprocess("--funnel", "--funnel-record=caf\udce9",
+                                          "--funnel-json=r.json", timeout=120)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "  note: not recorded in .mlfunnel/history.jsonl: the release has no name",
+        "error: --funnel-record: the release name 'caf\\udce9' is not UTF-8 text (byte 0xe9 at "
+        "position 3): name the release in UTF-8",
+    ])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert history.read_bytes() == kept
+    assert json.loads((project.path / "r.json").read_text())["release"] is None
+
+
 def test_the_json_report_names_the_same_release(project: pytest.Pytester) -> None:
     commit = init_repo(project)
     result = project.runpytest("--funnel", "--funnel-json=r.json")
