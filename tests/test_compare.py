@@ -203,6 +203,26 @@ def test_control_characters_never_reach_the_text_or_the_markdown() -> None:
     assert md("x\x1b|y") == "x\\\\x1b\\|y"
 
 
+def test_a_lone_surrogate_or_override_in_a_report_is_shown_as_its_escape(
+        pytester: pytest.Pytester) -> None:
+    # "\\ud800" is valid JSON that no UTF-8 output can hold: the comparison ended in a
+    # UnicodeEncodeError traceback; a right-to-left override turned the line around
+    base = funnel_report(pytester, "base.json")
+    head = json.loads(base.read_text())
+    for gate in head["gates"]:
+        for criterion in gate["criteria"]:
+            if criterion["id"].endswith("accuracy"):
+                criterion.update(status="failed", message="bad \ud800 \u202e text")
+    (pytester.path / "head.json").write_text(json.dumps(head))  # ensure_ascii: "\\ud800"
+    done = mlfunnel("compare", "base.json", "head.json", "--markdown", "pr.md",
+                    cwd=pytester.path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "      bad \\ud800 \\u202e text" in done.stdout.splitlines()
+    markdown = (pytester.path / "pr.md").read_text(encoding="utf-8")
+    row = next(r for r in table_rows(markdown) if r and r[0] == "model::quality::accuracy")
+    assert row[-1] == "bad \\ud800 \\u202e text"
+
+
 def test_markdown_to_stdout_replaces_the_text(pytester: pytest.Pytester) -> None:
     base = funnel_report(pytester, "base.json")
     assert main(["compare", str(base), str(base), "--markdown", "-"]) == 0

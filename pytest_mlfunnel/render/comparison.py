@@ -12,9 +12,9 @@ import re
 from collections.abc import Sequence
 
 from pytest_mlfunnel.compare import CriterionChange, ReportComparison, shown
+from pytest_mlfunnel.render.escape import controls
 
 MAX_LISTED = 50
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: Characters that start inline Markdown (emphasis, code, links, images, tables); a
 #: backslash before any of them makes it text. ``<`` and ``&`` are HTML-escaped instead.
 _MARKDOWN_RE = re.compile(r"([\\`*_\[\]!|~])")
@@ -23,9 +23,9 @@ GATE_WORDS = {"passed": "passed", "warned": "warned", "failed": "FAILED", "empty
 
 
 def plain(value: object) -> str:
-    """One line of terminal text: control characters escaped, whitespace runs collapsed."""
-    text = _CONTROL_RE.sub(lambda m: repr(m.group(0))[1:-1], str(value))
-    return " ".join(text.split())
+    """One line of terminal text: control characters (bidirectional overrides and lone
+    surrogates too) escaped, whitespace runs collapsed."""
+    return " ".join(controls(str(value).replace("\t", " ")).split())
 
 
 def md(value: object) -> str:

@@ -15,11 +15,12 @@ import re
 # characters: an override (U+202E) in an author's name turns the rest of the line around in a
 # terminal or a browser
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_CONTROL_RE = re.compile(f"[\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
+# ... and lone surrogates: JSON may spell one ("\\ud800"), and no UTF-8 output can hold it
+_CONTROL_RE = re.compile(f"[\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f{_BIDI}\\ud800-\\udfff]")
 # what can start a Markdown construct in the middle of a line (GitHub flavour: ~ for
 # strikethrough, $ for maths); < > & are HTML-escaped first
 _MARKDOWN_RE = re.compile(r"([\\`*_\[\]~$|])")
-_CODE_UNSAFE_RE = re.compile(f"[`|<>&\\\\\\x00-\\x1f\\x7f-\\x9f{_BIDI}]")
+_CODE_UNSAFE_RE = re.compile(f"[`|<>&\\\\\\x00-\\x1f\\x7f-\\x9f{_BIDI}\\ud800-\\udfff]")
 
 
 def _visible(match: re.Match[str]) -> str:
