@@ -132,13 +132,15 @@ class FunnelSession:
 
     def _nodeid_of(self, path: Path) -> str:
         # the path as configured first: a symbolic link is named, not the file it points to
-        lexical = Path(os.path.abspath(path)), Path(os.path.abspath(self.rootdir))
-        for candidate, root in (lexical, (path.resolve(), self.rootdir.resolve())):
-            try:
-                return candidate.relative_to(root).as_posix()
-            except ValueError:
-                continue
-        return path.as_posix()
+        try:
+            return Path(os.path.abspath(path)).relative_to(os.path.abspath(self.rootdir)
+                                                           ).as_posix()
+        except ValueError:
+            pass
+        try:
+            return path.resolve().relative_to(self.rootdir.resolve()).as_posix()
+        except (ValueError, OSError, RuntimeError):  # RuntimeError: a symbolic link loop
+            return path.as_posix()
 
     def header(self) -> str:
         required = self.require.text or "none set"

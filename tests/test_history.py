@@ -492,6 +492,26 @@ def test_a_history_that_is_a_symlink_stays_one_and_its_target_gets_the_lines(
     assert ".history.jsonl.lock" in [p.name for p in shared.parent.iterdir()]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links need privileges on Windows")
+def test_a_history_that_is_a_symlink_loop_is_an_error_of_the_run_not_an_internal_error(
+        pytester: pytest.Pytester) -> None:
+    make_project(pytester, stage=3)
+    link = pytester.path / ".mlfunnel" / "history.jsonl"
+    link.parent.mkdir()
+    link.symlink_to("history.jsonl")  # itself
+    result = pytester.runpytest("--funnel", "--funnel-record=v1", "--funnel-no-regress")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "  note: cannot read .mlfunnel/history.jsonl: Too many levels of symbolic links",
+        "error: --funnel-no-regress: cannot read .mlfunnel/history.jsonl: Too many levels of "
+        "symbolic links",
+        "error: could not record v1 in .mlfunnel/history.jsonl: Too many levels of symbolic "
+        "links",
+    ])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert link.is_symlink()
+
+
 def test_a_release_name_with_a_newline_or_escape_stays_on_its_summary_line(
         pytester: pytest.Pytester) -> None:
     # a release named by a hook from a file or an environment variable can hold anything;
