@@ -208,6 +208,31 @@ expect = {{ '{RATIO}' = "<= 1%", model_age_days = "<= 30" }}
     result.assert_outcomes(passed=2)
 
 
+def test_a_counter_exposed_without_total_is_read_by_the_name_it_is_exposed_under(
+        pytester: pytest.Pytester) -> None:
+    # text format 0.0.4 allows it; Prometheus stores the series as written, though
+    # prometheus_client's parser would rename them http_requests_total
+    (pytester.path / "service.prom").write_text(
+        "# HELP http_requests Requests\n# TYPE http_requests counter\n"
+        'http_requests{code="200"} 990\nhttp_requests{code="502"} 10\n'
+        "# TYPE jobs_total counter\njobs_total 3\n")
+    project(pytester, '"service.prom"', """
+[tool.mlfunnel.deployment.errors]
+metrics = "service"
+expect = { 'http_requests{code=~"5.."} / http_requests' = "< 1%", jobs_total = "== 3" }
+
+[tool.mlfunnel.deployment.renamed]
+metrics = "service"
+expect = { http_requests_total = ">= 1" }
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines([
+        'http_requests{code=~"5.."} / http_requests 1%, expected < 1%',
+        "http_requests_total: no such metric in service (service.prom) (metrics there: "
+        "http_requests, jobs_total)*"])
+
+
 def test_a_missing_prom_file_is_an_error_naming_it(pytester: pytest.Pytester) -> None:
     project(pytester, '"ops/service.prom"', """
 [tool.mlfunnel.deployment.errors]

@@ -30,6 +30,8 @@ _METRIC_RE = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(?:\{(.*)\})?\s*$", r
 _MATCHER_RE = re.compile(
     r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(,|$)', re.DOTALL)
 _UNESCAPE = {"\\": "\\", '"': '"', "n": "\n"}
+_COUNTER_TYPE_RE = re.compile(
+    r"^[ \t]*#[ \t]+TYPE[ \t]+([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t]+counter[ \t]*$", re.MULTILINE)
 
 
 class Sample(NamedTuple):
@@ -223,7 +225,10 @@ def parse_exposition(text: str, origin: str, openmetrics: bool = False) -> Prome
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         kind = "OpenMetrics" if openmetrics else "Prometheus text exposition"
         raise CriterionError(f"{origin}: not valid {kind}: {exc}") from None
-    samples = [Sample(s.name, s.labels, s.value) for family in families for s in family.samples]
+    renamed = set() if openmetrics else counters_named_without_total(text)
+    samples = [Sample(s.name[:-6] if family.name in renamed and s.name == f"{family.name}_total"
+                      else s.name, s.labels, s.value)
+               for family in families for s in family.samples]
     _refuse_repeated_series(samples, origin)
     return PrometheusMetrics(samples, origin)
 
@@ -247,6 +252,18 @@ def _refuse_repeated_series(samples: list[Sample], origin: str) -> None:
 def _escaped(value: str) -> str:
     """A label value as the exposition format writes it."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def counters_named_without_total(text: str) -> set[str]:
+    """Counters the text format declares without ``_total`` (``# TYPE http_requests counter``,
+    as older exporters write them). prometheus_client's parser renames their samples to
+    ``http_requests_total``, the OpenMetrics form; Prometheus stores them as exposed, and so
+    does this reader: the names in ``expect`` are the ones the scrape shows."""
+    if "counter" not in text:
+        return set()
+    declared = set(_COUNTER_TYPE_RE.findall(text))
+    return {name for name in declared
+            if not name.endswith("_total") and f"{name}_total" not in declared}
 
 
 def read_prom_file(spec: SourceSpec, rootdir: Path) -> PrometheusMetrics:
