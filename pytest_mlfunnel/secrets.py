@@ -151,7 +151,8 @@ def _split(text: str) -> tuple[str, str, str, str] | None:
         return None
     host = parts.netloc.rpartition("@")[2]
     port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
-    if port and not port.isdigit() and MASK not in port:
+    # a service's URL holds "{port}" until the service runs
+    if port and not port.isdigit() and MASK not in port and port != "{port}":
         return None
     if "@" in parts.netloc and not host:
         return None

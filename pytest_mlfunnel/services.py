@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 
 from pytest_mlfunnel.expectations import duration_seconds, format_duration
-from pytest_mlfunnel.secrets import redact
+from pytest_mlfunnel.secrets import basic_auth, mask_url, redact
 
 SERVICE_KEYS = ("command", "ready", "timeout", "env", "url", "external_url")
 DEFAULT_TIMEOUT_S = 30.0
@@ -344,12 +344,18 @@ class ServiceProcess:
         if process is None:
             return
         group = process.pid  # start_new_session: the group id is the pid
+        # a child that left the group (setsid, start_new_session) gets no group signal
+        strays = {pid: started for pid, started in _descendants(group).items()
+                  if _group_of(pid) != group}
         _signal_group(group, signal.SIGTERM)
+        _signal_strays(strays, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and _group_alive(group, process):
+        while time.monotonic() < deadline and (_group_alive(group, process)
+                                               or _strays_alive(strays)):
             time.sleep(_POLL_S)
         if _group_alive(group, process):
             _signal_group(group, signal.SIGKILL)
+        _signal_strays(strays, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace_s)
         self.poll()
@@ -463,6 +469,58 @@ def _group_alive(group: int, process: subprocess.Popen[bytes]) -> bool:
     return False
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state is [0]), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _descendants(root: int) -> dict[int, str]:
+    """Every living process below ``root`` by parent pid, whatever its group or session, with
+    its start time (so that a pid reused later is never signalled). Empty without /proc."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return {}
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in proc.iterdir():
+        if entry.name.isdigit():
+            fields = _stat(entry.name)
+            if fields is not None and len(fields) > 19 and fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append((int(entry.name), fields[19]))
+    found: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        for pid, started in children.get(todo.pop(), ()):
+            if pid not in found:
+                found[pid] = started
+                todo.append(pid)
+    return found
+
+
+def _group_of(pid: int) -> int | None:
+    fields = _stat(pid)
+    return int(fields[2]) if fields is not None and len(fields) > 2 else None
+
+
+def _strays_alive(strays: dict[int, str]) -> bool:
+    return any(_same_process(pid, started) for pid, started in strays.items())
+
+
+def _same_process(pid: int, started: str) -> bool:
+    fields = _stat(pid)
+    return fields is not None and len(fields) > 19 and fields[19] == started and (
+        fields[0] != "Z")
+
+
+def _signal_strays(strays: dict[int, str], signum: int) -> None:
+    for pid, started in strays.items():
+        if _same_process(pid, started):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+
+
 def _answers_2xx(url: str, deadline: float) -> tuple[bool, str]:
     """Whether ``url`` answers 2xx, asked on a thread that is waited for at most the poll's
     timeout: a socket timeout bounds each read, not an answer that comes a byte at a time."""
@@ -473,7 +531,7 @@ def _answers_2xx(url: str, deadline: float) -> tuple[bool, str]:
     asker.start()
     asker.join(timeout + 0.25)
     if not found:
-        return False, f"{url}: no answer within {format_duration(timeout)}"
+        return False, f"{mask_url(url)}: no answer within {format_duration(timeout)}"
     return found[0]
 
 
@@ -482,19 +540,35 @@ _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _ask_2xx(url: str, timeout: float) -> tuple[bool, str]:
+    shown = mask_url(url)
     try:
-        with _DIRECT.open(url, timeout=timeout) as answer:
+        with _DIRECT.open(_ready_request(url), timeout=timeout) as answer:
             status = int(answer.status)
     except urllib.error.HTTPError as exc:
-        return False, f"{url} answered {exc.code}"
+        return False, f"{shown} answered {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return False, f"{url}: {getattr(reason, 'strerror', None) or reason}"
+        return False, f"{shown}: {getattr(reason, 'strerror', None) or reason}"
     except Exception as exc:  # http.client's own errors: a garbled or cut-off answer
-        return False, f"{url}: not an HTTP answer ({type(exc).__name__}: {exc})"
+        return False, f"{shown}: not an HTTP answer ({type(exc).__name__}: {exc})"
     if 200 <= status < 300:
         return True, ""
-    return False, f"{url} answered {status}"
+    return False, f"{shown} answered {status}"
+
+
+def _ready_request(url: str) -> urllib.request.Request:
+    """The ready poll; a user and password in the URL go in an ``Authorization`` header
+    (urllib would take them for part of the host name), which a redirect does not carry on."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return urllib.request.Request(url)
+    host = parts.netloc.rpartition("@")[2]
+    request = urllib.request.Request(urlunsplit(parts._replace(netloc=host)))
+    request.add_unredirected_header("Authorization",
+                                    basic_auth(parts.username, parts.password))
+    return request
 
 
 def _accepts_connections(url: str, deadline: float) -> tuple[bool, str]:

@@ -21,7 +21,7 @@ __all__ = ["closed_port"]
 
 #: A small model server. --mode: ok (serves), child (a child process serves), exit (dies at
 #: once), never (never listens), drip (answers one byte every half second, never finishing),
-#: flood (serves, printing without end). Every process appends "pid port" to started.txt.
+#: flood (serves, printing without end), detached (as child, the child in a session of its own). Every process appends "pid port" to started.txt.
 SERVER = '''
 import argparse, http.server, json, os, subprocess, sys, time
 
@@ -49,8 +49,9 @@ if args.mode == "drip":
         for byte in b"HTTP/1.1 200 OK\\r\\nX-Pad: " + b"a" * 2000:
             client.sendall(bytes([byte]))
             time.sleep(0.5)
-if args.mode == "child":
-    child = subprocess.Popen([sys.executable, __file__, "--port", str(args.port)])
+if args.mode in ("child", "detached"):  # detached: the child leaves the process group
+    child = subprocess.Popen([sys.executable, __file__, "--port", str(args.port)],
+                             start_new_session=args.mode == "detached")
     child.wait()
     sys.exit(0)
 
@@ -58,7 +59,11 @@ if args.mode == "child":
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = json.dumps({"status": "ok", "port": args.port}).encode()
-        self.send_response(200 if self.path == "/health" else 404)
+        if os.environ.get("MODEL_AUTH") and self.headers.get("Authorization") != os.environ[
+                "MODEL_AUTH"]:
+            self.send_response(401)
+        else:
+            self.send_response(200 if self.path.split("?")[0] == "/health" else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -286,6 +291,52 @@ def test_a_service_whose_child_serves_is_stopped_with_its_child(
     result.assert_outcomes(passed=4)
     processes = started(pytester)
     assert len(processes) == 2  # the service and the child that listens
+    assert_all_stopped(pytester)
+
+
+def test_a_service_whose_child_leaves_its_process_group_is_stopped_with_that_child(
+        pytester: pytest.Pytester) -> None:
+    """A child started in a session of its own (setsid, start_new_session) gets no signal sent
+    to the service's process group; it is found as a descendant instead."""
+    project(pytester, mode="detached")
+    result = pytester.runpytest_subprocess("--funnel", timeout=300)
+    result.assert_outcomes(passed=4)
+    assert len(started(pytester)) == 2
+    assert_all_stopped(pytester)
+
+
+def test_a_ready_url_with_a_user_and_password_asks_with_them_and_never_shows_them(
+        pytester: pytest.Pytester) -> None:
+    import base64
+    project(pytester, service='url = "http://probe:hunter2-pw@127.0.0.1:{port}"')
+    toml = pytester.path / "pyproject.toml"
+    auth = "Basic " + base64.b64encode(b"probe:hunter2-pw").decode()
+    toml.write_text(toml.read_text().replace(
+        'ready = "http://127.0.0.1:{port}/health"',
+        'ready = "http://probe:hunter2-pw@127.0.0.1:{port}/health"').replace(
+        'env = { MODEL_PATH = "models/churn-{port}.json" }',
+        f'env = {{ MODEL_PATH = "models/churn-{{port}}.json", MODEL_AUTH = "{auth}" }}'))
+    result = pytester.runpytest_subprocess("--funnel", timeout=300)
+    result.assert_outcomes(passed=4)
+    assert_all_stopped(pytester)
+
+
+def test_a_ready_url_that_is_never_ready_is_shown_with_its_secrets_masked(
+        pytester: pytest.Pytester) -> None:
+    project(pytester, mode="never")
+    toml = pytester.path / "pyproject.toml"
+    toml.write_text(toml.read_text().replace('timeout = "20 s"', 'timeout = "1 s"').replace(
+        'ready = "http://127.0.0.1:{port}/health"',
+        'ready = "http://probe:hunter2-pw@127.0.0.1:{port}/health?key=k3y"'))
+    result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json",
+                                           "--junitxml=junit.xml", timeout=300)
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "service model: not ready within 1 s (http://***:***@127.0.0.1:*/health?key=***: "
+        "*refused*"])
+    for written in (result.stdout.str(), (pytester.path / "report.json").read_text(),
+                    (pytester.path / "junit.xml").read_text()):
+        assert "hunter2-pw" not in written and "k3y" not in written
     assert_all_stopped(pytester)
 
 
