@@ -215,6 +215,8 @@ def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
         if substituted and secrets.counts_as_secret(key_path, text):
             for secret in substituted:
                 secrets.register_value(secret)
+        for credential in secrets.credentials(key_path, text):
+            secrets.register_value(credential, secrets.MIN_LITERAL_LENGTH)
         secrets.register_url(text)
         for name in dict.fromkeys(unset):
             problems.append((key_path, f"environment variable {name} is not set "

@@ -8,6 +8,8 @@ holds the same set. What is registered (docs/configuration.md, "Secrets"):
 - a value substituted from ``${NAME}`` into a URL or DSN (a string that starts with
   ``scheme://``), into any string under a ``headers``, ``options``, ``json`` or ``env``
   table, or into the value of a ``url`` or ``http`` key;
+- a credential written under a ``headers``, ``env`` or ``options`` table whose name says it
+  is one (``credentials``), literal or not;
 - every URL's password, and its user and query values, as written and percent-decoded
   (a part also written in the URL's scheme, host or path, such as the user ``postgres`` of
   ``postgresql://``, is masked only in place);
@@ -43,6 +45,12 @@ SECRET_TABLES = frozenset({"headers", "options", "json", "env"})
 #: arguments, which its log and the tail under a failure show).
 SECRET_KEYS = frozenset({"url", "http", "command"})
 
+#: Tables whose entries are credentials when their names say so, even written literally.
+CREDENTIAL_TABLES = frozenset({"headers", "env", "options"})
+#: A header or environment variable name that says its value is a credential.
+_CREDENTIAL_NAME_RE = re.compile(
+    r"authori[sz]ation|auth(?!or)|cookie|token|secret|passw|pwd|credential|signature"
+    r"|(?:^|[-_])(?:api[-_]?)?key(?:$|[-_])|apikey", re.IGNORECASE)
 _URL_RE = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*://")
 _KEY_PATH_PART_RE = re.compile(r"\[[^\]]*\]")
 _UNSAFE_IN_URL_RE = re.compile(r"[\s\x00-\x1f\x7f#]")
@@ -77,6 +85,25 @@ def counts_as_secret(key_path: str, text: str) -> bool:
     if parts and parts[-1] in SECRET_KEYS:
         return True
     return any(part in SECRET_TABLES for part in parts)
+
+
+def credentials(key_path: str, text: str) -> list[str]:
+    """The credential a string written in the config holds, substituted or not: a value under
+    a ``headers``, ``env`` or ``options`` table whose name says it is one (``Authorization``,
+    ``Cookie``, ``X-Api-Key``, ``MODEL_TOKEN``, ``password``): the value, or what follows an
+    auth scheme (``Bearer``) or a cookie's name."""
+    parts = [part for part in _KEY_PATH_PART_RE.sub("", key_path).split(".") if part]
+    names = [parts[i + 1] for i in range(len(parts) - 1) if parts[i] in CREDENTIAL_TABLES]
+    if not names or not _CREDENTIAL_NAME_RE.search(names[-1]) or not text.strip():
+        return []
+    value = text.strip()
+    scheme, _, credential = value.partition(" ")
+    if credential.strip() and scheme.isalpha():  # "Bearer <token>" reads "Bearer ***"
+        return [credential.strip()]
+    name, equals, cookie = value.partition("=")
+    if equals and cookie.strip() and " " not in name:  # "session=<value>"
+        return [cookie.strip()]
+    return [value]
 
 
 def register_value(value: str, min_length: int = MIN_LENGTH) -> None:

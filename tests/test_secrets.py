@@ -250,6 +250,64 @@ def test_a_config_error_never_echoes_a_secret(pytester: pytest.Pytester, secret_
                      ("tok-abcdef123456", PASSWORD))
 
 
+LITERAL_TOKEN = "lit-9b7e2d4a1c"
+
+
+@pytest.mark.parametrize("headers", [
+    f'{{ Authorization = ["Bearer {LITERAL_TOKEN}"] }}',
+    f'{{ X-Api-Key = {{ value = "{LITERAL_TOKEN}" }} }}',
+])
+def test_a_config_error_never_echoes_a_credential_header_written_in_the_config(
+        pytester: pytest.Pytester, headers: str) -> None:
+    pytester.makepyprojecttoml('[tool.mlfunnel]\nfunnel = ["deployment"]\n'
+                               "[tool.mlfunnel.deployment.live]\n"
+                               f'http = "http://127.0.0.1:1/h"\nheaders = {headers}\n')
+    result = pytester.runpytest("--funnel")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pyproject.toml: tool.mlfunnel.deployment.live.headers.*: "
+                                 "Input should be a valid string (got *[*][*][*]*)"])
+    assert_no_secret("config error", result.stdout.str() + result.stderr.str(),
+                     (LITERAL_TOKEN,))
+
+
+def test_a_credential_header_written_in_the_config_that_a_server_echoes_is_masked(
+        pytester: pytest.Pytester, echo_server: EchoServer) -> None:
+    pytester.makepyprojecttoml(f"""
+[tool.mlfunnel]
+funnel = ["deployment"]
+
+[tool.mlfunnel.deployment.live]
+http = "http://127.0.0.1:{echo_server.port}/health"
+headers = {{ Authorization = "Bearer {LITERAL_TOKEN}", Accept = "application/json" }}
+""")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-rA",
+                                "--junitxml=junit.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "http://127.0.0.1:*/health: status 401 denied Bearer [*][*][*] Bearer [*][*][*] "
+        "(expected 200)"])
+    for name in ("report.json", "junit.xml"):
+        assert_no_secret(name, (pytester.path / name).read_text(), (LITERAL_TOKEN,))
+    assert_no_secret("terminal", result.stdout.str() + result.stderr.str(), (LITERAL_TOKEN,))
+
+
+def test_which_literal_values_are_credentials(fresh: None) -> None:
+    expand_env({"deployment": {"live": {"headers": {
+        "Authorization": "Bearer lit-bearer-123456", "X-API-Key": "lit-apikey-123456",
+        "Cookie": "session=lit-cookie-123456", "Accept": "application/json",
+        "X-Request-Id": "lit-request-id-123456"}}},
+        "services": {"model": {"env": {"MODEL_TOKEN": "lit-envtoken-123456",
+                                       "MODEL_PATH": "models/churn.json",
+                                       "MODEL_AUTHOR": "the-data-team",
+                                       "KEYCLOAK_REALM": "churn-realm"}}},
+        "sources": {"db": {"options": {"password": "lit-password-123456",
+                                       "timeout": "30 seconds"}}}},
+        "tool.mlfunnel", [], {})
+    assert secrets.registered() == {
+        "lit-bearer-123456", "lit-apikey-123456", "lit-cookie-123456", "lit-envtoken-123456",
+        "lit-password-123456"}
+
+
 def test_a_raw_password_in_an_http_url_says_how_to_write_it(pytester: pytest.Pytester,
                                                             secret_env: None) -> None:
     pytester.makepyprojecttoml('[tool.mlfunnel]\nfunnel = ["deployment"]\n'
