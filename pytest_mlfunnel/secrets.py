@@ -155,8 +155,13 @@ def basic_auth(user: str, password: str | None) -> str:
 
 def ambiguous_url(url: str) -> str | None:
     """Why a URL cannot be used as written (a password with ``#`` unescaped), or None."""
-    if not is_url(url.strip()) or _split(url.strip()) is not None:
+    text = url.strip()
+    if not is_url(text) or _split(text) is not None:
         return None
+    if "@" not in text.split("://", 1)[1] and not _UNSAFE_IN_URL_RE.search(text):
+        # no user or password to blame
+        return ("the URL's host or port cannot be read (a port is a number such as :8000; "
+                "an IPv6 address is written in brackets: http://[::1]:8000/)")
     return ("the URL cannot be read with certainty (percent-encode a user or password: "
             "# as %23, @ as %40, / as %2F, ? as %3F, a space as %20)")
 

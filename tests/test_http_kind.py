@@ -392,6 +392,11 @@ response = ["status"]
      "tool.mlfunnel.deployment.bad.status: expected an HTTP status code (100-599)*"),
     ('http = "${MLFUNNEL_UNSET_URL}/health"',
      "tool.mlfunnel.deployment.bad.http: environment variable MLFUNNEL_UNSET_URL is not set*"),
+    ('http = "http://[::1/health"',
+     "tool.mlfunnel.deployment.bad.http: the URL's host or port cannot be read (a port is a "
+     "number such as :8000; an IPv6 address is written in brackets: http://[[]::1]:8000/)"),
+    ('http = "http://127.0.0.1:-1/health"',
+     "tool.mlfunnel.deployment.bad.http: the URL's host or port cannot be read*"),
 ])
 def test_a_bad_http_config_stops_the_run_naming_the_key(
         pytester: pytest.Pytester, checks: str, message: str) -> None:
