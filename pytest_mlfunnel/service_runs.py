@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import signal
+import tempfile
 import threading
 import time
 import uuid
@@ -85,6 +86,7 @@ class ServiceRuns:
         self._lock = threading.RLock()  # the controller's request thread starts services too
         self._stop_requests = threading.Event()
         self._request_thread: threading.Thread | None = None
+        self._folder: Path | None = None
 
     # ------------------------------------------------------------------ which, and when
     def used_by(self, nodeids: Iterable[str]) -> list[str]:
@@ -127,9 +129,27 @@ class ServiceRuns:
                                                     name="mlfunnel-services", daemon=True)
             self._request_thread.start()
 
+    def state_folder(self) -> Path:
+        """Where the state and request files go: ``.mlfunnel/services``, or -- when that cannot
+        be written (a read-only checkout, a file named ``.mlfunnel``) -- a folder of the temp
+        dir named by the run's token, which the workers choose the same way."""
+        if self._folder is None:
+            folder = self.rootdir / STATE_DIR
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                usable = os.access(folder, os.W_OK | os.X_OK)
+            except OSError:
+                usable = False
+            if not usable:
+                folder = Path(tempfile.gettempdir()) / f"mlfunnel-services-{self.token}"
+                with contextlib.suppress(OSError):
+                    folder.mkdir(mode=0o700, exist_ok=True)
+            self._folder = folder
+        return self._folder
+
     def _answer_requests(self) -> None:
         """Controller: start the services workers' tests ask for (request files)."""
-        folder = self.rootdir / STATE_DIR
+        folder = self.state_folder()
         while not self._stop_requests.wait(0.1):
             for request in folder.glob(f"*.request.{self.token}.*"):
                 name = request.name.split(".request.", 1)[0]
@@ -164,7 +184,7 @@ class ServiceRuns:
     def _ask_controller(self, name: str) -> ServiceState:
         state = self._read_state(name, settled=False)
         if state.url is None and state.failure is None:  # not started: ask for it
-            folder = self.rootdir / STATE_DIR
+            folder = self.state_folder()
             request = folder / f"{name}.request.{self.token}.{os.getpid()}"
             try:
                 request.write_text("", encoding="utf-8")
@@ -218,26 +238,32 @@ class ServiceRuns:
                 process.stop()
                 del self.processes[name]
         if not self.is_worker and self._announced:
-            folder = self.rootdir / STATE_DIR
+            folder = self.state_folder()
             leftovers = [folder / f"{name}.json" for name in self.specs]
             leftovers += folder.glob(f"*.request.{self.token}.*")
             for path in leftovers:
                 with contextlib.suppress(OSError):
                     path.unlink()
+            if folder.name.endswith(self.token):  # the temp dir's, this run's only
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     def _log_label(self, name: str) -> str:
         return (STATE_DIR / f"{name}.log").as_posix()
 
     def _write_state(self, state: ServiceState) -> None:
-        target = self.rootdir / STATE_DIR / f"{state.name}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = self.state_folder() / f"{state.name}.json"
         scratch = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        scratch.write_text(json.dumps({"token": self.token, **asdict(state)}), encoding="utf-8")
-        os.replace(scratch, target)
+        try:
+            scratch.write_text(json.dumps({"token": self.token, **asdict(state)}),
+                               encoding="utf-8")
+            os.replace(scratch, target)
+        except OSError:  # the workers wait their bounded time and say they had no word
+            pass
 
     def _read_state(self, name: str, settled: bool) -> ServiceState:
         """The controller's word on a service; ``settled``: wait for a URL or a failure."""
-        target = self.rootdir / STATE_DIR / f"{name}.json"
+        target = self.state_folder() / f"{name}.json"
         waited = self.specs[name].timeout_s + _WORKER_MARGIN_S
         deadline = time.monotonic() + waited
         while True:

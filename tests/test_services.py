@@ -340,6 +340,25 @@ def test_a_ready_url_that_is_never_ready_is_shown_with_its_secrets_masked(
     assert_all_stopped(pytester)
 
 
+@pytest.mark.xdist_matters(without_xdist=True)  # the controller tells the workers by a file
+def test_a_project_folder_that_cannot_hold_the_service_files_errors_the_criteria(
+        pytester: pytest.Pytester, xdist_args: list[str]) -> None:
+    """A file named .mlfunnel (or a read-only checkout): the service's log cannot be written,
+    which its criteria say; under pytest-xdist the controller's word still reaches the
+    workers, through a folder of the temp dir."""
+    project(pytester)
+    (pytester.path / ".mlfunnel").write_text("not a folder\n")
+    began = time.monotonic()
+    result = pytester.runpytest_subprocess("--funnel", *xdist_args, timeout=300)
+    assert time.monotonic() - began < 60
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines([
+        "service model: cannot write its log */.mlfunnel/services/model.log: Not a directory "
+        "(log: .mlfunnel/services/model.log)"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert started(pytester) == []
+
+
 def test_ready_can_be_a_line_of_the_service_output(pytester: pytest.Pytester) -> None:
     project(pytester)
     toml = pytester.path / "pyproject.toml"
