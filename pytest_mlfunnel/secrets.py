@@ -137,7 +137,9 @@ def register_url(url: str) -> None:
     for written in (password, unquote(password)):
         if written not in rest:
             register_value(written)
-    if password:  # the Authorization header an http check sends, which a server may echo
+    # the Authorization header an http check sends, which a server may echo; a user alone
+    # (https://TOKEN@host) when it is as long as a literal secret is
+    if password or len(unquote(user)) >= MIN_LITERAL_LENGTH:
         register_value(basic_auth(user, password).split()[1])
     pieces = [user] + [value for _, value in _query_pairs(parts[3])]
     for piece in pieces:

@@ -364,6 +364,26 @@ response = ["status"]
         assert "p@ss/w0rd-9" not in shown
 
 
+def test_a_token_written_as_the_url_user_is_never_shown_in_its_basic_auth_form(
+        pytester: pytest.Pytester, live_server: LiveServer) -> None:
+    """https://TOKEN@host is how some services take a token: the header sent is the base64 of
+    'TOKEN:', which decodes to the token as easily."""
+    project(pytester, f"""
+[tool.mlfunnel.deployment.debug]
+http = "http://tok-user-5e4d3c2b@127.0.0.1:{live_server.port}/echo"
+response = ["status"]
+""")
+    result = pytester.runpytest("--funnel", "--funnel-json=report.json", "-v")
+    result.assert_outcomes(failed=1)
+    sent = live_server.seen_headers[0]["authorization"]
+    assert sent == "Basic " + base64.b64encode(b"tok-user-5e4d3c2b:").decode()
+    result.stdout.fnmatch_lines([
+        f"http://***@127.0.0.1:{live_server.port}/echo: the answer is not JSON "
+        "('Authorization: Basic [*][*][*]\\n*')"])
+    for shown in (result.stdout.str(), (pytester.path / "report.json").read_text()):
+        assert sent.split()[1] not in shown
+
+
 @pytest.mark.parametrize(("checks", "message"), [
     ('http = "ftp://example.com/x"',
      "tool.mlfunnel.deployment.bad.http: expected an http:// or https:// URL, got "
