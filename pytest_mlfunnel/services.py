@@ -328,9 +328,20 @@ class ServiceProcess:
                 return
             if time.monotonic() >= deadline:
                 self.failure = (f"not ready within {format_duration(spec.timeout_s)} "
-                                f"({last})")
+                                f"({last}{self._untold_port()})")
                 return
             time.sleep(_POLL_S)
+
+    def _untold_port(self) -> str:
+        """Why a service waited on at ``{port}`` may never answer there: nothing told it."""
+        spec = self.spec
+        waits_on_port = (spec.ready_url is not None and "{port}" in spec.ready_url) or (
+            spec.ready_url is None and spec.ready_log is None and "{port}" in spec.url)
+        told = any("{port}" in part for part in (*spec.command, *spec.env.values()))
+        if not waits_on_port or told:
+            return ""
+        return ("; neither its command nor its env holds {port}, the free port the funnel "
+                "chose and waits on")
 
     def poll(self) -> int | None:
         """The exit code once the main process has ended, else None."""

@@ -359,6 +359,27 @@ def test_a_project_folder_that_cannot_hold_the_service_files_errors_the_criteria
     assert started(pytester) == []
 
 
+def test_a_service_never_told_its_port_says_so_when_it_is_not_ready(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel]
+funnel = ["deployment"]
+
+[tool.mlfunnel.services.model]
+command = ["python", "-c", "import time; print('serving on 8000', flush=True); time.sleep(60)"]
+timeout = "1 s"
+
+[tool.mlfunnel.deployment.health]
+http = "${services.model.url}/health"
+""")
+    result = pytester.runpytest_subprocess("--funnel", timeout=300)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "service model: not ready within 1 s (127.0.0.1:*: Connection refused; neither its "
+        "command nor its env holds {port}, the free port the funnel chose and waits on) "
+        "(log: .mlfunnel/services/model.log)"])
+
+
 def test_ready_can_be_a_line_of_the_service_output(pytester: pytest.Pytester) -> None:
     project(pytester)
     toml = pytester.path / "pyproject.toml"
