@@ -7,7 +7,8 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/metrics/openmetrics`` (the same as OpenMetrics), ``/metrics.json`` (JSON metrics),
 ``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep), ``/digits?n=N`` (an integer
 of N digits),
-``/sso`` (302 to a login page, as a health URL behind single sign-on answers),
+``/sso`` (302 to a login page, as a health URL behind single sign-on answers), ``/moved``
+(301 to a Location that is not a URL),
 ``/echo`` (the request's headers as text, as a debug page shows them), ``/gzipped``
 (JSON gzip-compressed whatever the request accepted). The ``closed_port`` fixture is a port nobody listens on.
 """
@@ -150,6 +151,11 @@ class LiveServer:
                     self.send_response(302)
                     self.send_header("Location", "https://sso.example.com/login?state="
                                      "st-8c1d5e0f77a2&next=%2Fhealth")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif path == "/moved":  # a Location no URL parser reads
+                    self.send_response(301)
+                    self.send_header("Location", "http://[::1/login?token=tk-9a8b7c6d")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 elif path == "/nested":

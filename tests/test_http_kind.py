@@ -364,6 +364,20 @@ response = ["status"]
         assert "p@ss/w0rd-9" not in shown
 
 
+def test_a_redirect_to_a_location_that_is_not_a_url_says_so(pytester: pytest.Pytester,
+                                                           live_server: LiveServer) -> None:
+    project(pytester, f"""
+[tool.mlfunnel.deployment.health]
+http = "{live_server.url}/moved"
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"{live_server.url}/moved: status 301 Moved Permanently to a Location that is not a "
+        "URL (expected 200; redirects are not followed)"])
+    assert "tk-9a8b7c6d" not in result.stdout.str()
+
+
 def test_a_token_written_as_the_url_user_is_never_shown_in_its_basic_auth_form(
         pytester: pytest.Pytester, live_server: LiveServer) -> None:
     """https://TOKEN@host is how some services take a token: the header sent is the base64 of

@@ -251,7 +251,10 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
         location = answer.headers.get("location", "").strip()
         if answer.status is not None and 300 <= answer.status < 400 and location:
             # where it leads says why (a login page, https); its query may hold a token
-            target = secrets.mask_url(urljoin(check.http, location))
+            try:
+                target = secrets.mask_url(urljoin(check.http, location))
+            except ValueError:  # "http://[::1/login": the server's Location is no URL
+                target = "a Location that is not a URL"
             return (f"status {answer.status} {answer.reason}".rstrip()
                     + f" to {target} (expected {wanted}; redirects are not followed)")
         return f"status {answer.status} {answer.reason}".rstrip() + f" (expected {wanted})"
