@@ -364,6 +364,28 @@ expect = { up = "== 1" }
     result.stdout.fnmatch_lines(["service (*/status/503): HTTP 503 Service Unavailable"])
 
 
+def test_a_metrics_endpoint_that_redirects_says_where_to(pytester: pytest.Pytester,
+                                                        live_server: LiveServer) -> None:
+    project(pytester, f'"{live_server.url}/sso"', """
+[tool.mlfunnel.deployment.sso]
+metrics = "service"
+expect = { up = "== 1" }
+""")
+    (pytester.path / "pyproject.toml").write_text((pytester.path / "pyproject.toml").read_text(
+    ) + f"""
+[tool.mlfunnel.deployment.moved]
+metrics = "{live_server.url}/moved"
+expect = {{ up = "== 1" }}
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "service (*/sso): HTTP 302 Found to https://sso.example.com/login?state=[*][*][*]&"
+        "next=[*][*][*] (redirects are not followed)",
+        "*/moved: HTTP 301 Moved Permanently to a Location that is not a URL (redirects are "
+        "not followed)"])
+
+
 def test_a_slow_metrics_endpoint_is_cut_off_at_the_source_timeout(
         pytester: pytest.Pytester, live_server: LiveServer) -> None:
     slow = f"{live_server.url}/slow?ms=3000"

@@ -17,7 +17,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -39,7 +39,12 @@ from pytest_mlfunnel.kinds.base import (
     PlanContext,
 )
 from pytest_mlfunnel.outcome import CriterionError, Outcome, SourceUnavailable
-from pytest_mlfunnel.sources.http_metrics import HttpAnswer, header_problem, http_calls
+from pytest_mlfunnel.sources.http_metrics import (
+    HttpAnswer,
+    header_problem,
+    http_calls,
+    redirect_target,
+)
 
 DEFAULT_TIMEOUT_S = 5.0
 #: the longest a probe may wait for its answer
@@ -248,13 +253,8 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
         return answer.failure
     if answer.status not in check.statuses:
         wanted = " or ".join(str(code) for code in check.statuses)
-        location = answer.headers.get("location", "").strip()
-        if answer.status is not None and 300 <= answer.status < 400 and location:
-            # where it leads says why (a login page, https); its query may hold a token
-            try:
-                target = secrets.mask_url(urljoin(check.http, location))
-            except ValueError:  # "http://[::1/login": the server's Location is no URL
-                target = "a Location that is not a URL"
+        target = redirect_target(check.http, answer)
+        if target is not None:
             return (f"status {answer.status} {answer.reason}".rstrip()
                     + f" to {target} (expected {wanted}; redirects are not followed)")
         return f"status {answer.status} {answer.reason}".rstrip() + f" (expected {wanted})"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from pytest_mlfunnel import secrets
 from pytest_mlfunnel.expectations import ExpectationError, format_duration, parse_duration
@@ -189,6 +189,18 @@ def _call(method: str, url: str, body: bytes | None, headers: dict[str, str],
         connection.close()
 
 
+def redirect_target(url: str, answer: HttpAnswer) -> str | None:
+    """Where a redirect leads, masked (its query may hold a token), or None for an answer
+    that is no redirect: it says why (a login page, https)."""
+    location = answer.headers.get("location", "").strip()
+    if answer.status is None or not 300 <= answer.status < 400 or not location:
+        return None
+    try:
+        return secrets.mask_url(urljoin(url, location))
+    except ValueError:  # "http://[::1/login": the server's Location is no URL
+        return "a Location that is not a URL"
+
+
 def source_timeout(spec: SourceSpec) -> float:
     """``options = { timeout = "5 s" }`` on a URL source; 10 s when not given."""
     raw = spec.options.get("timeout")
@@ -220,7 +232,9 @@ def read_http_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     if not answer.answered:
         raise CriterionError(f"{where}: {answer.failure}")
     if answer.status is None or not 200 <= answer.status < 300:
-        raise CriterionError(f"{where}: HTTP {answer.status} {answer.reason}".rstrip())
+        target = redirect_target(spec.url, answer)
+        raise CriterionError(f"{where}: HTTP {answer.status} {answer.reason}".rstrip() + (
+            f" to {target} (redirects are not followed)" if target else ""))
     problem = answer.encoding_problem()
     if problem is not None:
         raise CriterionError(f"{where}: {problem}")
