@@ -275,3 +275,50 @@ def test_a_fifo_given_as_coverage_data_or_owners_file_is_named_as_one(
         "OWNERS: is a FIFO (named pipe), not a regular file; refused before opening it "
         "(reading it could wait forever): 0 owners, expected >= 2",
     ])
+
+
+def test_a_rule_under_a_list_item_does_not_end_the_section(pytester: pytest.Pytester) -> None:
+    # "- AUC 0.91 ..." then "---" is a list and a horizontal rule, not a heading: read as
+    # one, it cut the section above it short and 'Metrics' was said empty
+    write(pytester.path, "docs/card.md", """\
+        # Intended Use
+        Scoring customers for retention offers.
+
+        ## Metrics
+        - AUC 0.91 on the holdout month
+        ---
+
+        ## Factors
+        > Region and tenure.
+        ---
+    """)
+    config(pytester, """
+        [tool.mlfunnel.model.card]
+        document = "docs/card.md"
+        sections = ["Metrics", "Factors"]
+    """)
+    result = pytester.runpytest("--funnel", "-v")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*model::card::section-metrics PASSED*"])
+
+
+def test_a_role_inside_a_longer_role_is_not_its_sign_off(pytester: pytest.Pytester) -> None:
+    # "Owner" is a word of "Product Owner": the product owner's line signed for the owner
+    write(pytester.path, "docs/card.md", """\
+        # Intended Use
+        Scoring customers for retention offers.
+
+        ## Sign-off
+        | Role | Name | Date |
+        |---|---|---|
+        | Product Owner | Jane Doe | 2026-11-01 |
+    """)
+    config(pytester, """
+        [tool.mlfunnel.model.card]
+        document = "docs/card.md"
+        sections = []
+        sign_off = ["Product Owner", "Owner"]
+    """)
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["docs/card.md: no sign-off by 'Owner' in section 'Sign-off'"])

@@ -37,6 +37,8 @@ SIGN_OFF_HEADINGS = ("sign-off", "sign-offs", "sign off", "sign offs", "signoff"
 # run of spaces (a heading padded with 2,000 spaces took minutes)
 _HEADING_RE = re.compile(r"^ {0,3}(#{1,6})\s+(.*)$")
 _SETEXT_RE = re.compile(r"^ {0,3}(=+|-+)\s*$")
+#: a line no underline makes a heading of: a list item or a quote ("---" is a rule after it)
+_BLOCK_START_RE = re.compile(r"^ {0,3}([-*+](\s|$)|\d{1,9}[.)](\s|$)|>)")
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _DATE_RE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 _PLACEHOLDER_RE = re.compile(
@@ -89,6 +91,7 @@ def parse_sections(text: str) -> list[Section]:
                              match.group(2).rstrip().rstrip("#").strip()))
         elif (index > 0 and _SETEXT_RE.match(line) and lines[index - 1].strip()
               and index - 1 not in hidden and not _HEADING_RE.match(lines[index - 1])
+              and not _BLOCK_START_RE.match(lines[index - 1])
               and (not headings or headings[-1][0] != index - 1)):
             level = 1 if line.strip().startswith("=") else 2
             headings.append((index - 1, level, lines[index - 1].strip()))
@@ -221,8 +224,14 @@ class SignOff:
     raw: str
 
 
-def parse_sign_offs(section: Section, roles: list[str]) -> dict[str, SignOff | None]:
+def parse_sign_offs(section: Section, roles: list[str], among: list[str] | None = None
+                    ) -> dict[str, SignOff | None]:
+    """Each role's sign-off line. ``among``: every role the check asks for, so that "Owner"
+    does not take the line of "Product Owner"."""
     found: dict[str, SignOff | None] = {role: None for role in roles}
+    longer = {role: [_norm(other) for other in (among or roles) if _norm(other) != _norm(role)
+                     and re.search(rf"\b{re.escape(_norm(role))}\b", _norm(other))]
+              for role in roles}
     for raw in without_comments("\n".join(section.body)).splitlines():
         line = raw.strip()
         if not line or set(line) <= set("|-: "):
@@ -230,6 +239,8 @@ def parse_sign_offs(section: Section, roles: list[str]) -> dict[str, SignOff | N
         low = _norm(line)
         for role in roles:
             if found[role] is not None or not re.search(rf"\b{re.escape(_norm(role))}\b", low):
+                continue
+            if any(re.search(rf"\b{re.escape(other)}\b", low) for other in longer[role]):
                 continue
             rest = re.sub(re.escape(role), " ", line, count=1, flags=re.IGNORECASE)
             date_match = _DATE_RE.search(rest)
@@ -348,7 +359,7 @@ class DocumentKind(CheckKind[DocumentConfig]):
                 return Outcome.failed(f"{check.document}: no 'Sign-off' section (it should list "
                                       f"each role with a person and a date, e.g. "
                                       f"'- {role}: Jane Doe, 2026-11-02')", None, expected)
-            signed = parse_sign_offs(section, [role])[role]
+            signed = parse_sign_offs(section, [role], check.sign_off)[role]
             if signed is None:
                 return Outcome.failed(f"{check.document}: no sign-off by '{role}' in section "
                                       f"'{section.title}'", None, expected)
