@@ -8,7 +8,7 @@ N-th request of the server's life answers 500, or with ``&slow_ms=M`` answers af
 ``/status/N`` (answers status N), ``/nested?depth=N`` (a JSON object N levels deep), ``/digits?n=N`` (an integer
 of N digits),
 ``/sso`` (302 to a login page, as a health URL behind single sign-on answers), ``/moved``
-(301 to a Location that is not a URL),
+(301 to a Location that is not a URL), ``/latin1`` (JSON encoded as Latin-1),
 ``/echo`` (the request's headers as text, as a debug page shows them), ``/gzipped``
 (JSON gzip-compressed whatever the request accepted). The ``closed_port`` fixture is a port nobody listens on.
 """
@@ -131,6 +131,8 @@ class LiveServer:
                         self.send_json(500, {"error": "internal"})
                     else:
                         self.send_json(200, {"status": "ok", "score": 0.7})
+                elif path == "/latin1":  # JSON in another encoding than UTF-8
+                    self.send(200, '{"status": "café"}'.encode("latin-1"), "application/json")
                 elif path == "/text":
                     self.send(200, b"<html>hello</html>", "text/html; charset=utf-8")
                 elif path == "/gzipped":

@@ -378,6 +378,33 @@ http = "{live_server.url}/moved"
     assert "tk-9a8b7c6d" not in result.stdout.str()
 
 
+def test_json_that_is_not_utf8_says_so_rather_than_not_json(pytester: pytest.Pytester,
+                                                          live_server: LiveServer) -> None:
+    project(pytester, f"""
+[tool.mlfunnel.deployment.health]
+http = "{live_server.url}/latin1"
+response = ["status"]
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"{live_server.url}/latin1: the answer is not UTF-8 text (byte 0xe9 at position 15), "
+        "as JSON must be"])
+
+
+def test_https_to_a_plain_http_port_says_what_it_may_mean(pytester: pytest.Pytester,
+                                                          live_server: LiveServer) -> None:
+    project(pytester, f"""
+[tool.mlfunnel.deployment.health]
+http = "https://127.0.0.1:{live_server.port}/fast"
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"https://127.0.0.1:{live_server.port}/fast: TLS error: * (is it a plain HTTP server? "
+        "its URL starts with http://)"])
+
+
 def test_a_token_written_as_the_url_user_is_never_shown_in_its_basic_auth_form(
         pytester: pytest.Pytester, live_server: LiveServer) -> None:
     """https://TOKEN@host is how some services take a token: the header sent is the base64 of

@@ -264,11 +264,16 @@ def judge(answer: HttpAnswer, check: HttpConfig) -> str | None:
     if encoding is not None:
         return encoding
     try:
-        document = parse_json(answer.body.decode("utf-8"))
-    except (JsonTextError, UnicodeDecodeError) as exc:
-        if isinstance(exc, JsonTextError) and exc.too_deep:
+        text = answer.body.decode("utf-8")
+    except UnicodeDecodeError as exc:  # '{"x": "café"}' in Latin-1 is JSON in all but that
+        return (f"the answer is not UTF-8 text (byte 0x{answer.body[exc.start]:02x} at "
+                f"position {exc.start}), as JSON must be")
+    try:
+        document = parse_json(text)
+    except JsonTextError as exc:
+        if exc.too_deep:
             return "the answer is JSON nested too deeply to read"
-        if isinstance(exc, JsonTextError) and exc.column is None:  # a 5000-digit integer
+        if exc.column is None:  # a 5000-digit integer
             return f"the answer's JSON cannot be read: {exc.reason}"
         sample = answer.body[:60].decode("utf-8", errors="replace")
         return f"the answer is not JSON ({sample!r})"

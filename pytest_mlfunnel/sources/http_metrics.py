@@ -27,6 +27,10 @@ from pytest_mlfunnel.sources.spec import SourceSpec
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
+#: How OpenSSL ends a handshake with a server that answered in plain HTTP.
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "UNEXPECTED_EOF_WHILE_READING",
+                                 "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG",
+                                 "RECORD_LAYER_FAILURE"})
 _ACCEPT_METRICS = "text/plain;version=0.0.4;q=0.9, application/json;q=0.8, */*;q=0.1"
 
 
@@ -179,7 +183,9 @@ def _call(method: str, url: str, body: bytes | None, headers: dict[str, str],
         return HttpAnswer(failure=f"cannot resolve host {host!r}",
                           elapsed_s=time.perf_counter() - started)
     except ssl.SSLError as exc:
-        return HttpAnswer(failure=f"TLS error: {exc.reason or exc}",
+        hint = (" (is it a plain HTTP server? its URL starts with http://)"
+                if exc.reason in _PLAIN_HTTP_REASONS else "")
+        return HttpAnswer(failure=f"TLS error: {exc.reason or exc}{hint}",
                           elapsed_s=time.perf_counter() - started)
     except (ConnectionError, http.client.HTTPException, OSError) as exc:
         words = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
