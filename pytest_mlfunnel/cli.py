@@ -158,6 +158,18 @@ def refuse_overwriting(outputs: Mapping[str, str | None],
     clash = overwrite_problem(outputs, inputs)
     if clash is not None:
         raise CliError(": ".join(clash))
+    refuse_foreign(outputs)
+
+
+def refuse_foreign(outputs: Mapping[str, str | None]) -> None:
+    """An output is not written over a file the funnel did not write (a README, a logo)."""
+    from pytest_mlfunnel.report import OUTPUT_KINDS, foreign_output
+
+    for option, target in outputs.items():
+        if target is not None and target != "-":
+            problem = foreign_output(Path(target), OUTPUT_KINDS[option])
+            if problem is not None:
+                raise CliError(f"{target}: {problem}")
 
 
 def write_text(target: str, text: str) -> None:

@@ -21,6 +21,7 @@ from pytest_mlfunnel.portfolio import (
     read_paths,
     summarize,
 )
+from pytest_mlfunnel.report import OUTPUT_KINDS, foreign_output
 
 
 class _OutputError(Exception):
@@ -107,6 +108,14 @@ def command_portfolio(args: argparse.Namespace) -> int:
                                "--html": args.html},
                               [("report" if name.endswith(".json") else "history file",
                                 Path(name)) for name in reading.files])
+    if clash is None:
+        for option, target in (("--json", args.json), ("--markdown", args.markdown),
+                               ("--html", args.html)):
+            foreign = foreign_output(Path(target), OUTPUT_KINDS[option]) if (
+                target and target != "-") else None
+            if foreign is not None:
+                clash = (str(target), foreign)
+                break
     if clash is not None:
         print(f"mlfunnel: error: {_printable(': '.join(clash))}", file=sys.stderr)
         return 2

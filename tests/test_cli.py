@@ -390,6 +390,35 @@ def test_an_output_never_overwrites_what_the_command_reads(
     assert not (recorded.path / "out.html").exists()
 
 
+@pytest.mark.parametrize(("args", "kind"), [
+    (["history", "--html", "{out}"], "HTML report"),
+    (["badge", "-o", "{out}"], "SVG badge"),
+    (["report", "r.json", "--html", "{out}"], "HTML report"),
+    (["report", "r.json", "--markdown", "{out}"], "Markdown report"),
+    (["compare", "r.json", "r.json", "--markdown", "{out}"], "Markdown report"),
+    (["portfolio", "r.json", "--markdown", "{out}"], "Markdown report"),
+    (["portfolio", "r.json", "--json", "{out}"], "JSON report"),
+], ids=["history-html", "badge", "report-html", "report-markdown", "compare-markdown",
+        "portfolio-markdown", "portfolio-json"])
+def test_an_output_is_not_written_over_a_file_the_funnel_did_not_write(
+        recorded: pytest.Pytester, args: list[str], kind: str) -> None:
+    """`--markdown README.md` replaced the project's README; an output of an earlier run (or
+    an empty file) is still replaced."""
+    recorded.runpytest("--funnel", "--funnel-json=r.json")
+    own = recorded.path / "README.md"
+    own.write_text("# churn model\n\nHow to train it.\n")
+    done = mlfunnel(*[a.format(out="README.md") for a in args], cwd=recorded.path)
+    assert done.stderr.splitlines() == [
+        f"mlfunnel: error: README.md: holds a file the funnel did not write (not an mlfunnel "
+        f"{kind}); it is left as it is: give the output a path of its own, or remove the file"]
+    assert (done.returncode, own.read_text()) == (2, "# churn model\n\nHow to train it.\n")
+    own.write_text("")
+    for _ in range(2):  # into an empty file, then over its own output
+        done = mlfunnel(*[a.format(out="README.md") for a in args], cwd=recorded.path)
+        assert done.returncode == 0, done.stderr
+        assert own.read_text().strip()
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs")
 @pytest.mark.parametrize("args", [
     ["history", "--html", "{out}"],
