@@ -352,6 +352,15 @@ def test_a_missing_or_foreign_database_is_an_error_and_is_not_created(
     assert tables == [("calls",)]
 
 
+def nobody_listens() -> int:
+    """A port of 127.0.0.1 that was free a moment ago: connecting to it is refused."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port: int = closed.getsockname()[1]
+    closed.close()
+    return port
+
+
 @pytest.fixture
 def silent_server() -> Iterator[int]:
     """A real socket on 127.0.0.1 that accepts connections and never answers."""
@@ -381,10 +390,7 @@ def silent_server() -> Iterator[int]:
 
 def test_an_unreachable_tracking_server_errors_in_bounded_time_with_the_password_masked(
         pytester: pytest.Pytester, silent_server: int) -> None:
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    closed_port = closed.getsockname()[1]
-    closed.close()
+    closed_port = nobody_listens()
     started = time.monotonic()
     result = funnel(pytester, f"""
         [tool.mlfunnel]
@@ -415,10 +421,7 @@ def test_an_unreachable_tracking_database_errors_in_seconds_without_mlflows_retr
         pytester: pytest.Pytester, silent_server: int) -> None:
     # MLflow retries a database it cannot open nine times with a growing pause (about 100 s)
     # and the message spoke of an HTTP timeout; a silent database host waited on TCP
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))
-    closed_port = closed.getsockname()[1]
-    closed.close()
+    closed_port = nobody_listens()
     started = time.monotonic()
     result = funnel(pytester, f"""
         [tool.mlfunnel]
