@@ -225,7 +225,14 @@ def expand_env(value: Any, key_path: str, problems: list[tuple[str, str]],
     if isinstance(value, dict):
         return {k: expand_env(v, f"{key_path}.{k}", problems, environ) for k, v in value.items()}
     if isinstance(value, list):
-        return [expand_env(v, f"{key_path}[{i}]", problems, environ) for i, v in enumerate(value)]
+        expanded = [expand_env(v, f"{key_path}[{i}]", problems, environ)
+                    for i, v in enumerate(value)]
+        if re.fullmatch(rf"{re.escape(SECTION)}\.services\.[^.]+\.command", key_path):
+            # a token written on a service's command line, after --token or --api-key=
+            for credential in secrets.command_credentials(
+                    [arg for arg in expanded if isinstance(arg, str)]):
+                secrets.register_value(credential, secrets.MIN_LITERAL_LENGTH)
+        return expanded
     return value
 
 

@@ -26,10 +26,12 @@ Standard library only, and nothing of the plugin: the core layer.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import re
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, unquote_plus, urlsplit
 
@@ -104,6 +106,28 @@ def credentials(key_path: str, text: str) -> list[str]:
     if equals and cookie.strip() and " " not in name:  # "session=<value>"
         return [cookie.strip()]
     return [value]
+
+
+def command_credentials(args: Sequence[str]) -> list[str]:
+    """The credentials written on a command line, substituted or not: what follows a flag
+    whose name says it is one (``--token X``, ``--api-key=X``, ``-password X``), also inside
+    an argument that is a shell command line of its own (``sh -c "serve --token X"``)."""
+    found: list[str] = []
+    for i, arg in enumerate(args):
+        if any(c.isspace() for c in arg.strip()):
+            # an unclosed quote: not a command line of its own
+            with contextlib.suppress(ValueError):
+                found += command_credentials(shlex.split(arg))
+        if not arg.startswith("-"):
+            continue
+        name, equals, value = arg.lstrip("-").partition("=")
+        if not name or not _CREDENTIAL_NAME_RE.search(name):
+            continue
+        if equals:
+            found.append(value)
+        elif i + 1 < len(args) and not args[i + 1].startswith("-"):
+            found.append(args[i + 1])
+    return [value for value in found if value.strip()]
 
 
 def register_value(value: str, min_length: int = MIN_LENGTH) -> None:

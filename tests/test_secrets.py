@@ -308,6 +308,18 @@ def test_which_literal_values_are_credentials(fresh: None) -> None:
         "lit-password-123456"}
 
 
+def test_which_literal_arguments_of_a_service_command_are_credentials(fresh: None) -> None:
+    expand_env({"services": {"model": {"command": [
+        "python", "serve.py", "--port", "{port}", "--token", "lit-cmdtoken-123456",
+        "--api-key=lit-cmdkey-123456", "--author", "the-data-team-x", "--key-file",
+        "-password", "lit-cmdpass-123456", "--model", "models/churn.json"]},
+        "shell": {"command": ["sh", "-c", "serve --secret 'lit-shell-123456' --port {port}"]},
+        "other": {"command": ["sh", "-c", "echo 'unclosed --token lit-nope-123456"]}}},
+        "tool.mlfunnel", [], {})
+    assert secrets.registered() == {
+        "lit-cmdtoken-123456", "lit-cmdkey-123456", "lit-cmdpass-123456", "lit-shell-123456"}
+
+
 def test_a_raw_password_in_an_http_url_says_how_to_write_it(pytester: pytest.Pytester,
                                                             secret_env: None) -> None:
     pytester.makepyprojecttoml('[tool.mlfunnel]\nfunnel = ["deployment"]\n'

@@ -470,14 +470,16 @@ def test_a_secret_the_service_prints_never_reaches_its_log_file(
     assert_all_stopped(pytester)
 
 
+@pytest.mark.parametrize("written", ["${MLFUNNEL_TEST_MODEL_TOKEN}", "tok-51d0c8e2aa"],
+                         ids=["substituted", "written-in-the-config"])
 def test_a_secret_on_the_service_command_line_is_masked_in_its_log_and_output(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, written: str) -> None:
     token = "tok-51d0c8e2aa"
     monkeypatch.setenv("MLFUNNEL_TEST_MODEL_TOKEN", token)
     project(pytester, mode="exit")
     toml = pytester.path / "pyproject.toml"
     toml.write_text(toml.read_text().replace(
-        '"--mode", "exit"]', '"--mode", "exit", "--token", "${MLFUNNEL_TEST_MODEL_TOKEN}"]'))
+        '"--mode", "exit"]', f'"--mode", "exit", "--token", "{written}"]'))
     result = pytester.runpytest_subprocess("--funnel", "--funnel-json=report.json", timeout=300)
     result.assert_outcomes(passed=1, failed=3)
     result.stdout.fnmatch_lines([
