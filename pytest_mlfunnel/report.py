@@ -118,6 +118,13 @@ def output_problem(path: Path, relative_to: Path) -> str | None:
         what = None
     if what is not None:  # /dev/null, /dev/stdout, a FIFO: not replaced by a file of ours
         return f"is {what}, not a regular file (give the path of a file to write)"
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        mode = None
+    if mode is not None and not mode & 0o222:  # kept on purpose: root could rename over it
+        return (f"is read-only (mode {mode:04o}): make it writable to replace it, or give "
+                "another path")
     folder = path.parent
     for folder in path.parents:  # the nearest folder that exists; the rest will be made
         if folder.exists() or folder.is_symlink():

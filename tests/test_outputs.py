@@ -264,6 +264,29 @@ def test_a_history_that_is_a_directory_is_a_usage_error_when_recording(
     assert pytester.runpytest("--funnel").ret == 0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="no POSIX file modes")
+@pytest.mark.parametrize(("option", "target", "shown", "what"), [
+    ("--funnel-record=v2", ".mlfunnel/history.jsonl",
+     "--funnel-record: .mlfunnel/history.jsonl", " (the history file, tool.mlfunnel.history)"),
+    ("--funnel-json=r.json", "r.json", "--funnel-json: r.json", ""),
+], ids=["history", "report"])
+def test_a_file_made_read_only_is_not_replaced_even_by_root(
+        pytester: pytest.Pytester, option: str, target: str, shown: str, what: str) -> None:
+    """A history (or report) someone chmod-ed to 0444 to keep it was replaced all the same:
+    the writer renames a new file over it, which the folder allows, as root or not."""
+    pytester.makepyprojecttoml(PASSING)
+    assert pytester.runpytest("--funnel", "--funnel-record=v1", "--funnel-json=r.json").ret == 0
+    kept = pytester.path / target
+    kept.chmod(0o444)
+    before = kept.read_bytes()
+    result = pytester.runpytest("--funnel", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.startswith("ERROR")] == [
+        f"ERROR: {shown}: is read-only (mode 0444): make it writable to replace it, or give "
+        f"another path{what}"]
+    assert kept.read_bytes() == before and stat.S_IMODE(kept.stat().st_mode) == 0o444
+
+
 @pytest.mark.skipif(sys.platform == "win32" or os.geteuid() == 0,
                     reason="root writes into read-only folders")
 def test_a_read_only_folder_is_a_usage_error_before_the_run(pytester: pytest.Pytester) -> None:
