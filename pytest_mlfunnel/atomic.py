@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -55,8 +56,9 @@ def overwrite_problem(outputs: Mapping[str, str | None],
                       inputs: Sequence[tuple[str, Path | None]], reader: str = "command"
                       ) -> tuple[str, str] | None:
     """(target, why) when an output (option -> target, ``-`` for stdout) may not be written:
-    it is a file the ``reader`` reads (``inputs``: what it is, its path), or two outputs are
-    one file. Checked before anything is written, so nothing read is lost."""
+    it is a file the ``reader`` reads (``inputs``: what it is, its path), two outputs are one
+    file, or it holds a file the funnel did not write (``foreign_output``). Checked before
+    anything is written, so nothing read is lost."""
     given = {option: target for option, target in outputs.items()
              if target is not None and target != "-"}
     for option, target in given.items():
@@ -68,7 +70,18 @@ def overwrite_problem(outputs: Mapping[str, str | None],
             if other < option and _same_path(Path(target), Path(other_target)):
                 return target, (f"given for both {other} and {option}; give the output a "
                                 "path of its own")
+    for option, target in given.items():  # nor over a file the funnel did not write
+        foreign = foreign_output(Path(target), OUTPUT_KINDS[option])
+        if foreign is not None:
+            return target, foreign
     return None
+
+
+def cannot_write(path: Path, exc: OSError) -> str:
+    """Why writing ``path`` failed, for a message: the file in the way of its folder, or
+    the system's reason."""
+    blocking = file_in_the_way(path)
+    return f"{blocking} is not a directory" if blocking else str(exc.strerror or exc)
 
 
 def read_regular(path: Path) -> bytes:
@@ -134,3 +147,42 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+#: What an output of the funnel's says of itself, by kind: a JSON report or portfolio starts
+#: with its schema; a page names its generator (or, written before it did, ends with its
+#: footer); a Markdown report starts with its title; a badge is the one SVG shape it writes.
+_OURS = {
+    "JSON report": (re.compile(rb'^\s*\{\s*"schema"\s*:\s*"mlfunnel-'),),
+    "HTML report": (re.compile(rb'<meta name="generator" content="pytest-mlfunnel">'),
+                    re.compile(rb"written by pytest-mlfunnel</footer>")),
+    "Markdown report": (re.compile(rb"^### ml funnel"),),
+    "SVG badge": (re.compile(rb'^<svg xmlns="http://www.w3.org/2000/svg" width="\d+" '
+                             rb'height="\d+" role="img" aria-label='),),
+}
+#: The kind of output each option writes.
+OUTPUT_KINDS = {"--funnel-json": "JSON report", "--funnel-html": "HTML report",
+                "--json": "JSON report", "--html": "HTML report",
+                "--markdown": "Markdown report", "-o": "SVG badge"}
+
+
+def foreign_output(path: Path, kind: str) -> str | None:
+    """Why the file at ``path`` may not be replaced by an output of this ``kind`` (a key of
+    ``_OURS``): it holds something the funnel did not write, such as a metrics file the run
+    reads or the project's README. Nothing, an empty file, an output of an earlier run, or
+    what is not a regular file (the writer says why it cannot write there): None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:  # missing (the usual case), or unreadable: writing it will tell
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(fd)
+        if not stat.S_ISREG(size.st_mode):
+            return None
+        head = handle.read(4096)
+        handle.seek(max(0, size.st_size - 4096))
+        tail = handle.read(4096)
+    if not head.strip() or any(p.search(head.lstrip()) or p.search(tail) for p in _OURS[kind]):
+        return None
+    return (f"holds a file the funnel did not write (not an mlfunnel {kind}); it is left as "
+            "it is: give the output a path of its own, or remove the file")

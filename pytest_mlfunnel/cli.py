@@ -18,7 +18,7 @@ from pytest_mlfunnel import __version__
 from pytest_mlfunnel.atomic import (
     BOM_IN_TOML,
     UTF8_BOM,
-    file_in_the_way,
+    cannot_write,
     not_utf8,
     overwrite_problem,
     read_regular,
@@ -158,18 +158,6 @@ def refuse_overwriting(outputs: Mapping[str, str | None],
     clash = overwrite_problem(outputs, inputs)
     if clash is not None:
         raise CliError(": ".join(clash))
-    refuse_foreign(outputs)
-
-
-def refuse_foreign(outputs: Mapping[str, str | None]) -> None:
-    """An output is not written over a file the funnel did not write (a README, a logo)."""
-    from pytest_mlfunnel.report import OUTPUT_KINDS, foreign_output
-
-    for option, target in outputs.items():
-        if target is not None and target != "-":
-            problem = foreign_output(Path(target), OUTPUT_KINDS[option])
-            if problem is not None:
-                raise CliError(f"{target}: {problem}")
 
 
 def write_text(target: str, text: str) -> None:
@@ -181,9 +169,7 @@ def write_text(target: str, text: str) -> None:
         # over a device: the plugin's own writer
         write_atomic(Path(target), text)
     except OSError as exc:
-        blocking = file_in_the_way(Path(target))
-        reason = f"{blocking} is not a directory" if blocking else exc.strerror or exc
-        raise CliError(f"{target}: cannot write: {reason}") from None
+        raise CliError(f"{target}: cannot write: {cannot_write(Path(target), exc)}") from None
     print(f"wrote {target}")
 
 

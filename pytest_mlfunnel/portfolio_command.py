@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_mlfunnel.atomic import file_in_the_way, overwrite_problem, write_atomic
+from pytest_mlfunnel.atomic import cannot_write, overwrite_problem, write_atomic
 from pytest_mlfunnel.portfolio import (
     DEFAULT_STALLED_AFTER_DAYS,
     parse_as_of,
@@ -21,7 +21,6 @@ from pytest_mlfunnel.portfolio import (
     read_paths,
     summarize,
 )
-from pytest_mlfunnel.report import OUTPUT_KINDS, foreign_output
 
 
 class _OutputError(Exception):
@@ -82,9 +81,8 @@ def _write(target: str, text: str, report_to: Any) -> None:
     try:
         write_atomic(Path(target), data)  # whole or not at all; never into a FIFO or device
     except OSError as exc:
-        blocking = file_in_the_way(Path(target))
-        reason = f"{blocking} is not a directory" if blocking else exc.strerror or exc
-        raise _OutputError(f"{target}: cannot write: {reason}") from None
+        raise _OutputError(f"{target}: cannot write: {cannot_write(Path(target), exc)}"
+                           ) from None
     print(f"wrote {target}", file=report_to)
 
 
@@ -108,14 +106,6 @@ def command_portfolio(args: argparse.Namespace) -> int:
                                "--html": args.html},
                               [("report" if name.endswith(".json") else "history file",
                                 Path(name)) for name in reading.files])
-    if clash is None:
-        for option, target in (("--json", args.json), ("--markdown", args.markdown),
-                               ("--html", args.html)):
-            foreign = foreign_output(Path(target), OUTPUT_KINDS[option]) if (
-                target and target != "-") else None
-            if foreign is not None:
-                clash = (str(target), foreign)
-                break
     if clash is not None:
         print(f"mlfunnel: error: {_printable(': '.join(clash))}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import math
 import os
-import re
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -134,42 +133,3 @@ def output_problem(path: Path, relative_to: Path) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"cannot create files in {shown(folder)} (not writable)"
     return None
-
-
-#: What an output of the funnel's says of itself, by kind: a JSON report or portfolio starts
-#: with its schema; a page names its generator (or, written before it did, ends with its
-#: footer); a Markdown report starts with its title; a badge is the one SVG shape it writes.
-_OURS = {
-    "JSON report": (re.compile(rb'^\s*\{\s*"schema"\s*:\s*"mlfunnel-'),),
-    "HTML report": (re.compile(rb'<meta name="generator" content="pytest-mlfunnel">'),
-                    re.compile(rb"written by pytest-mlfunnel</footer>")),
-    "Markdown report": (re.compile(rb"^### ml funnel"),),
-    "SVG badge": (re.compile(rb'^<svg xmlns="http://www.w3.org/2000/svg" width="\d+" '
-                             rb'height="\d+" role="img" aria-label='),),
-}
-#: The kind of output each option writes.
-OUTPUT_KINDS = {"--funnel-json": "JSON report", "--funnel-html": "HTML report",
-                "--json": "JSON report", "--html": "HTML report",
-                "--markdown": "Markdown report", "-o": "SVG badge"}
-
-
-def foreign_output(path: Path, kind: str) -> str | None:
-    """Why the file at ``path`` may not be replaced by an output of this ``kind`` (a key of
-    ``_OURS``): it holds something the funnel did not write, such as a metrics file the run
-    reads or the project's README. Nothing, an empty file, an output of an earlier run, or
-    what is not a regular file (the writer says why it cannot write there): None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError:  # missing (the usual case), or unreadable: writing it will tell
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        size = os.fstat(fd)
-        if not stat.S_ISREG(size.st_mode):
-            return None
-        head = handle.read(4096)
-        handle.seek(max(0, size.st_size - 4096))
-        tail = handle.read(4096)
-    if not head.strip() or any(p.search(head.lstrip()) or p.search(tail) for p in _OURS[kind]):
-        return None
-    return (f"holds a file the funnel did not write (not an mlfunnel {kind}); it is left as "
-            "it is: give the output a path of its own, or remove the file")

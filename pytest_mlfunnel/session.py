@@ -44,9 +44,7 @@ from pytest_mlfunnel.kinds.base import SEVERITIES, Criterion, PlanContext, slug
 from pytest_mlfunnel.outcome import CriterionError, Outcome, raised_at
 from pytest_mlfunnel.render.escape import controls, one_line
 from pytest_mlfunnel.report import (
-    OUTPUT_KINDS,
     Report,
-    foreign_output,
     output_problem,
     utc_now,
     write_atomic,
@@ -537,10 +535,6 @@ def _check_outputs(pytest_config: pytest.Config, config: FunnelConfig, rootdir: 
         flag = next(flag for flag, value in outputs.items()
                     if value and str(invocation / value) == clash[0])
         raise pytest.UsageError(f"{flag}: {outputs[flag]}: {clash[1]}")
-    for flag, value in outputs.items():  # nor over any other file the funnel did not write
-        problem = foreign_output(invocation / value, OUTPUT_KINDS[flag]) if value else None
-        if problem is not None:
-            raise pytest.UsageError(f"{flag}: {value}: {problem}")
     unreadable = "a directory" if config.history.is_dir() else special_file(config.history)
     if pytest_config.getoption("funnel_no_regress") and unreadable:
         raise pytest.UsageError(f"--funnel-no-regress: {_shown(config.history, rootdir)}: is "
