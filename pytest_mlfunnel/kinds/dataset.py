@@ -420,8 +420,9 @@ def _unique(source: SourceSpec, column: str, approx: bool = False) -> Evaluate:
     return evaluate
 
 
-def _counted(n: int, kind: str) -> str:
-    return f"{n} {kind} value{'' if n == 1 else 's'}"
+def _counted(n: int, kind: str = "") -> str:
+    """``1 repeated value``, ``3 values``."""
+    return f"{n} {kind + ' ' if kind else ''}value{'' if n == 1 else 's'}"
 
 
 def _unique_estimated(column: str, count: int, estimate: int, error: float) -> Outcome:
@@ -524,8 +525,7 @@ def _values(source: SourceSpec, column: str, allowed: list[Scalar]) -> Evaluate:
         if outside == 0:
             return Outcome.passed(0, expected, f"{column}: every value {expected}")
         (examples,) = table.aggregate([Agg("offending", column, ("not_in", list(allowed)))])
-        return Outcome.failed(f"{column}: {outside} value{'' if outside == 1 else 's'} outside "
-                              f"{_show_list(allowed)}, "
+        return Outcome.failed(f"{column}: {_counted(outside)} outside {_show_list(allowed)}, "
                               f"e.g. {_examples(examples)}", outside, expected)
     return evaluate
 

@@ -94,6 +94,13 @@ class Evidence:
         return self.overall if column is None else self.slices[column][value]
 
 
+def _label_kind(labels: list[Any]) -> str:
+    """``numbers (0, 1, 2)``, ``text ('no', 'yes', ...)``: what a column's labels are."""
+    words = "text" if isinstance(labels[0], str) else "numbers"
+    listed = ", ".join(shown(v) for v in labels[:4])
+    return f"{words} ({listed}{', ...' if len(labels) > 4 else ''})"
+
+
 def same_label(config_value: Any, data_value: Any) -> bool:
     """A label as the configuration writes it (``positive = 1``, ``"class.2.recall"``) against
     one read from the data: text and numbers meet by value, so "2" is the class 2 of a column
@@ -370,13 +377,9 @@ class Collector:
         text = {isinstance(v, str) for v in values}
         for name, others in found[1:]:
             if len(text) == 1 and {isinstance(v, str) for v in others} == {not next(iter(text))}:
-                def kind(labels: list[Any]) -> str:
-                    words = "text" if isinstance(labels[0], str) else "numbers"
-                    shown_ = ", ".join(shown(v) for v in labels[:4])
-                    return f"{words} ({shown_}{', ...' if len(labels) > 4 else ''})"
                 evidence.label_problem = (
-                    f"{target} holds its labels as {kind(values)} and {name} as "
-                    f"{kind(others)}: a label never equals one of another type, so every "
+                    f"{target} holds its labels as {_label_kind(values)} and {name} as "
+                    f"{_label_kind(others)}: a label never equals one of another type, so every "
                     f"prediction would count as wrong; write both columns with one type (or "
                     f"read {name} through a query that casts it)")
                 return
