@@ -412,3 +412,48 @@ expect = { 'http_requests_total{code=~"5.*"} / http_requests_total' = "<= 5%", '
 """)
     result = pytester.runpytest("--funnel", "-v")
     result.assert_outcomes(passed=2)
+
+
+def test_a_backtracking_regex_on_a_long_label_value_answers_at_once(
+        pytester: pytest.Pytester) -> None:
+    """``(a+)+$`` takes exponential time in a backtracking engine on 40 a's and a '!'; RE2
+    (Prometheus' own syntax) answers in linear time, matching the whole value."""
+    long_value = "a" * 40 + "!"
+    (pytester.path / "service.prom").write_text(
+        "# TYPE reqs_total counter\n"
+        f'reqs_total{{path="{long_value}"}} 3\n'
+        f'reqs_total{{path="{"a" * 40}"}} 5\n'
+        'reqs_total{path="line\\nbreak"} 7\n')
+    project(pytester, '"service.prom"', """
+[tool.mlfunnel.deployment.errors]
+metrics = "service"
+
+[tool.mlfunnel.deployment.errors.expect]
+'reqs_total{path=~"(a+)+$"}' = "== 5"
+'reqs_total{path!~"(a+)+"}' = "== 10"
+'reqs_total{path=~"line.break"}' = "== 7"
+'reqs_total{path=~"a+!|line"}' = "== 3"
+""")
+    result = pytester.runpytest_subprocess("--funnel", "-v", timeout=120)
+    result.assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize(("pattern", "problem"), [
+    ("5(?=0)", "invalid perl operator: (?="),
+    ("(5)\\\\1", "invalid escape sequence: \\1"),
+    ("5)|(0", "unexpected ): 5)|(0"),
+])
+def test_a_regex_re2_refuses_is_an_error_naming_the_syntax(
+        pytester: pytest.Pytester, pattern: str, problem: str) -> None:
+    (pytester.path / "service.prom").write_text(
+        '# TYPE http_requests_total counter\nhttp_requests_total{code="500"} 4\n')
+    project(pytester, '"service.prom"', f"""
+[tool.mlfunnel.deployment.errors]
+metrics = "service"
+expect = {{ 'http_requests_total{{code=~"{pattern}"}}' = "<= 1" }}
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"*invalid regex '*': {problem} (selectors use RE2 syntax, as Prometheus "
+        "does: no lookarounds or backreferences)"])

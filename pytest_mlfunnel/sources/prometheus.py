@@ -5,7 +5,9 @@ two of them -- the 5xx share of requests::
 
     expect = { 'http_requests_total{code=~"5.."} / http_requests_total' = "<= 1%" }
 
-Matchers are PromQL's: ``=``, ``!=``, ``=~``, ``!~`` (regexes match the whole value). A
+Matchers are PromQL's: ``=``, ``!=``, ``=~``, ``!~``. Regexes are RE2, as in Prometheus: they
+match the whole value, ``.`` matches a newline too, and they run in linear time (DuckDB's
+RE2 matches them), so a pattern like ``(a+)+$`` cannot stall a run on a long label value. A
 metric name that no series has matches nothing (the criterion fails and lists the names that
 exist); a known metric whose matchers keep no series sums to 0 -- no 5xx answers yet is a 0%
 share, not a missing metric. The parser is prometheus_client's (the ``prometheus`` extra).
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,35 +44,57 @@ class Sample(NamedTuple):
     value: float
 
 
+@cache
+def _re2() -> Any:
+    """An in-memory DuckDB for RE2 matching (Python's ``re`` backtracks: exponential time on
+    patterns like ``(a+)+$``, which a selector must not be able to cause)."""
+    import duckdb
+
+    return duckdb.connect(":memory:")
+
+
+def re2_problem(pattern: str) -> str | None:
+    """Why RE2 refuses ``pattern`` (lookarounds, backreferences, unbalanced groups), or None."""
+    import duckdb
+
+    try:
+        _re2().execute("SELECT regexp_full_match('', ?)", [pattern]).fetchall()
+    except duckdb.Error as exc:
+        return str(exc).removeprefix("Invalid Input Error: ")
+    return None
+
+
+def re2_full_matches(pattern: str, values: list[str]) -> set[str]:
+    """The values that ``pattern`` matches whole, as Prometheus matches (``^(?s:p)$``)."""
+    rows = _re2().execute(
+        "SELECT v FROM unnest(?::VARCHAR[]) AS t(v) WHERE regexp_full_match(v, ?)",
+        [values, f"(?s:{pattern})"]).fetchall()
+    return {row[0] for row in rows}
+
+
 @dataclass(frozen=True)
 class Matcher:
     label: str
     op: str
     value: str
 
-    @cached_property
-    def _regex(self) -> re.Pattern[str]:
-        return re.compile(self.value)
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        return self.matches_value(labels.get(self.label, ""))
-
-    def matches_value(self, actual: str) -> bool:
-        """``actual`` is the label's value; PromQL reads an absent label as ``""``."""
+    def allowed(self, values: list[str]) -> set[str]:
+        """The label values this matcher keeps (PromQL reads an absent label as ``""``), in one
+        RE2 pass for a regex."""
         if self.op == "=":
-            return actual == self.value
+            return {value for value in values if value == self.value}
         if self.op == "!=":
-            return actual != self.value
-        found = self._regex.fullmatch(actual) is not None
-        return found if self.op == "=~" else not found
+            return {value for value in values if value != self.value}
+        found = re2_full_matches(self.value, values)
+        return found if self.op == "=~" else set(values) - found
 
-    @property
+    @cached_property
     def needs_label(self) -> bool:
         """True when only a series carrying the label can match (a typo would match nothing)."""
         if self.op == "=":
             return self.value != ""
         if self.op == "=~":
-            return re.fullmatch(self.value, "") is None
+            return not re2_full_matches(self.value, [""])
         return False
 
     def __str__(self) -> str:
@@ -101,12 +125,10 @@ class Selector:
                     f"{body[position:].strip()!r} (write label=\"value\", with = != =~ !~)")
             value = re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m.group(1), m.group(0)),
                            found.group(3))
-            if found.group(2) in ("=~", "!~"):
-                try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise CriterionError(f"{text.strip()!r}: invalid regex {value!r} "
-                                         f"({exc})") from None
+            if found.group(2) in ("=~", "!~") and (problem := re2_problem(value)):
+                raise CriterionError(f"{text.strip()!r}: invalid regex {value!r}: {problem} "
+                                     "(selectors use RE2 syntax, as Prometheus does: no "
+                                     "lookarounds or backreferences)")
             matchers.append(Matcher(found.group(1), found.group(2), value))
             position = found.end()
             if found.group(4) == "":
@@ -190,7 +212,7 @@ class PrometheusMetrics(MetricSet):
                 raise CriterionError(
                     f"{selector.text}: no {selector.metric} series has a label "
                     f"{matcher.label!r} in {self.origin} (labels: {shown or 'none'})")
-            allowed = {value for value in index if matcher.matches_value(value)}
+            allowed = matcher.allowed(list(index))
             if selected is None:
                 selected = [s for value in allowed for s in index[value]]
             else:
