@@ -292,3 +292,34 @@ expect = { psi = "<= 0.01", ks = "<= 0.01" }
     assert found["psi"]["status"] == "passed", found["psi"]["message"]
     assert found["ks"]["status"] == "passed", found["ks"]["message"]
     result.assert_outcomes(passed=2)
+
+
+@pytest.fixture
+def ansi(spark: Any) -> Any:
+    """ANSI mode on (Spark 4's default) for one test, the session's own setting restored."""
+    before = spark.conf.get("spark.sql.ansi.enabled")
+    spark.conf.set("spark.sql.ansi.enabled", "true")
+    yield spark
+    spark.conf.set("spark.sql.ansi.enabled", before)
+
+
+def test_a_view_failing_at_run_time_is_one_line_without_the_java_stack(
+        pytester: pytest.Pytester, ansi: Any) -> None:
+    ansi.sql("CREATE OR REPLACE TEMP VIEW ratios AS SELECT id, 10 / (id - id) AS ratio "
+             "FROM range(4)")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.ratios]
+dataset = { spark = "ratios" }
+columns.ratio = { max = 3 }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "spark ratios: [DIVIDE_BY_ZERO] Division by zero. Use `try_divide` to tolerate "
+        "divisor being 0 and return NULL instead. If necessary set \"spark.sql.ansi.enabled\" "
+        "to \"false\" to bypass this error. SQLSTATE: 22012"])
+    # pyspark logs each error it raises, with the JVM's stack, on a handler of its own
+    output = result.stdout.str() + result.stderr.str()
+    assert "org.apache.spark" not in output and "SQLQueryContextLogger" not in output
+    assert "Captured stderr" not in output
+

@@ -5,12 +5,15 @@ session (``mlfunnel_spark_<n>``) and answered by the shared SQL engine rendering
 ``SparkDialect``: the one-pass aggregate ``SELECT`` runs in Spark, and only its one row (and the
 few rows of the group-by queries drift and joins ask) comes back. A plan Spark has not run yet
 is read once, inside the aggregate query. Tables of one session join natively, in one Spark
-query. pyspark is never imported here: the session and frames come from the user.
+query. pyspark is not imported here to open a source (the session and frames come from the
+user); only ``quiet_spark_errors`` imports its logger, once a Spark frame or session exists.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 from pytest_mlfunnel.engines.dialects import Executor, SparkDialect, named_dtype
@@ -44,10 +47,36 @@ def error_text(exc: BaseException) -> str:
     return first_line(str(exc)) or type(exc).__name__
 
 
+#: the loggers pyspark 4 writes each error it raises to, with the JVM's whole stack trace
+_ERROR_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
+
+
+@contextlib.contextmanager
+def quiet_spark_errors() -> Iterator[None]:
+    """pyspark's own log of the errors raised inside: off. pyspark 4 writes each error with
+    the JVM's stack trace to a stderr handler of its own, which pytest shows under the failed
+    criterion; the criterion's message already holds the error's first line."""
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # pyspark 3.5 logs nothing of the kind
+        yield
+        return
+    loggers = [PySparkLogger.getLogger(name) for name in _ERROR_LOGGERS]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, disabled in zip(loggers, before, strict=True):
+            logger.disabled = disabled
+
+
 def _executor(session: Any, display: str) -> Executor:
     def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
         try:
-            rows = session.sql(sql).collect()
+            with quiet_spark_errors():
+                rows = session.sql(sql).collect()
         except Exception as exc:  # AnalysisException, Py4JJavaError, SparkConnectException ...
             raise CriterionError(f"{display}: {error_text(exc)}") from None
         return [tuple(row) for row in rows]
@@ -66,8 +95,9 @@ def open_spark_frame(frame: Any, display: str, shared: dict[Any, Any]) -> SqlEng
     counter = shared.setdefault(("spark", "views"), itertools.count())
     view = f"mlfunnel_spark_{next(counter)}"
     try:
-        frame.createOrReplaceTempView(view)
-        schema = schema_of(frame)
+        with quiet_spark_errors():
+            frame.createOrReplaceTempView(view)
+            schema = schema_of(frame)
     except Exception as exc:
         raise CriterionError(f"{display}: Spark cannot use this data frame: "
                              f"{error_text(exc)}") from None

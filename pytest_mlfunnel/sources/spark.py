@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_mlfunnel.engines.dialects import SparkDialect
-from pytest_mlfunnel.engines.spark import error_text, schema_of, spark_engine
+from pytest_mlfunnel.engines.spark import (
+    error_text,
+    quiet_spark_errors,
+    schema_of,
+    spark_engine,
+)
 from pytest_mlfunnel.engines.sql import SqlEngine
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.spec import SPARK_SESSION_FIXTURE, SourceSpec
@@ -46,7 +51,8 @@ def open_spark_table(spec: SourceSpec, session: Any) -> SqlEngine:
     name = spec.spark.strip()
     source = SparkDialect().qualified(name)
     try:
-        schema = schema_of(session.table(source))
+        with quiet_spark_errors():
+            schema = schema_of(session.table(source))
     except Exception as exc:
         text = error_text(exc)
         if "TABLE_OR_VIEW_NOT_FOUND" in text or "not found" in text.lower():
