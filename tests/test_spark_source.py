@@ -323,3 +323,44 @@ columns.ratio = { max = 3 }
     assert "org.apache.spark" not in output and "SQLQueryContextLogger" not in output
     assert "Captured stderr" not in output
 
+
+def test_duplicate_rows_and_unique_count_a_map_column_as_duckdb_does(
+        pytester: pytest.Pytester, spark: Any) -> None:
+    # Spark refuses to hash a map (equal maps may hash apart): its entries, in their order,
+    # stand for it, as DuckDB compares maps; a map inside a struct or an array too
+    engine_matrix.RUNNING["map_frame"] = spark.sql("""
+SELECT * FROM VALUES
+  (map('a', 1), named_struct('m', map('k', 1.5)), array(map('x', 1))),
+  (map('a', 1), named_struct('m', map('k', 1.5)), array(map('x', 1))),
+  (map('a', 1, 'b', 2), named_struct('m', map('k', 2.0)), array(map('x', 1))),
+  (map('b', 2, 'a', 1), named_struct('m', map('k', 2.0)), array(map('x', 2))),
+  (NULL, NULL, NULL) AS t(tags, info, items)""")
+    pytester.makeconftest("""
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def tagged():
+    return engine_matrix.RUNNING["map_frame"]
+""")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.tagged]
+dataset = { fixture = "tagged" }
+duplicates = "== 0"
+columns.tags = { unique = true }
+columns.info = { unique = true }
+columns.items = { unique = true }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json",
+                                "report.json")
+    found = criteria(pytester)
+    assert {name: c["status"] for name, c in found.items()} == {
+        "duplicates": "failed", "tags.unique": "failed", "info.unique": "failed",
+        "items.unique": "failed"}, [c["message"] for c in found.values()]
+    result.stdout.fnmatch_lines([
+        "duplicates: 1 duplicated rows (20% of 5 rows), expected == 0",
+        "tags: 1 repeated value (3 distinct among 4 non-null), expected unique; "
+        "e.g. '{\"a\":1}'",
+        "info: 2 repeated values (2 distinct among 4 non-null), expected unique; e.g. *",
+        "items: 2 repeated values (2 distinct among 4 non-null), expected unique; "
+        "e.g. '[{\"x\":1}]'"])

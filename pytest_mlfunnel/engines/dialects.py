@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import itertools
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 from typing import Any, ClassVar
 
 from pytest_mlfunnel.outcome import CriterionError
@@ -565,6 +565,15 @@ class SparkDialect(Dialect):
 
     def sample_order(self, seed: int) -> str:
         return f"hash(mlfunnel_rn + {int(seed)})"
+
+    def __init__(self, maps: Collection[str] = ()) -> None:
+        #: the quoted columns holding a map (at any depth)
+        self.maps = {self.quote(name) for name in maps}
+
+    def comparable(self, x: str, dtype: str) -> str:
+        # Spark can neither hash nor group a map (equal maps may hash apart): its JSON text,
+        # the entries in their order, stands for it, as DuckDB compares maps entry by entry
+        return f"to_json({x})" if x in self.maps else x
 
     approx_error = 0.01
 

@@ -42,6 +42,21 @@ def schema_of(frame: Any) -> dict[str, str]:
             for field in frame.schema.fields}
 
 
+def map_columns(frame: Any) -> list[str]:
+    """The columns of a PySpark DataFrame holding a map, at any depth (a map, a struct or an
+    array with one inside)."""
+    return [str(field.name) for field in frame.schema.fields
+            if _holds_map(field.dataType.jsonValue())]
+
+
+def _holds_map(json_type: Any) -> bool:
+    if isinstance(json_type, dict):
+        return json_type.get("type") == "map" or any(_holds_map(v) for v in json_type.values())
+    if isinstance(json_type, list):
+        return any(_holds_map(v) for v in json_type)
+    return False
+
+
 def error_text(exc: BaseException) -> str:
     # Spark's messages run over several lines (search path, query context): the first says it
     return first_line(str(exc)) or type(exc).__name__
@@ -83,10 +98,12 @@ def _executor(session: Any, display: str) -> Executor:
     return execute
 
 
-def spark_engine(session: Any, source: str, display: str, schema: dict[str, str]) -> SqlEngine:
-    """The SQL engine over ``source`` (a quoted table or view name) in ``session``. Tables of
-    one session join natively, in one Spark query."""
-    return SqlEngine(display, source, SparkDialect(), _executor(session, display),
+def spark_engine(session: Any, source: str, display: str, schema: dict[str, str],
+                 maps: list[str]) -> SqlEngine:
+    """The SQL engine over ``source`` (a quoted table or view name) in ``session``; ``maps``
+    are its columns holding a map. Tables of one session join natively, in one Spark
+    query."""
+    return SqlEngine(display, source, SparkDialect(maps), _executor(session, display),
                      lambda: schema, connection_id=("spark", id(session)))
 
 
@@ -97,8 +114,9 @@ def open_spark_frame(frame: Any, display: str, shared: dict[Any, Any]) -> SqlEng
     try:
         with quiet_spark_errors():
             frame.createOrReplaceTempView(view)
-            schema = schema_of(frame)
+            schema, maps = schema_of(frame), map_columns(frame)
     except Exception as exc:
         raise CriterionError(f"{display}: Spark cannot use this data frame: "
                              f"{error_text(exc)}") from None
-    return spark_engine(frame.sparkSession, SparkDialect().quote(view), display, schema)
+    return spark_engine(frame.sparkSession, SparkDialect().quote(view), display, schema,
+                        maps)

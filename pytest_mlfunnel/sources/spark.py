@@ -13,6 +13,7 @@ from typing import Any
 from pytest_mlfunnel.engines.dialects import SparkDialect
 from pytest_mlfunnel.engines.spark import (
     error_text,
+    map_columns,
     quiet_spark_errors,
     schema_of,
     spark_engine,
@@ -52,7 +53,8 @@ def open_spark_table(spec: SourceSpec, session: Any) -> SqlEngine:
     source = SparkDialect().qualified(name)
     try:
         with quiet_spark_errors():
-            schema = schema_of(session.table(source))
+            table = session.table(source)
+            schema, maps = schema_of(table), map_columns(table)
     except Exception as exc:
         text = error_text(exc)
         if "TABLE_OR_VIEW_NOT_FOUND" in text or "not found" in text.lower():
@@ -60,7 +62,7 @@ def open_spark_table(spec: SourceSpec, session: Any) -> SqlEngine:
             raise CriterionError(f"{display}: no table or view {name} in the SparkSession's "
                                  f"catalog (current catalog and schema: {where})") from None
         raise CriterionError(f"{display}: {text}") from None
-    return spark_engine(session, source, display, schema)
+    return spark_engine(session, source, display, schema, maps)
 
 
 def _current_namespace(session: Any) -> str:
