@@ -792,3 +792,36 @@ columns.plan = { values = ["a", "b"] }
         "amount.max": ("passed", "amount: no values (data.csv has no rows)"),
         "plan.values": ("passed", "plan: every value in ['a', 'b']")}
     assert result.ret == 1
+
+
+def test_a_csv_column_of_yes_and_no_is_the_text_the_file_holds(
+        pytester: pytest.Pytester) -> None:
+    """DuckDB's CSV sniffer reads yes/no and t/f as booleans, so listing the file's own text
+    was an error ("'yes' is not a boolean, but answered is bool"); pandas and polars read
+    only true/false as booleans, and so does the funnel now. A column the source's `types`
+    names keeps the type given."""
+    rows = "".join(f"{i},{['yes', 'no', 'yes'][i % 3]},{['true', 'FALSE', 'True'][i % 3]},"
+                   f"{'tf'[i % 2]},{['yes', 'no'][i % 2]}\n" for i in range(30))
+    (pytester.path / "survey.csv").write_text("id,answered,flag,tf,typed\n" + rows)
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.survey]
+dataset = "survey.csv"
+columns.answered = { values = ["yes", "no"], min_share = "30%" }
+columns.flag = { values = [true, false] }
+columns.tf = { values = ["t"] }
+
+[tool.mlfunnel.data.typed]
+dataset = { path = "survey.csv", options = { types = { typed = "BOOLEAN" } } }
+columns.typed = { values = [true] }
+columns.tf = { dtype = "string" }
+""")
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json", "report.json")
+    found = {name: (c["status"], c["message"]) for name, c in report(pytester, depth=2).items()}
+    assert found == {
+        "survey::answered.values": ("passed", "answered: every value in ['yes', 'no']"),
+        "survey::answered.min_share": ("passed", "answered: smallest class 'no' has 33.33% "
+                                                 "of values, expected >= 30% each"),
+        "survey::flag.values": ("passed", "flag: every value in [True, False]"),
+        "survey::tf.values": ("failed", "tf: 15 values outside ['t'], e.g. 'f'"),
+        "typed::typed.values": ("failed", "typed: 15 values outside [True], e.g. False"),
+        "typed::tf.dtype": ("passed", "tf: dtype string, expected string")}

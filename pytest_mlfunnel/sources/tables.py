@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_mlfunnel.engines.dialects import Executor, dialect_for_url
+from pytest_mlfunnel.engines.dialects import DuckDBDialect, Executor, dialect_for_url
 from pytest_mlfunnel.engines.protocol import log_query
 from pytest_mlfunnel.engines.sql import (
     SqlEngine,
@@ -77,7 +77,7 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
         options.setdefault("delim", "\t")
     if reader == "read_json" and suffix != "json" and suffix != "json.gz":
         options.setdefault("format", "newline_delimited")
-    args = "".join(f", {k} = {_duck_literal(v)}" for k, v in options.items())
+    args = _args(options)
     connection = duckdb_connection(shared)
     counter = shared.setdefault(("tabular", "views"), itertools.count())
     view = f"mlfunnel_t{next(counter)}"
@@ -96,6 +96,8 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
     schema = duckdb_schema(execute, view, display)
     if reader == "read_csv" and not {"delim", "sep"} & set(spec.options):
         schema = _refusing_ragged_rows(schema, connection, str(files[0]), args, display)
+    if reader == "read_csv":
+        schema = _booleans_as_written(schema, execute, view, pattern, options)
     return SqlEngine(display, view, "duckdb", execute, schema,
                      connection_id=id(connection), cheap_bounds=parquet,
                      footers=_duck_literal(pattern) if parquet and not options else None,
@@ -146,6 +148,51 @@ def _refusing_ragged_rows(load: Callable[[], dict[str, str]], connection: Any, f
 
 
 _SEPARATORS = ",;\t|"
+_TYPE_OPTIONS = ("types", "dtypes", "column_types")
+#: the rows DuckDB's CSV sniffer looks at by default, and so the rows looked at again here
+_SNIFFED_ROWS = 20480
+
+
+def _booleans_as_written(load: Callable[[], dict[str, str]], execute: Executor, view: str,
+                         pattern: str, options: dict[str, Any]) -> Callable[[], dict[str, str]]:
+    """DuckDB's CSV sniffer reads a column of ``yes``/``no`` or ``t``/``f`` as booleans,
+    where pandas and polars read only ``true``/``false`` so: a rule listing ``["yes", "no"]``
+    would be told the file's own text is not a boolean. Such a column is read as the text it
+    is (the view made again with ``types`` naming it VARCHAR); a column of true/false in any
+    case stays boolean, and a column the source's own ``types`` names keeps its type."""
+    def load_checked() -> dict[str, str]:
+        columns = load()
+        given = [options[k] for k in _TYPE_OPTIONS if k in options]
+        if given and not all(isinstance(g, dict) for g in given):
+            return columns  # types given by position: the user typed every column
+        named = {name for g in given for name in g}
+        candidates = [c for c, kind in columns.items() if kind == "bool" and c not in named]
+        if not candidates:
+            return columns
+        quote = DuckDBDialect().quote
+        texts = ", ".join(f"list_distinct(list(lower(trim({quote(c)}))))" for c in candidates)
+        head = {k: v for k, v in options.items() if k not in (*_TYPE_OPTIONS, "all_varchar")}
+        reading = f"read_csv({_duck_literal(pattern)}{_args(head)}, all_varchar = true)"
+        rows = int(options.get("sample_size", _SNIFFED_ROWS))
+        limit = f" LIMIT {rows}" if rows > 0 else ""  # -1: DuckDB sniffed the whole file
+        (found,) = execute(f"SELECT {texts} FROM (SELECT * FROM {reading}{limit})",
+                           "the text of columns sniffed as booleans")
+        as_text = [c for c, seen in zip(candidates, found, strict=True)
+                   if set(seen or ()) - {"true", "false"}]
+        if not as_text:
+            return columns
+        types = {name: kind for g in given for name, kind in g.items()}
+        types.update((c, "VARCHAR") for c in as_text)
+        kept = {k: v for k, v in options.items() if k not in _TYPE_OPTIONS}
+        execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_csv("
+                f"{_duck_literal(pattern)}{_args(kept)}, types = {_duck_literal(types)})",
+                "the view, yes/no columns read as text")
+        return {c: "string" if c in as_text else kind for c, kind in columns.items()}
+    return load_checked
+
+
+def _args(options: dict[str, Any]) -> str:
+    return "".join(f", {k} = {_duck_literal(v)}" for k, v in options.items())
 
 
 # --------------------------------------------------------------------------- databases
