@@ -25,7 +25,8 @@ Named scenarios (``--scenario NAME``) measure other shapes, each against pyarrow
 
   keys     50M x 3 (a random 64-bit key, a float with nulls, a 4-value string; 0.01% of the
            rows repeat an earlier row whole): profile; + exact unique key; + duplicates;
-           + both with approx = true
+           + both with approx = true; polars doing the same profile with each exact
+           stage, for scale, when polars is installed
   wide     2M x 120 (60 floats with NaN and nulls, 30 ints, 20 low-cardinality strings, 10
            UUID strings): profile; + duplicates + unique on a UUID column; the profile
            in a fresh process against pandera-polars and Great Expectations 1.x (``--tools``)
@@ -327,6 +328,56 @@ def scenario_keys(args: argparse.Namespace) -> None:
     measure_variants(path, "key", list(VARIANTS), args.repeat, {
         "profile": "target <= 1.0x", "+ unique": "target <= 1.6x",
         "+ duplicates": "target <= 2.0x, RSS <= 1.0x"})
+    try:
+        import polars  # noqa: F401
+    except ModuleNotFoundError:
+        print("polars: not installed, no peer for the exact stages")
+        return
+    for name in ("+ unique", "+ duplicates"):
+        options = dict(VARIANTS[name])
+        aggs = profile_of(path, unique="key" if options.pop("unique", False) else None,
+                          **options)
+        peer = polars_keys(path, name)
+        floor = paired(args.repeat, lambda: read_floor(path), peer)
+        print(figure_line(f"polars, {name[2:]}", floor.measured, floor.ratio,
+                          f"x floor ({floor.baseline:.2f} s)"), flush=True)
+        ours = paired(args.repeat, lambda a=aggs: run_aggs(path, a), peer)
+        print(figure_line(f"polars, {name[2:]}, against ours", ours.measured, ours.ratio,
+                          f"x ours ({ours.baseline:.2f} s)"), flush=True)
+        theirs, mine = process_seconds(peer), process_seconds(lambda a=aggs: run_aggs(path, a))
+        print(f"   CPU seconds: polars {theirs:.2f}, ours {mine:.2f}: {theirs / mine:.2f}x  "
+              f"(load {os.getloadavg()[0]:.2f})", flush=True)
+
+
+def process_seconds(action: Callable[[], Any]) -> float:
+    """CPU seconds of this process's threads (user + system) while ``action`` runs."""
+    before = os.times()
+    action()
+    after = os.times()
+    return after.user - before.user + after.system - before.system
+
+
+def polars_keys(path: Path, variant: str) -> Callable[[], Any]:
+    """The keys scenario's profile and one exact stage in polars, for scale: the same rows,
+    null counts, bounds and allowed values in one lazy query, with the key's exact distinct
+    count (``n_unique``) or the rows that repeat an earlier row whole (``is_duplicated``,
+    which flags every copy: its count is not the funnel's, the work is the same)."""
+    import polars as pl
+
+    def run() -> Any:
+        frame = pl.scan_parquet(path)
+        exprs = [pl.len()] + [pl.col(c).null_count().alias(f"n_{c}")
+                             for c in ("key", "amount", "plan")]
+        exprs += [pl.col("key").min().alias("lo_key"), pl.col("key").max().alias("hi_key"),
+                  pl.col("amount").min().alias("lo"), pl.col("amount").max().alias("hi"),
+                  (~pl.col("plan").is_in(["basic", "pro", "team", "enterprise"])).sum()
+                  .alias("outside")]
+        if variant == "+ unique":
+            exprs.append(pl.col("key").n_unique().alias("distinct"))
+        else:
+            exprs.append(pl.struct(pl.all()).is_duplicated().sum().alias("duplicates"))
+        return frame.select(exprs).collect()
+    return run
 
 
 def scenario_wide(args: argparse.Namespace) -> None:
