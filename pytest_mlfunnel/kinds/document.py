@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -282,6 +283,7 @@ def read_document(check: DocumentConfig, rootdir: Path, ctx: EvalContext | None)
         if path.is_dir():
             raise CriterionError(f"{check.document}: is a directory, expected a Markdown file")
         refuse_special_files([path], check.document, rootdir)
+        _refuse_links_out(check.document, rootdir)
         try:
             # utf-8-sig: an editor on Windows starts the file with a byte order mark, which
             # would hide the first heading
@@ -293,6 +295,20 @@ def read_document(check: DocumentConfig, rootdir: Path, ctx: EvalContext | None)
     if ctx is None:
         return read()
     return str(ctx.shared_value(("document", str(path)), read))
+
+
+def _refuse_links_out(document: str, rootdir: Path) -> None:
+    """A document reached through a symbolic link must stay in the project: its headings and
+    sign-offs go into reports, and a link committed as ``docs/model_card.md`` could lead to any
+    file of the machine running CI. A path written outside the rootdir (``../docs/card.md``)
+    is the config's own choice and stays allowed."""
+    base = Path(os.path.realpath(rootdir))
+    written = Path(os.path.normpath(base / document))
+    real = Path(os.path.realpath(written))
+    if real == written or real.is_relative_to(base):
+        return
+    raise CriterionError(f"{document}: a symbolic link that leads outside the project (to "
+                         f"{real}); a document must be a file of the project")
 
 
 class DocumentKind(CheckKind[DocumentConfig]):
@@ -400,8 +416,13 @@ class DocumentKind(CheckKind[DocumentConfig]):
             what = f"newest sign-off {newest}"
         else:
             changed = last_changed(ctx.rootdir / check.document, ctx.rootdir)
-            age = (ctx.now - changed).total_seconds()
-            what = f"last changed {changed.date()}"
+            seconds = changed.age(ctx.now)
+            if seconds is None:  # else the age check could never fail
+                return Outcome.failed(
+                    f"{check.document}: {changed.in_the_future()}, so the document's age "
+                    f"cannot be told, expected {expected}", None, expected)
+            age = seconds
+            what = f"last {changed.how} {changed.when.date()}"
         words = f"{check.document}: {what}, {format_duration(age)} ago, expected {expected}"
         if age <= check.max_age:
             return Outcome.passed(age / 86400.0, expected, words)
