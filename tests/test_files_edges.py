@@ -183,3 +183,94 @@ def test_a_document_linked_to_a_file_outside_the_project_is_not_read(
         f"{os.path.realpath(elsewhere)}); a document must be a file of the project"])
     assert "Mallory" not in result.stdout.str()
     assert "Mallory" not in (pytester.path / "report.json").read_text()
+
+
+def test_a_shallow_clone_cannot_make_old_files_look_fresh(
+        pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """CI's default checkout keeps one commit, and git shows every file as added by it: a
+    runbook untouched for years passed ``max_age``. Where the history is cut, a date within
+    ``max_age`` cannot be told (an error), and one beyond it is old for sure."""
+    origin = tmp_path_factory.mktemp("origin")
+    git(origin, "init", "-q")
+    write(origin, "docs/runbook.md", "# Runbook\n\nRestart it.\n")
+    git(origin, "add", "docs")
+    git(origin, "commit", "-qm", "runbook", date="2020-01-01T00:00:00")
+    write(origin, "models/older.pkl", "y")
+    git(origin, "add", "models")
+    git(origin, "commit", "-qm", "older model", date="2020-06-01T00:00:00")
+    write(origin, "models/model.pkl", "x")
+    git(origin, "add", "models")
+    git(origin, "commit", "-qm", "model")
+    clone = pytester.path / "clone"
+    git(pytester.path, "clone", "-q", "--depth", "1", origin.as_uri(), str(clone))
+    git(pytester.path, "clone", "-q", "--depth", "2", origin.as_uri(), str(clone) + "2")
+    body = """
+        [tool.mlfunnel]
+        funnel = ["maintenance"]
+
+        [tool.mlfunnel.maintenance.artifacts]
+        files = ["docs/runbook.md", "models/model.pkl"]
+        max_age = "30 days"
+
+        [tool.mlfunnel.maintenance.runbook]
+        document = "docs/runbook.md"
+        sections = []
+        max_age = "30 days"
+    """
+    for folder in (clone, Path(str(clone) + "2")):
+        (folder / "pyproject.toml").write_text(textwrap.dedent(body))
+    cut = ("the repository is a shallow clone, so git cannot tell when {} last changed (each "
+           "shows as added where the history is cut): fetch the full history "
+           "(actions/checkout with fetch-depth: 0; GitLab: GIT_DEPTH: 0)")
+    # depth 1: the history is cut at the newest commit, which every file seems to add
+    result = pytester.runpytest("--funnel", f"--rootdir={clone}", "-c",
+                                str(clone / "pyproject.toml"), str(clone))
+    result.assert_outcomes(passed=1, errors=0, failed=3)
+    result.stdout.fnmatch_lines_random([
+        f"docs/runbook.md: {cut.format('docs/runbook.md')}",
+        f"models/model.pkl: {cut.format('models/model.pkl')}",
+    ])
+    # depth 2: model.pkl's commit is inside the history; the runbook's is at most as new as
+    # the cut (June 2020), so it is older than 30 days for sure
+    result = pytester.runpytest("--funnel", f"--rootdir={clone}2", "-c",
+                                f"{clone}2/pyproject.toml", f"{clone}2")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines_random([
+        "docs/runbook.md: 1 of 1 file(s) older than 30 days: docs/runbook.md (at least * days "
+        "ago)",
+        "docs/runbook.md: last committed 2020-06-01 or before (a shallow clone), * days ago, "
+        "expected <= 30 days old",
+    ])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="a moved folder stands in for a lost remote")
+def test_a_treeless_clone_whose_remote_is_gone_is_an_error_not_a_fresh_file(
+        pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A treeless clone fetches old trees from its remote while git log walks; when that
+    fails, the files are not dated by their checkout time in silence."""
+    origin = tmp_path_factory.mktemp("origin")
+    git(origin, "init", "-q")
+    git(origin, "config", "uploadpack.allowFilter", "true")
+    write(origin, "docs/runbook.md", "# Runbook\n")
+    git(origin, "add", "docs")
+    git(origin, "commit", "-qm", "runbook", date="2020-01-01T00:00:00")
+    write(origin, "README.md", "hi\n")
+    git(origin, "add", "README.md")
+    git(origin, "commit", "-qm", "readme")
+    clone = pytester.path / "clone"
+    git(pytester.path, "clone", "-q", "--filter=tree:0", origin.as_uri(), str(clone))
+    origin.rename(origin.with_name(origin.name + "-gone"))
+    (clone / "pyproject.toml").write_text(textwrap.dedent("""
+        [tool.mlfunnel]
+        funnel = ["maintenance"]
+
+        [tool.mlfunnel.maintenance.artifacts]
+        files = ["docs/runbook.md"]
+        max_age = "30 days"
+    """))
+    result = pytester.runpytest("--funnel", f"--rootdir={clone}", "-c",
+                                str(clone / "pyproject.toml"), str(clone))
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "docs/runbook.md: git log failed while dating 1 file(s) by their last commit: fatal: "
+        "could not fetch * from promisor remote"])

@@ -21,7 +21,7 @@ from pytest_mlfunnel.kinds.base import (
     PlanContext,
     slug,
 )
-from pytest_mlfunnel.kinds.files import last_changed
+from pytest_mlfunnel.kinds.files import last_changed, shallow_clone
 from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 
@@ -422,7 +422,11 @@ class DocumentKind(CheckKind[DocumentConfig]):
                     f"{check.document}: {changed.in_the_future()}, so the document's age "
                     f"cannot be told, expected {expected}", None, expected)
             age = seconds
-            what = f"last {changed.how} {changed.when.date()}"
+            if changed.at_least and age <= check.max_age:
+                path = ctx.rootdir / check.document
+                raise CriterionError(f"{check.document}: {shallow_clone([path], ctx.rootdir)}")
+            what = f"last {changed.how} {changed.when.date()}" + (
+                " or before (a shallow clone)" if changed.at_least else "")
         words = f"{check.document}: {what}, {format_duration(age)} ago, expected {expected}"
         if age <= check.max_age:
             return Outcome.passed(age / 86400.0, expected, words)

@@ -6,6 +6,7 @@ import datetime as dt
 import glob
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -53,11 +54,14 @@ class FilesConfig(CheckConfig):
 
 
 class Changed:
-    """When a file last changed, and how that is known (``committed`` or ``modified``)."""
+    """When a file last changed, and how that is known (``committed`` or ``modified``).
+    ``at_least`` when git only knows the commit where a shallow clone's history is cut: the
+    file may have changed long before, so ``when`` is only the newest it can be."""
 
-    def __init__(self, when: dt.datetime, how: str) -> None:
+    def __init__(self, when: dt.datetime, how: str, at_least: bool = False) -> None:
         self.when = when
         self.how = how
+        self.at_least = at_least
 
     def age(self, now: dt.datetime) -> float | None:
         """Seconds since the change; None when it is dated ahead of the clock (a wrong clock
@@ -82,8 +86,8 @@ def last_changes(paths: list[Path], rootdir: Path) -> dict[Path, Changed]:
     at HEAD has been seen. git that does not answer within ``GIT_TIMEOUT_S`` is an error
     naming what it was asked, not a silent fall back to modification times."""
     changed: dict[Path, Changed] = {}
-    for path, when in _commit_times(paths, rootdir).items():
-        changed[path] = Changed(when, "committed")
+    for path, (when, cut) in _commit_times(paths, rootdir).items():
+        changed[path] = Changed(when, "committed", at_least=cut)
     for path in paths:
         if path not in changed:
             stamp = path.stat().st_mtime
@@ -92,7 +96,7 @@ def last_changes(paths: list[Path], rootdir: Path) -> dict[Path, Changed]:
     return changed
 
 
-def _commit_times(paths: list[Path], rootdir: Path) -> dict[Path, dt.datetime]:
+def _commit_times(paths: list[Path], rootdir: Path) -> dict[Path, tuple[dt.datetime, bool]]:
     top = git(rootdir, "rev-parse", "--show-toplevel")
     if top is None:  # not a repository, no git, no commit yet
         return {}
@@ -106,16 +110,33 @@ def _commit_times(paths: list[Path], rootdir: Path) -> dict[Path, dt.datetime]:
         except ValueError:
             continue  # outside the work tree: its modification time counts
     deadline = time.monotonic() + GIT_TIMEOUT_S
-    found: dict[Path, dt.datetime] = {}
+    found: dict[Path, tuple[dt.datetime, bool]] = {}
+    cuts: set[str] | None = None
     for chunk in _chunks(sorted(names)):
         listed = _git_lines(toplevel, ["ls-tree", "-r", "-z", "--name-only", "HEAD", "--",
                                        *chunk], deadline, len(chunk))
         committed = set(listed) & set(chunk)
         if not committed:
             continue
-        for name, stamp in _log_times(toplevel, sorted(committed), deadline).items():
-            found[names[name]] = dt.datetime.fromtimestamp(stamp, dt.timezone.utc)
+        if cuts is None:
+            cuts = _shallow_cuts(toplevel)
+        for name, (stamp, commit) in _log_times(toplevel, sorted(committed),
+                                                deadline).items():
+            found[names[name]] = (dt.datetime.fromtimestamp(stamp, dt.timezone.utc),
+                                  commit in cuts)
     return found
+
+
+def _shallow_cuts(toplevel: Path) -> set[str]:
+    """The commits where a shallow clone's history is cut (CI's default checkout): git shows
+    every file there as added by them, whenever it really changed."""
+    where = git(toplevel, "rev-parse", "--git-path", "shallow")
+    if where is None:
+        return set()
+    try:
+        return set((toplevel / where).read_text(encoding="ascii").split())
+    except (OSError, UnicodeDecodeError):
+        return set()
 
 
 def _chunks(names: list[str]) -> list[list[str]]:
@@ -130,7 +151,8 @@ def _chunks(names: list[str]) -> list[list[str]]:
     return [chunk for chunk in chunks if chunk]
 
 
-def _git(toplevel: Path, args: list[str]) -> subprocess.Popen[bytes]:
+def _git(toplevel: Path, args: list[str], stderr: Any = subprocess.DEVNULL
+         ) -> subprocess.Popen[bytes]:
     """git in the work tree, never waiting on a person: no terminal prompt for credentials,
     no pager, no signature check of each commit, names taken literally (``a*.json``)."""
     env = git_env() | {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "PAGER": "cat",
@@ -138,7 +160,7 @@ def _git(toplevel: Path, args: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         ["git", "--no-pager", "-c", "log.showSignature=false", "-c", "core.quotePath=off",
          *args], cwd=toplevel, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, env=env)
+        stderr=stderr, env=env)
 
 
 def _git_lines(toplevel: Path, args: list[str], deadline: float, files: int) -> list[str]:
@@ -158,35 +180,52 @@ def _git_lines(toplevel: Path, args: list[str], deadline: float, files: int) -> 
     return [name for name in out.decode("utf-8", "surrogateescape").split("\0") if name]
 
 
-def _log_times(toplevel: Path, names: list[str], deadline: float) -> dict[str, int]:
-    """The commit time of each name's newest commit, from one ``git log`` read until every
+def _log_times(toplevel: Path, names: list[str], deadline: float
+               ) -> dict[str, tuple[int, str]]:
+    """The time and hash of each name's newest commit, from one ``git log`` read until every
     name has been seen (older history is never walked)."""
-    try:
-        process = _git(toplevel, ["log", "--format=%x00%ct", "-z", "--name-only",
-                                  "--no-renames", "--", *names])
-    except OSError:
-        return {}
-    assert process.stdout is not None
-    times: dict[str, int] = {}
-    reader = threading.Thread(target=_read_log, args=(process.stdout, set(names), times),
-                              daemon=True)
-    reader.start()
-    reader.join(max(0.0, deadline - time.monotonic()))
-    finished = not reader.is_alive()
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    reader.join(5)
-    if not finished:
-        raise _too_slow("log", len(names))
+    with tempfile.TemporaryFile() as errors:
+        try:
+            process = _git(toplevel, ["log", "--format=%x00%ct %H", "-z", "--name-only",
+                                      "--no-renames", "--", *names], stderr=errors)
+        except OSError:
+            return {}
+        assert process.stdout is not None
+        times: dict[str, tuple[int, str]] = {}
+        reader = threading.Thread(target=_read_log, args=(process.stdout, set(names), times),
+                                  daemon=True)
+        reader.start()
+        reader.join(max(0.0, deadline - time.monotonic()))
+        if reader.is_alive() or len(times) == len(names):
+            # out of time, or every name seen: the rest of the history is not needed
+            process.kill()
+            process.wait()
+            reader.join(5)
+            process.stdout.close()
+            if len(times) < len(names):
+                raise _too_slow("log", len(names))
+            return times
+        process.stdout.close()
+        try:  # its output ended: its exit status says whether that was all the history
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise _too_slow("log", len(names)) from None
+        if process.returncode != 0:
+            # a treeless clone fetching trees from a remote it cannot reach, a broken object
+            errors.seek(0)
+            said = errors.read(4096).decode("utf-8", "replace").strip().splitlines()
+            raise CriterionError(f"git log failed while dating {len(names)} file(s) by their "
+                                 f"last commit: {said[-1] if said else process.returncode}")
     return times
 
 
-def _read_log(stream: IO[bytes], wanted: set[str], times: dict[str, int]) -> None:
-    """``git log --format=%x00%ct -z --name-only``: NUL-separated tokens, an empty token
-    before each commit's time, then its names (the first after a newline)."""
+def _read_log(stream: IO[bytes], wanted: set[str], times: dict[str, tuple[int, str]]) -> None:
+    """``git log --format=%x00%ct %H -z --name-only``: NUL-separated tokens, an empty token
+    before each commit's time and hash, then its names (the first after a newline)."""
     pending = b""
-    header, first, stamp = False, False, 0
+    header, first, stamp, commit = False, False, 0, ""
     while len(times) < len(wanted):
         chunk = os.read(stream.fileno(), 65536)
         if not chunk:
@@ -197,14 +236,15 @@ def _read_log(stream: IO[bytes], wanted: set[str], times: dict[str, int]) -> Non
                 header = True
             elif header:
                 header = False
-                stamp = int(token) if token.isdigit() else 0
+                stamp_text, _, commit = token.decode("ascii", "replace").partition(" ")
+                stamp = int(stamp_text) if stamp_text.isdigit() else 0
                 first = True
             else:
                 name = token.decode("utf-8", "surrogateescape")
                 if first:
                     name, first = name.removeprefix("\n"), False
                 if name in wanted and name not in times:
-                    times[name] = stamp
+                    times[name] = (stamp, commit)
 
 
 def _too_slow(command: str, files: int) -> CriterionError:
@@ -293,14 +333,19 @@ class FilesKind(CheckKind[FilesConfig]):
                 raise CriterionError(f"{pattern}: {exc}") from None
             ages: list[tuple[float, Path]] = []
             future: list[Path] = []
+            cut: list[Path] = []
             for path in matches:
                 age = changes[path].age(ctx.now)
                 if age is None:
                     future.append(path)
+                elif changes[path].at_least and age <= check.max_age:
+                    cut.append(path)  # it may be older: the history that would say is cut
                 else:
                     ages.append((age, path))
             stale = sorted([(a, p) for a, p in ages if a > check.max_age], reverse=True)
             oldest = max((a for a, _ in ages), default=0.0)
+            if cut and not stale and not future:
+                raise CriterionError(f"{pattern}: {shallow_clone(cut, ctx.rootdir)}")
             if not stale and not future:
                 return Outcome.passed(round(oldest / 86400.0, 2), expected,
                                       f"{pattern}: {len(matches)} file(s), oldest changed "
@@ -314,8 +359,9 @@ class FilesKind(CheckKind[FilesConfig]):
                 problems.append(f"{len(future)} of {len(matches)} file(s) dated ahead of the "
                                 f"clock, so their age cannot be told: {named}{more}")
             if stale:
-                named = ", ".join(f"{_rel(p, ctx.rootdir)} ({format_duration(a)} ago)"
-                                  for a, p in stale[:MAX_LISTED])
+                named = ", ".join(
+                    f"{_rel(p, ctx.rootdir)} ({'at least ' if changes[p].at_least else ''}"
+                    f"{format_duration(a)} ago)" for a, p in stale[:MAX_LISTED])
                 more = (f" and {len(stale) - MAX_LISTED} more"
                         if len(stale) > MAX_LISTED else "")
                 problems.append(f"{len(stale)} of {len(matches)} file(s) older than "
@@ -323,6 +369,14 @@ class FilesKind(CheckKind[FilesConfig]):
             return Outcome.failed(f"{pattern}: {'; '.join(problems)}",
                                   round(oldest / 86400.0, 2), expected)
         return evaluate
+
+
+def shallow_clone(paths: list[Path], rootdir: Path) -> str:
+    named = ", ".join(_rel(path, rootdir) for path in paths[:MAX_LISTED])
+    more = f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else ""
+    return (f"the repository is a shallow clone, so git cannot tell when {named}{more} last "
+            "changed (each shows as added where the history is cut): fetch the full history "
+            "(actions/checkout with fetch-depth: 0; GitLab: GIT_DEPTH: 0)")
 
 
 def _folders(pattern: str, folders: list[Path], rootdir: Path) -> str:
