@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -77,6 +78,8 @@ def start_spark(warehouse: Path) -> Any:
                 "spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
                 "spark.sql.session.timeZone": "UTC", "spark.sql.warehouse.dir": str(warehouse),
                 "spark.driver.memory": "1g"}
+    # Python UDFs run in workers of this interpreter (pyspark's default is python3 on PATH)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = SparkConf().setAll(list(settings.items()))
     _bounded(lambda: SparkContext.getOrCreate(conf), SPARK_START_TIMEOUT, "Spark (local[2])")
     return SparkSession.builder.config(map=settings).getOrCreate()

@@ -364,3 +364,66 @@ columns.items = { unique = true }
         "info: 2 repeated values (2 distinct among 4 non-null), expected unique; e.g. *",
         "items: 2 repeated values (2 distinct among 4 non-null), expected unique; "
         "e.g. '[{\"x\":1}]'"])
+
+
+def test_a_database_error_under_a_jdbc_frame_names_its_cause(
+        pytester: pytest.Pytester, spark: Any, tmp_path: Path) -> None:
+    # a frame read over JDBC (Derby, which Spark ships) whose query fails only when rows come:
+    # py4j's first line ("An error occurred while calling o123.collectToPython.") says nothing
+    url = f"jdbc:derby:memory:{tmp_path.name};create=true"
+    derby = {"driver": "org.apache.derby.iapi.jdbc.AutoloadedDriver"}
+    spark.createDataFrame([(1, 2.0), (0, 3.0)], "n int, amount double").write.jdbc(
+        url, "app.amounts", properties=derby)
+    engine_matrix.RUNNING["jdbc_frame"] = spark.read.format("jdbc").options(
+        url=url, query='SELECT "amount" / "n" AS ratio FROM app.amounts', **derby).load()
+    pytester.makeconftest("""
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def ratios():
+    return engine_matrix.RUNNING["jdbc_frame"]
+""")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.ratios]
+dataset = { fixture = "ratios" }
+columns.RATIO = { max = 3 }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "fixture 'ratios': ERROR 22012: Attempt to divide by zero."])
+    assert "An error occurred while calling" not in result.stdout.str()
+
+
+def test_a_python_udf_failing_in_a_frame_names_the_python_error(
+        pytester: pytest.Pytester, spark: Any) -> None:
+    from pyspark.sql.functions import udf
+
+    @udf("double")
+    def checked(amount: float) -> float:
+        if amount > 100:
+            raise ValueError(f"amount {amount} out of range\nsee the runbook")
+        return amount
+
+    engine_matrix.RUNNING["udf_frame"] = spark.createDataFrame(
+        [(10.0,), (130.0,)], "amount double").select(checked("amount").alias("amount"))
+    pytester.makeconftest("""
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def checked():
+    return engine_matrix.RUNNING["udf_frame"]
+""")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.checked]
+dataset = { fixture = "checked" }
+columns.amount = { max = 100 }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "fixture 'checked': a Python function in Spark raised ValueError: amount 130.0 out of "
+        "range"])
+    assert "An exception was thrown from the Python worker" not in result.stdout.str()

@@ -58,8 +58,46 @@ def _holds_map(json_type: Any) -> bool:
 
 
 def error_text(exc: BaseException) -> str:
-    # Spark's messages run over several lines (search path, query context): the first says it
-    return first_line(str(exc)) or type(exc).__name__
+    """What went wrong, in one line. Spark's messages run over several lines (search path,
+    query context): the first says it, except where it only says who reported it."""
+    text = str(exc)
+    found = _root_cause(exc) or _python_error(text)
+    return found or first_line(text) or type(exc).__name__
+
+
+#: the most causes followed down a Java exception's chain
+_MAX_CAUSES = 20
+
+
+def _root_cause(exc: BaseException) -> str | None:
+    """The innermost cause of an error py4j passed on unconverted (``Py4JJavaError``, whose
+    first line is only "An error occurred while calling o123.collectToPython."), as Java
+    names it: ``java.sql.SQLDataException: Attempt to divide by zero.``"""
+    java = getattr(exc, "java_exception", None)
+    if java is None or not str(exc).startswith("An error occurred while calling"):
+        return None
+    try:
+        for _ in range(_MAX_CAUSES):
+            cause = java.getCause()
+            if cause is None:
+                break
+            java = cause
+        return first_line(str(java.toString())) or None
+    except Exception:  # the JVM is gone (a stopped session): the text is all there is
+        return None
+
+
+def _python_error(text: str) -> str | None:
+    """The exception a Python function (a UDF) raised in a Spark worker, from pyspark's
+    "An exception was thrown from the Python worker:" and the worker's traceback."""
+    head, _, rest = text.partition("\n")
+    if not head.startswith("An exception was thrown from the Python worker"):
+        return None
+    lines = rest.split("\n\nJVM stacktrace:", 1)[0].splitlines()
+    indented = [i for i, line in enumerate(lines) if line.startswith((" ", "\t"))]
+    after = lines[indented[-1] + 1:] if indented else lines
+    raised = first_line("\n".join(after))
+    return f"a Python function in Spark raised {raised}" if raised else None
 
 
 #: the loggers pyspark 4 writes each error it raises to, with the JVM's whole stack trace
