@@ -394,3 +394,62 @@ test = "bootstrap"
     assert found["sqlite"] == found["parquet"]
     assert found["lazy"] == found["parquet"]
     assert found["parquet"][0] < 0.05
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_a_sample_picks_the_same_rows_on_every_engine_whatever_order_it_reads_them_in(
+        pytester: pytest.Pytester, request: pytest.FixtureRequest, database: str) -> None:
+    # each engine numbered the rows in the order it read them and shuffled the numbers with a
+    # hash of its own (DuckDB hash, PostgreSQL md5): one seed, a sample per engine
+    rng = np.random.default_rng(4)
+    before, after = rng.normal(10, 2, 300).round(1), rng.normal(10.4, 2, 300).round(1)
+    write_kpi(pytester.path / "kpi.parquet", before, after)
+    rows = [("after", float(v)) for v in after[::-1]] + [("before", float(v))
+                                                         for v in before[::-1]]
+    if database == "sqlite":
+        import sqlite3
+        with sqlite3.connect(pytester.path / "kpi.db") as conn:
+            conn.execute("CREATE TABLE kpi (period TEXT, minutes_per_box REAL)")
+            conn.executemany("INSERT INTO kpi VALUES (?, ?)", rows)
+        conn.close()
+        table = '{ url = "sqlite:///kpi.db", table = "kpi" }'
+    else:
+        import sqlalchemy
+        url = request.getfixturevalue("postgres_url")
+        name = f"kpi_{pytester.path.name[-8:].replace('-', '_')}"
+        db = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with db.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            conn.exec_driver_sql(f"CREATE TABLE {name} (period TEXT, minutes_per_box "
+                                 "DOUBLE PRECISION)")
+            conn.execute(sqlalchemy.text(f"INSERT INTO {name} VALUES (:p, :m)"),
+                         [{"p": p, "m": m} for p, m in rows])
+        request.addfinalizer(lambda: db.dispose())
+        table = f'{{ url = "{url}", table = "{name}" }}'
+    pytester.makeconftest("""
+import polars as pl
+import pytest
+
+@pytest.fixture
+def kpi_frame():
+    return pl.scan_parquet("kpi.parquet").sort("minutes_per_box", descending=True)
+""")
+    sources = {"parquet": '"kpi.parquet"', "table": table, "lazy": '{ fixture = "kpi_frame" }'}
+    pytester.makepyprojecttoml("[tool.mlfunnel]\n" + "".join(f"""
+[tool.mlfunnel.effectiveness.{name}]
+effect = {source}
+metric = "minutes_per_box"
+by = "period"
+expect = "increase"
+test = "bootstrap"
+max_rows = 200
+seed = 11
+""" for name, source in sources.items()))
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    data = json.loads((pytester.path / "report.json").read_text())
+    found = {c["check"]: (c["extra"]["p_value"], c["extra"]["ci"], c["message"])
+             for c in data["gates"][6]["criteria"]}
+    assert "bootstrap on a sample of 200 of 600 rows (max_rows 200, seed 11)" in found[
+        "parquet"][2]
+    assert found["table"] == found["parquet"]
+    assert found["lazy"] == found["parquet"]

@@ -427,3 +427,63 @@ columns.amount = { max = 100 }
         "fixture 'checked': a Python function in Spark raised ValueError: amount 130.0 out of "
         "range"])
     assert "An exception was thrown from the Python worker" not in result.stdout.str()
+
+
+def test_a_sampled_effect_reads_the_same_rows_in_any_partitioning_and_on_duckdb_and_polars(
+        pytester: pytest.Pytester, spark: Any) -> None:
+    # a sample numbered in the order Spark reads the rows changed with the partitioning: one
+    # partition and five gave two p-values, and DuckDB on the same Parquet file a third
+    import numpy as np
+    import polars as pl
+
+    rng = np.random.default_rng(5)
+    period = ["before" if i % 2 else "after" for i in range(300)]
+    values = [round(float(v) + (0.6 if p == "after" else 0.0), 1)
+              for v, p in zip(rng.normal(10, 2, 300), period, strict=True)]
+    values[:6] = [float("nan"), None, None, 9.5, 9.5, 9.5]  # NaN, nulls and ties
+    period[10] = None  # type: ignore[call-overload]
+    frame = pl.DataFrame({"period": period, "minutes": values})
+    frame.write_parquet(pytester.path / "kpi.parquet")
+    rows = list(frame.iter_rows())
+    engine_matrix.RUNNING["kpi_one"] = spark.createDataFrame(
+        rows, "period string, minutes double").coalesce(1)
+    engine_matrix.RUNNING["kpi_five"] = spark.createDataFrame(
+        rows[::-1], "period string, minutes double").repartition(5)
+    pytester.makeconftest("""
+import polars as pl
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def kpi_one():
+    return engine_matrix.RUNNING["kpi_one"]
+
+@pytest.fixture(scope="session")
+def kpi_five():
+    return engine_matrix.RUNNING["kpi_five"]
+
+@pytest.fixture(scope="session")
+def kpi_lazy():
+    return pl.scan_parquet("kpi.parquet").sort("minutes")
+""")
+    sources = {"parquet": '"kpi.parquet"', "lazy": '{ fixture = "kpi_lazy" }',
+               "one": '{ fixture = "kpi_one" }', "five": '{ fixture = "kpi_five" }'}
+    pytester.makepyprojecttoml("".join(f"""
+[tool.mlfunnel.effectiveness.{name}]
+effect = {source}
+metric = "minutes"
+by = "period"
+expect = "increase"
+test = "bootstrap"
+max_rows = 120
+seed = 7
+""" for name, source in sources.items()))
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "--funnel-json", "report.json")
+    data = json.loads((pytester.path / "report.json").read_text())
+    found = {c["check"]: (c["extra"]["p_value"], c["extra"]["n_before"], c["extra"]["n_after"],
+                          c["message"]) for g in data["gates"]
+             for c in g["criteria"]}
+    assert "bootstrap on a sample of 120 of 300 rows (max_rows 120, seed 7)" in found["one"][3]
+    assert found["five"] == found["one"]
+    assert found["parquet"] == found["one"]
+    assert found["lazy"] == found["one"]

@@ -282,9 +282,13 @@ class Dialect:
         """True for non-null values not in the rendered list ``allowed``."""
         return f"{x} IS NOT NULL AND {x} NOT IN ({allowed})"
 
-    def row_number(self) -> str:
-        """Numbers the rows in the order the table is read (``mlfunnel_rn``)."""
-        return "row_number() OVER ()"
+    def row_number(self, order: list[str]) -> str:
+        """Numbers the rows from 0 in the order of the quoted columns ``order``, nulls first
+        and NaN above every number, as a lazy frame's ``with_row_index(order_by=...)`` does
+        (``mlfunnel_rn``): rows that tie are alike in those columns, so the numbering does
+        not depend on the order the table is read in (Spark's partitions, a parallel scan)."""
+        listed = ", ".join(f"{x} ASC NULLS FIRST" for x in order)
+        return f"row_number() OVER (ORDER BY {listed}) - 1"
 
     def inline_rows(self, rows: list[list[str]], names: list[str]) -> str:
         """A relation (for FROM) of literal rows, with the columns ``names``: how keys sent
@@ -293,8 +297,10 @@ class Dialect:
         return f"(VALUES {listed}) AS k({', '.join(names)})"
 
     def sample_order(self, seed: int) -> str:
-        """A reproducible shuffle of ``mlfunnel_rn`` (a multiplicative hash in 31 bits)."""
-        return f"((mlfunnel_rn + {int(seed)}) * 2654435761) % 2147483647"
+        """A reproducible shuffle of ``mlfunnel_rn`` (a multiplicative hash in 31 bits), the
+        same on every system and in the lazy frames' engine, so one seed picks the same rows
+        everywhere."""
+        return f"((CAST(mlfunnel_rn AS BIGINT) + {int(seed)}) * 2654435761) % 2147483647"
 
     def settings_seeing_nan(self) -> tuple[str, str] | None:
         """Statements run before/after a query that must tell NaN apart, if any."""
@@ -399,9 +405,6 @@ class DuckDBDialect(Dialect):
             return f"{x} IS NOT NULL AND TRY_CAST({x} AS ENUM({allowed})) IS NULL"
         return super().outside(x, allowed, dtype)
 
-    def sample_order(self, seed: int) -> str:
-        return f"hash(mlfunnel_rn + {int(seed)})"
-
     def column_types(self, source: str, execute: Executor, table: str | None = None,
                      names: Sequence[str] = ()) -> dict[str, str]:
         rows = execute(f"DESCRIBE SELECT * FROM {source}", "schema")
@@ -504,9 +507,6 @@ class PostgreSQLDialect(Dialect):
     def median(self, x: str) -> str | None:
         return f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {x})"
 
-    def sample_order(self, seed: int) -> str:
-        return f"md5(mlfunnel_rn::text || '-{int(seed)}')"
-
     def row_hash(self, columns: list[str]) -> str | None:
         # PostgreSQL 14+: each column hashed by its own type's hash function
         return f"hash_record_extended(ROW({', '.join(columns)}), 0)"
@@ -555,16 +555,9 @@ class SparkDialect(Dialect):
     def median(self, x: str) -> str | None:
         return f"percentile({x}, 0.5)"
 
-    def row_number(self) -> str:
-        # Spark's window functions need an ORDER BY; the id follows the files' order
-        return "row_number() OVER (ORDER BY monotonically_increasing_id())"
-
     def inline_rows(self, rows: list[list[str]], names: list[str]) -> str:
         listed = ", ".join(f"({', '.join(row)})" for row in rows)
         return f"(SELECT * FROM VALUES {listed} AS k({', '.join(names)})) AS k"
-
-    def sample_order(self, seed: int) -> str:
-        return f"hash(mlfunnel_rn + {int(seed)})"
 
     def __init__(self, maps: Collection[str] = ()) -> None:
         #: the quoted columns holding a map (at any depth)

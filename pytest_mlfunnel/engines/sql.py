@@ -912,8 +912,9 @@ class SqlEngine(Engine):
         return f"SELECT {key}, {', '.join(columns)} FROM {self._from()} GROUP BY {key}"
 
     def sample(self, columns: list[str], limit: int, seed: int) -> dict[str, list[Any]]:
-        cols = ", ".join(self.q(c) for c in columns)
-        numbered = (f"(SELECT {cols}, {self.dialect.row_number()} AS mlfunnel_rn FROM "
+        quoted = [self.q(c) for c in columns]
+        cols = ", ".join(quoted)
+        numbered = (f"(SELECT {cols}, {self.dialect.row_number(quoted)} AS mlfunnel_rn FROM "
                     f"{self._from()}) AS s")
         order = self.dialect.sample_order(seed)
         rows = self.run(f"SELECT {cols} FROM {numbered} ORDER BY {order} LIMIT {int(limit)}",
