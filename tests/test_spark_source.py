@@ -371,6 +371,9 @@ def test_a_database_error_under_a_jdbc_frame_names_its_cause(
     # a frame read over JDBC (Derby, which Spark ships) whose query fails only when rows come:
     # py4j's first line ("An error occurred while calling o123.collectToPython.") says nothing
     url = f"jdbc:derby:memory:{tmp_path.name};create=true"
+    # Derby writes its log into the working directory unless told where, when it starts
+    spark.sparkContext._jvm.java.lang.System.setProperty(  # type: ignore[union-attr]
+        "derby.stream.error.file", str(tmp_path / "derby.log"))
     derby = {"driver": "org.apache.derby.iapi.jdbc.AutoloadedDriver"}
     spark.createDataFrame([(1, 2.0), (0, 3.0)], "n int, amount double").write.jdbc(
         url, "app.amounts", properties=derby)
