@@ -359,3 +359,28 @@ expect = { psi = "<= 0.1" }
     assert criteria["maintenance::odd::at.psi"]["message"] == (
         "at: is datetime in the reference data; drift compares numbers and categories (leave "
         "time columns out: they always drift)")
+
+
+def test_a_glob_of_parquet_files_typing_a_column_apart_reads_every_value_as_written(
+        pytester: pytest.Pytester) -> None:
+    """DuckDB reads a glob with the first file's types: 1.5 in a float file under an int
+    first file came back as 2, so max, mean and dtype told of numbers no file holds."""
+    (pytester.path / "parts").mkdir()
+    pl.DataFrame({"x": [1, 2, 3], "n": ["a", "b", "c"]}).write_parquet(
+        pytester.path / "parts/p1.parquet")
+    pl.DataFrame({"x": [1.5, 3.5], "n": ["d", "e"]}).write_parquet(
+        pytester.path / "parts/p2.parquet")
+    pl.DataFrame({"x": [4], "n": ["f"]}, schema={"x": pl.Int32, "n": pl.String}).write_parquet(
+        pytester.path / "parts/p3.parquet")
+    _, criteria = run(pytester, """
+[tool.mlfunnel.data.parts]
+dataset = "parts/*.parquet"
+rows = "== 6"
+columns.x = { max = 3.6, min = 1, dtype = "int", values = [1, 2, 3, 4] }
+""")
+    assert criteria["data::parts::rows"]["status"] == "passed"
+    assert criteria["data::parts::x.max"]["message"] == "x: max 4, expected <= 3.6; e.g. 4"
+    assert criteria["data::parts::x.min"]["status"] == "passed"
+    assert criteria["data::parts::x.dtype"]["message"] == "x: dtype float, expected int"
+    assert criteria["data::parts::x.values"]["message"] == (
+        "x: 2 values outside [1, 2, 3, 4], e.g. 1.5, 3.5")

@@ -73,6 +73,12 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
         raise CriterionError(f"{display}: cannot read a table from a .{suffix or '?'} file "
                              f"(tables: {known}; or set format = ...)")
     options = dict(spec.options)
+    if (reader == "read_parquet" and len(files) > 1 and "union_by_name" not in options
+            and _types_differ(pattern, shared)):
+        # DuckDB reads a glob with its first file's types, casting the others' values without
+        # a word: 1.5 in a double file after an int64 one came back as 2. Read by name, the
+        # files' types meet in one that holds every value (int and double as double).
+        options["union_by_name"] = True
     if suffix.startswith("tsv") or suffix == "tab":
         options.setdefault("delim", "\t")
     if reader == "read_json" and suffix != "json" and suffix != "json.gz":
@@ -102,6 +108,22 @@ def open_file(spec: SourceSpec, rootdir: Path, shared: dict[Any, Any]) -> SqlEng
                      connection_id=id(connection), cheap_bounds=parquet,
                      footers=_duck_literal(pattern) if parquet and not options else None,
                      bounded_sorts=True)
+
+
+def _types_differ(pattern: str, shared: dict[Any, Any]) -> bool:
+    """Whether the Parquet files of a glob hold the same columns, one of them typed apart in
+    two files (read from the footers alone; the root of each schema left out)."""
+    connection = duckdb_connection(shared)
+    try:
+        rows = connection.execute(
+            "SELECT name, count(DISTINCT file_name), count(DISTINCT duckdb_type) FROM "
+            "parquet_schema(?) WHERE column_id > 0 GROUP BY name", [pattern]).fetchall()
+        files = connection.execute("SELECT count(DISTINCT file_name) FROM parquet_schema(?)",
+                                   [pattern]).fetchall()[0][0]
+    except Exception:  # an unreadable footer is named when the view is read
+        return False
+    same_columns = all(int(n) == int(files) for _, n, _ in rows)
+    return same_columns and any(int(kinds) > 1 for _, _, kinds in rows)
 
 
 def _naming_union_by_name(execute: Executor) -> Executor:
