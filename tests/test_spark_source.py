@@ -490,3 +490,57 @@ seed = 7
     assert found["five"] == found["one"]
     assert found["parquet"] == found["one"]
     assert found["lazy"] == found["one"]
+
+
+@pytest.fixture
+def new_york_session_in_tokyo(spark: Any) -> Any:
+    """The session's time zone New York and this process's Tokyo, as on a laptop; both
+    restored after."""
+    import os
+    import time
+
+    before_session = spark.conf.get("spark.sql.session.timeZone")
+    before_process = os.environ.get("TZ")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    yield spark
+    spark.conf.set("spark.sql.session.timeZone", before_session)
+    if before_process is None:
+        os.environ.pop("TZ")
+    else:
+        os.environ["TZ"] = before_process
+    time.tzset()
+
+
+def test_timestamps_are_compared_and_shown_in_utc_whatever_the_time_zones(
+        pytester: pytest.Pytester, new_york_session_in_tokyo: Any) -> None:
+    # the bound '2021-01-01' was read in the session's zone (05:00 UTC), so rows after
+    # midnight UTC were shown as offending; the values came back in the process's zone
+    engine_matrix.RUNNING["stamps"] = new_york_session_in_tokyo.sql("""
+SELECT CAST(t AS TIMESTAMP) AS ts, CAST(replace(replace(t, 'T', ' '), 'Z', '') AS TIMESTAMP_NTZ)
+  AS wall FROM VALUES ('2020-12-31T23:00:00Z'), ('2021-01-01T00:00:00Z'),
+  ('2021-01-01T02:00:00Z'), ('2024-12-31T23:30:00Z') AS v(t)""")
+    pytester.makeconftest("""
+import pytest
+import engine_matrix
+
+@pytest.fixture(scope="session")
+def stamps():
+    return engine_matrix.RUNNING["stamps"]
+""")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.stamps]
+dataset = { fixture = "stamps" }
+columns.ts = { min = "2021-01-01", max = "2024-12-31T23:00:00+00:00" }
+columns.wall = { min = "2021-01-01", max = "2024-12-31T23:00:00" }
+""")
+    result = pytester.runpytest("--funnel", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=4)
+    result.stdout.fnmatch_lines([
+        "ts: min 2020-12-31 23:00:00, expected >= 2021-01-01; e.g. 2020-12-31 23:00:00",
+        "ts: max 2024-12-31 23:30:00+00:00, expected <= 2024-12-31T23:00:00+00:00; e.g. "
+        "2024-12-31 23:30:00",
+        "wall: min 2020-12-31 23:00:00, expected >= 2021-01-01; e.g. 2020-12-31 23:00:00",
+        "wall: max 2024-12-31 23:30:00, expected <= 2024-12-31T23:00:00; e.g. 2024-12-31 "
+        "23:30:00"], consecutive=False)

@@ -559,6 +559,20 @@ class SparkDialect(Dialect):
         listed = ", ".join(f"({', '.join(row)})" for row in rows)
         return f"(SELECT * FROM VALUES {listed} AS k({', '.join(names)})) AS k"
 
+    def temporal(self, text: str, dtype: str) -> str:
+        # A TIMESTAMP literal is read in the session's time zone, so a bound naive in the
+        # config (UTC) moved by hours; a text with its zone is converted to the type of the
+        # column it meets: the instant for TIMESTAMP, the wall-clock time for TIMESTAMP_NTZ
+        try:
+            moment = dt.datetime.fromisoformat(text.strip())
+        except ValueError:
+            return super().temporal(text, dtype)
+        if dtype == "date":
+            return super().temporal(text, dtype)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return self.string(moment.isoformat() + "Z")
+
     def __init__(self, maps: Collection[str] = ()) -> None:
         #: the quoted columns holding a map (at any depth)
         self.maps = {self.quote(name) for name in maps}

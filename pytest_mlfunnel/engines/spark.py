@@ -12,6 +12,7 @@ user); only ``quiet_spark_errors`` imports its logger, once a Spark frame or ses
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -129,11 +130,27 @@ def _executor(session: Any, display: str) -> Executor:
     def execute(sql: str, purpose: str) -> list[tuple[Any, ...]]:
         try:
             with quiet_spark_errors():
-                rows = session.sql(sql).collect()
+                result = session.sql(sql)
+                rows = result.collect()
+                instants = [i for i, field in enumerate(result.schema.fields)
+                            if field.dataType.typeName() == "timestamp"]
         except Exception as exc:  # AnalysisException, Py4JJavaError, SparkConnectException ...
             raise CriterionError(f"{display}: {error_text(exc)}") from None
-        return [tuple(row) for row in rows]
+        return [_in_utc(tuple(row), instants) for row in rows]
     return execute
+
+
+def _in_utc(row: tuple[Any, ...], instants: list[int]) -> tuple[Any, ...]:
+    """The row with its TIMESTAMP values (instants) as naive UTC, as every engine hands
+    them over: pyspark gives them as naive times of this process's time zone."""
+    if not instants:
+        return row
+    values = list(row)
+    for i in instants:
+        value = values[i]
+        if isinstance(value, dt.datetime):
+            values[i] = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return tuple(values)
 
 
 def spark_engine(session: Any, source: str, display: str, schema: dict[str, str],
