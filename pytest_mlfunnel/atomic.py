@@ -74,7 +74,23 @@ def overwrite_problem(outputs: Mapping[str, str | None],
         foreign = foreign_output(Path(target), OUTPUT_KINDS[option])
         if foreign is not None:
             return target, foreign
+        locked = read_only(Path(target))
+        if locked is not None:
+            return target, locked
     return None
+
+
+def read_only(path: Path) -> str | None:
+    """Why a regular file made read-only (``chmod 444``) is not replaced, else None: the
+    rename an atomic write ends with would replace it all the same, as it does for root."""
+    try:
+        found = path.stat().st_mode
+    except OSError:
+        return None
+    if not stat.S_ISREG(found) or stat.S_IMODE(found) & 0o222:
+        return None
+    return (f"is read-only (mode {stat.S_IMODE(found):04o}): make it writable to replace it, "
+            "or give another path")
 
 
 def cannot_write(path: Path, exc: OSError) -> str:
@@ -132,6 +148,9 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         what = special_kind(found)
         if what is not None:
             raise OSError(errno.EINVAL, f"{what}, not a regular file", str(path))
+        locked = read_only(path)
+        if locked is not None:
+            raise PermissionError(errno.EACCES, locked.removeprefix("is "), str(path))
         mode = found & 0o7777
     # the pid in the name lets a later writer tell a killed run's leftover (history.py)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",

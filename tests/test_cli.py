@@ -6,6 +6,7 @@ import fnmatch
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -567,3 +568,40 @@ def test_report_escapes_a_hand_edited_report(tmp_path: Path) -> None:
         assert "&lt;script&gt;" in text
     badge = mlfunnel("badge", "--report", "evil.json", "-o", "-", cwd=tmp_path)
     assert badge.returncode == 0 and "<script>" not in badge.stdout
+
+
+READ_ONLY_CASES = [
+    (["report", "r.json", "--html", "new.html", "--markdown", "kept.md"], "kept.md"),
+    (["report", "r.json", "--markdown", "new.md", "--html", "kept.html"], "kept.html"),
+    (["badge", "-o", "kept.svg"], "kept.svg"),
+    (["history", "--html", "kept.html"], "kept.html"),
+    (["compare", "r.json", "r.json", "--markdown", "kept.md"], "kept.md"),
+    (["portfolio", ".mlfunnel/history.jsonl", "--markdown", "kept.md"], "kept.md"),
+]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+def test_an_output_made_read_only_is_left_as_it_is(recorded: pytest.Pytester) -> None:
+    """As the plugin's outputs: the rename that ends a write would replace the file all the
+    same (and does, for root), so a read-only output is refused before anything is written."""
+    set_eval(recorded, 0.95)
+    assert recorded.runpytest("--funnel", "--funnel-json=r.json").ret == 0
+    for command, target in READ_ONLY_CASES:
+        first = mlfunnel(*command, cwd=recorded.path)
+        assert first.returncode == 0, first.stderr
+        kept = recorded.path / target
+        before = kept.read_bytes()
+        for written in recorded.path.glob("new.*"):
+            written.unlink()
+        kept.chmod(0o444)
+        try:
+            done = mlfunnel(*command, cwd=recorded.path)
+            assert (done.returncode, done.stderr) == (2, (
+                f"mlfunnel: error: {target}: is read-only (mode 0444): make it writable to "
+                "replace it, or give another path\n")), command
+            assert kept.read_bytes() == before
+            assert stat.S_IMODE(kept.stat().st_mode) == 0o444
+            assert not list(recorded.path.glob("new.*"))  # nothing written before it
+        finally:
+            kept.chmod(0o644)
+            kept.unlink()
