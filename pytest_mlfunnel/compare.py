@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_mlfunnel.funnel import Required, blocks
+from pytest_mlfunnel.history import criterion_key
 
 BAD = ("failed", "error")
 
@@ -137,11 +138,11 @@ def compare_reports(base: Mapping[str, Any], head: Mapping[str, Any],
     blocking_gates = _blocking_gates(comparison.head)
     base_criteria = _criteria(base_gates, base_name)
     head_criteria = _criteria(head_gates, head_name)
-    for key, (gate, criterion) in head_criteria.items():
+    for key, (gate, criterion, shown) in head_criteria.items():
         old = base_criteria.get(key)
         old_criterion = old[1] if old else None
         change = CriterionChange(
-            id=key, gate=gate,
+            id=shown or (old[2] if old else None) or key, gate=gate,
             base_status=_text(old_criterion.get("status")) if old_criterion else None,
             head_status=_text(criterion.get("status")),
             base_observed=old_criterion.get("observed") if old_criterion else None,
@@ -158,10 +159,11 @@ def compare_reports(base: Mapping[str, Any], head: Mapping[str, Any],
             comparison.newly_passing.append(change)
         elif change.base_status != change.head_status:
             comparison.other_changes.append(change)
-    for key, (gate, criterion) in base_criteria.items():
+    for key, (gate, criterion, shown) in base_criteria.items():
         if key not in head_criteria:
             comparison.removed.append(CriterionChange(
-                id=key, gate=gate, base_status=_text(criterion.get("status")),
+                id=shown or key, gate=gate,
+                base_status=_text(criterion.get("status")),
                 head_status=None, base_observed=criterion.get("observed"), head_observed=None,
                 expected=_text(criterion.get("expected")),
                 message=str(criterion.get("message") or ""), blocking=False))
@@ -197,23 +199,34 @@ def _gates(report: Mapping[str, Any], name: str) -> dict[str, Mapping[str, Any]]
 
 
 def _criteria(gates: Mapping[str, Mapping[str, Any]], name: str
-              ) -> dict[str, tuple[str, Mapping[str, Any]]]:
-    """Criteria by id (a repeated id gets ``#2``, ``#3`` ... so none is lost)."""
-    found: dict[str, tuple[str, Mapping[str, Any]]] = {}
+              ) -> dict[str, tuple[str, Mapping[str, Any], str | None]]:
+    """Criteria by key (``model::quality::f1``, the config file left out), so a report and a
+    history line, which keeps only each criterion's key, status and measured number, match.
+    A repeated key gets ``#2``, ``#3`` ... so none is lost. The third item is the id the
+    report shows (``pyproject.toml::model::quality::f1``), None for a history line's."""
+    found: dict[str, tuple[str, Mapping[str, Any], str | None]] = {}
     for gate_name, gate in gates.items():
-        criteria = gate.get("criteria") or []
+        criteria = gate.get("criteria")
+        if criteria is None and isinstance(gate.get("statuses"), Mapping):
+            observed = gate.get("observed")
+            numbers = observed if isinstance(observed, Mapping) else {}
+            criteria = [{"id": str(key), "status": status, "observed": numbers.get(key),
+                         "summary": True} for key, status in gate["statuses"].items()]
+        criteria = criteria or []
         if not isinstance(criteria, list):
             raise ReportShapeError(name, f"gate {gate_name!r}: criteria is not a list")
         for index, criterion in enumerate(criteria):
             if not isinstance(criterion, Mapping) or not isinstance(criterion.get("id"), str):
                 raise ReportShapeError(name, f"gate {gate_name!r}: criteria[{index}] is not "
                                        "a criterion (an object with an id)")
-            key = criterion["id"]
-            number = 2
+            first = (criterion["id"] if criterion.get("summary")
+                     else criterion_key(gate_name, criterion["id"]))
+            key, number = first, 2
             while key in found:
-                key = f"{criterion['id']}#{number}"
+                key = f"{first}#{number}"
                 number += 1
-            found[key] = (gate_name, criterion)
+            shown = None if criterion.get("summary") else criterion["id"] + key[len(first):]
+            found[key] = (gate_name, criterion, shown)
     return found
 
 

@@ -282,3 +282,37 @@ def test_compare_has_help_and_needs_two_reports(tmp_path: Path) -> None:
     assert done.stderr.splitlines() == [
         "mlfunnel: error: the following arguments are required: HEAD.json (see 'mlfunnel "
         "compare --help')"]
+
+
+def test_a_history_line_compares_by_its_criteria_as_a_report_does(
+        pytester: pytest.Pytester) -> None:
+    """A history line keeps each criterion's key and status, not the report's criteria:
+    compared as a report, every criterion was "no longer in HEAD"."""
+    funnel_report(pytester, "base.json")
+    pytester.runpytest("--funnel", "--funnel-json=head.json", "--funnel-record=v2")
+    history = (pytester.path / ".mlfunnel" / "history.jsonl").read_text().splitlines()
+    (pytester.path / "line.json").write_text(history[-1])
+    same = mlfunnel("compare", "head.json", "line.json", cwd=pytester.path)
+    assert same.returncode == 0, same.stderr
+    assert same.stdout.splitlines()[1:] == [
+        "stage reached: model (3/3) -> model (3/3) (unchanged)", "no change"]
+
+    (pytester.path / "reports" / "eval.json").write_text(json.dumps(
+        {"rows": 500, "signed": 1, "accuracy": 0.74, "f1": 0.8}))
+    pytester.runpytest("--funnel", "--funnel-record=v3")
+    history = (pytester.path / ".mlfunnel" / "history.jsonl").read_text().splitlines()
+    (pytester.path / "worse.json").write_text(history[-1])
+    done = mlfunnel("compare", "base.json", "worse.json", "--fail-on-regress",
+                    cwd=pytester.path)
+    assert done.returncode == 1, done.stderr
+    assert "no longer in HEAD" not in done.stdout
+    # a history line keeps no expectation or message: HEAD's are not shown
+    assert done.stdout.splitlines()[1:] == [
+        "stage reached: model (3/3) -> problem (2/3) (▼ 1 gate lower)",
+        "gates whose status changed:",
+        "   3 model  passed -> FAILED",
+        "newly failing (1):",
+        "  pyproject.toml::model::quality::accuracy: passed -> failed, observed 0.9 -> 0.74",
+        "HEAD is worse: the stage reached fell from model (3/3) to problem (2/3); the verdict "
+        "was OK and is no longer; 1 blocking criterion newly fails",
+    ]
