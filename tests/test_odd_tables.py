@@ -384,3 +384,35 @@ columns.x = { max = 3.6, min = 1, dtype = "int", values = [1, 2, 3, 4] }
     assert criteria["data::parts::x.dtype"]["message"] == "x: dtype float, expected int"
     assert criteria["data::parts::x.values"]["message"] == (
         "x: 2 values outside [1, 2, 3, 4], e.g. 1.5, 3.5")
+
+
+def test_a_repeated_nan_is_not_shown_as_a_repeated_value_on_any_engine(
+        pytester: pytest.Pytester) -> None:
+    """NaN counts as a null: the count of repeats leaves it out, and so must the examples
+    (DuckDB showed 'nan', a lazy polars frame 'None')."""
+    nan = float("nan")
+    pl.DataFrame({"f": [nan, nan, nan, 1.5, 1.5, 2.0, None, None]}).write_parquet(
+        pytester.path / "f.parquet")
+    pytester.makeconftest("""
+import pandas as pd
+import polars as pl
+import pytest
+
+@pytest.fixture
+def eager():
+    return pd.read_parquet("f.parquet")
+
+@pytest.fixture
+def lazy():
+    return pl.scan_parquet("f.parquet")
+""")
+    checks = "".join(f"""
+[tool.mlfunnel.data.{name}]
+dataset = {source}
+columns.f = {{ unique = true }}
+""" for name, source in (("file", '"f.parquet"'), ("eager", '{ fixture = "eager" }'),
+                         ("lazy", '{ fixture = "lazy" }')))
+    _, criteria = run(pytester, checks)
+    for name in ("file", "eager", "lazy"):
+        assert criteria[f"data::{name}::f.unique"]["message"] == (
+            "f: 1 repeated value (2 distinct among 3 non-null), expected unique; e.g. 1.5"), name

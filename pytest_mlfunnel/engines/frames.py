@@ -365,7 +365,8 @@ class NarwhalsEngine(Engine):
             lazy = self.frame.filter(x.is_null()).head(OFFENDING_LIMIT)
             return [list(r) for r in self._collect(lazy, "offending")]
         if mode == "duplicated":
-            lazy = (self.frame.select(nw.col(column).alias("v")).drop_nulls().group_by("v")
+            # a NaN is a null, as in the count of repeats: not one of the examples
+            lazy = (self.frame.select(x.alias("v")).drop_nulls().group_by("v")
                     .agg(nw.len().alias("n")).filter(nw.col("n") > 1)
                     .sort("n", descending=True).head(OFFENDING_LIMIT))
             return [r[0] for r in self._collect(lazy, "offending")]

@@ -862,8 +862,9 @@ class SqlEngine(Engine):
             return [list(map(plain, r)) for r in rows]
         if mode == "duplicated":
             # ordered by an alias: Spark rejects count(*) in ORDER BY of a grouped query;
-            # grouped as the distinct count compares the values (PostgreSQL's json as text)
-            name = self.dialect.comparable(name, dtype)
+            # grouped as the distinct count compares the values (PostgreSQL's json as text);
+            # a NaN is a null there, so not a repeated value
+            name = x if x != name else self.dialect.comparable(name, dtype)
             rows = self.run_seeing_nan(f"SELECT {name}, count(*) AS mlfunnel_n FROM "
                                        f"{self._from()} WHERE {name} IS NOT NULL GROUP BY {name} "
                                        f"HAVING count(*) > 1 ORDER BY mlfunnel_n DESC LIMIT "
