@@ -173,16 +173,25 @@ _PI6 = math.pi ** 6
 _SQRT2PI = math.sqrt(2.0 * math.pi)
 
 
+#: up to this n the tail is counted exactly (as scipy's kstwo does); above it the Pelz-Good
+#: expansion is within 3e-6 of it (4e-7 at 200)
+KOLMOGOROV_EXACT_N = 140
+_COMB = [[float(math.comb(r, k)) for k in range(r + 1)] for r in range(KOLMOGOROV_EXACT_N + 1)]
+
+
 def kolmogorov_n_sf(n: float, x: float) -> float:
-    """P(D_n > x) for the two-sided one-sample KS statistic, by the Pelz-Good expansion.
+    """P(D_n > x) for the two-sided one-sample KS statistic: counted exactly up to
+    ``KOLMOGOROV_EXACT_N``, else by the Pelz-Good expansion.
 
     Pelz & Good (1976): K0(z) + K1(z)/sqrt(n) + K2(z)/n + K3(z)/n^1.5 with z = x sqrt(n);
-    the error is O(n^-2), well below 1e-6 for the sample sizes the asymptotic test is for.
+    the error is O(n^-2): 0.087 at n = 1, 0.005 at n = 5, 3e-6 above 140.
     """
     if x <= 0.0:
         return 1.0
     if x >= 1.0:
         return 0.0
+    if n <= KOLMOGOROV_EXACT_N and float(n).is_integer():
+        return _kolmogorov_exact_sf(int(n), x)
     z = math.sqrt(n) * x
     if z * z >= 370.0:
         return 0.0
@@ -487,6 +496,42 @@ def js_distance(reference_counts: Sequence[float], current_counts: Sequence[floa
         if c > 0:
             divergence += c * math.log2(c / m)
     return math.sqrt(max(divergence / 2.0, 0.0))
+
+
+def _kolmogorov_exact_sf(n: int, d: float) -> float:
+    """P(D_n > d), exactly: 1 - the chance that n uniform order statistics keep to the band
+    i/n - d <= U_(i) <= (i-1)/n + d. The band's corners cut [0, 1] into cells; the count of
+    points up to each corner is carried as a distribution (each cell takes a binomial share of
+    the points still to come), and a count outside the band at a corner is dropped."""
+    if d <= 0.5 / n:
+        return 1.0
+    corners: dict[float, list[int]] = {}  # corner -> [fewest, most] points up to it
+    for i in range(1, n + 1):
+        upper, lower = (i - 1) / n + d, i / n - d
+        if upper < 1.0:
+            bound = corners.setdefault(upper, [0, n])
+            bound[0] = max(bound[0], i)
+        if lower > 0.0:
+            bound = corners.setdefault(lower, [0, n])
+            bound[1] = min(bound[1], i - 1)
+    chances = [1.0] + [0.0] * n  # chances[j]: j points up to the last corner, band kept
+    before = 0.0
+    for corner in sorted(corners):
+        p = (corner - before) / (1.0 - before)
+        q = 1.0 - p
+        p_to = [p ** k for k in range(n + 1)]
+        q_to = [q ** k for k in range(n + 1)]
+        following = [0.0] * (n + 1)
+        for j, chance in enumerate(chances):
+            if chance == 0.0:
+                continue
+            rest = n - j
+            for k in range(rest + 1):
+                following[j + k] += chance * _COMB[rest][k] * p_to[k] * q_to[rest - k]
+        fewest, most = corners[corner]
+        chances = [c if fewest <= j <= most else 0.0 for j, c in enumerate(following)]
+        before = corner
+    return min(max(1.0 - math.fsum(chances), 0.0), 1.0)
 
 
 def ks_p(statistic: float, n_reference: int, n_current: int) -> float:

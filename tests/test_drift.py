@@ -539,3 +539,21 @@ def test_a_decimal_column_compared_as_categories_is_compared_and_its_summary_sav
     after = criteria(pytester)
     assert [after[c]["observed"] for c in ("code.psi", "code.chi2_p")] == [
         before[c]["observed"] for c in ("code.psi", "code.chi2_p")]
+
+
+def test_ks_p_of_a_reference_of_a_few_rows_is_scipys_asymptotic_p_value(
+        pytester: pytest.Pytester) -> None:
+    """With 3 reference rows the effective n is 3, where the Pelz-Good expansion was 0.03
+    off the Kolmogorov distribution scipy's ks_2samp (method="asymp") reads."""
+    reference = pd.DataFrame({"x": [0.2, 0.5, 0.9]})
+    current = pd.DataFrame({"x": np.linspace(0.0, 0.6, 60)})
+    reference.to_parquet(pytester.path / "train.parquet")
+    current.to_parquet(pytester.path / "live.parquet")
+    pytester.makepyprojecttoml(config('expect = { ks_p = ">= 0.5" }\ncache = false\n'))
+    result = pytester.runpytest("--funnel", "-p", "no:xdist", "-p", "no:cacheprovider",
+                                "--funnel-json", "report.json")
+    expected = ss.ks_2samp(reference["x"], current["x"], method="asymp").pvalue
+    found = criteria(pytester)["x.ks_p"]
+    assert found["observed"] == pytest.approx(expected, abs=1e-6)
+    assert found["status"] == "failed"
+    result.stdout.fnmatch_lines([f"x ks p-value {expected:.4g}, expected >= 0.5"])
