@@ -274,3 +274,45 @@ def test_a_treeless_clone_whose_remote_is_gone_is_an_error_not_a_fresh_file(
     result.stdout.fnmatch_lines([
         "docs/runbook.md: git log failed while dating 1 file(s) by their last commit: fatal: "
         "could not fetch * from promisor remote"])
+
+
+def test_a_huge_metrics_file_or_document_is_named_not_read_into_memory(
+        pytester: pytest.Pytester) -> None:
+    """A sparse 30 GiB file (an export gone wrong) ended as ``MemoryError`` raised in pathlib,
+    or filled the memory when it fitted."""
+    for name in ("reports/eval.json", "reports/eval.toml", "reports/service.prom",
+                 "docs/model_card.md"):
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            handle.truncate(30 * 2**30)
+    write(pytester.path, "reports/ok.json", '{"f1": 0.9}')
+    config(pytester, """
+        [tool.mlfunnel.maintenance.json]
+        metrics = "reports/eval.json"
+        expect = { f1 = ">= 0.8" }
+
+        [tool.mlfunnel.maintenance.toml]
+        metrics = "reports/eval.toml"
+        expect = { f1 = ">= 0.8" }
+
+        [tool.mlfunnel.maintenance.prom]
+        metrics = "reports/service.prom"
+        expect = { requests_total = ">= 1" }
+
+        [tool.mlfunnel.maintenance.card]
+        document = "docs/model_card.md"
+        sections = []
+
+        [tool.mlfunnel.maintenance.ok]
+        metrics = "reports/ok.json"
+        expect = { f1 = ">= 0.8" }
+    """)
+    result = pytester.runpytest_subprocess("--funnel", timeout=120)
+    result.assert_outcomes(passed=1, failed=4)
+    result.stdout.fnmatch_lines_random([
+        f"reports/{name}: holds 30.0 GiB; a metrics file is read whole, up to 64 MiB (is it "
+        "the right file?)" for name in ("eval.json", "eval.toml", "service.prom")] + [
+        "docs/model_card.md: holds 30.0 GiB; a document is read whole, up to 64 MiB (is it "
+        "the right file?)"])
+    assert "MemoryError" not in result.stdout.str()

@@ -23,7 +23,7 @@ from pytest_mlfunnel.kinds.base import (
 )
 from pytest_mlfunnel.kinds.files import last_changed, shallow_clone
 from pytest_mlfunnel.outcome import CriterionError, Outcome
-from pytest_mlfunnel.sources.file_types import refuse_special_files
+from pytest_mlfunnel.sources.file_types import read_whole, refuse_special_files
 
 #: The sections of "Model Cards for Model Reporting" (Mitchell et al., 2019).
 MODEL_CARD_SECTIONS = [
@@ -287,7 +287,7 @@ def read_document(check: DocumentConfig, rootdir: Path, ctx: EvalContext | None)
         try:
             # utf-8-sig: an editor on Windows starts the file with a byte order mark, which
             # would hide the first heading
-            return path.read_text(encoding="utf-8-sig")
+            return read_whole(path, check.document, "a document").decode("utf-8-sig")
         except UnicodeDecodeError:
             raise CriterionError(f"{check.document}: not UTF-8 text") from None
         except OSError as exc:

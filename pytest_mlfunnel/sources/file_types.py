@@ -39,6 +39,27 @@ def refuse_special_files(paths: Iterable[str | Path], display: str,
                                  "before opening it (reading it could wait forever)")
 
 
+#: the most a file read whole into memory (a metrics file, a document) may hold: a metrics file
+#: is a few kilobytes; a sparse 30 GiB file or a link to a huge one must not exhaust memory
+MAX_WHOLE_FILE_BYTES = 64 * 2**20
+
+
+def read_whole(path: Path, display: str, what: str = "a metrics file") -> bytes:
+    """The bytes of a small file, at most ``MAX_WHOLE_FILE_BYTES`` (a CriterionError naming
+    the size beyond that). Read up to the limit, not by the size the file claims: a file of
+    ``/proc`` says 0 and holds more."""
+    limit = MAX_WHOLE_FILE_BYTES
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(limit + 1) if size <= limit else b""
+    if size > limit or len(data) > limit:
+        held = f"{size / 2**30:.1f} GiB" if size >= 2**30 else (
+            f"{size // 2**20} MiB" if size > limit else f"more than {limit // 2**20} MiB")
+        raise CriterionError(f"{display}: holds {held}; {what} is read whole, up to "
+                             f"{limit // 2**20} MiB (is it the right file?)")
+    return data
+
+
 def _shown(path: Path, rootdir: Path | None) -> str:
     if rootdir is not None:
         try:

@@ -21,7 +21,7 @@ from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.registry import LazyTable
 from pytest_mlfunnel.sources.failures import open_once
-from pytest_mlfunnel.sources.file_types import refuse_special_files
+from pytest_mlfunnel.sources.file_types import read_whole, refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
 
 if sys.version_info >= (3, 11):
@@ -193,7 +193,7 @@ def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
         # bytes: json finds the encoding itself (a BOM, UTF-16 as PowerShell writes it)
-        data = parse_json(path.read_bytes(), object_pairs_hook=_json_object)
+        data = parse_json(read_whole(path, spec.display()), object_pairs_hook=_json_object)
         if not isinstance(data, Mapping | RepeatedKeys):
             raise CriterionError(f"{spec.display()}: expected a JSON object of metrics, "
                                  f"got {type(data).__name__}")
@@ -213,8 +213,7 @@ def read_json(spec: SourceSpec, rootdir: Path) -> MetricSet:
 def read_toml_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
     path = _existing(spec, rootdir)
     try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
+        data = tomllib.loads(read_whole(path, spec.display()).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CriterionError(f"{spec.display()}: not valid TOML (not UTF-8: byte "
                              f"0x{exc.object[exc.start]:02x} at position {exc.start})"

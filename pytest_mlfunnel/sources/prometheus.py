@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from pytest_mlfunnel.outcome import CriterionError
-from pytest_mlfunnel.sources.file_types import refuse_special_files
+from pytest_mlfunnel.sources.file_types import read_whole, refuse_special_files
 from pytest_mlfunnel.sources.metrics import MAX_NAMES_SHOWN, MetricSet
 from pytest_mlfunnel.sources.spec import SourceSpec
 
@@ -295,7 +295,7 @@ def read_prom_file(spec: SourceSpec, rootdir: Path) -> PrometheusMetrics:
         raise CriterionError(f"{spec.display()}: file not found (expected at {path}; "
                              "an earlier CI step should write it)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_whole(path, spec.display()).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CriterionError(f"{spec.display()}: cannot read: {exc}") from None
     openmetrics = text.rstrip().endswith("# EOF")
