@@ -234,3 +234,83 @@ join = { dataset = { fixture = "users" }, on = "user_id", match = ">= 90%" }
     result.assert_outcomes(failed=1)
     message = str(report(pytester)["data::events::join"]["message"])
     assert message.startswith("user_id: 75% of rows (300 of 400) found in "), message
+
+
+def test_a_date_key_finds_the_same_day_at_midnight_in_a_timestamp_key_on_every_engine(
+        pytester: pytest.Pytester) -> None:
+    """A day and that day at 00:00 are one moment: compared as text ('2026-01-01' against
+    '2026-01-01 00:00:00') no key ever matched. Days 1-4 of 5 are there at midnight, day 5
+    only at noon, which is not that day's key."""
+    import datetime as dt
+
+    pl = pytest.importorskip("polars")
+    days = [dt.date(2026, 1, d) for d in range(1, 6)]
+    times = [dt.datetime(2026, 1, d) for d in range(1, 5)] + [dt.datetime(2026, 1, 5, 12)]
+    pl.DataFrame({"day": days}).write_parquet(pytester.path / "days.parquet")
+    pl.DataFrame({"day": times}).write_parquet(pytester.path / "times.parquet")
+    pytester.makeconftest("""
+import polars as pl
+import pytest
+
+@pytest.fixture
+def lazy_times():
+    return pl.scan_parquet("times.parquet")
+
+@pytest.fixture
+def lazy_days():
+    return pl.scan_parquet("days.parquet")
+""")
+    pairs = [("file_days", '"days.parquet"', "times.parquet"),
+             ("file_times", '"times.parquet"', "days.parquet"),
+             ("lazy_days", '{ fixture = "lazy_days" }', "times.parquet"),
+             ("lazy_times", '{ fixture = "lazy_times" }', "days.parquet")]
+    config = "".join(f"""
+[tool.mlfunnel.data.{name}]
+dataset = {left}
+join = {{ dataset = "{right}", on = "day", match = ">= 0.8" }}
+""" for name, left, right in pairs)
+    result, _ = run(pytester, config)
+    found = report(pytester)
+    for name, _, _ in pairs:
+        assert found[f"data::{name}::join"]["extra"]["matched"] == 4, (name, found)
+    assert found["data::file_days::join"]["message"] == (
+        "day: 80% of rows (4 of 5) found in times.parquet, expected >= 0.8")
+    assert result.ret == 0
+
+
+def test_a_date_key_and_a_postgres_timestamp_key_match_both_ways(
+        pytester: pytest.Pytester, postgres_url: str) -> None:
+    """Keys sent between engines as values: a day reaches PostgreSQL's timestamp column as
+    that day at 00:00, a timestamp at 00:00 reaches a date column as its day, one at noon as
+    no day."""
+    import datetime as dt
+
+    pl = pytest.importorskip("polars")
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    pl.DataFrame({"day": [dt.date(2026, 1, d) for d in range(1, 7)]}).write_parquet(
+        pytester.path / "days.parquet")
+    engine = sqlalchemy.create_engine(postgres_url.replace("postgresql://",
+                                                           "postgresql+psycopg://"))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS join_times"))
+        conn.execute(sqlalchemy.text("CREATE TABLE join_times (day timestamp)"))
+        conn.execute(sqlalchemy.text("INSERT INTO join_times VALUES ('2026-01-01'), "
+                                     "('2026-01-02'), ('2026-01-03'), ('2026-01-05 12:00')"))
+    engine.dispose()
+    run(pytester, f"""
+[tool.mlfunnel.sources]
+times = {{ url = "{postgres_url}", table = "join_times" }}
+
+[tool.mlfunnel.data.days]
+dataset = "days.parquet"
+join = {{ dataset = "times", on = "day", match = ">= 0.5" }}
+
+[tool.mlfunnel.data.times]
+dataset = "times"
+join = {{ dataset = "days.parquet", on = "day", match = ">= 0.75" }}
+""")
+    found = report(pytester)
+    assert found["data::days::join"]["message"] == (
+        "day: 50% of rows (3 of 6) found in times, expected >= 0.5")
+    assert found["data::times::join"]["message"] == (
+        "day: 75% of rows (3 of 4) found in days.parquet, expected >= 0.75")

@@ -37,6 +37,7 @@ from pytest_mlfunnel.engines.protocol import (
     Engine,
     as_column_value,
     comparable,
+    key_for,
     log_query,
 )
 from pytest_mlfunnel.engines.sql import (
@@ -472,7 +473,8 @@ class NarwhalsEngine(Engine):
         names = [f"mlfunnel_k{i}" for i in range(len(on))]
         width = len(on)
         data: dict[str, list[Any]] = {
-            n: [str(r[i]) if as_text else r[i] for r in rows] for i, n in enumerate(names)}
+            n: [str(r[i]) if as_text else key_for(r[i], self.schema()[c]) for r in rows]
+            for i, (n, c) in enumerate(zip(names, on, strict=True))}
         if counted:
             data["mlfunnel_n"] = [int(r[width]) for r in rows]
         eager = _eager_backend()

@@ -415,5 +415,18 @@ def as_column_value(value: Any, dtype: str) -> Any:
 
 
 def comparable(left: str, right: str) -> bool:
-    """Join keys compare as they are when both are numbers or of one type, else as text."""
-    return left == right or (left in NUMERIC and right in NUMERIC)
+    """Join keys compare as they are when both are numbers, both dates or times (a day is
+    that day at 00:00), or of one type; else as text."""
+    return (left == right or (left in NUMERIC and right in NUMERIC)
+            or {left, right} == {"date", "datetime"})
+
+
+def key_for(value: Any, dtype: str) -> Any:
+    """A key value of another engine as a key of a ``dtype`` column: a day is that day at
+    00:00 in a time column, and a time at 00:00 that day in a date column; a time of day
+    (or with a time zone) is no day's key (None, which matches nothing)."""
+    if dtype == "datetime" and type(value) is dt.date:
+        return dt.datetime(value.year, value.month, value.day)
+    if dtype == "date" and isinstance(value, dt.datetime):
+        return value.date() if value.tzinfo is None and value.time() == dt.time() else None
+    return value

@@ -47,6 +47,7 @@ from pytest_mlfunnel.engines.protocol import (
     Engine,
     as_column_value,
     comparable,
+    key_for,
     log_query,
 )
 from pytest_mlfunnel.funnel import first_line
@@ -1013,7 +1014,7 @@ class SqlEngine(Engine):
         for row in rows:
             keys = row[:-1] if counted else row
             try:
-                values = [self.literal(str(v) if as_text else v,
+                values = [self.literal(str(v) if as_text else key_for(v, schema[c]),
                                        "string" if as_text else schema[c])
                           for v, c in zip(keys, on, strict=True)]
             except CriterionError as exc:
