@@ -825,3 +825,39 @@ columns.tf = { dtype = "string" }
         "survey::tf.values": ("failed", "tf: 15 values outside ['t'], e.g. 'f'"),
         "typed::typed.values": ("failed", "typed: 15 values outside [True], e.g. False"),
         "typed::tf.dtype": ("passed", "tf: dtype string, expected string")}
+
+
+def test_a_date_column_against_a_bound_with_a_time_of_day_and_a_newest_value_ahead_of_the_clock(
+        pytester: pytest.Pytester) -> None:
+    """A day is that day at 00:00: 2026-01-01 is below min 2026-01-01T10:00 (the time was cut
+    off, and the min passed). A newest value days ahead of the clock was said to be '0 ms old'
+    and passed any max_age: it fails, saying how far ahead it is."""
+    ahead = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(days=3)
+    pl.DataFrame({"day": [dt.date(2026, 1, 1), dt.date(2026, 1, 2)],
+                  "seen": [ahead, ahead - dt.timedelta(days=5)]}).write_parquet(
+        pytester.path / "days.parquet")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.days]
+dataset = "days.parquet"
+columns.day = { min = "2026-01-01T10:00", max = "2026-01-02T10:00" }
+columns.seen = { max_age = "1 day" }
+
+[tool.mlfunnel.data.early]
+dataset = "days.parquet"
+columns.day = { max = "2026-01-01T10:00", min = "2026-01-01T00:00" }
+""")
+    pytester.runpytest("--funnel", "-p", "no:cacheprovider", "-p", "no:xdist",
+                       "--funnel-json", "report.json")
+    outcomes = report(pytester, depth=2)
+    statuses = {name: c["status"] for name, c in outcomes.items()}
+    assert statuses == {"days::day.min": "failed", "days::day.max": "passed",
+                        "days::seen.max_age": "failed", "early::day.max": "failed",
+                        "early::day.min": "passed"}
+    assert outcomes["days::day.min"]["message"] == (
+        "day: min 2026-01-01, expected >= 2026-01-01T10:00; e.g. 2026-01-01")
+    assert outcomes["early::day.max"]["message"] == (
+        "day: max 2026-01-02, expected <= 2026-01-01T10:00; e.g. 2026-01-02")
+    message = outcomes["days::seen.max_age"]["message"]
+    assert message.startswith(f"seen: newest value {ahead.isoformat(' ')} is 3 days ahead of "
+                              "the clock (")
+    assert message.endswith("), expected within 1 days: a clock or time zone is off")

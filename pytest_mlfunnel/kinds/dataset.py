@@ -450,7 +450,11 @@ def _parse_bound(column: str, bound: int | float | str, dtype: str, which: str) 
             raise CriterionError(f"{column}: {which} {bound!r} is a date, but {column} is "
                                  f"{dtype}")
         parsed = dt.datetime.fromisoformat(bound)
-        return parsed.date() if dtype == "date" else parsed
+        if dtype != "date":
+            return parsed
+        # a day is that day at 00:00: above a later time of that day only from the next day on
+        later = which == "min" and parsed.time() != dt.time()
+        return parsed.date() + dt.timedelta(days=1) if later else parsed.date()
     if dtype not in NUMERIC:
         raise CriterionError(f"{column}: {which} {bound} needs a numeric column, {column} is "
                              f"{dtype}")
@@ -585,6 +589,10 @@ def _same(config_value: Any, data_value: Any) -> bool:
     return bool(config_value == data_value)
 
 
+#: a newest value this far ahead of the clock still counts as now (two machines' clocks)
+CLOCK_SLACK_S = 300.0
+
+
 def _max_age(source: SourceSpec, column: str, max_age: float) -> Evaluate:
     expected = f"within {format_duration(max_age)}"
 
@@ -602,6 +610,11 @@ def _max_age(source: SourceSpec, column: str, max_age: float) -> Evaluate:
         now = ctx.now if stamp.tzinfo else ctx.now.astimezone(dt.timezone.utc).replace(
             tzinfo=None)
         age = (now - stamp).total_seconds()
+        if age < -CLOCK_SLACK_S:  # not fresh data: a wrong clock or time zone wrote it
+            return Outcome.failed(
+                f"{column}: newest value {_show(stamp)} is {format_duration(-age)} ahead of "
+                f"the clock ({_show(now.replace(microsecond=0))}), expected {expected}: a "
+                "clock or time zone is off", age, expected, newest=stamp.isoformat())
         message = (f"{column}: newest value {_show(stamp)} is {format_duration(max(age, 0))} "
                    f"old, expected {expected}")
         if age <= max_age:
