@@ -457,3 +457,21 @@ expect = {{ 'http_requests_total{{code=~"{pattern}"}}' = "<= 1" }}
     result.stdout.fnmatch_lines([
         f"*invalid regex '*': {problem} (selectors use RE2 syntax, as Prometheus "
         "does: no lookarounds or backreferences)"])
+
+
+def test_an_option_a_metrics_url_does_not_have_is_named(pytester: pytest.Pytester,
+                                                        live_server: LiveServer) -> None:
+    """Headers given as options were sent nowhere, and the check ran without them."""
+    traffic(live_server, ok=5, errors=0)
+    project(pytester, f'{{ url = "{live_server.url}/metrics", options = {{ headers = '
+                      '{ Authorization = "Bearer abc" } } }', """
+[tool.mlfunnel.deployment.errors]
+metrics = "service"
+expect = { http_requests_total = ">= 1" }
+""")
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "service (http://127.0.0.1:*/metrics): options.headers: not an option of a metrics "
+        "URL (its one option is timeout = \"5 s\")"])
+    assert "abc" not in result.stdout.str()

@@ -202,3 +202,16 @@ def test_a_database_timeout_that_is_no_duration_says_how_to_write_it(
     result = pytester.runpytest("--funnel")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([f"usage (sqlite:///usage.db): {message}"])
+
+
+def test_an_option_a_database_source_does_not_have_is_named(pytester: pytest.Pytester) -> None:
+    """``timout`` would leave the default bound in silence."""
+    calls_db(pytester.path / "usage.db")
+    project(pytester, '{ url = "sqlite:///usage.db", options = { timout = "30 min" }, '
+                      'query = "select count(*) as requests from calls" }',
+            'metrics = "usage"\nexpect = { requests = ">= 1" }')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "usage (sqlite:///usage.db): options.timout: not an option of a database source (its "
+        "one option is timeout = \"10 min\"); did you mean 'timeout'?"])
