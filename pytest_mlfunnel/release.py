@@ -20,8 +20,11 @@ REPOSITORY_ENV = ("GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_OBJECT_DIRECTORY", "G
 
 def git_env() -> dict[str, str]:
     """The environment for git calls in the project's folder: the repository is the one
-    git finds from that folder, whatever a hook around the run has set."""
-    return {name: value for name, value in os.environ.items() if name not in REPOSITORY_ENV}
+    git finds from that folder, whatever a hook around the run has set. git never waits on a
+    person: a partial clone fetching from a remote that wants a password fails at once instead
+    of asking on the terminal, and no pager starts."""
+    kept = {name: value for name, value in os.environ.items() if name not in REPOSITORY_ENV}
+    return kept | {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat"}
 
 
 def git(rootdir: Path, *args: str) -> str | None:
@@ -29,7 +32,7 @@ def git(rootdir: Path, *args: str) -> str | None:
     try:
         done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True,
                               encoding="utf-8", errors="replace", timeout=10, check=False,
-                              env=git_env())
+                              env=git_env(), stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0:

@@ -155,8 +155,7 @@ def _git(toplevel: Path, args: list[str], stderr: Any = subprocess.DEVNULL
          ) -> subprocess.Popen[bytes]:
     """git in the work tree, never waiting on a person: no terminal prompt for credentials,
     no pager, no signature check of each commit, names taken literally (``a*.json``)."""
-    env = git_env() | {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "PAGER": "cat",
-                       "GIT_LITERAL_PATHSPECS": "1", "GIT_OPTIONAL_LOCKS": "0"}
+    env = git_env() | {"GIT_LITERAL_PATHSPECS": "1", "GIT_OPTIONAL_LOCKS": "0"}
     return subprocess.Popen(
         ["git", "--no-pager", "-c", "log.showSignature=false", "-c", "core.quotePath=off",
          *args], cwd=toplevel, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

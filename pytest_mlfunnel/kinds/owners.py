@@ -148,7 +148,7 @@ def run_git(rootdir: Path, *args: str, allowed: tuple[int, ...] = ()) -> str:
     try:
         done = subprocess.run(["git", *args], cwd=rootdir, capture_output=True, text=True,
                               encoding="utf-8", errors="replace", timeout=GIT_TIMEOUT_S,
-                              check=False, env=git_env())
+                              check=False, env=git_env(), stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise CriterionError("git is not installed: owners counted from git need it") from None
     except subprocess.TimeoutExpired:
