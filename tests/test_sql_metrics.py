@@ -191,3 +191,29 @@ def test_a_postgresql_error_masks_the_password(pytester: pytest.Pytester,
     password = postgres_url.split(":")[2].split("@")[0]
     assert password not in result.stdout.str()
     assert password not in (pytester.path / "report.json").read_text()
+
+
+#: the third row cannot be computed (a driver may read one row ahead of the one asked for)
+FIRST_ROW_ONLY = "select case when x < 3 then 5 else {boom} end as requests from ({rows}) as t"
+
+
+def test_only_the_first_row_of_a_metrics_query_is_fetched(pytester: pytest.Pytester) -> None:
+    """A query of millions of rows (a table read where an aggregate was meant) was fetched
+    whole for one row's numbers; the last row here cannot even be computed."""
+    usage_db(pytester.path / "ops" / "usage.db", users=2, calls_per_user=2)
+    query = FIRST_ROW_ONLY.format(boom="abs(-9223372036854775807 - 1)",
+                                  rows="select 1 as x union all select 2 union all select 3")
+    project(pytester, f'{{ url = "sqlite:///ops/usage.db", query = "{query}" }}',
+            '{ requests = "== 5" }')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.postgres
+def test_only_the_first_row_of_a_postgresql_metrics_query_comes_over(
+        pytester: pytest.Pytester, postgres_url: str) -> None:
+    query = FIRST_ROW_ONLY.format(boom="1 / (x - x)", rows="select generate_series(1, 3) as x")
+    project(pytester, f'{{ url = "{postgres_url}", query = "{query}" }}',
+            '{ requests = "== 5" }')
+    result = pytester.runpytest("--funnel")
+    result.assert_outcomes(passed=1)

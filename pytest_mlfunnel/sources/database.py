@@ -65,9 +65,10 @@ def query_timeout(spec: SourceSpec) -> float:
     return seconds
 
 
-def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] = ()
-              ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one query; returns (column names, rows). Errors become one CriterionError line."""
+def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] = (),
+              max_rows: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one query; returns (column names, rows: all of them, or the first ``max_rows``,
+    the rest never fetched). Errors become one CriterionError line."""
     scheme = _checked_scheme(spec)
     limit = query_timeout(spec)
     if scheme == "sqlite":
@@ -77,18 +78,22 @@ def run_query(spec: SourceSpec, sql: str, rootdir: Path, params: Sequence[Any] =
             with closing(_sqlite_connect(path, limit, deadline)) as conn:
                 cursor = conn.execute(sql, tuple(params))
                 columns = [d[0] for d in cursor.description or ()]
-                return columns, [tuple(row) for row in cursor.fetchall()]
+                rows = cursor.fetchall() if max_rows is None else cursor.fetchmany(max_rows)
+                return columns, [tuple(row) for row in rows]
         except sqlite3.Error as exc:
             raise CriterionError(_sqlite_error(spec, exc, limit)) from None
     sqlalchemy, engine = _sqlalchemy_engine(spec, scheme, limit)
     try:
         with engine.connect() as conn:
             limit_statement_time(conn, spec.url or "", limit, "timeout" in spec.options)
+            if max_rows is not None:  # a server-side cursor where the driver has one: the
+                conn = conn.execution_options(stream_results=True)  # rest never comes over
             # text() lets each dialect escape its own placeholders ('%' for psycopg)
             result = (conn.exec_driver_sql(sql, tuple(params)) if params
                       else conn.execute(sqlalchemy.text(sql)))
             columns = list(result.keys())
-            return columns, [tuple(row) for row in result.fetchall()]
+            rows = result.fetchall() if max_rows is None else result.fetchmany(max_rows)
+            return columns, [tuple(row) for row in rows]
     except Exception as exc:
         raise CriterionError(_database_error(spec, exc, limit)) from None
 

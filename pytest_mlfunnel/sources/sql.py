@@ -26,7 +26,8 @@ def read_sql_metrics(spec: SourceSpec, rootdir: Path) -> MetricSet:
         raise CriterionError(f"{where}: a metrics source from a database needs a query whose "
                              f"first row holds the numbers{hint}, e.g. query = \"select "
                              "count(*) as requests from calls\"")
-    columns, rows = run_query(spec, spec.query, rootdir)
+    # the first row is the metrics: a query of millions of rows is not fetched whole
+    columns, rows = run_query(spec, spec.query, rootdir, max_rows=1)
     if not columns:
         raise CriterionError(f"{where}: the query returned no columns (is it a SELECT?)")
     if not rows:
