@@ -544,3 +544,42 @@ columns.wall = { min = "2021-01-01", max = "2024-12-31T23:00:00" }
         "wall: min 2020-12-31 23:00:00, expected >= 2021-01-01; e.g. 2020-12-31 23:00:00",
         "wall: max 2024-12-31 23:30:00, expected <= 2024-12-31T23:00:00; e.g. 2024-12-31 "
         "23:30:00"], consecutive=False)
+
+
+def test_a_frame_of_a_stopped_session_says_the_session_was_stopped(
+        pytester: pytest.Pytester) -> None:
+    engine_matrix.require("pyspark")
+    pytester.makeconftest("""
+import pytest
+from pyspark.sql import SparkSession
+
+@pytest.fixture(scope="session")
+def mlfunnel_spark_session():
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false") \\
+        .getOrCreate()
+    spark.stop()  # stopped too early, by mistake
+    return spark
+
+@pytest.fixture(scope="session")
+def events(mlfunnel_spark_session):
+    spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false") \\
+        .getOrCreate()
+    frame = spark.createDataFrame([(1, 2.0)], "id bigint, amount double")
+    spark.stop()
+    return frame
+""")
+    pytester.makepyprojecttoml("""
+[tool.mlfunnel.data.events]
+dataset = { fixture = "events" }
+rows = ">= 1"
+[tool.mlfunnel.data.table]
+dataset = { spark = "default.events" }
+rows = ">= 1"
+""")
+    result = pytester.runpytest_subprocess("--funnel", "-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(failed=2)
+    stopped = ("the SparkSession was stopped before the check ran: keep it open until the run "
+               "ends (a session-scoped fixture that stops it after yield)")
+    result.stdout.fnmatch_lines([f"fixture 'events': {stopped}",
+                                 f"spark default.events: {stopped}"], consecutive=False)
+    assert "NullPointerException" not in result.stdout.str()

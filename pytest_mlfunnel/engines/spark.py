@@ -162,8 +162,19 @@ def spark_engine(session: Any, source: str, display: str, schema: dict[str, str]
                      lambda: schema, connection_id=("spark", id(session)))
 
 
+def refuse_stopped(session: Any, display: str) -> None:
+    """A stopped session answers with a NullPointerException about SparkEnv: say what it
+    is instead."""
+    if getattr(session, "is_stopped", False) is True or (  # Spark Connect
+            getattr(getattr(session, "_sc", None), "_jsc", True) is None):  # classic
+        raise CriterionError(
+            f"{display}: the SparkSession was stopped before the check ran: keep it open "
+            "until the run ends (a session-scoped fixture that stops it after yield)")
+
+
 def open_spark_frame(frame: Any, display: str, shared: dict[Any, Any]) -> SqlEngine:
     """A PySpark DataFrame from a fixture, as a temporary view of its own session."""
+    refuse_stopped(frame.sparkSession, display)
     counter = shared.setdefault(("spark", "views"), itertools.count())
     view = f"mlfunnel_spark_{next(counter)}"
     try:

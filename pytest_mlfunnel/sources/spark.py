@@ -15,6 +15,7 @@ from pytest_mlfunnel.engines.spark import (
     error_text,
     map_columns,
     quiet_spark_errors,
+    refuse_stopped,
     schema_of,
     spark_engine,
 )
@@ -49,6 +50,7 @@ def open_spark_table(spec: SourceSpec, session: Any) -> SqlEngine:
     assert spec.spark is not None
     display = spec.display()
     session = active_session(session, display)
+    refuse_stopped(session, display)
     name = spec.spark.strip()
     source = SparkDialect().qualified(name)
     try:
