@@ -109,7 +109,7 @@ columns.c = { nulls = "== 0" }
     assert criteria["data::plain::rows"]["status"] == "error"
     assert criteria["data::padded::a.min"]["message"] == "a: min 1, expected >= 2; e.g. 1"
     assert criteria["data::padded::c.nulls"]["message"] == (
-        "c: 1 nulls (33.33% of 3 rows), expected == 0")
+        "c: 1 null (33.33% of 3 rows), expected == 0")
 
 
 def test_a_drift_reference_read_with_other_options_is_summarised_apart(
@@ -155,7 +155,7 @@ expect = { psi = "<= 0.1" }
     assert criteria["data::prices::price.max"]["message"] == (
         "price: max 13.5, expected <= 13; e.g. 13.5")
     assert criteria["data::prices::price.nulls"]["message"] == (
-        "price: 1 nulls (9.091% of 11 rows), expected == 0")
+        "price: 1 null (9.091% of 11 rows), expected == 0")
     assert criteria["data::prices::price.dtype"]["status"] == "passed"
     assert criteria["maintenance::prices::psi"]["status"] == "passed"
 

@@ -362,6 +362,11 @@ def test_scores_outside_zero_one_error_the_score_metrics_only(pytester: pytest.P
     assert found["log_loss"]["message"] == ("log_loss: 3 rows have a score outside [0, 1] in "
                                             "proba; scores must be probabilities")
     assert found["accuracy"]["status"] == "passed"
+    frame.loc[1:2, "proba"] = 0.5
+    write_binary(pytester, frame)
+    pytester.runpytest("--funnel", "--funnel-json=report.json")
+    assert criteria(pytester)["log_loss"]["message"] == (
+        "log_loss: 1 row has a score outside [0, 1] in proba; scores must be probabilities")
 
 
 def test_nan_predictions_fail_every_criterion_saying_how_many_rows_lack_one(

@@ -358,7 +358,7 @@ columns.items = { unique = true }
         "duplicates": "failed", "tags.unique": "failed", "info.unique": "failed",
         "items.unique": "failed"}, [c["message"] for c in found.values()]
     result.stdout.fnmatch_lines([
-        "duplicates: 1 duplicated rows (20% of 5 rows), expected == 0",
+        "duplicates: 1 duplicated row (20% of 5 rows), expected == 0",
         "tags: 1 repeated value (3 distinct among 4 non-null), expected unique; "
         "e.g. '{\"a\":1}'",
         "info: 2 repeated values (2 distinct among 4 non-null), expected unique; e.g. *",

@@ -241,15 +241,17 @@ def _count_or_share(label: str, count: int, rows: int, expectation: Expectation,
                     what: str) -> Outcome:
     """A percentage compares the share of rows; a plain number compares the count."""
     share = count / rows if rows else 0.0
-    words = f"{count} of {rows} rows"
+    of_rows = f"of {rows} row{'' if rows == 1 else 's'}"
+    words = f"{count} {of_rows}"
     if expectation.unit == "percent":
         message = (f"{label}: {format_value(share, 'percent')} {what} ({words}), "
                    f"expected {expectation.text}")
         holds = expectation.holds(share)
         observed: float = share
     else:
-        message = f"{label}: {count} {what} ({format_value(share, 'percent')} of {rows} rows)" \
-                  f", expected {expectation.text}"
+        one = what.replace("rows", "row", 1) if "rows" in what else what.removesuffix("s")
+        message = (f"{label}: {count} {one if count == 1 else what} "
+                   f"({format_value(share, 'percent')} {of_rows}), expected {expectation.text}")
         holds = expectation.holds(count)
         observed = count
     if holds:

@@ -307,7 +307,8 @@ class Collector:
         self._label_types(evidence, kept)
         if out_of_range:
             evidence.score_problem = (
-                f"{out_of_range} rows have a score outside [0, 1] in "
+                f"{out_of_range} {'row has' if out_of_range == 1 else 'rows have'} a score "
+                f"outside [0, 1] in "
                 f"{', '.join(self.scores + self.baseline_scores)}"
                 "; scores must be probabilities")
         slice_end = 3 + len(check.slices)
