@@ -344,17 +344,10 @@ def scenario_keys(args: argparse.Namespace) -> None:
         ours = paired(args.repeat, lambda a=aggs: run_aggs(path, a), peer)
         print(figure_line(f"polars, {name[2:]}, against ours", ours.measured, ours.ratio,
                           f"x ours ({ours.baseline:.2f} s)"), flush=True)
-        theirs, mine = process_seconds(peer), process_seconds(lambda a=aggs: run_aggs(path, a))
+        theirs = cpu_seconds(peer, children=False)
+        mine = cpu_seconds(lambda a=aggs: run_aggs(path, a), children=False)
         print(f"   CPU seconds: polars {theirs:.2f}, ours {mine:.2f}: {theirs / mine:.2f}x  "
               f"(load {os.getloadavg()[0]:.2f})", flush=True)
-
-
-def process_seconds(action: Callable[[], Any]) -> float:
-    """CPU seconds of this process's threads (user + system) while ``action`` runs."""
-    before = os.times()
-    action()
-    after = os.times()
-    return after.user - before.user + after.system - before.system
 
 
 def polars_keys(path: Path, variant: str) -> Callable[[], Any]:
@@ -425,11 +418,14 @@ def compare_tools(args: argparse.Namespace, path: Path, ours: Callable[[], Any],
               f"{theirs / mine:.2f}x  (load {os.getloadavg()[0]:.2f})", flush=True)
 
 
-def cpu_seconds(action: Callable[[], Any]) -> float:
-    """User + system seconds of the children ``action`` runs (fresh processes)."""
+def cpu_seconds(action: Callable[[], Any], children: bool = True) -> float:
+    """User + system seconds of the children ``action`` runs (fresh processes), or with
+    ``children=False`` of this process's own threads while it runs."""
     before = os.times()
     action()
     after = os.times()
+    if not children:
+        return after.user - before.user + after.system - before.system
     return (after.children_user - before.children_user
             + after.children_system - before.children_system)
 

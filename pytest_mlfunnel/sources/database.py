@@ -24,7 +24,6 @@ from pytest_mlfunnel.expectations import duration_seconds, format_duration
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.file_types import refuse_special_files
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.suggest import did_you_mean
 
 
 def sqlite_path(url: str, rootdir: Path) -> Path:
@@ -47,12 +46,7 @@ _MOST_QUERY_TIMEOUT_S = 86400.0
 
 def query_timeout(spec: SourceSpec) -> float:
     """``options = { timeout = "30 min" }`` on a database source; 10 min when not given."""
-    for key in spec.options:
-        if key != "timeout":  # a typo would otherwise leave the default in silence
-            raise CriterionError(f"{spec.display()}: options.{key}: not an option of a "
-                                 "database source (its one option is timeout = \"10 min\")"
-                                 f"{did_you_mean(key, ['timeout'])}")
-    raw = spec.options.get("timeout")
+    raw = spec.timeout_option("database source", "10 min")
     if raw is None:
         return QUERY_TIMEOUT_S
     try:

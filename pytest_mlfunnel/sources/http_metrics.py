@@ -24,7 +24,6 @@ from pytest_mlfunnel.jsontext import JsonTextError, parse_json
 from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.metrics import MetricSet, flatten
 from pytest_mlfunnel.sources.spec import SourceSpec
-from pytest_mlfunnel.suggest import did_you_mean
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -210,12 +209,7 @@ def redirect_target(url: str, answer: HttpAnswer) -> str | None:
 
 def source_timeout(spec: SourceSpec) -> float:
     """``options = { timeout = "5 s" }`` on a URL source; 10 s when not given."""
-    for key in spec.options:
-        if key != "timeout":  # headers here would be sent nowhere, in silence
-            raise CriterionError(f"{spec.display()}: options.{key}: not an option of a "
-                                 "metrics URL (its one option is timeout = \"5 s\")"
-                                 f"{did_you_mean(key, ['timeout'])}")
-    raw = spec.options.get("timeout")
+    raw = spec.timeout_option("metrics URL", "5 s")
     if raw is None:
         return DEFAULT_TIMEOUT_S
     if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 < raw <= 3600:

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_mlfunnel import secrets
+from pytest_mlfunnel.outcome import CriterionError
 from pytest_mlfunnel.sources.mlflow_spec import MlflowSelector, MlflowSpecError, parse_mlflow
 from pytest_mlfunnel.suggest import did_you_mean
 
@@ -41,6 +42,17 @@ class SourceSpec:
     key_path: str = ""  # where it was declared, for messages
     mlflow: MlflowSelector | None = None  # a run in an MLflow tracking store
     spark: str | None = None  # a table or view in the SparkSession's catalog
+
+    def timeout_option(self, what: str, example: str) -> Any:
+        """The source's ``options.timeout`` (None when not given), for a source whose one
+        option it is: any other key is an error naming it, since a typo (or ``headers`` on a
+        metrics URL) would otherwise be ignored in silence."""
+        for key in self.options:
+            if key != "timeout":
+                raise CriterionError(f"{self.display()}: options.{key}: not an option of a "
+                                     f"{what} (its one option is timeout = \"{example}\")"
+                                     f"{did_you_mean(key, ['timeout'])}")
+        return self.options.get("timeout")
 
     @property
     def kind(self) -> str:
