@@ -19,7 +19,11 @@ EXTENSION_MODULES = ("duckdb", "narwhals", "numpy", "pyarrow", "pandas", "polars
                      # class: loaded anew by a later run, a Field(ge=2) lost its bound
                      "annotated_types", "pydantic.main", "pydantic.fields",
                      # registers pandas' Arrow types, first imported by a Parquet write
-                     "pandas.core.arrays.arrow.extension_types", "pyarrow.pandas_compat")
+                     "pandas.core.arrays.arrow.extension_types", "pyarrow.pandas_compat",
+                     # the namespace the frames engine checks frames against: loaded anew by
+                     # a later run, a pandas frame was no longer its DataFrame and went to
+                     # the lazy engine, which reads case-twin columns another way
+                     "narwhals.stable.v2")
 
 
 def import_once(*modules: str) -> None:
