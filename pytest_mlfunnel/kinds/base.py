@@ -190,6 +190,10 @@ class CheckKind(Generic[ConfigT]):
         raise NotImplementedError
 
 
+#: a time this far ahead of the clock still counts as now (two machines' clocks differ a
+#: little); further ahead, a wrong clock or time zone wrote it and no age can be told
+CLOCK_SKEW_S = 300.0
+
 _SLUG_RE = re.compile(r"[^A-Za-z0-9_.\-/]+")
 
 

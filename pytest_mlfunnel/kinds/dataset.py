@@ -23,6 +23,7 @@ from pytest_mlfunnel.expectations import (
     parse_share,
 )
 from pytest_mlfunnel.kinds.base import (
+    CLOCK_SKEW_S,
     CheckConfig,
     CheckKind,
     Criterion,
@@ -591,10 +592,6 @@ def _same(config_value: Any, data_value: Any) -> bool:
     return bool(config_value == data_value)
 
 
-#: a newest value this far ahead of the clock still counts as now (two machines' clocks)
-CLOCK_SLACK_S = 300.0
-
-
 def _max_age(source: SourceSpec, column: str, max_age: float) -> Evaluate:
     expected = f"within {format_duration(max_age)}"
 
@@ -612,7 +609,7 @@ def _max_age(source: SourceSpec, column: str, max_age: float) -> Evaluate:
         now = ctx.now if stamp.tzinfo else ctx.now.astimezone(dt.timezone.utc).replace(
             tzinfo=None)
         age = (now - stamp).total_seconds()
-        if age < -CLOCK_SLACK_S:  # not fresh data: a wrong clock or time zone wrote it
+        if age < -CLOCK_SKEW_S:  # not fresh data: a wrong clock or time zone wrote it
             return Outcome.failed(
                 f"{column}: newest value {_show(stamp)} is {format_duration(-age)} ahead of "
                 f"the clock ({_show(now.replace(microsecond=0))}), expected {expected}: a "

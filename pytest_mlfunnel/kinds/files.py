@@ -16,6 +16,7 @@ from pydantic import field_validator
 
 from pytest_mlfunnel.expectations import format_duration
 from pytest_mlfunnel.kinds.base import (
+    CLOCK_SKEW_S,
     CheckConfig,
     CheckKind,
     Criterion,
@@ -28,10 +29,14 @@ from pytest_mlfunnel.outcome import CriterionError, Outcome
 from pytest_mlfunnel.release import git, git_env
 
 MAX_LISTED = 5
+
+
+def _some(names: list[str]) -> str:
+    """The first ``MAX_LISTED`` names, and how many more there are."""
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    return ", ".join(names[:MAX_LISTED]) + more
 #: how long the git calls that date a check's files may take, all together
 GIT_TIMEOUT_S = 30.0
-#: a change time this much ahead of the clock still counts as now (two machines' clocks)
-CLOCK_SKEW_S = 300.0
 #: pathspecs per ``git log`` call, in characters (far below any command-line limit)
 _PATHSPEC_CHARS = 60_000
 
@@ -351,29 +356,24 @@ class FilesKind(CheckKind[FilesConfig]):
                                       f"{format_duration(oldest)} ago")
             problems: list[str] = []
             if future:
-                named = ", ".join(f"{_rel(p, ctx.rootdir)} ({changes[p].in_the_future()})"
-                                  for p in future[:MAX_LISTED])
-                more = (f" and {len(future) - MAX_LISTED} more"
-                        if len(future) > MAX_LISTED else "")
+                named = _some([f"{_rel(p, ctx.rootdir)} ({changes[p].in_the_future()})"
+                               for p in future])
                 problems.append(f"{len(future)} of {len(matches)} file(s) dated ahead of the "
-                                f"clock, so their age cannot be told: {named}{more}")
+                                f"clock, so their age cannot be told: {named}")
             if stale:
-                named = ", ".join(
+                named = _some([
                     f"{_rel(p, ctx.rootdir)} ({'at least ' if changes[p].at_least else ''}"
-                    f"{format_duration(a)} ago)" for a, p in stale[:MAX_LISTED])
-                more = (f" and {len(stale) - MAX_LISTED} more"
-                        if len(stale) > MAX_LISTED else "")
+                    f"{format_duration(a)} ago)" for a, p in stale])
                 problems.append(f"{len(stale)} of {len(matches)} file(s) older than "
-                                f"{format_duration(check.max_age)}: {named}{more}")
+                                f"{format_duration(check.max_age)}: {named}")
             return Outcome.failed(f"{pattern}: {'; '.join(problems)}",
                                   round(oldest / 86400.0, 2), expected)
         return evaluate
 
 
 def shallow_clone(paths: list[Path], rootdir: Path) -> str:
-    named = ", ".join(_rel(path, rootdir) for path in paths[:MAX_LISTED])
-    more = f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else ""
-    return (f"the repository is a shallow clone, so git cannot tell when {named}{more} last "
+    named = _some([_rel(path, rootdir) for path in paths])
+    return (f"the repository is a shallow clone, so git cannot tell when {named} last "
             "changed (each shows as added where the history is cut): fetch the full history "
             "(actions/checkout with fetch-depth: 0; GitLab: GIT_DEPTH: 0)")
 
@@ -383,9 +383,8 @@ def _folders(pattern: str, folders: list[Path], rootdir: Path) -> str:
     if not glob.has_magic(pattern):
         inside = pattern.rstrip("/\\") + "/*"
         return f"{pattern}: a folder, not a file (write '{inside}' for the files in it)"
-    named = ", ".join(_rel(path, rootdir) for path in folders[:MAX_LISTED])
-    more = f" and {len(folders) - MAX_LISTED} more" if len(folders) > MAX_LISTED else ""
-    return f"{pattern}: no such file (only folders match: {named}{more})"
+    named = _some([_rel(path, rootdir) for path in folders])
+    return f"{pattern}: no such file (only folders match: {named})"
 
 
 def _missing(pattern: str, broken: list[Path], rootdir: Path) -> str:
@@ -396,9 +395,8 @@ def _missing(pattern: str, broken: list[Path], rootdir: Path) -> str:
         return f"{pattern}: no such file{hint}"
     if not glob.has_magic(pattern):
         return f"{pattern}: a broken symbolic link (it leads to no file)"
-    named = ", ".join(_rel(path, rootdir) for path in broken[:MAX_LISTED])
-    more = f" and {len(broken) - MAX_LISTED} more" if len(broken) > MAX_LISTED else ""
-    return f"{pattern}: no such file (only broken symbolic links: {named}{more})"
+    named = _some([_rel(path, rootdir) for path in broken])
+    return f"{pattern}: no such file (only broken symbolic links: {named})"
 
 
 def _rel(path: Path, rootdir: Path) -> str:
