@@ -115,15 +115,16 @@ def _types_differ(pattern: str, shared: dict[Any, Any]) -> bool:
     two files (read from the footers alone; the root of each schema left out)."""
     connection = duckdb_connection(shared)
     try:
+        # the footers read once: every file, then each column's files and types among them
         rows = connection.execute(
-            "SELECT name, count(DISTINCT file_name), count(DISTINCT duckdb_type) FROM "
-            "parquet_schema(?) WHERE column_id > 0 GROUP BY name", [pattern]).fetchall()
-        files = connection.execute("SELECT count(DISTINCT file_name) FROM parquet_schema(?)",
-                                   [pattern]).fetchall()[0][0]
+            "WITH s AS MATERIALIZED (SELECT file_name, name, duckdb_type, column_id FROM "
+            "parquet_schema(?)) SELECT name, count(DISTINCT file_name), "
+            "count(DISTINCT duckdb_type), (SELECT count(DISTINCT file_name) FROM s) FROM s "
+            "WHERE column_id > 0 GROUP BY name", [pattern]).fetchall()
     except Exception:  # an unreadable footer is named when the view is read
         return False
-    same_columns = all(int(n) == int(files) for _, n, _ in rows)
-    return same_columns and any(int(kinds) > 1 for _, _, kinds in rows)
+    same_columns = all(int(n) == int(files) for _, n, _, files in rows)
+    return same_columns and any(int(kinds) > 1 for _, _, kinds, _ in rows)
 
 
 def _naming_union_by_name(execute: Executor) -> Executor:
