@@ -14,6 +14,7 @@ distribution uses the Pelz-Good expansion, as scipy does for large samples.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Sequence
@@ -176,7 +177,12 @@ _SQRT2PI = math.sqrt(2.0 * math.pi)
 #: up to this n the tail is counted exactly (as scipy's kstwo does); above it the Pelz-Good
 #: expansion is within 3e-6 of it (4e-7 at 200)
 KOLMOGOROV_EXACT_N = 140
-_COMB = [[float(math.comb(r, k)) for k in range(r + 1)] for r in range(KOLMOGOROV_EXACT_N + 1)]
+
+
+@functools.cache
+def _binomials(r: int) -> tuple[float, ...]:
+    """C(r, 0) .. C(r, r) as floats: made when a small sample first asks, not at import."""
+    return tuple(float(math.comb(r, k)) for k in range(r + 1))
 
 
 def kolmogorov_n_sf(n: float, x: float) -> float:
@@ -526,8 +532,9 @@ def _kolmogorov_exact_sf(n: int, d: float) -> float:
             if chance == 0.0:
                 continue
             rest = n - j
+            binomials = _binomials(rest)
             for k in range(rest + 1):
-                following[j + k] += chance * _COMB[rest][k] * p_to[k] * q_to[rest - k]
+                following[j + k] += chance * binomials[k] * p_to[k] * q_to[rest - k]
         fewest, most = corners[corner]
         chances = [c if fewest <= j <= most else 0.0 for j, c in enumerate(following)]
         before = corner
